@@ -1,0 +1,53 @@
+//! `exe init`: write a commented starter pipeline from `templates/`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use crate::cli::InitArgs;
+use crate::error::Error;
+
+/// The starters, compiled into the binary so `exe init` works anywhere.
+const STARTERS: &[(&str, &str, &str)] = &[
+    ("basic", "toml", include_str!("../../templates/basic.toml")),
+    ("basic-yaml", "yaml", include_str!("../../templates/basic.yaml")),
+    ("etl", "toml", include_str!("../../templates/etl.toml")),
+    ("matrix", "toml", include_str!("../../templates/matrix.toml")),
+];
+
+pub(super) fn run(args: &InitArgs) -> Result<i32, Error> {
+    if args.list {
+        let mut out = std::io::stdout().lock();
+        for (name, ext, _) in STARTERS {
+            writeln!(out, "{name}\t(.{ext})")?;
+        }
+        return Ok(0);
+    }
+    let Some((_, ext, text)) = STARTERS.iter().find(|(name, _, _)| *name == args.template) else {
+        let names: Vec<&str> = STARTERS.iter().map(|(n, _, _)| *n).collect();
+        return Err(Error::Usage {
+            message: format!("unknown starter `{}`", args.template),
+            help: Some(format!("starters: {}", names.join(", "))),
+        });
+    };
+    let path = args.path.clone().unwrap_or_else(|| PathBuf::from(format!("pipeline.{ext}")));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if args.force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(&path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::Usage {
+                message: format!("{} already exists", path.display()),
+                help: Some("pass --force to overwrite it, or give another path".to_owned()),
+            }
+        } else {
+            Error::Write { path: path.clone(), source }
+        }
+    })?;
+    file.write_all(text.as_bytes()).map_err(|source| Error::Write { path: path.clone(), source })?;
+    eprintln!("wrote {}; check it with `exe lint {}`", path.display(), path.display());
+    Ok(0)
+}

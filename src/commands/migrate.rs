@@ -1,0 +1,50 @@
+//! `exe migrate`: legacy (or other-format) files to the current format, meaning kept.
+
+use std::io::Write as _;
+
+use crate::cli::{MigrateArgs, TargetFormat};
+use crate::diagnostic::render_human;
+use crate::emit::emit;
+use crate::error::Error;
+use crate::load::{self, LoadOptions};
+use crate::source::Format;
+
+pub(super) fn run(args: &MigrateArgs, out: &super::Output) -> Result<i32, Error> {
+    // Only the file itself: includes stay includes, profiles stay profiles.
+    let (doc, warnings) = load::load(&args.file, &LoadOptions::default()).map_err(Error::Config)?;
+    let notes: Vec<_> = warnings.into_iter().filter(|w| w.code != "exe::config::legacy_format").collect();
+    if !notes.is_empty() && !out.quiet {
+        eprint!("{}", render_human(&notes, false));
+    }
+    let mut spec = doc.provenance.main_spec().map_err(Error::Config)?;
+    if doc.legacy {
+        spec = doc.spec.clone();
+    }
+    spec.version = Some(crate::spec::FORMAT_VERSION);
+    let format = match args.to {
+        TargetFormat::Toml => Format::Toml,
+        TargetFormat::Yaml => Format::Yaml,
+        TargetFormat::Json => Format::Json,
+    };
+    let header = format!("Migrated from {} by `exe migrate`.", args.file.display());
+    let text = emit(&spec, format, &header).map_err(|message| Error::Usage {
+        message: format!("cannot write this pipeline as {format}: {message}"),
+        help: Some("try another `--to` format".to_owned()),
+    })?;
+    match &args.output {
+        None => std::io::stdout().write_all(text.as_bytes())?,
+        Some(path) => {
+            if path.exists() && !args.force {
+                return Err(Error::Usage {
+                    message: format!("{} already exists", path.display()),
+                    help: Some("pass --force to overwrite it".to_owned()),
+                });
+            }
+            std::fs::write(path, text).map_err(|source| Error::Write { path: path.clone(), source })?;
+            if !out.quiet {
+                eprintln!("wrote {}; check it with `exe lint {}`", path.display(), path.display());
+            }
+        }
+    }
+    Ok(0)
+}

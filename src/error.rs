@@ -1,0 +1,47 @@
+//! The errors a command can end with, and the exit code each one means.
+
+use std::path::PathBuf;
+
+use crate::diagnostic::Diagnostic;
+
+/// Exit code: a job failed or timed out (and `lint` found errors).
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code: the pipeline or the command line is invalid.
+pub const EXIT_INVALID: i32 = 2;
+
+/// Why a command could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The pipeline is invalid; the diagnostics say why.
+    #[error("the pipeline is invalid")]
+    Config(Vec<Diagnostic>),
+    /// The command line asked for something impossible.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        help: Option<String>,
+    },
+    /// A file exe had to write could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// Standard input or output failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Usage { .. } => EXIT_INVALID,
+            Error::Write { .. } | Error::Io(_) => EXIT_FAILED,
+        }
+    }
+}

@@ -1,0 +1,748 @@
+//! Finding and layering pipeline files into one [`Document`], keeping where every value
+//! came from.
+//!
+//! Layers, later wins: included files in order < the file < `profiles.<name>` <
+//! `EXE_<PATH>` environment variables < `--set path=value`. figment does the merging and
+//! tags every value with the layer that supplied it; the parsed [`Node`] trees are kept so
+//! a tag and a key path lead back to a file, line and column ([`Provenance::locate`]).
+//! Nothing here spawns a process or writes a file.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use figment::providers::Env;
+use figment::value::{Dict, Empty, Map, Num, Tag, Value as FValue};
+use figment::{Figment, Metadata, Profile, Provider};
+
+use crate::diagnostic::{At, Diagnostic, did_you_mean};
+use crate::source::{self, Format, Node, SourceFile, Value};
+use crate::spec::legacy;
+use crate::spec::{JobSpec, PipelineSpec};
+
+/// What to layer on top of the files.
+#[derive(Debug, Default, Clone)]
+pub struct LoadOptions {
+    /// `--profile NAME`.
+    pub profile: Option<String>,
+    /// `--set path=value`, in order.
+    pub sets: Vec<String>,
+    /// Whether `EXE_*` environment variables are a layer (not for `lint`, which checks files).
+    pub use_env: bool,
+}
+
+/// A pipeline's merged raw spec, before validation.
+#[derive(Debug)]
+pub struct Document {
+    /// The merged spec; `jobs` are in file order.
+    pub spec: PipelineSpec,
+    /// The file that was asked for.
+    pub main: Arc<SourceFile>,
+    /// Whether the file is in the older tool's format.
+    pub legacy: bool,
+    /// Where each value came from.
+    pub provenance: Provenance,
+}
+
+/// The layer a value came from.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A file (the main one or an include).
+    File(Arc<SourceFile>),
+    /// An `EXE_*` environment variable.
+    Env(String),
+    /// A `--set` flag.
+    Flag(String),
+}
+
+#[derive(Debug)]
+enum Layer {
+    File(usize),
+    Legacy(usize, HashMap<String, usize>),
+    Env,
+    Flag(String),
+}
+
+/// Answers "where did this value come from?" for any key path of the merged document.
+#[derive(Debug)]
+pub struct Provenance {
+    figment: Figment,
+    root: FValue,
+    layers: HashMap<String, Layer>,
+    trees: Vec<(Arc<SourceFile>, Node)>,
+    profile: Option<String>,
+}
+
+/// The top-level keys a file may set; `EXE_*` variables are layered only under these.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "version",
+    "name",
+    "description",
+    "working_dir",
+    "include",
+    "log_dir",
+    "vars",
+    "env",
+    "inherit_env",
+    "defaults",
+    "max_parallel",
+    "continue_on_error",
+    "templates",
+    "notify",
+    "jobs",
+    "profiles",
+    "security_policy",
+];
+
+/// Loads a pipeline file and everything it includes, and layers the options on top.
+///
+/// On success, also returns warnings. On failure, returns every problem found.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<(Document, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let format = format_of(path).map_err(|d| vec![d])?;
+    let text = source::read_text(path).map_err(|e| vec![read_error(path, &e)])?;
+    load_text(path, text, format, options)
+}
+
+/// The format a file name says, or a diagnostic saying it says none.
+pub fn format_of(path: &Path) -> Result<Format, Diagnostic> {
+    Format::from_path(path).ok_or_else(|| {
+        Diagnostic::error("exe::config::unknown_format", format!("{}: cannot tell the format from the file name", path.display()))
+            .at(Some(At::File(path.to_path_buf())))
+            .help("name pipeline files `.toml`, `.yaml`, `.yml` or `.json`")
+    })
+}
+
+/// Like [`load`], for text already read (a folder walk, stdin). `path` names it.
+pub fn load_text(
+    path: &Path,
+    text: String,
+    format: Format,
+    options: &LoadOptions,
+) -> Result<(Document, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut loader = Loader::default();
+    let main = loader.parse(path.to_path_buf(), text, format)?;
+    let (main_source, main_tree) = loader.trees[main].clone();
+    let mut warnings = Vec::new();
+    let mut figment = Figment::new();
+    let mut layers = HashMap::new();
+    let legacy = legacy::is_legacy(&main_tree);
+    if legacy {
+        let (spec, job_index, notes) = legacy::convert(&main_tree, &main_source)?;
+        warnings.extend(notes);
+        let name = format!("legacy file {}", main_source.path.display());
+        figment = figment.merge(TreeProvider::new(&name, FValue::serialize(&spec).map_err(|e| {
+            vec![Diagnostic::error("exe::config::legacy", format!("could not convert the legacy file: {e}"))]
+        })?));
+        layers.insert(name, Layer::Legacy(main, job_index));
+    } else {
+        let files = loader.includes(main)?;
+        for index in files {
+            let (source, tree) = &loader.trees[index];
+            let name = format!("file {}", source.path.display());
+            figment = figment.merge(TreeProvider::new(&name, to_figment(tree)));
+            layers.insert(name, Layer::File(index));
+        }
+    }
+    if let Some(profile) = &options.profile {
+        let key = FValue::from(profile.clone());
+        let found = figment.find_value("profiles").ok().and_then(|p| {
+            p.into_dict().and_then(|mut d| d.remove(key.as_str().unwrap_or_default()))
+        });
+        let Some(found) = found else {
+            let names: Vec<String> = figment
+                .find_value("profiles")
+                .ok()
+                .and_then(FValue::into_dict)
+                .map(|d| d.into_keys().collect())
+                .unwrap_or_default();
+            let mut d = Diagnostic::error("exe::config::unknown_profile", format!("unknown profile `{profile}`"))
+                .at(Some(At::Flag(format!("--profile {profile}"))));
+            d = d.help(match did_you_mean(profile, names.iter().map(String::as_str)) {
+                Some(hint) => hint,
+                None if names.is_empty() => "this pipeline defines no `profiles`".to_owned(),
+                None => format!("profiles defined: {}", names.join(", ")),
+            });
+            return Err(vec![d]);
+        };
+        // Values keep the tag of the file that wrote them; `locate` adds the prefix back.
+        figment = figment.merge(TreeProvider::new("profile", found));
+    }
+    if options.use_env {
+        let env = Env::prefixed("EXE_")
+            .split("__")
+            .filter(|key| TOP_LEVEL_KEYS.contains(&key.as_str().split('.').next().unwrap_or_default()));
+        layers.insert(env.metadata().name.to_string(), Layer::Env);
+        figment = figment.merge(env);
+    }
+    for (i, set) in options.sets.iter().enumerate() {
+        let name = format!("--set #{i}");
+        let value = parse_set(set).map_err(|message| {
+            vec![
+                Diagnostic::error("exe::cli::invalid_set", message)
+                    .at(Some(At::Flag(format!("--set {set}"))))
+                    .help("write it as `--set path.to.key=value`, e.g. `--set jobs.build.timeout=5m`"),
+            ]
+        })?;
+        figment = figment.merge(TreeProvider::new(&name, value));
+        layers.insert(name, Layer::Flag(format!("--set {set}")));
+    }
+    let root = figment.find_value("").unwrap_or_else(|_| FValue::from(Dict::new()));
+    let provenance = Provenance { figment, root, layers, trees: loader.trees, profile: options.profile.clone() };
+    let mut spec = extract(&provenance)?;
+    order_jobs(&mut spec, &provenance);
+    Ok((Document { spec, main: main_source, legacy, provenance }, warnings))
+}
+
+/// Reads a file as a user-facing diagnostic when it cannot be read.
+pub fn read_error(path: &Path, error: &source::ReadError) -> Diagnostic {
+    let code = match error {
+        source::ReadError::Io(_) => "exe::config::unreadable",
+        source::ReadError::TooLarge(_) => "exe::config::too_large",
+        source::ReadError::Binary | source::ReadError::NotUtf8(_) => "exe::config::not_text",
+    };
+    Diagnostic::error(code, format!("cannot read {}: {error}", path.display())).at(Some(At::File(path.to_path_buf())))
+}
+
+#[derive(Default)]
+struct Loader {
+    trees: Vec<(Arc<SourceFile>, Node)>,
+    by_path: HashMap<PathBuf, usize>,
+}
+
+impl Loader {
+    /// Parses one file's text; the root must be a map.
+    fn parse(&mut self, path: PathBuf, text: String, format: Format) -> Result<usize, Vec<Diagnostic>> {
+        let source = Arc::new(SourceFile { path: path.clone(), text, format });
+        let tree = source::parse(&source.text, format).map_err(|e| vec![syntax_diagnostic(&source, e)])?;
+        let tree = match tree.value {
+            Value::Map(_) => tree,
+            Value::Null => {
+                return Err(vec![
+                    Diagnostic::error("exe::config::empty", format!("{} is empty", path.display()))
+                        .at(Some(At::File(path)))
+                        .help("a pipeline needs at least a `jobs` map; `exe init` writes a starter file"),
+                ]);
+            }
+            _ => {
+                return Err(vec![
+                    Diagnostic::error("exe::config::not_a_map", format!("the top level is {}, not a map of keys", tree.kind()))
+                        .at(Some(At::Span { source, span: tree.span }))
+                        .help("a pipeline file is a map with keys such as `name` and `jobs`"),
+                ]);
+            }
+        };
+        if source.format == Format::Toml && matches!(&tree.value, Value::Map(m) if m.is_empty()) {
+            if source.text.trim().is_empty() {
+                return Err(vec![
+                    Diagnostic::error("exe::config::empty", format!("{} is empty", path.display()))
+                        .at(Some(At::File(path)))
+                        .help("a pipeline needs at least a `jobs` map; `exe init` writes a starter file"),
+                ]);
+            }
+        }
+        let canonical = std::fs::canonicalize(&path).unwrap_or(path);
+        self.trees.push((source, tree));
+        self.by_path.insert(canonical, self.trees.len() - 1);
+        Ok(self.trees.len() - 1)
+    }
+
+    /// Every file to merge, includes first (depth first, in order), each once; `main` last.
+    fn includes(&mut self, main: usize) -> Result<Vec<usize>, Vec<Diagnostic>> {
+        let mut order = Vec::new();
+        let mut done = HashSet::new();
+        let mut errors = Vec::new();
+        // Explicit stack of (file, next include to visit): include chains cannot overflow.
+        let mut stack: Vec<(usize, Vec<(PathBuf, std::ops::Range<usize>)>, usize)> = Vec::new();
+        let first = self.include_list(main, &mut errors);
+        stack.push((main, first, 0));
+        while let Some((file, list, next)) = stack.last_mut() {
+            let Some((path, span)) = list.get(*next).cloned() else {
+                let file = *file;
+                stack.pop();
+                if done.insert(file) {
+                    order.push(file);
+                }
+                continue;
+            };
+            *next += 1;
+            let file = *file;
+            let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if let Some(&seen) = self.by_path.get(&canonical) {
+                if stack.iter().any(|(f, _, _)| *f == seen) {
+                    let chain: Vec<String> = stack
+                        .iter()
+                        .map(|(f, _, _)| self.trees[*f].0.path.display().to_string())
+                        .chain([path.display().to_string()])
+                        .collect();
+                    errors.push(
+                        Diagnostic::error("exe::config::include_cycle", format!("include cycle: {}", chain.join(" -> ")))
+                            .at(Some(At::Span { source: self.trees[file].0.clone(), span }))
+                            .label("this include leads back to a file that includes it")
+                            .help("remove one of the includes in the chain"),
+                    );
+                }
+                continue;
+            }
+            let text = match format_of(&path).map_err(|d| d.message).and_then(|_| source::read_text(&path).map_err(|e| e.to_string())) {
+                Ok(text) => text,
+                Err(e) => {
+                    errors.push(
+                        Diagnostic::error("exe::config::include_unreadable", format!("cannot read included file {}: {e}", path.display()))
+                            .at(Some(At::Span { source: self.trees[file].0.clone(), span })),
+                    );
+                    continue;
+                }
+            };
+            let format = Format::from_path(&path).expect("checked by format_of");
+            match self.parse(path, text, format) {
+                Ok(index) => {
+                    let list = self.include_list(index, &mut errors);
+                    stack.push((index, list, 0));
+                }
+                Err(e) => errors.extend(e),
+            }
+        }
+        if errors.is_empty() { Ok(order) } else { Err(errors) }
+    }
+
+    /// The paths a file's `include` names, globs expanded (sorted), relative to the file.
+    fn include_list(&self, file: usize, errors: &mut Vec<Diagnostic>) -> Vec<(PathBuf, std::ops::Range<usize>)> {
+        let (source, tree) = &self.trees[file];
+        let Some(include) = tree.get("include") else { return Vec::new() };
+        let entries: Vec<&Node> = match &include.value {
+            Value::Str(_) => vec![include],
+            Value::Seq(items) => items.iter().collect(),
+            _ => {
+                errors.push(
+                    Diagnostic::error("exe::config::invalid_type", format!("`include` must be a list of paths, found {}", include.kind()))
+                        .at(Some(At::Span { source: source.clone(), span: include.span.clone() })),
+                );
+                return Vec::new();
+            }
+        };
+        let base = source.path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let mut paths = Vec::new();
+        for entry in entries {
+            let Value::Str(pattern) = &entry.value else {
+                errors.push(
+                    Diagnostic::error("exe::config::invalid_type", format!("an include must be a path, found {}", entry.kind()))
+                        .at(Some(At::Span { source: source.clone(), span: entry.span.clone() })),
+                );
+                continue;
+            };
+            let full = base.join(pattern);
+            let at = || Some(At::Span { source: source.clone(), span: entry.span.clone() });
+            if !pattern.contains(['*', '?', '[']) {
+                if full.exists() {
+                    paths.push((full, entry.span.clone()));
+                } else {
+                    errors.push(
+                        Diagnostic::error("exe::config::include_not_found", format!("included file {} does not exist", full.display()))
+                            .at(at())
+                            .help("include paths are relative to the file that includes them"),
+                    );
+                }
+                continue;
+            }
+            match glob::glob(&full.to_string_lossy()) {
+                Ok(matches) => {
+                    let mut found: Vec<PathBuf> = matches.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+                    found.sort();
+                    if found.is_empty() {
+                        errors.push(
+                            Diagnostic::warning("exe::config::include_empty", format!("`{pattern}` matches no files"))
+                                .at(at()),
+                        );
+                    }
+                    paths.extend(found.into_iter().map(|p| (p, entry.span.clone())));
+                }
+                Err(e) => errors.push(
+                    Diagnostic::error("exe::config::invalid_glob", format!("invalid glob `{pattern}`: {}", e.msg)).at(at()),
+                ),
+            }
+        }
+        // Warnings about empty globs must not stop the load.
+        let (warnings, rest): (Vec<_>, Vec<_>) = errors.drain(..).partition(|d| !d.is_error());
+        errors.extend(rest);
+        for w in warnings {
+            tracing::warn!("{}", w.message);
+        }
+        paths
+    }
+}
+
+fn syntax_diagnostic(source: &Arc<SourceFile>, e: source::SyntaxError) -> Diagnostic {
+    let code = if e.message.starts_with("duplicate key") { "exe::config::duplicate_key" } else { "exe::config::syntax" };
+    let mut d = Diagnostic::error(code, format!("invalid {}: {}", source.format, e.message));
+    d.at = Some(match e.span {
+        Some(span) => At::Span { source: source.clone(), span },
+        None => At::File(source.path.clone()),
+    });
+    d.help = e.help;
+    if let Some(related) = e.related {
+        d.related.push(related);
+    }
+    d
+}
+
+/// A parsed file (or a prepared value) as a figment layer.
+struct TreeProvider {
+    name: String,
+    dict: std::cell::RefCell<Option<Dict>>,
+}
+
+impl TreeProvider {
+    fn new(name: &str, value: FValue) -> Self {
+        TreeProvider { name: name.to_owned(), dict: std::cell::RefCell::new(value.into_dict()) }
+    }
+}
+
+impl Provider for TreeProvider {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone())
+    }
+
+    fn data(&self) -> figment::Result<Map<Profile, Dict>> {
+        // figment asks once per merge; handing the dict over avoids copying 100,000 jobs.
+        Ok(Profile::Default.collect(self.dict.borrow_mut().take().unwrap_or_default()))
+    }
+}
+
+/// A parsed tree as a figment value.
+pub fn to_figment(node: &Node) -> FValue {
+    match &node.value {
+        Value::Null => FValue::Empty(Tag::Default, Empty::None),
+        Value::Bool(b) => FValue::Bool(Tag::Default, *b),
+        Value::Int(i) => FValue::Num(Tag::Default, Num::I64(*i)),
+        Value::Float(f) => FValue::Num(Tag::Default, Num::F64(*f)),
+        Value::Str(s) => FValue::String(Tag::Default, s.clone()),
+        Value::Seq(items) => FValue::Array(Tag::Default, items.iter().map(to_figment).collect()),
+        Value::Map(entries) => {
+            FValue::Dict(Tag::Default, entries.iter().map(|(k, v)| (k.name.clone(), to_figment(v))).collect())
+        }
+    }
+}
+
+/// `path.to.key=value` as a nested value. Quote a part that holds dots: `jobs."a.b".timeout`.
+fn parse_set(set: &str) -> Result<FValue, String> {
+    let (path, value) = set.split_once('=').ok_or_else(|| format!("`--set {set}` has no `=`"))?;
+    let parts = split_path(path).ok_or_else(|| format!("`{path}` is not a key path"))?;
+    if !TOP_LEVEL_KEYS.contains(&parts[0].as_str()) {
+        let hint = did_you_mean(&parts[0], TOP_LEVEL_KEYS.iter().copied()).unwrap_or_default();
+        return Err(format!("unknown key `{}` {hint}", parts[0]).trim_end().to_owned());
+    }
+    let mut value: FValue = value.parse().unwrap_or_else(|_| FValue::from(value.to_owned()));
+    for part in parts.into_iter().rev() {
+        let mut dict = Dict::new();
+        dict.insert(part, value);
+        value = FValue::from(dict);
+    }
+    Ok(value)
+}
+
+/// Splits `a."b.c".d` into `["a", "b.c", "d"]`.
+pub fn split_path(path: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut rest = path.trim();
+    while !rest.is_empty() {
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let end = quoted.find('"')?;
+            parts.push(quoted[..end].to_owned());
+            rest = &quoted[end + 1..];
+        } else {
+            let end = rest.find('.').unwrap_or(rest.len());
+            parts.push(rest[..end].to_owned());
+            rest = &rest[end..];
+        }
+        rest = match rest.strip_prefix('.') {
+            Some(r) if !r.is_empty() => r,
+            Some(_) => return None,
+            None if rest.is_empty() => rest,
+            None => return None,
+        };
+    }
+    (!parts.is_empty() && parts.iter().all(|p| !p.is_empty())).then_some(parts)
+}
+
+/// Deserializes the merged document; on failure, isolates each key so that every problem
+/// is reported, not just the first serde meets.
+fn extract(p: &Provenance) -> Result<PipelineSpec, Vec<Diagnostic>> {
+    if let Ok(spec) = p.root.deserialize::<PipelineSpec>() {
+        return Ok(spec);
+    }
+    let mut errors = Vec::new();
+    isolate_pipeline(&p.root, &[], &mut errors);
+    Err(errors.into_iter().map(|e| diagnose(&e, &|path: &[String], key: bool| p.locate_inner(&[path.to_vec()], key))).collect())
+}
+
+fn isolate_pipeline(value: &FValue, prefix: &[String], errors: &mut Vec<figment::Error>) {
+    let Some(dict) = value.as_dict() else {
+        errors.extend(value.deserialize::<PipelineSpec>().err().map(|e| prefixed(e, prefix)));
+        return;
+    };
+    for (key, value) in dict {
+        let single = FValue::from(Dict::from([(key.clone(), value.clone())]));
+        let Err(e) = single.deserialize::<PipelineSpec>() else { continue };
+        let here: Vec<String> = prefix.iter().cloned().chain([key.clone()]).collect();
+        match (key.as_str(), value.as_dict()) {
+            ("jobs" | "templates", Some(jobs)) => {
+                for (id, job) in jobs {
+                    let at: Vec<String> = here.iter().cloned().chain([id.clone()]).collect();
+                    isolate_job(job, &at, errors);
+                }
+            }
+            ("defaults", Some(_)) => isolate_job(value, &here, errors),
+            ("profiles", Some(profiles)) => {
+                for (name, profile) in profiles {
+                    let at: Vec<String> = here.iter().cloned().chain([name.clone()]).collect();
+                    isolate_pipeline(profile, &at, errors);
+                }
+            }
+            _ => errors.push(prefixed(e, prefix)),
+        }
+    }
+}
+
+fn isolate_job(value: &FValue, prefix: &[String], errors: &mut Vec<figment::Error>) {
+    let Some(dict) = value.as_dict() else {
+        errors.extend(value.deserialize::<JobSpec>().err().map(|e| prefixed(e, prefix)));
+        return;
+    };
+    for (key, value) in dict {
+        let single = FValue::from(Dict::from([(key.clone(), value.clone())]));
+        if let Err(e) = single.deserialize::<JobSpec>() {
+            errors.push(prefixed(e, prefix));
+        }
+    }
+}
+
+fn prefixed(mut e: figment::Error, prefix: &[String]) -> figment::Error {
+    e.path = prefix.iter().cloned().chain(e.path).collect();
+    e
+}
+
+/// Puts jobs in the order they were first written, across layers.
+fn order_jobs(spec: &mut PipelineSpec, p: &Provenance) {
+    let Some(mut jobs) = spec.jobs.take() else { return };
+    let mut ordered = indexmap::IndexMap::with_capacity(jobs.len());
+    let profile_path = p.profile.as_ref().map(|name| vec!["profiles".to_owned(), name.clone(), "jobs".to_owned()]);
+    for (_, tree) in &p.trees {
+        let mut maps = vec![tree.get("jobs")];
+        if let Some(path) = &profile_path {
+            maps.push(tree.find(path));
+        }
+        for map in maps.into_iter().flatten() {
+            if let Value::Map(entries) = &map.value {
+                for (key, _) in entries {
+                    if let Some(job) = jobs.swap_remove(&key.name) {
+                        ordered.insert(key.name.clone(), job);
+                    }
+                }
+            }
+            if let Value::Seq(items) = &map.value {
+                // Legacy files: jobs are an array of objects with `id`.
+                for item in items {
+                    if let Some(Value::Str(id)) = item.get("id").map(|n| &n.value) {
+                        if let Some(job) = jobs.swap_remove(id) {
+                            ordered.insert(id.clone(), job);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    jobs.sort_keys();
+    ordered.extend(jobs);
+    spec.jobs = Some(ordered);
+}
+
+impl Provenance {
+    /// The layer that supplied the value at `path` of the merged document.
+    pub fn origin(&self, path: &[String]) -> Option<Origin> {
+        let value = find(&self.root, path)?;
+        let meta = self.figment.get_metadata(value.tag())?;
+        Some(match self.layers.get(meta.name.as_ref())? {
+            Layer::File(i) | Layer::Legacy(i, _) => Origin::File(self.trees[*i].0.clone()),
+            Layer::Env => Origin::Env(meta.interpolate(&Profile::Default, path)),
+            Layer::Flag(flag) => Origin::Flag(flag.clone()),
+        })
+    }
+
+    /// Where the value at `path` was written: the first of `paths` that exists in the
+    /// merged document is used (a job field may come from the job, a template or `defaults`).
+    pub fn locate(&self, paths: &[Vec<String>]) -> Option<At> {
+        self.locate_inner(paths, false)
+    }
+
+    /// Like [`Provenance::locate`], but points at the key rather than its value.
+    pub fn locate_key(&self, paths: &[Vec<String>]) -> Option<At> {
+        self.locate_inner(paths, true)
+    }
+
+    pub(crate) fn locate_inner(&self, paths: &[Vec<String>], key: bool) -> Option<At> {
+        for path in paths {
+            let Some(value) = find(&self.root, path) else { continue };
+            let meta = self.figment.get_metadata(value.tag())?;
+            return match self.layers.get(meta.name.as_ref())? {
+                Layer::File(i) => {
+                    let (source, tree) = &self.trees[*i];
+                    let mut candidates = vec![path.clone()];
+                    if let Some(name) = &self.profile {
+                        candidates.push(["profiles".to_owned(), name.clone()].into_iter().chain(path.iter().cloned()).collect());
+                    }
+                    let span = candidates.iter().find_map(|c| span_in(tree, c, key));
+                    Some(match span {
+                        Some(span) => At::Span { source: source.clone(), span },
+                        None => At::File(source.path.clone()),
+                    })
+                }
+                Layer::Legacy(i, jobs) => {
+                    let (source, tree) = &self.trees[*i];
+                    let span = legacy::source_path(path, jobs).and_then(|c| span_in(tree, &c, key));
+                    Some(match span {
+                        Some(span) => At::Span { source: source.clone(), span },
+                        None => At::File(source.path.clone()),
+                    })
+                }
+                Layer::Env => Some(At::Env(meta.interpolate(&Profile::Default, path))),
+                Layer::Flag(flag) => Some(At::Flag(flag.clone())),
+            };
+        }
+        None
+    }
+
+    /// The main file's own spec, without includes, profiles or other layers (for `migrate`).
+    pub fn main_spec(&self) -> Result<PipelineSpec, Vec<Diagnostic>> {
+        let Some((source, tree)) = self.trees.first() else { return Ok(PipelineSpec::default()) };
+        let mut spec: PipelineSpec = to_figment(tree).deserialize().map_err(|e| {
+            let at = |path: &[String], key: bool| {
+                let span = if key { path.split_last().and_then(|(l, p)| tree.find(p)?.get_key(l)).map(|k| k.span.clone()) } else { None };
+                let span = span.or_else(|| tree.find(path).map(|n| n.span.clone()));
+                Some(span.map_or_else(|| At::File(source.path.clone()), |span| At::Span { source: source.clone(), span }))
+            };
+            vec![diagnose(&e, &at)]
+        })?;
+        if let (Some(jobs), Some(Value::Map(order))) = (spec.jobs.as_mut(), tree.get("jobs").map(|j| &j.value)) {
+            let position: HashMap<&str, usize> = order.iter().enumerate().map(|(i, (k, _))| (k.name.as_str(), i)).collect();
+            jobs.sort_by_cached_key(|id, _| position.get(id.as_str()).copied().unwrap_or(usize::MAX));
+        }
+        Ok(spec)
+    }
+
+    /// Every file that was read, the main one included.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.trees.iter().map(|(source, _)| source.path.as_path())
+    }
+
+    /// The folder relative paths in the value at `path` are relative to: the folder of the
+    /// file that set it, or the current folder for environment variables and flags.
+    pub fn base_dir(&self, path: &[String]) -> Option<PathBuf> {
+        match self.origin(path)? {
+            Origin::File(source) => Some(source.path.parent().unwrap_or(Path::new("")).to_path_buf()),
+            Origin::Env(_) | Origin::Flag(_) => std::env::current_dir().ok(),
+        }
+    }
+}
+
+/// Turns a figment deserialization error into a diagnostic, placed by `at(path, on_key)`.
+pub(crate) fn diagnose(e: &figment::Error, at: &impl Fn(&[String], bool) -> Option<At>) -> Diagnostic {
+    use figment::error::Kind;
+    let path = e.path.clone();
+    let key_path = |name: &str| {
+        if path.last().is_some_and(|l| l == name) { path.clone() } else { path.iter().cloned().chain([name.to_owned()]).collect() }
+    };
+    match &e.kind {
+        Kind::UnknownField(name, expected) => {
+            let key = key_path(name);
+            let help = did_you_mean(name, expected.iter().copied())
+                .unwrap_or_else(|| format!("valid keys here: {}", expected.join(", ")));
+            Diagnostic::error("exe::config::unknown_key", format!("unknown key `{name}`{}", context(&key[..key.len() - 1])))
+                .at(at(&key, true))
+                .label("not a known key")
+                .help(help)
+        }
+        Kind::MissingField(name) => Diagnostic::error("exe::config::missing_key", format!("missing key `{name}`{}", context(&path)))
+            .at(at(&path, true))
+            .help(format!("add `{name}`")),
+        Kind::InvalidType(actual, expected) => Diagnostic::error(
+            "exe::config::invalid_type",
+            format!("`{}` must be {expected}, found {actual}", dotted(&path)),
+        )
+        .at(at(&path, false))
+        .label(format!("expected {expected}")),
+        Kind::UnknownVariant(name, expected) => {
+            let help = did_you_mean(name, expected.iter().copied())
+                .unwrap_or_else(|| format!("valid values: {}", expected.join(", ")));
+            Diagnostic::error("exe::config::invalid_value", format!("`{}`: unknown value `{name}`", dotted(&path)))
+                .at(at(&path, false))
+                .label("not a valid value")
+                .help(help)
+        }
+        kind => {
+            let message = kind.to_string();
+            let code = if message.starts_with("invalid duration") {
+                "exe::config::invalid_duration"
+            } else if message.starts_with("invalid size") {
+                "exe::config::invalid_size"
+            } else {
+                "exe::config::invalid_value"
+            };
+            Diagnostic::error(code, format!("`{}`: {message}", dotted(&path))).at(at(&path, false))
+        }
+    }
+}
+
+fn context(path: &[String]) -> String {
+    if path.is_empty() { " at the top level".to_owned() } else { format!(" in `{}`", dotted(path)) }
+}
+
+/// A key path for messages: `jobs.build.timeout`.
+pub fn dotted(path: &[String]) -> String {
+    path.iter()
+        .map(|p| if p.contains('.') { format!("\"{p}\"") } else { p.clone() })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn find<'a>(root: &'a FValue, path: &[String]) -> Option<&'a FValue> {
+    let mut value = root;
+    for part in path {
+        value = match value {
+            FValue::Dict(_, dict) => dict.get(part)?,
+            FValue::Array(_, items) => items.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+fn span_in(tree: &Node, path: &[String], key: bool) -> Option<std::ops::Range<usize>> {
+    if key {
+        let (last, parent) = path.split_last()?;
+        if let Some(k) = tree.find(parent)?.get_key(last) {
+            return Some(k.span.clone());
+        }
+    }
+    tree.find(path).map(|n| n.span.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_paths_split_on_dots_outside_quotes() {
+        assert_eq!(split_path("jobs.build.timeout").unwrap(), ["jobs", "build", "timeout"]);
+        assert_eq!(split_path("jobs.\"a.b\".timeout").unwrap(), ["jobs", "a.b", "timeout"]);
+        assert!(split_path("jobs..x").is_none());
+        assert!(split_path("").is_none());
+    }
+
+    #[test]
+    fn set_values_are_typed() {
+        let v = parse_set("max_parallel=4").unwrap();
+        assert_eq!(find(&v, &["max_parallel".into()]).unwrap().to_i128(), Some(4));
+        assert!(parse_set("max_paralel=4").unwrap_err().contains("did you mean `max_parallel`"));
+        assert!(parse_set("nothing").is_err());
+    }
+}

@@ -1,0 +1,617 @@
+//! Runs one attempt of a shell job and owns the process-group primitives around it.
+//!
+//! An attempt is `/bin/sh -c <command>` started through duct, with exactly the environment it
+//! is given, in its working directory, with stdin from `/dev/null` and stdout and stderr both
+//! appended to one log file. The worker thread blocks in [`Running::wait`]; deadlines belong to
+//! the coordinator, which ends an attempt early with [`kill_group`] on its pgid.
+//!
+//! Invariants:
+//! - Every attempt leads its own process group (pgid == pid of `sh`), set in the child before
+//!   `exec`. So a signal to the group reaches the job and everything it started that stayed in
+//!   the group, and never reaches exe.
+//! - Output goes to a file, never to a pipe: a grandchild that keeps stdout open cannot make
+//!   exe wait, and exe never holds job output in memory. Both streams share one open file
+//!   description in append mode, so their interleaving is kept.
+//! - When [`Running::wait`] returns, the group's leftovers have had SIGTERM, then SIGKILL after
+//!   the grace period, and those re-parented to exe have been reaped. With
+//!   [`become_subreaper`] called at start, no process of the group is left (not even a zombie).
+//! - [`kill_group`], [`group_alive`] and [`reap_group`] refuse pgids below 2: `killpg(0, _)`
+//!   would signal exe's own group and `killpg(1, _)` every process exe may signal.
+//! - [`reap_group`] only reaps inside one job's group, and only after its `sh` has been reaped
+//!   by duct; a `waitpid(-1)` could steal the exit status of an attempt duct still waits on.
+//!
+//! Limits: a job that leaves its group (`setsid`, `set -m`) escapes the group kill, and if it
+//! is orphaned to exe as subreaper its zombie is not reaped (only `waitpid(-1)` would find it);
+//! this machine has cgroups v1 only, so nothing tracks it. A pgid is a number: once the group is gone
+//! and reaped, the kernel may hand it to a new process, so the coordinator must stop signalling a
+//! pgid once the attempt's `wait` has returned (the window is a pid wrap-around, not a race in
+//! practice).
+//!
+//! # Unsafe
+//!
+//! The crate denies `unsafe_code` (`deny`, not `forbid`: a module-level `allow` cannot relax
+//! `forbid`); this module allows it for three libc calls that have no safe wrapper in std:
+//! `killpg`, `waitpid` and `prctl`. Each passes only integers (and, for `waitpid`, a pointer to
+//! a local `c_int`), so none can violate memory safety; each block says why in a `// SAFETY:`
+//! comment.
+#![allow(unsafe_code)]
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long to wait for the group to vanish after SIGKILL. SIGKILL cannot be caught, so this
+/// only covers the kernel tearing processes down and us reaping them; a process stuck in
+/// uninterruptible sleep is left behind rather than blocking the worker forever.
+const KILL_SETTLE: Duration = Duration::from_secs(1);
+
+/// Longest pause between two checks of whether a group is gone; short, so a finished group is
+/// noticed within a few milliseconds, without spinning.
+const MAX_POLL_PAUSE: Duration = Duration::from_millis(20);
+
+/// What to run for one attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptSpec<'a> {
+    /// Shell text, run as `/bin/sh -c <command>`.
+    pub command: &'a str,
+    /// The complete environment of the job: nothing of exe's own environment is inherited.
+    pub env: &'a [(String, String)],
+    /// Directory the job starts in; it must exist.
+    pub working_dir: &'a Path,
+    /// File that receives stdout and stderr, appended to; missing parent directories are created.
+    /// A relative path is resolved against exe's current directory, not `working_dir`.
+    pub log_path: &'a Path,
+}
+
+/// A running attempt: the leader of its own process group.
+#[derive(Debug)]
+pub struct Running {
+    handle: duct::Handle,
+    pgid: i32,
+}
+
+/// How the attempt's main process ended. Data, not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// `sh` exited with this status code (127: command not found).
+    Code(i32),
+    /// `sh` was ended by this signal number (for example 15 for SIGTERM, 9 for SIGKILL).
+    Signal(i32),
+}
+
+/// Something exe itself could not do while running an attempt.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The working directory is missing, unreadable or not a directory.
+    #[error("working directory {} is not usable", path.display())]
+    WorkingDir {
+        /// The directory the job should have started in.
+        path: PathBuf,
+        /// Why it is not usable.
+        source: io::Error,
+    },
+    /// The log file or its parent directories could not be created or opened.
+    #[error("cannot open log file {}", path.display())]
+    LogFile {
+        /// The log file the attempt should have written to.
+        path: PathBuf,
+        /// Why it could not be opened.
+        source: io::Error,
+    },
+    /// `/bin/sh` could not be started (missing shell, out of processes).
+    #[error("cannot start /bin/sh")]
+    Spawn {
+        /// The error from spawning.
+        source: io::Error,
+    },
+    /// Waiting for the attempt's main process failed.
+    #[error("cannot wait for the job in process group {pgid}")]
+    Wait {
+        /// The attempt's process group.
+        pgid: i32,
+        /// The error from waiting.
+        source: io::Error,
+    },
+    /// The processes a job left behind could not be signalled.
+    #[error("cannot end the leftover processes of process group {pgid}")]
+    Cleanup {
+        /// The attempt's process group.
+        pgid: i32,
+        /// The error from `killpg`.
+        source: io::Error,
+    },
+}
+
+/// Starts one attempt in its own process group, output appended to the log file.
+///
+/// # Errors
+///
+/// [`ProcessError::WorkingDir`] if the working directory is not a usable directory,
+/// [`ProcessError::LogFile`] if the log cannot be opened, [`ProcessError::Spawn`] if `sh`
+/// cannot be started. A command that `sh` cannot find is not an error: it ends with
+/// [`Exit::Code`]`(127)`.
+pub fn spawn(spec: &AttemptSpec<'_>) -> Result<Running, ProcessError> {
+    // Checked here because the spawn error for a bad directory names neither the directory nor
+    // the reason in a way a user can act on.
+    check_working_dir(spec.working_dir)?;
+    let log = open_log(spec.log_path)?;
+    // An absolute shell path: the job's PATH (which may be absent) must not pick the shell.
+    let handle = duct::cmd("/bin/sh", ["-c", spec.command])
+        .dir(spec.working_dir)
+        .full_env(spec.env.iter().map(|(name, value)| (name, value)))
+        .stdin_null()
+        // duct applies the outermost (last chained) redirection first, so this order means
+        // `>log 2>&1`; the reverse order would send stderr to exe's own stdout.
+        .stderr_to_stdout()
+        .stdout_file(log)
+        .unchecked()
+        .before_spawn(|command| {
+            // pgid 0 means "a new group named after the child's pid".
+            command.process_group(0);
+            Ok(())
+        })
+        .start()
+        .map_err(|source| ProcessError::Spawn { source })?;
+    // A single command, not a pipeline, so duct started exactly one process.
+    let child = handle.pids()[0];
+    #[expect(
+        clippy::cast_possible_wrap,
+        reason = "std got this pid as a positive pid_t and widened it to u32; Linux pids stay below 2^22"
+    )]
+    let pgid = child as i32;
+    Ok(Running { handle, pgid })
+}
+
+impl Running {
+    /// The attempt's process group id, for [`kill_group`] from the coordinator.
+    #[must_use]
+    pub fn pgid(&self) -> i32 {
+        self.pgid
+    }
+
+    /// Blocks until the main `sh` exits. Then sends SIGTERM to whatever is still left in the
+    /// process group (a job's background children end with it), waits up to `leftover_grace`,
+    /// then sends SIGKILL, and reaps. Returns how the main process ended.
+    ///
+    /// # Errors
+    ///
+    /// [`ProcessError::Wait`] if waiting for `sh` fails, [`ProcessError::Cleanup`] if the
+    /// leftovers cannot be signalled.
+    pub fn wait(self, leftover_grace: Duration) -> Result<Exit, ProcessError> {
+        let pgid = self.pgid;
+        let status = self
+            .handle
+            .wait()
+            .map_err(|source| ProcessError::Wait { pgid, source })?
+            .status;
+        end_leftovers(pgid, leftover_grace)
+            .map_err(|source| ProcessError::Cleanup { pgid, source })?;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Ok(Exit::Code(code)),
+            (None, Some(signal)) => Ok(Exit::Signal(signal)),
+            // A blocking wait without WUNTRACED only reports exits and deaths by signal.
+            (None, None) => Err(ProcessError::Wait {
+                pgid,
+                source: io::Error::other(format!("unexpected wait status {status}")),
+            }),
+        }
+    }
+}
+
+/// Sends `signal` (`libc::SIGTERM`, `libc::SIGKILL`, or 0 to probe) to every process in the
+/// group. A group that is already gone (ESRCH) is not an error.
+///
+/// # Errors
+///
+/// `InvalidInput` for a pgid below 2 (see the module invariants), otherwise the `killpg` error.
+pub fn kill_group(pgid: i32, signal: i32) -> io::Result<()> {
+    check_pgid(pgid)?;
+    // SAFETY: killpg takes two integers and touches no memory of ours; pgid >= 2 was checked, so
+    // it cannot address exe's own group (0) or every process (1).
+    if unsafe { libc::killpg(pgid, signal) } == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    if error.raw_os_error() == Some(libc::ESRCH) {
+        Ok(())
+    } else {
+        Err(error)
+    }
+}
+
+/// Is any process of this group still there (`killpg(pgid, 0)`)? Zombies count: a group whose
+/// members are all unreaped zombies is still alive until they are reaped.
+#[must_use]
+pub fn group_alive(pgid: i32) -> bool {
+    if check_pgid(pgid).is_err() {
+        return false;
+    }
+    // SAFETY: signal 0 only checks existence and permission; the arguments are plain integers and
+    // pgid >= 2 was checked.
+    if unsafe { libc::killpg(pgid, 0) } == 0 {
+        return true;
+    }
+    // EPERM: the group exists but we may not signal it (a member changed its user id).
+    io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Makes exe a child subreaper (`prctl(PR_SET_CHILD_SUBREAPER)`): orphaned grandchildren of jobs
+/// are re-parented to exe instead of PID 1, so [`reap_group`] can reap them at once and a group
+/// is gone as soon as it is killed. Call once at start, before any attempt runs.
+///
+/// # Errors
+///
+/// The `prctl` error (only on kernels older than 3.4).
+pub fn become_subreaper() -> io::Result<()> {
+    // prctl is variadic, so the arguments need their exact C type.
+    let (on, unused): (libc::c_ulong, libc::c_ulong) = (1, 0);
+    // SAFETY: PR_SET_CHILD_SUBREAPER reads only its integer argument; the unused trailing
+    // arguments are passed as zero, as prctl(2) asks.
+    let result = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, on, unused, unused, unused) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Reaps, without blocking, every finished child of exe in this process group: the job's
+/// orphans that were re-parented to exe by [`become_subreaper`].
+///
+/// Call it only after the group's main `sh` has been reaped (that is, from or after
+/// [`Running::wait`]): before that, `waitpid(-pgid)` could reap `sh` itself and take its exit
+/// status from duct.
+pub fn reap_group(pgid: i32) {
+    if check_pgid(pgid).is_err() {
+        return;
+    }
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: `status` is a live, writable c_int for the whole call; WNOHANG keeps the call
+        // from blocking; -pgid (pgid >= 2) selects only children in that one group.
+        let reaped = unsafe { libc::waitpid(-pgid, &raw mut status, libc::WNOHANG) };
+        match reaped {
+            // One zombie reaped; there may be more.
+            reaped if reaped > 0 => {}
+            // Our children in the group are all still running, or there are none (ECHILD).
+            0 => return,
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return,
+        }
+    }
+}
+
+/// TERM, grace, KILL for what the job left in its group after `sh` exited.
+fn end_leftovers(pgid: i32, grace: Duration) -> io::Result<()> {
+    reap_group(pgid);
+    if !group_alive(pgid) {
+        return Ok(());
+    }
+    kill_group(pgid, libc::SIGTERM)?;
+    if wait_until_gone(pgid, grace) {
+        return Ok(());
+    }
+    kill_group(pgid, libc::SIGKILL)?;
+    wait_until_gone(pgid, KILL_SETTLE);
+    Ok(())
+}
+
+/// Reaps and checks the group until it is gone or `within` has passed; returns whether it is
+/// gone. It polls because the kernel has no call that waits for a whole process group with a
+/// timeout (`waitpid(-pgid)` blocks without one, and sees only members that are our children).
+fn wait_until_gone(pgid: i32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        reap_group(pgid);
+        if !group_alive(pgid) {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        thread::sleep(pause.min(left));
+        pause = (pause * 2).min(MAX_POLL_PAUSE);
+    }
+}
+
+fn check_pgid(pgid: i32) -> io::Result<()> {
+    if pgid >= 2 {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to signal process group {pgid}"),
+        ))
+    }
+}
+
+fn check_working_dir(path: &Path) -> Result<(), ProcessError> {
+    let error = |source| ProcessError::WorkingDir {
+        path: path.to_path_buf(),
+        source,
+    };
+    let metadata = fs::metadata(path).map_err(error)?;
+    if metadata.is_dir() {
+        Ok(())
+    } else {
+        Err(error(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a directory",
+        )))
+    }
+}
+
+fn open_log(path: &Path) -> Result<File, ProcessError> {
+    let error = |source| ProcessError::LogFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(error)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::Once;
+    use tempfile::TempDir;
+
+    const GRACE: Duration = Duration::from_millis(500);
+
+    /// A job's directory and log, plus the environment tests usually want.
+    struct Fixture {
+        dir: TempDir,
+        env: Vec<(String, String)>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            // Process-wide and idempotent; every test needs it for "group is gone" checks.
+            static SUBREAPER: Once = Once::new();
+            SUBREAPER.call_once(|| become_subreaper().unwrap());
+            let path = std::env::var("PATH").unwrap();
+            Self {
+                dir: tempfile::tempdir().unwrap(),
+                env: vec![("PATH".to_owned(), path)],
+            }
+        }
+
+        fn log_path(&self) -> PathBuf {
+            self.dir.path().join("logs/attempt.log")
+        }
+
+        fn spawn(&self, command: &str) -> Running {
+            let log_path = self.log_path();
+            spawn(&AttemptSpec {
+                command,
+                env: &self.env,
+                working_dir: self.dir.path(),
+                log_path: &log_path,
+            })
+            .unwrap()
+        }
+
+        fn run(&self, command: &str) -> Exit {
+            self.spawn(command).wait(GRACE).unwrap()
+        }
+
+        fn log(&self) -> String {
+            fs::read_to_string(self.log_path()).unwrap()
+        }
+    }
+
+    /// Plays the coordinator: after `delay`, sends `signal` to the group.
+    fn kill_after(pgid: i32, delay: Duration, signal: i32) -> thread::JoinHandle<()> {
+        thread::spawn(move || {
+            thread::sleep(delay);
+            kill_group(pgid, signal).unwrap();
+        })
+    }
+
+    #[test]
+    fn output_of_a_fast_exit_is_complete() {
+        let fixture = Fixture::new();
+        assert_eq!(fixture.run("seq 1 100000"), Exit::Code(0));
+        let log = fixture.log();
+        assert_eq!(log.lines().count(), 100_000);
+        assert_eq!(log.lines().last(), Some("100000"));
+    }
+
+    #[test]
+    fn stdout_and_stderr_append_to_one_log_in_order() {
+        let fixture = Fixture::new();
+        fixture.run("echo a; echo b >&2; echo c");
+        fixture.run("echo a; echo b >&2; echo c");
+        assert_eq!(fixture.log(), "a\nb\nc\na\nb\nc\n");
+    }
+
+    #[test]
+    fn exit_codes_and_signals_are_reported() {
+        let fixture = Fixture::new();
+        assert_eq!(fixture.run("exit 3"), Exit::Code(3));
+        assert_eq!(fixture.run("kill -TERM $$"), Exit::Signal(libc::SIGTERM));
+        assert_eq!(fixture.run("no-such-command-exe-test"), Exit::Code(127));
+    }
+
+    #[test]
+    fn group_kill_ends_the_job_and_its_background_children() {
+        let fixture = Fixture::new();
+        let running = fixture.spawn("sleep 100 & sleep 100");
+        let pgid = running.pgid();
+        let start = Instant::now();
+        let killer = kill_after(pgid, Duration::from_millis(200), libc::SIGTERM);
+        assert_eq!(running.wait(GRACE).unwrap(), Exit::Signal(libc::SIGTERM));
+        killer.join().unwrap();
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(!group_alive(pgid));
+    }
+
+    #[test]
+    fn a_job_ignoring_term_dies_by_kill_after_a_grace() {
+        let fixture = Fixture::new();
+        let running = fixture.spawn(r#"trap "" TERM; sleep 100"#);
+        let pgid = running.pgid();
+        let coordinator = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(200));
+            kill_group(pgid, libc::SIGTERM).unwrap();
+            thread::sleep(Duration::from_millis(300));
+            assert!(group_alive(pgid), "TERM was ignored, so the group lives");
+            kill_group(pgid, libc::SIGKILL).unwrap();
+        });
+        assert_eq!(running.wait(GRACE).unwrap(), Exit::Signal(libc::SIGKILL));
+        coordinator.join().unwrap();
+        assert!(!group_alive(pgid));
+    }
+
+    #[test]
+    fn background_child_with_stdout_closed_does_not_hold_wait() {
+        let fixture = Fixture::new();
+        let start = Instant::now();
+        let running = fixture.spawn("exec >&-; sleep 100 &");
+        let pgid = running.pgid();
+        assert_eq!(running.wait(GRACE).unwrap(), Exit::Code(0));
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert!(!group_alive(pgid));
+    }
+
+    #[test]
+    fn orphaned_grandchild_is_ended_with_the_job() {
+        let fixture = Fixture::new();
+        let start = Instant::now();
+        let running = fixture.spawn("(sleep 100 &) ; echo done");
+        let pgid = running.pgid();
+        assert_eq!(running.wait(GRACE).unwrap(), Exit::Code(0));
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert!(!group_alive(pgid));
+        assert_eq!(fixture.log(), "done\n");
+    }
+
+    #[test]
+    fn leftover_ignoring_term_is_killed_after_the_grace() {
+        let fixture = Fixture::new();
+        let grace = Duration::from_millis(200);
+        let start = Instant::now();
+        // The main shell lingers so the subshell has set its trap before the cleanup's TERM.
+        let running = fixture.spawn(r#"(trap "" TERM; sleep 100) & sleep 0.2"#);
+        let pgid = running.pgid();
+        assert_eq!(running.wait(grace).unwrap(), Exit::Code(0));
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+        assert!(!group_alive(pgid));
+    }
+
+    #[test]
+    fn binary_output_is_byte_exact() {
+        let fixture = Fixture::new();
+        assert_eq!(fixture.run("head -c 100000 /dev/urandom"), Exit::Code(0));
+        assert_eq!(fs::metadata(fixture.log_path()).unwrap().len(), 100_000);
+    }
+
+    #[test]
+    fn large_output_goes_to_the_file() {
+        let fixture = Fixture::new();
+        assert_eq!(fixture.run("yes | head -c 200000000"), Exit::Code(0));
+        assert_eq!(fs::metadata(fixture.log_path()).unwrap().len(), 200_000_000);
+    }
+
+    #[test]
+    fn environment_is_exactly_the_given_one() {
+        let mut fixture = Fixture::new();
+        fixture.env.push(("A".to_owned(), "1".to_owned()));
+        fixture.run(r#"echo "$A:$HOME""#);
+        assert_eq!(fixture.log(), "1:\n");
+    }
+
+    #[test]
+    fn shell_is_found_without_a_path_in_the_environment() {
+        let mut fixture = Fixture::new();
+        fixture.env.clear();
+        assert_eq!(fixture.run("echo ok"), Exit::Code(0));
+        assert_eq!(fixture.log(), "ok\n");
+    }
+
+    #[test]
+    fn job_starts_in_the_working_dir() {
+        let fixture = Fixture::new();
+        fixture.run("pwd");
+        let expected = fixture.dir.path().canonicalize().unwrap();
+        assert_eq!(fixture.log().trim_end(), expected.to_str().unwrap());
+    }
+
+    #[test]
+    fn fractional_kill_ends_the_attempt_promptly() {
+        let fixture = Fixture::new();
+        let start = Instant::now();
+        let running = fixture.spawn("sleep 100");
+        let killer = kill_after(running.pgid(), Duration::from_millis(300), libc::SIGTERM);
+        assert_eq!(running.wait(GRACE).unwrap(), Exit::Signal(libc::SIGTERM));
+        killer.join().unwrap();
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn missing_working_dir_is_an_error_naming_it() {
+        let fixture = Fixture::new();
+        let missing = fixture.dir.path().join("missing");
+        let log_path = fixture.log_path();
+        let error = spawn(&AttemptSpec {
+            command: "true",
+            env: &fixture.env,
+            working_dir: &missing,
+            log_path: &log_path,
+        })
+        .unwrap_err();
+        assert!(matches!(&error, ProcessError::WorkingDir { path, .. } if *path == missing));
+        assert!(error.to_string().contains(missing.to_str().unwrap()));
+    }
+
+    #[test]
+    fn unwritable_log_dir_is_an_error_naming_the_log() {
+        let fixture = Fixture::new();
+        let file = fixture.dir.path().join("file");
+        fs::write(&file, "").unwrap();
+        let log_path = file.join("logs/attempt.log");
+        let error = spawn(&AttemptSpec {
+            command: "true",
+            env: &fixture.env,
+            working_dir: fixture.dir.path(),
+            log_path: &log_path,
+        })
+        .unwrap_err();
+        assert!(matches!(&error, ProcessError::LogFile { path, .. } if *path == log_path));
+        assert!(error.to_string().contains(log_path.to_str().unwrap()));
+    }
+
+    #[test]
+    fn signalling_a_finished_group_is_ok() {
+        let fixture = Fixture::new();
+        let running = fixture.spawn("true");
+        let pgid = running.pgid();
+        running.wait(GRACE).unwrap();
+        assert!(!group_alive(pgid));
+        kill_group(pgid, libc::SIGTERM).unwrap();
+    }
+
+    #[test]
+    fn pgids_naming_ourselves_or_everyone_are_refused() {
+        // Signal 0 only probes, so even a broken guard could not hurt anything.
+        for pgid in [-5, 0, 1] {
+            let error = kill_group(pgid, 0).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+            assert!(!group_alive(pgid));
+        }
+    }
+}

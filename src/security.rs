@@ -1,0 +1,92 @@
+//! Known-dangerous command patterns for `security_policy`.
+//!
+//! This is a lint, not a sandbox: it catches the common accidents (`rm -rf /`, `sudo`,
+//! piping a download into a shell, writing to raw disks) in commands as written. A command
+//! can always hide what it does (a script, a variable, `eval`); nothing here stops that.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+/// One dangerous pattern.
+pub struct Rule {
+    /// Stable code suffix, e.g. `rm_root` in `exe::security::rm_root`.
+    pub code: &'static str,
+    /// What the match means, for the diagnostic.
+    pub message: &'static str,
+    pattern: Regex,
+}
+
+fn rules() -> &'static [Rule] {
+    static RULES: OnceLock<Vec<Rule>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        let rule = |code, message, pattern: &str| Rule { code, message, pattern: Regex::new(pattern).expect("rule patterns are valid") };
+        vec![
+            rule(
+                "exe::security::rm_root",
+                "deletes recursively from `/`, `~` or `$HOME`",
+                r#"\brm\s+(-[a-zA-Z]*\s+)*-[a-zA-Z]*[rR][a-zA-Z]*\s+(-[a-zA-Z-]+\s+)*("?(/|/\*|~|~/|\$HOME|\$\{HOME\})"?)(\s|;|&|\||$)"#,
+            ),
+            rule("exe::security::sudo", "runs a command as root with `sudo`", r"(^|[;&|(`]\s*|\s)sudo\s"),
+            rule(
+                "exe::security::pipe_to_shell",
+                "pipes a download straight into a shell",
+                r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(ba|z|da|k)?sh\b",
+            ),
+            rule(
+                "exe::security::raw_device",
+                "writes to a raw disk device",
+                r"(>\s*|\bof=)/dev/(sd[a-z]|hd[a-z]|nvme\d|xvd[a-z]|vd[a-z]|mmcblk\d|disk\d)",
+            ),
+            rule("exe::security::mkfs", "formats a file system with `mkfs`", r"\bmkfs(\.[a-z0-9]+)?\s"),
+            rule("exe::security::fork_bomb", "is a fork bomb", r":\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:"),
+            rule(
+                "exe::security::chmod_world",
+                "makes `/` world-writable",
+                r"\bchmod\s+(-[a-zA-Z]+\s+)*0?777\s+/(\s|$)",
+            ),
+        ]
+    })
+}
+
+/// Every rule the command matches.
+pub fn scan(command: &str) -> Vec<&'static Rule> {
+    rules().iter().filter(|r| r.pattern.is_match(command)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(command: &str) -> Vec<&'static str> {
+        scan(command).iter().map(|r| r.code).collect()
+    }
+
+    #[test]
+    fn dangerous_commands_match() {
+        assert_eq!(codes("rm -rf /"), ["exe::security::rm_root"]);
+        assert_eq!(codes("rm -fr ~ ; echo"), ["exe::security::rm_root"]);
+        assert_eq!(codes("rm -r -f \"$HOME\""), ["exe::security::rm_root"]);
+        assert_eq!(codes("sudo systemctl restart x"), ["exe::security::sudo"]);
+        assert_eq!(codes("curl -fsSL https://x.sh | sh"), ["exe::security::pipe_to_shell"]);
+        assert_eq!(codes("wget -qO- x | sudo bash"), ["exe::security::sudo", "exe::security::pipe_to_shell"]);
+        assert_eq!(codes("dd if=x.img of=/dev/sda bs=4M"), ["exe::security::raw_device"]);
+        assert_eq!(codes("mkfs.ext4 /dev/vdb1"), ["exe::security::mkfs"]);
+        assert_eq!(codes(":(){ :|:& };:"), ["exe::security::fork_bomb"]);
+    }
+
+    #[test]
+    fn ordinary_commands_do_not() {
+        for ok in [
+            "rm -rf ./build",
+            "rm -rf /tmp/exe-work",
+            "rm -f out.csv",
+            "echo sudoers",
+            "curl -o file.tgz https://x",
+            "cat /dev/null > out.log",
+            "grep -r pattern /",
+        ] {
+            assert!(codes(ok).is_empty(), "{ok}: {:?}", codes(ok));
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! The older Python tool's JSON format ("executioner"), converted into [`PipelineSpec`].
+//!
+//! The conversion keeps every key's meaning: where the older tool's defaults differ from
+//! exe's (a 3-hour timeout, 30 s retry delay with 1.5 backoff, `ORA-` log checks, its own
+//! "default" environment whitelist), they are written out explicitly, so a migrated file
+//! behaves exactly as the original did. Unknown keys are warnings (the older tool ignored
+//! them); keys starting with `_` are comments.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use super::{
+    CheckSpec, DurationSpec, EmailSpec, EnvValue, InheritEnv, JobSpec, NotifySpec, PipelineSpec, RetrySpec,
+    RetryStatus, SecurityPolicy, StringList,
+};
+use crate::diagnostic::{At, Diagnostic};
+use crate::load::{diagnose, to_figment};
+use crate::source::{Node, SourceFile, Value};
+
+/// The older tool's "default" `inherit_shell_env` whitelist (it differs from exe's).
+pub const LEGACY_DEFAULT_ENV: &[&str] = &[
+    "PATH", "LD_LIBRARY_PATH", "HOME", "USER", "SHELL", "HOSTNAME", "TERM", "DISPLAY", "LANG", "LC_ALL",
+    "LC_CTYPE", "TZ", "TMPDIR", "TEMP", "TMP", "JAVA_HOME", "PYTHON_HOME", "NODE_PATH",
+];
+
+const TOP_KEYS: &[&str] = &[
+    "working_dir", "application_name", "name", "jobs", "log_dir", "parallel", "max_workers", "default_timeout",
+    "default_max_retries", "default_retry_delay", "default_retry_backoff", "default_retry_jitter",
+    "default_max_retry_time", "default_retry_on_exit_codes", "env_variables", "inherit_shell_env", "email_address",
+    "email_on_success", "email_on_failure", "smtp_server", "smtp_port", "smtp_user", "smtp_password", "allow_shell",
+    "security_policy", "dependency_plugins", "description",
+];
+
+const JOB_KEYS: &[&str] = &[
+    "id", "command", "description", "dependencies", "timeout", "env_variables", "pre_checks", "post_checks",
+    "max_retries", "retry_delay", "retry_backoff", "retry_jitter", "max_retry_time", "retry_on_exit_codes",
+    "retry_on_status", "log_dir",
+];
+
+#[derive(Deserialize)]
+struct LegacySpec {
+    working_dir: Option<String>,
+    application_name: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    jobs: Vec<LegacyJob>,
+    log_dir: Option<String>,
+    parallel: Option<bool>,
+    max_workers: Option<i64>,
+    default_timeout: Option<DurationSpec>,
+    default_max_retries: Option<u32>,
+    default_retry_delay: Option<DurationSpec>,
+    default_retry_backoff: Option<f64>,
+    default_retry_jitter: Option<f64>,
+    default_max_retry_time: Option<DurationSpec>,
+    default_retry_on_exit_codes: Option<Vec<i32>>,
+    env_variables: Option<BTreeMap<String, EnvValue>>,
+    inherit_shell_env: Option<InheritEnv>,
+    email_address: Option<StringList>,
+    email_on_success: Option<bool>,
+    email_on_failure: Option<bool>,
+    smtp_server: Option<String>,
+    smtp_port: Option<u16>,
+    smtp_user: Option<String>,
+    smtp_password: Option<String>,
+    allow_shell: Option<bool>,
+    security_policy: Option<SecurityPolicy>,
+}
+
+#[derive(Deserialize)]
+struct LegacyJob {
+    id: String,
+    command: Option<String>,
+    description: Option<String>,
+    dependencies: Option<StringList>,
+    timeout: Option<DurationSpec>,
+    env_variables: Option<BTreeMap<String, EnvValue>>,
+    pre_checks: Option<Vec<LegacyCheck>>,
+    post_checks: Option<Vec<LegacyCheck>>,
+    max_retries: Option<u32>,
+    retry_delay: Option<DurationSpec>,
+    retry_backoff: Option<f64>,
+    retry_jitter: Option<f64>,
+    max_retry_time: Option<DurationSpec>,
+    retry_on_exit_codes: Option<Vec<i32>>,
+    retry_on_status: Option<Vec<String>>,
+    log_dir: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LegacyCheck {
+    name: String,
+    #[serde(default)]
+    params: BTreeMap<String, serde_json::Value>,
+}
+
+/// Is this tree a legacy file? (a top-level `jobs` array of objects with `id`)
+pub fn is_legacy(tree: &Node) -> bool {
+    match tree.get("jobs").map(|j| &j.value) {
+        Some(Value::Seq(items)) => items.iter().any(|item| item.get("id").is_some()),
+        _ => false,
+    }
+}
+
+/// Converts a legacy tree. Returns the spec, each job id's index in the `jobs` array, and
+/// warnings (the legacy notice, unknown keys, unsupported keys).
+pub fn convert(
+    tree: &Node,
+    source: &Arc<SourceFile>,
+) -> Result<(PipelineSpec, HashMap<String, usize>, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let at = |path: &[String], key: bool| -> Option<At> {
+        let node = if key {
+            let (last, parent) = path.split_last()?;
+            tree.find(parent).and_then(|p| p.get_key(last)).map(|k| k.span.clone())
+        } else {
+            tree.find(path).map(|n| n.span.clone())
+        };
+        Some(node.map_or_else(|| At::File(source.path.clone()), |span| At::Span { source: source.clone(), span }))
+    };
+    let mut warnings = vec![
+        Diagnostic::warning(
+            "exe::config::legacy_format",
+            "this file is in the older executioner format; it loads as it is",
+        )
+        .at(at(&[], false).map(|a| match a {
+            At::Span { source, .. } => At::Span { source, span: 0..0 },
+            other => other,
+        }))
+        .help(format!("`exe migrate {}` converts it to the current format", source.path.display())),
+    ];
+    let mut stripped = tree.clone();
+    strip_keys(&mut stripped, TOP_KEYS, &[], &mut warnings, &at);
+    if let Value::Map(entries) = &mut stripped.value {
+        for (key, jobs) in entries.iter_mut() {
+            if key.name == "jobs" {
+                if let Value::Seq(items) = &mut jobs.value {
+                    for (i, job) in items.iter_mut().enumerate() {
+                        strip_keys(job, JOB_KEYS, &["jobs".to_owned(), i.to_string()], &mut warnings, &at);
+                    }
+                }
+            }
+        }
+    }
+    let legacy: LegacySpec = to_figment(&stripped).deserialize().map_err(|e| vec![diagnose(&e, &at)])?;
+    let mut errors = Vec::new();
+    let mut index = HashMap::new();
+    for (i, job) in legacy.jobs.iter().enumerate() {
+        if let Some(first) = index.insert(job.id.clone(), i) {
+            let path = ["jobs".to_owned(), i.to_string(), "id".to_owned()];
+            let mut d = Diagnostic::error("exe::config::duplicate_id", format!("duplicate job id `{}`", job.id))
+                .at(at(&path, false))
+                .help("job ids must be unique");
+            if let Some(n) = tree.find(&["jobs".to_owned(), first.to_string(), "id".to_owned()]) {
+                d.related.push(("first used here".to_owned(), n.span.clone()));
+            }
+            errors.push(d);
+        }
+    }
+    if legacy.allow_shell == Some(false) {
+        warnings.push(
+            Diagnostic::warning("exe::config::legacy_unsupported", "`allow_shell: false` is not supported: exe runs every command with `sh -c`")
+                .at(at(&["allow_shell".to_owned()], true)),
+        );
+    }
+    if tree.get("dependency_plugins").is_some() {
+        warnings.push(
+            Diagnostic::warning("exe::config::legacy_unsupported", "`dependency_plugins` (Python plugins) are not supported and are ignored")
+                .at(at(&["dependency_plugins".to_owned()], true))
+                .help("run the plugin's logic as a `command` pre-check: `{ check = \"command\", run = \"python3 plugin.py\" }`"),
+        );
+    }
+    let spec = build(legacy, &at, &mut errors);
+    if errors.is_empty() { Ok((spec, index, warnings)) } else { Err(errors) }
+}
+
+fn strip_keys(
+    node: &mut Node,
+    known: &[&str],
+    path: &[String],
+    warnings: &mut Vec<Diagnostic>,
+    at: &impl Fn(&[String], bool) -> Option<At>,
+) {
+    let Value::Map(entries) = &mut node.value else { return };
+    entries.retain(|(key, _)| {
+        if key.name.starts_with('_') {
+            return false;
+        }
+        if known.contains(&key.name.as_str()) {
+            return true;
+        }
+        let here: Vec<String> = path.iter().cloned().chain([key.name.clone()]).collect();
+        let mut d = Diagnostic::warning("exe::config::legacy_unknown_key", format!("unknown key `{}`, ignored", key.name))
+            .at(at(&here, true))
+            .label("ignored");
+        if let Some(hint) = crate::diagnostic::did_you_mean(&key.name, known.iter().copied()) {
+            d = d.help(hint);
+        }
+        warnings.push(d);
+        false
+    });
+}
+
+#[allow(clippy::too_many_lines)]
+fn build(legacy: LegacySpec, at: &impl Fn(&[String], bool) -> Option<At>, errors: &mut Vec<Diagnostic>) -> PipelineSpec {
+    let max_parallel = if legacy.parallel == Some(true) {
+        // The older tool's `--parallel` without `max_workers` used 4 workers.
+        u32::try_from(legacy.max_workers.unwrap_or(4).max(1)).unwrap_or(u32::MAX)
+    } else {
+        1
+    };
+    let defaults = JobSpec {
+        timeout: Some(legacy.default_timeout.unwrap_or(DurationSpec(Duration::from_secs(10_800)))),
+        retry: Some(RetrySpec {
+            max: Some(legacy.default_max_retries.unwrap_or(0)),
+            delay: Some(legacy.default_retry_delay.unwrap_or(DurationSpec(Duration::from_secs(30)))),
+            backoff: Some(legacy.default_retry_backoff.unwrap_or(1.5)),
+            jitter: Some(legacy.default_retry_jitter.unwrap_or(0.1)),
+            max_time: Some(legacy.default_max_retry_time.unwrap_or(DurationSpec(Duration::from_secs(1800)))),
+            on_exit_codes: Some(legacy.default_retry_on_exit_codes.unwrap_or_else(|| vec![1])),
+            on_status: Some(vec![RetryStatus::Failed, RetryStatus::Timeout]),
+        }),
+        ..JobSpec::default()
+    };
+    let notify = legacy.email_address.map(|to| NotifySpec {
+        on_success: Some(legacy.email_on_success.unwrap_or(false)),
+        on_failure: Some(legacy.email_on_failure.unwrap_or(true)),
+        email: Some(EmailSpec {
+            to: StringList(
+                to.0.iter().flat_map(|a| a.split(',')).map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect(),
+            ),
+            from: None,
+            smtp_host: Some(legacy.smtp_server.unwrap_or_else(|| "localhost".to_owned())),
+            smtp_port: Some(legacy.smtp_port.unwrap_or(587)),
+            smtp_user: legacy.smtp_user,
+            smtp_password: legacy.smtp_password,
+        }),
+        webhook: None,
+    });
+    let mut jobs = IndexMap::new();
+    for (i, job) in legacy.jobs.into_iter().enumerate() {
+        let path = |field: &str| vec!["jobs".to_owned(), i.to_string(), field.to_owned()];
+        let mut checks = |list: Option<Vec<LegacyCheck>>, field: &str| -> Option<Vec<CheckSpec>> {
+            let list = list?;
+            let mut out = Vec::new();
+            for (n, check) in list.into_iter().enumerate() {
+                let here = || {
+                    let mut p = path(field);
+                    p.push(n.to_string());
+                    p
+                };
+                match convert_check(check) {
+                    Ok(c) => out.push(c),
+                    Err(message) => errors.push(
+                        Diagnostic::error("exe::config::legacy_check", message)
+                            .at(at(&here(), false))
+                            .help("legacy checks: check_file_exists {path}, check_no_ora_errors {log_file}, check_no_ora_or_sp2_errors {log_file}"),
+                    ),
+                }
+            }
+            Some(out)
+        };
+        let pre_checks = checks(job.pre_checks, "pre_checks");
+        let post_checks = checks(job.post_checks, "post_checks");
+        let retry = RetrySpec {
+            max: job.max_retries,
+            delay: job.retry_delay,
+            backoff: job.retry_backoff,
+            jitter: job.retry_jitter,
+            max_time: job.max_retry_time,
+            on_exit_codes: job.retry_on_exit_codes,
+            on_status: job.retry_on_status.map(|statuses| {
+                let mut out = Vec::new();
+                for status in statuses {
+                    let s = match status.to_ascii_uppercase().as_str() {
+                        "TIMEOUT" => RetryStatus::Timeout,
+                        // ERROR was the older tool's word for a failure of its own; exe records those as FAILED.
+                        _ => RetryStatus::Failed,
+                    };
+                    if !out.contains(&s) {
+                        out.push(s);
+                    }
+                }
+                out
+            }),
+        };
+        let spec = JobSpec {
+            command: job.command,
+            description: job.description,
+            needs: job.dependencies,
+            timeout: job.timeout,
+            env: job.env_variables,
+            retry: (retry != RetrySpec::default()).then_some(retry),
+            pre_checks,
+            post_checks,
+            log_dir: job.log_dir,
+            ..JobSpec::default()
+        };
+        jobs.insert(job.id, spec);
+    }
+    PipelineSpec {
+        version: Some(super::FORMAT_VERSION),
+        name: legacy.application_name.or(legacy.name),
+        description: legacy.description,
+        working_dir: legacy.working_dir,
+        log_dir: legacy.log_dir,
+        env: legacy.env_variables,
+        inherit_env: Some(match legacy.inherit_shell_env {
+            Some(InheritEnv::Default) => InheritEnv::Only(LEGACY_DEFAULT_ENV.iter().map(|s| (*s).to_owned()).collect()),
+            Some(other) => other,
+            None => InheritEnv::All(true),
+        }),
+        defaults: Some(defaults),
+        max_parallel: Some(max_parallel),
+        notify,
+        jobs: Some(jobs),
+        security_policy: legacy.security_policy,
+        ..PipelineSpec::default()
+    }
+}
+
+fn convert_check(check: LegacyCheck) -> Result<CheckSpec, String> {
+    let param = |key: &str| -> Result<String, String> {
+        match check.params.get(key) {
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            Some(other) => Ok(other.to_string()),
+            None => Err(format!("check `{}` needs the parameter `{key}`", check.name)),
+        }
+    };
+    let patterns = |list: &[&str]| Some(list.iter().map(|p| (*p).to_owned()).collect());
+    match check.name.as_str() {
+        "check_file_exists" => Ok(CheckSpec::FileExists { path: param("path")? }),
+        "check_no_ora_errors" => Ok(CheckSpec::LogClean { path: param("log_file")?, patterns: patterns(&["ORA-"]) }),
+        "check_no_ora_or_sp2_errors" => {
+            Ok(CheckSpec::LogClean { path: param("log_file")?, patterns: patterns(&["ORA-", "SP2-"]) })
+        }
+        other => Err(format!("unknown legacy check `{other}`")),
+    }
+}
+
+/// Where, in the legacy file, the value at an exe key path was written.
+pub fn source_path(path: &[String], jobs: &HashMap<String, usize>) -> Option<Vec<String>> {
+    let s = |v: &[&str]| v.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+    match path {
+        [jobs_key, id, rest @ ..] if jobs_key == "jobs" => {
+            let index = jobs.get(id)?.to_string();
+            let mut out = vec!["jobs".to_owned(), index];
+            let field: Vec<String> = match rest.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                [] => vec![],
+                ["needs", n @ ..] => [vec!["dependencies".to_owned()], n.iter().map(|p| (*p).to_owned()).collect()].concat(),
+                ["env", n @ ..] => [vec!["env_variables".to_owned()], n.iter().map(|p| (*p).to_owned()).collect()].concat(),
+                ["retry", "max"] => s(&["max_retries"]),
+                ["retry", "max_time"] => s(&["max_retry_time"]),
+                ["retry", f, ..] => vec![format!("retry_{f}")],
+                [checks @ ("pre_checks" | "post_checks"), n, ..] => s(&[checks, n]),
+                [f, ..] => s(&[f]),
+            };
+            out.extend(field);
+            Some(out)
+        }
+        [first, rest @ ..] => {
+            let top = match first.as_str() {
+                "name" => "application_name",
+                "env" => "env_variables",
+                "inherit_env" => "inherit_shell_env",
+                "max_parallel" => "max_workers",
+                other => other,
+            };
+            Some([vec![top.to_owned()], rest.to_vec()].concat())
+        }
+        [] => Some(vec![]),
+    }
+}
