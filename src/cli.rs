@@ -19,13 +19,13 @@ pub struct Cli {
 /// Flags accepted before or after the subcommand.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// When to use colour: auto (a terminal, and NO_COLOR unset), always, never.
+    /// When to use colour: auto (a terminal, and `NO_COLOR` unset), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
     /// Print less: errors only.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Print exe's own diagnostic log to stderr (-v info, -vv debug, -vvv trace; or EXE_LOG).
+    /// Print exe's own diagnostic log to stderr (-v info, -vv debug, -vvv trace; or `EXE_LOG`).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Format of exe's own diagnostic log.
@@ -36,7 +36,7 @@ pub struct Global {
 /// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
-    /// Colour on a terminal, unless NO_COLOR is set.
+    /// Colour on a terminal, unless `NO_COLOR` is set.
     Auto,
     /// Always colour.
     Always,

@@ -12,7 +12,7 @@ use crate::error::Error;
 pub use lint::Output;
 
 /// Runs a parsed command line; returns the exit code of a command that finished.
-pub fn dispatch(cli: Cli, out: &Output) -> Result<i32, Error> {
+pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
     match cli.command {
         Command::Lint(args) => lint::run(&args, out),
         Command::Schema => {

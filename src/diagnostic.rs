@@ -10,7 +10,9 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, Report};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, Report,
+};
 use serde::Serialize;
 
 use crate::source::SourceFile;
@@ -78,7 +80,10 @@ impl Diagnostic {
 
     /// A warning with a code and message.
     pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message)
+        }
     }
 
     /// Places the diagnostic.
@@ -131,33 +136,50 @@ pub struct Pos {
 pub fn position(text: &str, byte: usize) -> Pos {
     let byte = byte.min(text.len());
     let before = &text.as_bytes()[..byte];
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     Pos { line, column, byte }
 }
 
 /// Renders diagnostics for a terminal, with source excerpts and labels.
 pub fn render_human(diagnostics: &[Diagnostic], color: bool) -> String {
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
     let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
     let mut out = String::new();
     for d in diagnostics {
-        let mut m = MietteDiagnostic::new(d.message.clone()).with_code(d.code).with_severity(match d.severity {
-            Severity::Error => miette::Severity::Error,
-            Severity::Warning => miette::Severity::Warning,
-        });
+        let mut m = MietteDiagnostic::new(d.message.clone())
+            .with_code(d.code)
+            .with_severity(match d.severity {
+                Severity::Error => miette::Severity::Error,
+                Severity::Warning => miette::Severity::Warning,
+            });
         let mut help = d.help.clone();
         match &d.at {
             Some(At::Span { span, .. }) => {
                 let label = d.label.clone().unwrap_or_else(|| "here".to_owned());
-                m = m.with_label(LabeledSpan::new_primary_with_span(Some(label), span.clone()));
+                m = m.with_label(LabeledSpan::new_primary_with_span(
+                    Some(label),
+                    span.clone(),
+                ));
                 for (text, span) in &d.related {
                     m = m.and_label(LabeledSpan::new_with_span(Some(text.clone()), span.clone()));
                 }
             }
             Some(At::File(path)) => m.message = format!("{}: {}", path.display(), m.message),
-            Some(At::Env(var)) => m.message = format!("{} (set by environment variable {var})", m.message),
+            Some(At::Env(var)) => {
+                m.message = format!("{} (set by environment variable {var})", m.message);
+            }
             Some(At::Flag(flag)) => m.message = format!("{} (set by {flag})", m.message),
             None => {}
         }
@@ -166,7 +188,11 @@ pub fn render_human(diagnostics: &[Diagnostic], color: bool) -> String {
         }
         let report = match &d.at {
             Some(At::Span { source, .. }) => Report::new(m).with_source_code(
-                NamedSource::new(source.path.display().to_string(), SharedText(source.clone())).with_language(source.format.to_string()),
+                NamedSource::new(
+                    source.path.display().to_string(),
+                    SharedText(source.clone()),
+                )
+                .with_language(source.format.to_string()),
             ),
             _ => Report::new(m),
         };
@@ -186,7 +212,9 @@ impl miette::SourceCode for SharedText {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
-        self.0.text.read_span(span, context_lines_before, context_lines_after)
+        self.0
+            .text
+            .read_span(span, context_lines_before, context_lines_after)
     }
 }
 
@@ -225,8 +253,16 @@ fn range(d: &Diagnostic) -> Option<JsonRange> {
             end: position(&source.text, span.end),
         }),
         Some(At::File(path)) => {
-            let start = Pos { line: 1, column: 1, byte: 0 };
-            Some(JsonRange { file: path.display().to_string(), start, end: start })
+            let start = Pos {
+                line: 1,
+                column: 1,
+                byte: 0,
+            };
+            Some(JsonRange {
+                file: path.display().to_string(),
+                start,
+                end: start,
+            })
         }
         _ => None,
     }
@@ -273,12 +309,17 @@ pub fn render_github(diagnostics: &[Diagnostic]) -> String {
             props.push(format!("endLine={}", r.end.line));
             props.push(format!("endColumn={}", r.end.column));
         } else if let Some(file) = d.file() {
-            props.push(format!("file={}", escape_property(&file.display().to_string())));
+            props.push(format!(
+                "file={}",
+                escape_property(&file.display().to_string())
+            ));
         }
         props.push(format!("title={}", escape_property(d.code)));
         let mut message = d.message.clone();
         match &d.at {
-            Some(At::Env(var)) => message.push_str(&format!(" (set by environment variable {var})")),
+            Some(At::Env(var)) => {
+                message.push_str(&format!(" (set by environment variable {var})"));
+            }
             Some(At::Flag(flag)) => message.push_str(&format!(" (set by {flag})")),
             _ => {}
         }
@@ -286,13 +327,20 @@ pub fn render_github(diagnostics: &[Diagnostic]) -> String {
             message.push_str("\nhelp: ");
             message.push_str(help);
         }
-        let _ = writeln!(out, "::{kind} {}::{}", props.join(","), escape_data(&message));
+        let _ = writeln!(
+            out,
+            "::{kind} {}::{}",
+            props.join(","),
+            escape_data(&message)
+        );
     }
     out
 }
 
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_property(s: &str) -> String {
@@ -300,11 +348,19 @@ fn escape_property(s: &str) -> String {
 }
 
 /// "did you mean `x`?" for a misspelt name, if one of the candidates is close.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    // Short names need an edit-distance rule: "cj" is one letter from "ci".
+    let close = |c: &str| {
+        strsim::jaro_winkler(name, c) > 0.8
+            || strsim::levenshtein(name, c) <= (name.len() / 3).max(1)
+    };
     candidates
         .into_iter()
+        .filter(|c| close(c))
         .map(|c| (strsim::jaro_winkler(name, c), c))
-        .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| format!("did you mean `{c}`?"))
 }
@@ -316,21 +372,42 @@ mod tests {
     #[test]
     fn positions_count_lines_and_characters() {
         let text = "a = 1\nbé = \"x\"\n";
-        assert_eq!(position(text, 0), Pos { line: 1, column: 1, byte: 0 });
+        assert_eq!(
+            position(text, 0),
+            Pos {
+                line: 1,
+                column: 1,
+                byte: 0
+            }
+        );
         let at = text.find("\"x\"").unwrap();
-        assert_eq!(position(text, at), Pos { line: 2, column: 6, byte: at });
+        assert_eq!(
+            position(text, at),
+            Pos {
+                line: 2,
+                column: 6,
+                byte: at
+            }
+        );
     }
 
     #[test]
     fn suggestions_only_when_close() {
-        assert_eq!(did_you_mean("comand", ["command", "needs"]).as_deref(), Some("did you mean `command`?"));
+        assert_eq!(
+            did_you_mean("comand", ["command", "needs"]).as_deref(),
+            Some("did you mean `command`?")
+        );
         assert_eq!(did_you_mean("zzz", ["command", "needs"]), None);
     }
 
     #[test]
     fn github_annotations_escape_their_text() {
-        let d = Diagnostic::error("exe::config::x", "a, b: 100%\nnext").at(Some(At::Flag("--set a=b".into())));
+        let d = Diagnostic::error("exe::config::x", "a, b: 100%\nnext")
+            .at(Some(At::Flag("--set a=b".into())));
         let out = render_github(&[d]);
-        assert_eq!(out, "::error title=exe%3A%3Aconfig%3A%3Ax::a, b: 100%25%0Anext (set by --set a=b)\n");
+        assert_eq!(
+            out,
+            "::error title=exe%3A%3Aconfig%3A%3Ax::a, b: 100%25%0Anext (set by --set a=b)\n"
+        );
     }
 }

@@ -34,7 +34,10 @@ pub fn emit(spec: &PipelineSpec, format: Format, header: &str) -> Result<String,
 }
 
 fn comment(header: &str) -> String {
-    header.lines().map(|l| format!("# {l}\n")).collect()
+    header.lines().fold(String::new(), |mut out, l| {
+        let _ = writeln!(out, "# {l}");
+        out
+    })
 }
 
 fn yaml(value: &Value, indent: usize, out: &mut String) {
@@ -95,16 +98,42 @@ fn inline(v: &Value) -> String {
 
 fn yaml_key(key: &str) -> String {
     let plain = !key.is_empty()
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-        && key.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && !matches!(key.to_ascii_lowercase().as_str(), "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n");
-    if plain { key.to_owned() } else { Value::String(key.to_owned()).to_string() }
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && key
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && !matches!(
+            key.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
+        );
+    if plain {
+        key.to_owned()
+    } else {
+        Value::String(key.to_owned()).to_string()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::source::{self, Value as Node};
+
+    fn strip(n: &source::Node) -> String {
+        match &n.value {
+            Node::Map(e) => format!(
+                "{{{}}}",
+                e.iter()
+                    .map(|(k, v)| format!("{}:{}", k.name, strip(v)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            Node::Seq(i) => format!("[{}]", i.iter().map(strip).collect::<Vec<_>>().join(",")),
+            other => format!("{other:?}"),
+        }
+    }
 
     #[test]
     fn yaml_output_parses_back_to_the_same_values() {
@@ -116,13 +145,6 @@ mod tests {
         yaml(&value, 0, &mut out);
         let back = source::parse(&out, Format::Yaml).unwrap();
         let json_tree = source::parse(json, Format::Json).unwrap();
-        fn strip(n: &source::Node) -> String {
-            match &n.value {
-                Node::Map(e) => format!("{{{}}}", e.iter().map(|(k, v)| format!("{}:{}", k.name, strip(v))).collect::<Vec<_>>().join(",")),
-                Node::Seq(i) => format!("[{}]", i.iter().map(strip).collect::<Vec<_>>().join(",")),
-                other => format!("{other:?}"),
-            }
-        }
         assert_eq!(strip(&back), strip(&json_tree), "{out}");
     }
 }

@@ -45,8 +45,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         other => other == ColorChoice::Always,
     };
     init_logging(cli.global.verbose, cli.global.log_format);
-    let out = Output { color, quiet: cli.global.quiet };
-    match commands::dispatch(cli, &out) {
+    let out = Output {
+        color,
+        quiet: cli.global.quiet,
+    };
+    match commands::dispatch(cli, out) {
         Ok(code) => code,
         Err(e) => {
             report(&e, err_color);
@@ -75,8 +78,12 @@ fn init_logging(verbose: u8, format: LogFormat) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EXE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EXE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.without_time().try_init(),
         LogFormat::Json => builder.json().try_init(),

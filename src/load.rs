@@ -70,6 +70,8 @@ pub struct Provenance {
     root: FValue,
     layers: HashMap<String, Layer>,
     trees: Vec<(Arc<SourceFile>, Node)>,
+    /// Indexes into `trees` in the order their layers were merged (includes first).
+    merge_order: Vec<usize>,
     profile: Option<String>,
 }
 
@@ -97,7 +99,10 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 /// Loads a pipeline file and everything it includes, and layers the options on top.
 ///
 /// On success, also returns warnings. On failure, returns every problem found.
-pub fn load(path: &Path, options: &LoadOptions) -> Result<(Document, Vec<Diagnostic>), Vec<Diagnostic>> {
+pub fn load(
+    path: &Path,
+    options: &LoadOptions,
+) -> Result<(Document, Vec<Diagnostic>), Vec<Diagnostic>> {
     let format = format_of(path).map_err(|d| vec![d])?;
     let text = source::read_text(path).map_err(|e| vec![read_error(path, &e)])?;
     load_text(path, text, format, options)
@@ -106,9 +111,15 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<(Document, Vec<Diagnos
 /// The format a file name says, or a diagnostic saying it says none.
 pub fn format_of(path: &Path) -> Result<Format, Diagnostic> {
     Format::from_path(path).ok_or_else(|| {
-        Diagnostic::error("exe::config::unknown_format", format!("{}: cannot tell the format from the file name", path.display()))
-            .at(Some(At::File(path.to_path_buf())))
-            .help("name pipeline files `.toml`, `.yaml`, `.yml` or `.json`")
+        Diagnostic::error(
+            "exe::config::unknown_format",
+            format!(
+                "{}: cannot tell the format from the file name",
+                path.display()
+            ),
+        )
+        .at(Some(At::File(path.to_path_buf())))
+        .help("name pipeline files `.toml`, `.yaml`, `.yml` or `.json`")
     })
 }
 
@@ -125,17 +136,25 @@ pub fn load_text(
     let mut warnings = Vec::new();
     let mut figment = Figment::new();
     let mut layers = HashMap::new();
+    let mut merge_order = vec![main];
     let legacy = legacy::is_legacy(&main_tree);
     if legacy {
         let (spec, job_index, notes) = legacy::convert(&main_tree, &main_source)?;
         warnings.extend(notes);
         let name = format!("legacy file {}", main_source.path.display());
-        figment = figment.merge(TreeProvider::new(&name, FValue::serialize(&spec).map_err(|e| {
-            vec![Diagnostic::error("exe::config::legacy", format!("could not convert the legacy file: {e}"))]
-        })?));
+        figment = figment.merge(TreeProvider::new(
+            &name,
+            FValue::serialize(&spec).map_err(|e| {
+                vec![Diagnostic::error(
+                    "exe::config::legacy",
+                    format!("could not convert the legacy file: {e}"),
+                )]
+            })?,
+        ));
         layers.insert(name, Layer::Legacy(main, job_index));
     } else {
         let files = loader.includes(main)?;
+        merge_order.clone_from(&files);
         for index in files {
             let (source, tree) = &loader.trees[index];
             let name = format!("file {}", source.path.display());
@@ -146,7 +165,8 @@ pub fn load_text(
     if let Some(profile) = &options.profile {
         let key = FValue::from(profile.clone());
         let found = figment.find_value("profiles").ok().and_then(|p| {
-            p.into_dict().and_then(|mut d| d.remove(key.as_str().unwrap_or_default()))
+            p.into_dict()
+                .and_then(|mut d| d.remove(key.as_str().unwrap_or_default()))
         });
         let Some(found) = found else {
             let names: Vec<String> = figment
@@ -155,22 +175,27 @@ pub fn load_text(
                 .and_then(FValue::into_dict)
                 .map(|d| d.into_keys().collect())
                 .unwrap_or_default();
-            let mut d = Diagnostic::error("exe::config::unknown_profile", format!("unknown profile `{profile}`"))
-                .at(Some(At::Flag(format!("--profile {profile}"))));
-            d = d.help(match did_you_mean(profile, names.iter().map(String::as_str)) {
-                Some(hint) => hint,
-                None if names.is_empty() => "this pipeline defines no `profiles`".to_owned(),
-                None => format!("profiles defined: {}", names.join(", ")),
-            });
+            let mut d = Diagnostic::error(
+                "exe::config::unknown_profile",
+                format!("unknown profile `{profile}`"),
+            )
+            .at(Some(At::Flag(format!("--profile {profile}"))));
+            d = d.help(
+                match did_you_mean(profile, names.iter().map(String::as_str)) {
+                    Some(hint) => hint,
+                    None if names.is_empty() => "this pipeline defines no `profiles`".to_owned(),
+                    None => format!("profiles defined: {}", names.join(", ")),
+                },
+            );
             return Err(vec![d]);
         };
         // Values keep the tag of the file that wrote them; `locate` adds the prefix back.
         figment = figment.merge(TreeProvider::new("profile", found));
     }
     if options.use_env {
-        let env = Env::prefixed("EXE_")
-            .split("__")
-            .filter(|key| TOP_LEVEL_KEYS.contains(&key.as_str().split('.').next().unwrap_or_default()));
+        let env = Env::prefixed("EXE_").split("__").filter(|key| {
+            TOP_LEVEL_KEYS.contains(&key.as_str().split('.').next().unwrap_or_default())
+        });
         layers.insert(env.metadata().name.to_string(), Layer::Env);
         figment = figment.merge(env);
     }
@@ -180,17 +205,36 @@ pub fn load_text(
             vec![
                 Diagnostic::error("exe::cli::invalid_set", message)
                     .at(Some(At::Flag(format!("--set {set}"))))
-                    .help("write it as `--set path.to.key=value`, e.g. `--set jobs.build.timeout=5m`"),
+                    .help(
+                        "write it as `--set path.to.key=value`, e.g. `--set jobs.build.timeout=5m`",
+                    ),
             ]
         })?;
         figment = figment.merge(TreeProvider::new(&name, value));
         layers.insert(name, Layer::Flag(format!("--set {set}")));
     }
-    let root = figment.find_value("").unwrap_or_else(|_| FValue::from(Dict::new()));
-    let provenance = Provenance { figment, root, layers, trees: loader.trees, profile: options.profile.clone() };
+    let root = figment
+        .find_value("")
+        .unwrap_or_else(|_| FValue::from(Dict::new()));
+    let provenance = Provenance {
+        figment,
+        root,
+        layers,
+        trees: loader.trees,
+        merge_order,
+        profile: options.profile.clone(),
+    };
     let mut spec = extract(&provenance)?;
     order_jobs(&mut spec, &provenance);
-    Ok((Document { spec, main: main_source, legacy, provenance }, warnings))
+    Ok((
+        Document {
+            spec,
+            main: main_source,
+            legacy,
+            provenance,
+        },
+        warnings,
+    ))
 }
 
 /// Reads a file as a user-facing diagnostic when it cannot be read.
@@ -200,7 +244,8 @@ pub fn read_error(path: &Path, error: &source::ReadError) -> Diagnostic {
         source::ReadError::TooLarge(_) => "exe::config::too_large",
         source::ReadError::Binary | source::ReadError::NotUtf8(_) => "exe::config::not_text",
     };
-    Diagnostic::error(code, format!("cannot read {}: {error}", path.display())).at(Some(At::File(path.to_path_buf())))
+    Diagnostic::error(code, format!("cannot read {}: {error}", path.display()))
+        .at(Some(At::File(path.to_path_buf())))
 }
 
 #[derive(Default)]
@@ -211,9 +256,19 @@ struct Loader {
 
 impl Loader {
     /// Parses one file's text; the root must be a map.
-    fn parse(&mut self, path: PathBuf, text: String, format: Format) -> Result<usize, Vec<Diagnostic>> {
-        let source = Arc::new(SourceFile { path: path.clone(), text, format });
-        let tree = source::parse(&source.text, format).map_err(|e| vec![syntax_diagnostic(&source, e)])?;
+    fn parse(
+        &mut self,
+        path: PathBuf,
+        text: String,
+        format: Format,
+    ) -> Result<usize, Vec<Diagnostic>> {
+        let source = Arc::new(SourceFile {
+            path: path.clone(),
+            text,
+            format,
+        });
+        let tree =
+            source::parse(&source.text, format).map_err(|e| vec![syntax_diagnostic(&source, e)])?;
         let tree = match tree.value {
             Value::Map(_) => tree,
             Value::Null => {
@@ -225,20 +280,29 @@ impl Loader {
             }
             _ => {
                 return Err(vec![
-                    Diagnostic::error("exe::config::not_a_map", format!("the top level is {}, not a map of keys", tree.kind()))
-                        .at(Some(At::Span { source, span: tree.span }))
-                        .help("a pipeline file is a map with keys such as `name` and `jobs`"),
+                    Diagnostic::error(
+                        "exe::config::not_a_map",
+                        format!("the top level is {}, not a map of keys", tree.kind()),
+                    )
+                    .at(Some(At::Span {
+                        source,
+                        span: tree.span,
+                    }))
+                    .help("a pipeline file is a map with keys such as `name` and `jobs`"),
                 ]);
             }
         };
-        if source.format == Format::Toml && matches!(&tree.value, Value::Map(m) if m.is_empty()) {
-            if source.text.trim().is_empty() {
-                return Err(vec![
-                    Diagnostic::error("exe::config::empty", format!("{} is empty", path.display()))
-                        .at(Some(At::File(path)))
-                        .help("a pipeline needs at least a `jobs` map; `exe init` writes a starter file"),
-                ]);
-            }
+        if source.format == Format::Toml
+            && matches!(&tree.value, Value::Map(m) if m.is_empty())
+            && source.text.trim().is_empty()
+        {
+            return Err(vec![
+                Diagnostic::error("exe::config::empty", format!("{} is empty", path.display()))
+                    .at(Some(At::File(path)))
+                    .help(
+                        "a pipeline needs at least a `jobs` map; `exe init` writes a starter file",
+                    ),
+            ]);
         }
         let canonical = std::fs::canonicalize(&path).unwrap_or(path);
         self.trees.push((source, tree));
@@ -275,20 +339,35 @@ impl Loader {
                         .chain([path.display().to_string()])
                         .collect();
                     errors.push(
-                        Diagnostic::error("exe::config::include_cycle", format!("include cycle: {}", chain.join(" -> ")))
-                            .at(Some(At::Span { source: self.trees[file].0.clone(), span }))
-                            .label("this include leads back to a file that includes it")
-                            .help("remove one of the includes in the chain"),
+                        Diagnostic::error(
+                            "exe::config::include_cycle",
+                            format!("include cycle: {}", chain.join(" -> ")),
+                        )
+                        .at(Some(At::Span {
+                            source: self.trees[file].0.clone(),
+                            span,
+                        }))
+                        .label("this include leads back to a file that includes it")
+                        .help("remove one of the includes in the chain"),
                     );
                 }
                 continue;
             }
-            let text = match format_of(&path).map_err(|d| d.message).and_then(|_| source::read_text(&path).map_err(|e| e.to_string())) {
+            let text = match format_of(&path)
+                .map_err(|d| d.message)
+                .and_then(|_| source::read_text(&path).map_err(|e| e.to_string()))
+            {
                 Ok(text) => text,
                 Err(e) => {
                     errors.push(
-                        Diagnostic::error("exe::config::include_unreadable", format!("cannot read included file {}: {e}", path.display()))
-                            .at(Some(At::Span { source: self.trees[file].0.clone(), span })),
+                        Diagnostic::error(
+                            "exe::config::include_unreadable",
+                            format!("cannot read included file {}: {e}", path.display()),
+                        )
+                        .at(Some(At::Span {
+                            source: self.trees[file].0.clone(),
+                            span,
+                        })),
                     );
                     continue;
                 }
@@ -302,20 +381,39 @@ impl Loader {
                 Err(e) => errors.extend(e),
             }
         }
-        if errors.is_empty() { Ok(order) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(order)
+        } else {
+            Err(errors)
+        }
     }
 
     /// The paths a file's `include` names, globs expanded (sorted), relative to the file.
-    fn include_list(&self, file: usize, errors: &mut Vec<Diagnostic>) -> Vec<(PathBuf, std::ops::Range<usize>)> {
+    fn include_list(
+        &self,
+        file: usize,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Vec<(PathBuf, std::ops::Range<usize>)> {
         let (source, tree) = &self.trees[file];
-        let Some(include) = tree.get("include") else { return Vec::new() };
+        let Some(include) = tree.get("include") else {
+            return Vec::new();
+        };
         let entries: Vec<&Node> = match &include.value {
             Value::Str(_) => vec![include],
             Value::Seq(items) => items.iter().collect(),
             _ => {
                 errors.push(
-                    Diagnostic::error("exe::config::invalid_type", format!("`include` must be a list of paths, found {}", include.kind()))
-                        .at(Some(At::Span { source: source.clone(), span: include.span.clone() })),
+                    Diagnostic::error(
+                        "exe::config::invalid_type",
+                        format!(
+                            "`include` must be a list of paths, found {}",
+                            include.kind()
+                        ),
+                    )
+                    .at(Some(At::Span {
+                        source: source.clone(),
+                        span: include.span.clone(),
+                    })),
                 );
                 return Vec::new();
             }
@@ -325,39 +423,63 @@ impl Loader {
         for entry in entries {
             let Value::Str(pattern) = &entry.value else {
                 errors.push(
-                    Diagnostic::error("exe::config::invalid_type", format!("an include must be a path, found {}", entry.kind()))
-                        .at(Some(At::Span { source: source.clone(), span: entry.span.clone() })),
+                    Diagnostic::error(
+                        "exe::config::invalid_type",
+                        format!("an include must be a path, found {}", entry.kind()),
+                    )
+                    .at(Some(At::Span {
+                        source: source.clone(),
+                        span: entry.span.clone(),
+                    })),
                 );
                 continue;
             };
             let full = base.join(pattern);
-            let at = || Some(At::Span { source: source.clone(), span: entry.span.clone() });
+            let at = || {
+                Some(At::Span {
+                    source: source.clone(),
+                    span: entry.span.clone(),
+                })
+            };
             if !pattern.contains(['*', '?', '[']) {
                 if full.exists() {
                     paths.push((full, entry.span.clone()));
                 } else {
                     errors.push(
-                        Diagnostic::error("exe::config::include_not_found", format!("included file {} does not exist", full.display()))
-                            .at(at())
-                            .help("include paths are relative to the file that includes them"),
+                        Diagnostic::error(
+                            "exe::config::include_not_found",
+                            format!("included file {} does not exist", full.display()),
+                        )
+                        .at(at())
+                        .help("include paths are relative to the file that includes them"),
                     );
                 }
                 continue;
             }
             match glob::glob(&full.to_string_lossy()) {
                 Ok(matches) => {
-                    let mut found: Vec<PathBuf> = matches.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+                    let mut found: Vec<PathBuf> = matches
+                        .filter_map(Result::ok)
+                        .filter(|p| p.is_file())
+                        .collect();
                     found.sort();
                     if found.is_empty() {
                         errors.push(
-                            Diagnostic::warning("exe::config::include_empty", format!("`{pattern}` matches no files"))
-                                .at(at()),
+                            Diagnostic::warning(
+                                "exe::config::include_empty",
+                                format!("`{pattern}` matches no files"),
+                            )
+                            .at(at()),
                         );
                     }
                     paths.extend(found.into_iter().map(|p| (p, entry.span.clone())));
                 }
                 Err(e) => errors.push(
-                    Diagnostic::error("exe::config::invalid_glob", format!("invalid glob `{pattern}`: {}", e.msg)).at(at()),
+                    Diagnostic::error(
+                        "exe::config::invalid_glob",
+                        format!("invalid glob `{pattern}`: {}", e.msg),
+                    )
+                    .at(at()),
                 ),
             }
         }
@@ -372,10 +494,17 @@ impl Loader {
 }
 
 fn syntax_diagnostic(source: &Arc<SourceFile>, e: source::SyntaxError) -> Diagnostic {
-    let code = if e.message.starts_with("duplicate key") { "exe::config::duplicate_key" } else { "exe::config::syntax" };
+    let code = if e.message.starts_with("duplicate key") {
+        "exe::config::duplicate_key"
+    } else {
+        "exe::config::syntax"
+    };
     let mut d = Diagnostic::error(code, format!("invalid {}: {}", source.format, e.message));
     d.at = Some(match e.span {
-        Some(span) => At::Span { source: source.clone(), span },
+        Some(span) => At::Span {
+            source: source.clone(),
+            span,
+        },
         None => At::File(source.path.clone()),
     });
     d.help = e.help;
@@ -393,7 +522,10 @@ struct TreeProvider {
 
 impl TreeProvider {
     fn new(name: &str, value: FValue) -> Self {
-        TreeProvider { name: name.to_owned(), dict: std::cell::RefCell::new(value.into_dict()) }
+        TreeProvider {
+            name: name.to_owned(),
+            dict: std::cell::RefCell::new(value.into_dict()),
+        }
     }
 }
 
@@ -417,21 +549,31 @@ pub fn to_figment(node: &Node) -> FValue {
         Value::Float(f) => FValue::Num(Tag::Default, Num::F64(*f)),
         Value::Str(s) => FValue::String(Tag::Default, s.clone()),
         Value::Seq(items) => FValue::Array(Tag::Default, items.iter().map(to_figment).collect()),
-        Value::Map(entries) => {
-            FValue::Dict(Tag::Default, entries.iter().map(|(k, v)| (k.name.clone(), to_figment(v))).collect())
-        }
+        Value::Map(entries) => FValue::Dict(
+            Tag::Default,
+            entries
+                .iter()
+                .map(|(k, v)| (k.name.clone(), to_figment(v)))
+                .collect(),
+        ),
     }
 }
 
 /// `path.to.key=value` as a nested value. Quote a part that holds dots: `jobs."a.b".timeout`.
 fn parse_set(set: &str) -> Result<FValue, String> {
-    let (path, value) = set.split_once('=').ok_or_else(|| format!("`--set {set}` has no `=`"))?;
+    let (path, value) = set
+        .split_once('=')
+        .ok_or_else(|| format!("`--set {set}` has no `=`"))?;
     let parts = split_path(path).ok_or_else(|| format!("`{path}` is not a key path"))?;
     if !TOP_LEVEL_KEYS.contains(&parts[0].as_str()) {
         let hint = did_you_mean(&parts[0], TOP_LEVEL_KEYS.iter().copied()).unwrap_or_default();
-        return Err(format!("unknown key `{}` {hint}", parts[0]).trim_end().to_owned());
+        return Err(format!("unknown key `{}` {hint}", parts[0])
+            .trim_end()
+            .to_owned());
     }
-    let mut value: FValue = value.parse().unwrap_or_else(|_| FValue::from(value.to_owned()));
+    let mut value: FValue = value
+        .parse()
+        .unwrap_or_else(|_| FValue::from(value.to_owned()));
     for part in parts.into_iter().rev() {
         let mut dict = Dict::new();
         dict.insert(part, value);
@@ -472,17 +614,31 @@ fn extract(p: &Provenance) -> Result<PipelineSpec, Vec<Diagnostic>> {
     }
     let mut errors = Vec::new();
     isolate_pipeline(&p.root, &[], &mut errors);
-    Err(errors.into_iter().map(|e| diagnose(&e, &|path: &[String], key: bool| p.locate_inner(&[path.to_vec()], key))).collect())
+    Err(errors
+        .into_iter()
+        .map(|e| {
+            diagnose(&e, &|path: &[String], key: bool| {
+                p.locate_inner(&[path.to_vec()], key)
+            })
+        })
+        .collect())
 }
 
 fn isolate_pipeline(value: &FValue, prefix: &[String], errors: &mut Vec<figment::Error>) {
     let Some(dict) = value.as_dict() else {
-        errors.extend(value.deserialize::<PipelineSpec>().err().map(|e| prefixed(e, prefix)));
+        errors.extend(
+            value
+                .deserialize::<PipelineSpec>()
+                .err()
+                .map(|e| prefixed(e, prefix)),
+        );
         return;
     };
     for (key, value) in dict {
         let single = FValue::from(Dict::from([(key.clone(), value.clone())]));
-        let Err(e) = single.deserialize::<PipelineSpec>() else { continue };
+        let Err(e) = single.deserialize::<PipelineSpec>() else {
+            continue;
+        };
         let here: Vec<String> = prefix.iter().cloned().chain([key.clone()]).collect();
         match (key.as_str(), value.as_dict()) {
             ("jobs" | "templates", Some(jobs)) => {
@@ -505,7 +661,12 @@ fn isolate_pipeline(value: &FValue, prefix: &[String], errors: &mut Vec<figment:
 
 fn isolate_job(value: &FValue, prefix: &[String], errors: &mut Vec<figment::Error>) {
     let Some(dict) = value.as_dict() else {
-        errors.extend(value.deserialize::<JobSpec>().err().map(|e| prefixed(e, prefix)));
+        errors.extend(
+            value
+                .deserialize::<JobSpec>()
+                .err()
+                .map(|e| prefixed(e, prefix)),
+        );
         return;
     };
     for (key, value) in dict {
@@ -523,10 +684,15 @@ fn prefixed(mut e: figment::Error, prefix: &[String]) -> figment::Error {
 
 /// Puts jobs in the order they were first written, across layers.
 fn order_jobs(spec: &mut PipelineSpec, p: &Provenance) {
-    let Some(mut jobs) = spec.jobs.take() else { return };
+    let Some(mut jobs) = spec.jobs.take() else {
+        return;
+    };
     let mut ordered = indexmap::IndexMap::with_capacity(jobs.len());
-    let profile_path = p.profile.as_ref().map(|name| vec!["profiles".to_owned(), name.clone(), "jobs".to_owned()]);
-    for (_, tree) in &p.trees {
+    let profile_path = p
+        .profile
+        .as_ref()
+        .map(|name| vec!["profiles".to_owned(), name.clone(), "jobs".to_owned()]);
+    for tree in p.merge_order.iter().map(|&i| &p.trees[i].1) {
         let mut maps = vec![tree.get("jobs")];
         if let Some(path) = &profile_path {
             maps.push(tree.find(path));
@@ -542,10 +708,10 @@ fn order_jobs(spec: &mut PipelineSpec, p: &Provenance) {
             if let Value::Seq(items) = &map.value {
                 // Legacy files: jobs are an array of objects with `id`.
                 for item in items {
-                    if let Some(Value::Str(id)) = item.get("id").map(|n| &n.value) {
-                        if let Some(job) = jobs.swap_remove(id) {
-                            ordered.insert(id.clone(), job);
-                        }
+                    if let Some(Value::Str(id)) = item.get("id").map(|n| &n.value)
+                        && let Some(job) = jobs.swap_remove(id)
+                    {
+                        ordered.insert(id.clone(), job);
                     }
                 }
             }
@@ -581,18 +747,30 @@ impl Provenance {
 
     pub(crate) fn locate_inner(&self, paths: &[Vec<String>], key: bool) -> Option<At> {
         for path in paths {
-            let Some(value) = find(&self.root, path) else { continue };
+            let Some(value) = find(&self.root, path) else {
+                continue;
+            };
             let meta = self.figment.get_metadata(value.tag())?;
             return match self.layers.get(meta.name.as_ref())? {
                 Layer::File(i) => {
                     let (source, tree) = &self.trees[*i];
-                    let mut candidates = vec![path.clone()];
+                    // The profile is merged after every file, so a value it sets is the one in force.
+                    let mut candidates = Vec::new();
                     if let Some(name) = &self.profile {
-                        candidates.push(["profiles".to_owned(), name.clone()].into_iter().chain(path.iter().cloned()).collect());
+                        candidates.push(
+                            ["profiles".to_owned(), name.clone()]
+                                .into_iter()
+                                .chain(path.iter().cloned())
+                                .collect(),
+                        );
                     }
+                    candidates.push(path.clone());
                     let span = candidates.iter().find_map(|c| span_in(tree, c, key));
                     Some(match span {
-                        Some(span) => At::Span { source: source.clone(), span },
+                        Some(span) => At::Span {
+                            source: source.clone(),
+                            span,
+                        },
                         None => At::File(source.path.clone()),
                     })
                 }
@@ -600,7 +778,10 @@ impl Provenance {
                     let (source, tree) = &self.trees[*i];
                     let span = legacy::source_path(path, jobs).and_then(|c| span_in(tree, &c, key));
                     Some(match span {
-                        Some(span) => At::Span { source: source.clone(), span },
+                        Some(span) => At::Span {
+                            source: source.clone(),
+                            span,
+                        },
                         None => At::File(source.path.clone()),
                     })
                 }
@@ -613,18 +794,40 @@ impl Provenance {
 
     /// The main file's own spec, without includes, profiles or other layers (for `migrate`).
     pub fn main_spec(&self) -> Result<PipelineSpec, Vec<Diagnostic>> {
-        let Some((source, tree)) = self.trees.first() else { return Ok(PipelineSpec::default()) };
+        let Some((source, tree)) = self.trees.first() else {
+            return Ok(PipelineSpec::default());
+        };
         let mut spec: PipelineSpec = to_figment(tree).deserialize().map_err(|e| {
             let at = |path: &[String], key: bool| {
-                let span = if key { path.split_last().and_then(|(l, p)| tree.find(p)?.get_key(l)).map(|k| k.span.clone()) } else { None };
+                let span = if key {
+                    path.split_last()
+                        .and_then(|(l, p)| tree.find(p)?.get_key(l))
+                        .map(|k| k.span.clone())
+                } else {
+                    None
+                };
                 let span = span.or_else(|| tree.find(path).map(|n| n.span.clone()));
-                Some(span.map_or_else(|| At::File(source.path.clone()), |span| At::Span { source: source.clone(), span }))
+                Some(span.map_or_else(
+                    || At::File(source.path.clone()),
+                    |span| At::Span {
+                        source: source.clone(),
+                        span,
+                    },
+                ))
             };
             vec![diagnose(&e, &at)]
         })?;
-        if let (Some(jobs), Some(Value::Map(order))) = (spec.jobs.as_mut(), tree.get("jobs").map(|j| &j.value)) {
-            let position: HashMap<&str, usize> = order.iter().enumerate().map(|(i, (k, _))| (k.name.as_str(), i)).collect();
-            jobs.sort_by_cached_key(|id, _| position.get(id.as_str()).copied().unwrap_or(usize::MAX));
+        if let (Some(jobs), Some(Value::Map(order))) =
+            (spec.jobs.as_mut(), tree.get("jobs").map(|j| &j.value))
+        {
+            let position: HashMap<&str, usize> = order
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.name.as_str(), i))
+                .collect();
+            jobs.sort_by_cached_key(|id, _| {
+                position.get(id.as_str()).copied().unwrap_or(usize::MAX)
+            });
         }
         Ok(spec)
     }
@@ -638,32 +841,47 @@ impl Provenance {
     /// file that set it, or the current folder for environment variables and flags.
     pub fn base_dir(&self, path: &[String]) -> Option<PathBuf> {
         match self.origin(path)? {
-            Origin::File(source) => Some(source.path.parent().unwrap_or(Path::new("")).to_path_buf()),
+            Origin::File(source) => {
+                Some(source.path.parent().unwrap_or(Path::new("")).to_path_buf())
+            }
             Origin::Env(_) | Origin::Flag(_) => std::env::current_dir().ok(),
         }
     }
 }
 
 /// Turns a figment deserialization error into a diagnostic, placed by `at(path, on_key)`.
-pub(crate) fn diagnose(e: &figment::Error, at: &impl Fn(&[String], bool) -> Option<At>) -> Diagnostic {
+pub(crate) fn diagnose(
+    e: &figment::Error,
+    at: &impl Fn(&[String], bool) -> Option<At>,
+) -> Diagnostic {
     use figment::error::Kind;
     let path = e.path.clone();
     let key_path = |name: &str| {
-        if path.last().is_some_and(|l| l == name) { path.clone() } else { path.iter().cloned().chain([name.to_owned()]).collect() }
+        if path.last().is_some_and(|l| l == name) {
+            path.clone()
+        } else {
+            path.iter().cloned().chain([name.to_owned()]).collect()
+        }
     };
     match &e.kind {
         Kind::UnknownField(name, expected) => {
             let key = key_path(name);
             let help = did_you_mean(name, expected.iter().copied())
                 .unwrap_or_else(|| format!("valid keys here: {}", expected.join(", ")));
-            Diagnostic::error("exe::config::unknown_key", format!("unknown key `{name}`{}", context(&key[..key.len() - 1])))
-                .at(at(&key, true))
-                .label("not a known key")
-                .help(help)
+            Diagnostic::error(
+                "exe::config::unknown_key",
+                format!("unknown key `{name}`{}", context(&key[..key.len() - 1])),
+            )
+            .at(at(&key, true))
+            .label("not a known key")
+            .help(help)
         }
-        Kind::MissingField(name) => Diagnostic::error("exe::config::missing_key", format!("missing key `{name}`{}", context(&path)))
-            .at(at(&path, true))
-            .help(format!("add `{name}`")),
+        Kind::MissingField(name) => Diagnostic::error(
+            "exe::config::missing_key",
+            format!("missing key `{name}`{}", context(&path)),
+        )
+        .at(at(&path, true))
+        .help(format!("add `{name}`")),
         Kind::InvalidType(actual, expected) => Diagnostic::error(
             "exe::config::invalid_type",
             format!("`{}` must be {expected}, found {actual}", dotted(&path)),
@@ -673,10 +891,13 @@ pub(crate) fn diagnose(e: &figment::Error, at: &impl Fn(&[String], bool) -> Opti
         Kind::UnknownVariant(name, expected) => {
             let help = did_you_mean(name, expected.iter().copied())
                 .unwrap_or_else(|| format!("valid values: {}", expected.join(", ")));
-            Diagnostic::error("exe::config::invalid_value", format!("`{}`: unknown value `{name}`", dotted(&path)))
-                .at(at(&path, false))
-                .label("not a valid value")
-                .help(help)
+            Diagnostic::error(
+                "exe::config::invalid_value",
+                format!("`{}`: unknown value `{name}`", dotted(&path)),
+            )
+            .at(at(&path, false))
+            .label("not a valid value")
+            .help(help)
         }
         kind => {
             let message = kind.to_string();
@@ -693,13 +914,23 @@ pub(crate) fn diagnose(e: &figment::Error, at: &impl Fn(&[String], bool) -> Opti
 }
 
 fn context(path: &[String]) -> String {
-    if path.is_empty() { " at the top level".to_owned() } else { format!(" in `{}`", dotted(path)) }
+    if path.is_empty() {
+        " at the top level".to_owned()
+    } else {
+        format!(" in `{}`", dotted(path))
+    }
 }
 
 /// A key path for messages: `jobs.build.timeout`.
 pub fn dotted(path: &[String]) -> String {
     path.iter()
-        .map(|p| if p.contains('.') { format!("\"{p}\"") } else { p.clone() })
+        .map(|p| {
+            if p.contains('.') {
+                format!("\"{p}\"")
+            } else {
+                p.clone()
+            }
+        })
         .collect::<Vec<_>>()
         .join(".")
 }
@@ -732,8 +963,14 @@ mod tests {
 
     #[test]
     fn set_paths_split_on_dots_outside_quotes() {
-        assert_eq!(split_path("jobs.build.timeout").unwrap(), ["jobs", "build", "timeout"]);
-        assert_eq!(split_path("jobs.\"a.b\".timeout").unwrap(), ["jobs", "a.b", "timeout"]);
+        assert_eq!(
+            split_path("jobs.build.timeout").unwrap(),
+            ["jobs", "build", "timeout"]
+        );
+        assert_eq!(
+            split_path("jobs.\"a.b\".timeout").unwrap(),
+            ["jobs", "a.b", "timeout"]
+        );
         assert!(split_path("jobs..x").is_none());
         assert!(split_path("").is_none());
     }
@@ -741,8 +978,15 @@ mod tests {
     #[test]
     fn set_values_are_typed() {
         let v = parse_set("max_parallel=4").unwrap();
-        assert_eq!(find(&v, &["max_parallel".into()]).unwrap().to_i128(), Some(4));
-        assert!(parse_set("max_paralel=4").unwrap_err().contains("did you mean `max_parallel`"));
+        assert_eq!(
+            find(&v, &["max_parallel".into()]).unwrap().to_u128(),
+            Some(4)
+        );
+        assert!(
+            parse_set("max_paralel=4")
+                .unwrap_err()
+                .contains("did you mean `max_parallel`")
+        );
         assert!(parse_set("nothing").is_err());
     }
 }

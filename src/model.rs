@@ -18,7 +18,10 @@ pub struct JobId(pub String);
 impl JobId {
     /// Is `id` a valid id as written in a file (matrix expansions are made by exe)?
     pub fn is_valid(id: &str) -> bool {
-        !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
     }
 }
 
@@ -63,12 +66,17 @@ impl Pipeline {
     /// The complete environment a job starts with, sorted by name: inherited < pipeline
     /// `env` < job `env` < `--env`.
     pub fn job_env(&self, job: &Job) -> Vec<(String, String)> {
-        let mut env: std::collections::BTreeMap<&str, &str> =
-            self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut env: std::collections::BTreeMap<&str, &str> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         for (k, v) in job.env.iter().chain(&self.env_overrides) {
             env.insert(k, v);
         }
-        env.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+        env.into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 }
 

@@ -51,7 +51,10 @@ fn rules() -> &'static [Rule] {
 
 /// Every rule the command matches.
 pub fn scan(command: &str) -> Vec<&'static Rule> {
-    rules().iter().filter(|r| r.pattern.is_match(command)).collect()
+    rules()
+        .iter()
+        .filter(|r| r.pattern.is_match(command))
+        .collect()
 }
 
 #[cfg(test)]
@@ -68,9 +71,18 @@ mod tests {
         assert_eq!(codes("rm -fr ~ ; echo"), ["exe::security::rm_root"]);
         assert_eq!(codes("rm -r -f \"$HOME\""), ["exe::security::rm_root"]);
         assert_eq!(codes("sudo systemctl restart x"), ["exe::security::sudo"]);
-        assert_eq!(codes("curl -fsSL https://x.sh | sh"), ["exe::security::pipe_to_shell"]);
-        assert_eq!(codes("wget -qO- x | sudo bash"), ["exe::security::sudo", "exe::security::pipe_to_shell"]);
-        assert_eq!(codes("dd if=x.img of=/dev/sda bs=4M"), ["exe::security::raw_device"]);
+        assert_eq!(
+            codes("curl -fsSL https://x.sh | sh"),
+            ["exe::security::pipe_to_shell"]
+        );
+        assert_eq!(
+            codes("wget -qO- x | sudo bash"),
+            ["exe::security::sudo", "exe::security::pipe_to_shell"]
+        );
+        assert_eq!(
+            codes("dd if=x.img of=/dev/sda bs=4M"),
+            ["exe::security::raw_device"]
+        );
         assert_eq!(codes("mkfs.ext4 /dev/vdb1"), ["exe::security::mkfs"]);
         assert_eq!(codes(":(){ :|:& };:"), ["exe::security::fork_bomb"]);
     }

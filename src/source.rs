@@ -171,11 +171,21 @@ pub struct SyntaxError {
 
 impl SyntaxError {
     fn at(message: impl Into<String>, span: Range<usize>) -> Self {
-        SyntaxError { message: message.into(), span: Some(span), related: None, help: None }
+        SyntaxError {
+            message: message.into(),
+            span: Some(span),
+            related: None,
+            help: None,
+        }
     }
 
     fn whole(message: impl Into<String>) -> Self {
-        SyntaxError { message: message.into(), span: None, related: None, help: None }
+        SyntaxError {
+            message: message.into(),
+            span: None,
+            related: None,
+            help: None,
+        }
     }
 
     fn help(mut self, help: impl Into<String>) -> Self {
@@ -188,7 +198,9 @@ impl SyntaxError {
             message: format!("duplicate key `{name}`"),
             span: Some(again),
             related: Some(("first defined here".to_owned(), first)),
-            help: Some("each key may appear once in a map; remove or rename one of them".to_owned()),
+            help: Some(
+                "each key may appear once in a map; remove or rename one of them".to_owned(),
+            ),
         }
     }
 }
@@ -218,7 +230,10 @@ impl fmt::Display for ReadError {
                 MAX_FILE_BYTES / 1_048_576
             ),
             ReadError::Binary => f.write_str("the file contains NUL bytes: it is not a text file"),
-            ReadError::NotUtf8(at) => write!(f, "the file is not valid UTF-8 (first bad byte at offset {at})"),
+            ReadError::NotUtf8(at) => write!(
+                f,
+                "the file is not valid UTF-8 (first bad byte at offset {at})"
+            ),
         }
     }
 }
@@ -236,7 +251,9 @@ pub fn read_text(path: &Path) -> Result<String, ReadError> {
     }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     // `take` bounds special files (pipes, /dev/zero) whose metadata says nothing.
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(ReadError::Io)?;
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
     text_from_bytes(bytes)
 }
 
@@ -320,7 +337,10 @@ impl MapBuilder {
     const INDEX_FROM: usize = 16;
 
     pub(crate) fn with_capacity(n: usize) -> Self {
-        MapBuilder { entries: Vec::with_capacity(n), index: std::collections::HashMap::new() }
+        MapBuilder {
+            entries: Vec::with_capacity(n),
+            index: std::collections::HashMap::new(),
+        }
     }
 
     fn position(&self, name: &str) -> Option<usize> {
@@ -337,10 +357,19 @@ impl MapBuilder {
 
     pub(crate) fn insert(&mut self, key: Key, node: Node) -> Result<(), SyntaxError> {
         if let Some(at) = self.position(&key.name) {
-            return Err(SyntaxError::duplicate_key(&key.name, self.entries[at].0.span.clone(), key.span));
+            return Err(SyntaxError::duplicate_key(
+                &key.name,
+                self.entries[at].0.span.clone(),
+                key.span,
+            ));
         }
         if self.entries.len() == Self::INDEX_FROM {
-            self.index = self.entries.iter().enumerate().map(|(i, (k, _))| (k.name.clone(), i)).collect();
+            self.index = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.name.clone(), i))
+                .collect();
         }
         if self.entries.len() >= Self::INDEX_FROM {
             self.index.insert(key.name.clone(), self.entries.len());
@@ -390,11 +419,18 @@ mod tests {
     fn all_formats_give_the_same_tree_shape() {
         let toml = parse("b = 1\na = [true, \"x\"]\n[c]\nd = 1.5\n", Format::Toml).unwrap();
         let yaml = parse("b: 1\na: [true, x]\nc:\n  d: 1.5\n", Format::Yaml).unwrap();
-        let json = parse(r#"{"b": 1, "a": [true, "x"], "c": {"d": 1.5}}"#, Format::Json).unwrap();
+        let json = parse(
+            r#"{"b": 1, "a": [true, "x"], "c": {"d": 1.5}}"#,
+            Format::Json,
+        )
+        .unwrap();
         for tree in [&toml, &yaml, &json] {
             assert_eq!(keys(tree), ["b", "a", "c"]);
             assert_eq!(tree.get("b").unwrap().value, Value::Int(1));
-            assert_eq!(tree.find(&["a", "1"]).unwrap().value, Value::Str("x".into()));
+            assert_eq!(
+                tree.find(&["a", "1"]).unwrap().value,
+                Value::Str("x".into())
+            );
             assert_eq!(tree.find(&["c", "d"]).unwrap().value, Value::Float(1.5));
         }
     }
@@ -429,7 +465,11 @@ mod tests {
     fn deep_nesting_is_refused_not_a_stack_overflow() {
         for format in [Format::Json, Format::Toml, Format::Yaml] {
             let deep = format!("{{\"a\": {}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
-            let text = if format == Format::Toml { format!("a = {}1{}", "[".repeat(100_000), "]".repeat(100_000)) } else { deep };
+            let text = if format == Format::Toml {
+                format!("a = {}1{}", "[".repeat(100_000), "]".repeat(100_000))
+            } else {
+                deep
+            };
             let err = parse(&text, format).unwrap_err();
             assert!(err.message.contains("nesting"), "{format}: {err:?}");
         }
@@ -468,7 +508,13 @@ mod tests {
 
     #[test]
     fn binary_and_non_utf8_bytes_are_refused() {
-        assert!(matches!(text_from_bytes(b"a = 1\0".to_vec()), Err(ReadError::Binary)));
-        assert!(matches!(text_from_bytes(b"a = \xff".to_vec()), Err(ReadError::NotUtf8(4))));
+        assert!(matches!(
+            text_from_bytes(b"a = 1\0".to_vec()),
+            Err(ReadError::Binary)
+        ));
+        assert!(matches!(
+            text_from_bytes(b"a = \xff".to_vec()),
+            Err(ReadError::NotUtf8(4))
+        ));
     }
 }

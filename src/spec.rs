@@ -23,7 +23,10 @@ pub const FORMAT_VERSION: u32 = 1;
 /// A whole pipeline file (also what a profile or an included file holds).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "exe pipeline", description = "A pipeline for exe: shell jobs with dependencies.")]
+#[schemars(
+    title = "exe pipeline",
+    description = "A pipeline for exe: shell jobs with dependencies."
+)]
 pub struct PipelineSpec {
     /// Format version; `1` now. `exe migrate` upgrades older files.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -56,7 +56,9 @@ impl Text {
             Text::Static(s) => Ok(s.clone()),
             Text::Runtime { source, context } => {
                 let ctx = context! { run => context! { id => run_id }, attempt => attempt, ..context.clone() };
-                environment().render_str(source, ctx).map_err(TemplateError::from)
+                environment()
+                    .render_str(source, ctx)
+                    .map_err(TemplateError::from)
             }
         }
     }
@@ -102,10 +104,18 @@ pub fn render(text: &str, ctx: impl FnOnce() -> Value) -> Result<Text, TemplateE
         // Check it now with stand-ins so mistakes surface at lint time, not mid-run.
         let probe = context! { run => context! { id => 0 }, attempt => 1, ..ctx.clone() };
         template.render(probe)?;
-        return Ok(Text::Runtime { source: text.to_owned(), context: ctx });
+        return Ok(Text::Runtime {
+            source: text.to_owned(),
+            context: ctx,
+        });
     }
-    if let Some(name) = names.iter().find(|n| !env.globals().any(|(g, _)| g == n.as_str()) && ctx.get_attr(n).is_ok_and(|v| v.is_undefined())) {
-        return Err(TemplateError { message: format!("undefined name `{name}`: {}", known_names(&ctx)) });
+    if let Some(name) = names.iter().find(|n| {
+        !env.globals().any(|(g, _)| g == n.as_str())
+            && ctx.get_attr(n).is_ok_and(|v| v.is_undefined())
+    }) {
+        return Err(TemplateError {
+            message: format!("undefined name `{name}`: {}", known_names(&ctx)),
+        });
     }
     Ok(Text::Static(template.render(ctx)?))
 }
@@ -121,18 +131,27 @@ pub fn render_now(text: &str, ctx: impl FnOnce() -> Value) -> Result<String, Tem
 }
 
 fn known_names(ctx: &Value) -> String {
-    let names: Vec<String> = ctx.try_iter().map(|it| it.map(|v| v.to_string()).collect()).unwrap_or_default();
+    let names: Vec<String> = ctx
+        .try_iter()
+        .map(|it| it.map(|v| v.to_string()).collect())
+        .unwrap_or_default();
     format!("the names defined here are {}", names.join(", "))
 }
 
 /// Is a rendered `when` true? False, empty, `false`, `0`, `no` and `off` are false.
 pub fn truthy(text: &str) -> bool {
-    !matches!(text.trim().to_ascii_lowercase().as_str(), "" | "false" | "0" | "no" | "off" | "none")
+    !matches!(
+        text.trim().to_ascii_lowercase().as_str(),
+        "" | "false" | "0" | "no" | "off" | "none"
+    )
 }
 
 /// Replaces `${NAME}` with `lookup(NAME)`. Names `lookup` does not know are left as
 /// written and returned, so the caller can warn. `$${NAME}` writes a literal `${NAME}`.
-pub fn interpolate<'a>(text: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> (String, Vec<String>) {
+pub fn interpolate<'a>(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<&'a str>,
+) -> (String, Vec<String>) {
     if !text.contains("${") {
         return (text.to_owned(), Vec::new());
     }
@@ -145,7 +164,9 @@ pub fn interpolate<'a>(text: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> 
         let end = after.find('}');
         let name = end.map(|e| &after[..e]);
         let valid = name.is_some_and(|n| {
-            !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !n.as_bytes()[0].is_ascii_digit()
+            !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !n.as_bytes()[0].is_ascii_digit()
         });
         match (escaped, valid, name) {
             (true, true, Some(name)) => {
@@ -157,12 +178,11 @@ pub fn interpolate<'a>(text: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> 
             }
             (false, true, Some(name)) => {
                 out.push_str(&rest[..at]);
-                match lookup(name) {
-                    Some(value) => out.push_str(value),
-                    None => {
-                        out.push_str(&rest[at..at + 3 + name.len()]);
-                        unknown.push(name.to_owned());
-                    }
+                if let Some(value) = lookup(name) {
+                    out.push_str(value);
+                } else {
+                    out.push_str(&rest[at..at + 3 + name.len()]);
+                    unknown.push(name.to_owned());
                 }
                 rest = &after[name.len() + 1..];
             }
@@ -186,8 +206,14 @@ mod tests {
 
     #[test]
     fn renders_and_skips_plain_text() {
-        assert_eq!(render_now("sync {{ vars.region }}", ctx).unwrap(), "sync eu");
-        assert_eq!(render_now("plain", || unreachable!("no context needed")).unwrap(), "plain");
+        assert_eq!(
+            render_now("sync {{ vars.region }}", ctx).unwrap(),
+            "sync eu"
+        );
+        assert_eq!(
+            render_now("plain", || unreachable!("no context needed")).unwrap(),
+            "plain"
+        );
     }
 
     #[test]
@@ -201,14 +227,21 @@ mod tests {
     #[test]
     fn run_id_and_attempt_wait_for_the_start() {
         let text = render("log-{{ run.id }}-{{ attempt }}-{{ matrix.os }}", ctx).unwrap();
-        assert_eq!(text.display(), "log-{{ run.id }}-{{ attempt }}-{{ matrix.os }}");
+        assert_eq!(
+            text.display(),
+            "log-{{ run.id }}-{{ attempt }}-{{ matrix.os }}"
+        );
         assert_eq!(text.for_attempt(42, 2).unwrap(), "log-42-2-linux");
         assert!(render("{{ run.nope }}", ctx).is_err());
     }
 
     #[test]
     fn runaway_templates_stop() {
-        let e = render_now("{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}", ctx).unwrap_err();
+        let e = render_now(
+            "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}",
+            ctx,
+        )
+        .unwrap_err();
         assert!(e.message.contains("fuel"), "{e:?}");
     }
 
@@ -218,9 +251,18 @@ mod tests {
             "HOME" => Some("/home/u"),
             _ => None,
         };
-        assert_eq!(interpolate("${HOME}/x", lookup), ("/home/u/x".to_owned(), vec![]));
-        assert_eq!(interpolate("${NOPE}/x", lookup), ("${NOPE}/x".to_owned(), vec!["NOPE".to_owned()]));
-        assert_eq!(interpolate("$${HOME} ${ bad} $5", lookup).0, "${HOME} ${ bad} $5");
+        assert_eq!(
+            interpolate("${HOME}/x", lookup),
+            ("/home/u/x".to_owned(), vec![])
+        );
+        assert_eq!(
+            interpolate("${NOPE}/x", lookup),
+            ("${NOPE}/x".to_owned(), vec!["NOPE".to_owned()])
+        );
+        assert_eq!(
+            interpolate("$${HOME} ${ bad} $5", lookup).0,
+            "${HOME} ${ bad} $5"
+        );
     }
 
     #[test]

@@ -9,17 +9,20 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-
 use crate::diagnostic::{At, Diagnostic, Severity, did_you_mean};
 use crate::graph::Dag;
 use crate::load::{Document, dotted};
 use crate::model::{Check, Job, JobId, Notify, Pipeline, Resources, RetryPolicy};
 use crate::security;
-use crate::spec::{CheckSpec, InheritEnv, JobSpec, PipelineSpec, RetrySpec, RetryStatus, SecurityPolicy, When};
+use crate::spec::{
+    CheckSpec, InheritEnv, JobSpec, PipelineSpec, RetrySpec, RetryStatus, SecurityPolicy, When,
+};
 use crate::template::{self, Context as JValue, Text, context, to_value};
 
 /// exe's "default" `inherit_env` whitelist; `LC_*` matches every locale variable.
-pub const DEFAULT_INHERITED: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_*", "TZ", "TMPDIR"];
+pub const DEFAULT_INHERITED: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_*", "TZ", "TMPDIR",
+];
 /// The grace period between TERM and KILL when a job does not set one.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 /// A matrix job may expand into at most this many jobs.
@@ -37,7 +40,10 @@ pub struct Options {
 /// Validates a document. Returns the pipeline when there are no errors, and every
 /// diagnostic (warnings too) either way.
 pub fn validate(doc: &Document, options: &Options) -> (Option<Pipeline>, Vec<Diagnostic>) {
-    let mut v = Validator { doc, diags: Vec::new() };
+    let mut v = Validator {
+        doc,
+        diags: Vec::new(),
+    };
     let pipeline = v.pipeline(options);
     let failed = v.diags.iter().any(Diagnostic::is_error);
     (pipeline.filter(|_| !failed), v.diags)
@@ -67,11 +73,17 @@ impl<'d> Validator<'d> {
     }
 
     fn at(&self, paths: &[Vec<String>]) -> Option<At> {
-        self.doc.provenance.locate(paths).or_else(|| Some(At::File(self.doc.main.path.clone())))
+        self.doc
+            .provenance
+            .locate(paths)
+            .or_else(|| Some(At::File(self.doc.main.path.clone())))
     }
 
     fn at_key(&self, paths: &[Vec<String>]) -> Option<At> {
-        self.doc.provenance.locate_key(paths).or_else(|| Some(At::File(self.doc.main.path.clone())))
+        self.doc
+            .provenance
+            .locate_key(paths)
+            .or_else(|| Some(At::File(self.doc.main.path.clone())))
     }
 
     fn error(&mut self, code: &'static str, message: String, at: Option<At>) -> &mut Diagnostic {
@@ -87,12 +99,19 @@ impl<'d> Validator<'d> {
     #[allow(clippy::too_many_lines)]
     fn pipeline(&mut self, options: &Options) -> Option<Pipeline> {
         let spec = self.spec();
-        if let Some(version) = spec.version {
-            if version != crate::spec::FORMAT_VERSION {
-                let at = self.at(&[path(&["version"])]);
-                self.error("exe::config::unsupported_version", format!("format version {version} is not supported"), at)
-                    .help = Some(format!("this exe reads version {}", crate::spec::FORMAT_VERSION));
-            }
+        if let Some(version) = spec.version
+            && version != crate::spec::FORMAT_VERSION
+        {
+            let at = self.at(&[path(&["version"])]);
+            self.error(
+                "exe::config::unsupported_version",
+                format!("format version {version} is not supported"),
+                at,
+            )
+            .help = Some(format!(
+                "this exe reads version {}",
+                crate::spec::FORMAT_VERSION
+            ));
         }
         self.check_profiles();
         let main_dir = match self.doc.main.path.parent() {
@@ -100,18 +119,33 @@ impl<'d> Validator<'d> {
             _ => PathBuf::from("."),
         };
         let name = spec.name.clone().unwrap_or_else(|| {
-            self.doc.main.path.file_stem().map_or_else(|| "pipeline".to_owned(), |s| s.to_string_lossy().into_owned())
+            self.doc.main.path.file_stem().map_or_else(
+                || "pipeline".to_owned(),
+                |s| s.to_string_lossy().into_owned(),
+            )
         });
         let working_dir = match &spec.working_dir {
             Some(dir) => {
-                let base = self.doc.provenance.base_dir(&path(&["working_dir"])).unwrap_or_else(|| main_dir.clone());
-                let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+                let base = self
+                    .doc
+                    .provenance
+                    .base_dir(&path(&["working_dir"]))
+                    .unwrap_or_else(|| main_dir.clone());
+                let base = if base.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    base
+                };
                 base.join(dir)
             }
             None => main_dir.clone(),
         };
         if !working_dir.is_dir() {
-            let at = if spec.working_dir.is_some() { self.at(&[path(&["working_dir"])]) } else { None };
+            let at = if spec.working_dir.is_some() {
+                self.at(&[path(&["working_dir"])])
+            } else {
+                None
+            };
             self.error(
                 "exe::config::working_dir_missing",
                 format!("working_dir {} does not exist", working_dir.display()),
@@ -123,22 +157,47 @@ impl<'d> Validator<'d> {
         let max_parallel = spec.max_parallel.unwrap_or(1);
         if max_parallel == 0 {
             let at = self.at(&[path(&["max_parallel"])]);
-            self.error("exe::config::invalid_value", "`max_parallel` must be at least 1".to_owned(), at);
+            self.error(
+                "exe::config::invalid_value",
+                "`max_parallel` must be at least 1".to_owned(),
+                at,
+            );
         }
-        let inherited = inherited(spec.inherit_env.as_ref().unwrap_or(&InheritEnv::All(true)), &options.process_env);
+        let inherited = inherited(
+            spec.inherit_env.as_ref().unwrap_or(&InheritEnv::All(true)),
+            &options.process_env,
+        );
         let vars = to_value(&spec.vars.clone().unwrap_or_default());
-        let pipeline_ctx = context! { name => name.clone(), file => self.doc.main.path.display().to_string() };
-        let process_env: BTreeMap<&str, &str> = options.process_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let pipeline_ctx =
+            context! { name => name.clone(), file => self.doc.main.path.display().to_string() };
+        let process_env: BTreeMap<&str, &str> = options
+            .process_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         // The pipeline's own `env`, rendered with the caller's environment.
         let mut top_env: Vec<(String, String)> = Vec::new();
-        let raw_top: BTreeMap<String, String> =
-            spec.env.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        let raw_top: BTreeMap<String, String> = spec
+            .env
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
         for (key, value) in &raw_top {
             let here = vec![path(&["env", key])];
             let lookup = |n: &str| {
-                options.cli_env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str())
+                options
+                    .cli_env
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.as_str())
                     .or_else(|| raw_top.get(n).filter(|_| n != key).map(String::as_str))
-                    .or_else(|| inherited.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str()))
+                    .or_else(|| {
+                        inherited
+                            .iter()
+                            .find(|(k, _)| k == n)
+                            .map(|(_, v)| v.as_str())
+                    })
             };
             let value = self.interpolate(value, lookup, &here);
             let rendered = self.render_str(&value, &here, || {
@@ -146,8 +205,11 @@ impl<'d> Validator<'d> {
             });
             top_env.push((key.clone(), rendered));
         }
-        let mut template_env: BTreeMap<String, String> =
-            options.process_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut template_env: BTreeMap<String, String> = options
+            .process_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         template_env.extend(top_env.iter().cloned());
         template_env.extend(options.cli_env.iter().cloned());
         let env_value = to_value(&template_env);
@@ -158,7 +220,13 @@ impl<'d> Validator<'d> {
         let drafts = self.drafts();
         let mut jobs = Vec::with_capacity(drafts.len());
         let mut rendered_needs = Vec::with_capacity(drafts.len());
-        let ctx = JobContext { vars: &vars, env: &env_value, pipeline: &pipeline_ctx, base_env: &base_env, cli_env: &options.cli_env };
+        let ctx = JobContext {
+            vars: &vars,
+            env: &env_value,
+            pipeline: &pipeline_ctx,
+            base_env: &base_env,
+            cli_env: &options.cli_env,
+        };
         for draft in &drafts {
             let (job, needs) = self.job(draft, &ctx, &working_dir, &log_dir, policy);
             jobs.push(job);
@@ -172,7 +240,11 @@ impl<'d> Validator<'d> {
                 let first = &drafts[cycle.path[0]];
                 let mut chain = names.clone();
                 chain.push(names[0]);
-                let origins: Vec<Vec<String>> = first.origins.iter().map(|o| [o.clone(), path(&["needs"])].concat()).collect();
+                let origins: Vec<Vec<String>> = first
+                    .origins
+                    .iter()
+                    .map(|o| [o.clone(), path(&["needs"])].concat())
+                    .collect();
                 let at = self.at(&origins);
                 self.error("exe::graph::cycle", format!("dependency cycle: {}", chain.join(" -> ")), at)
                     .help = Some("a job cannot depend on itself, directly or through other jobs; remove one of these needs".to_owned());
@@ -206,10 +278,19 @@ impl<'d> Validator<'d> {
     }
 
     fn check_profiles(&mut self) {
-        let profiles: Vec<(String, PipelineSpec)> =
-            self.spec().profiles.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let profiles: Vec<(String, PipelineSpec)> = self
+            .spec()
+            .profiles
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for (name, profile) in profiles {
-            for (key, set) in [("include", profile.include.is_some()), ("profiles", profile.profiles.is_some()), ("version", profile.version.is_some())] {
+            for (key, set) in [
+                ("include", profile.include.is_some()),
+                ("profiles", profile.profiles.is_some()),
+                ("version", profile.version.is_some()),
+            ] {
                 if set {
                     let at = self.at_key(&[path(&["profiles", &name, key])]);
                     self.error("exe::config::invalid_profile", format!("a profile cannot set `{key}`"), at)
@@ -224,19 +305,39 @@ impl<'d> Validator<'d> {
         let spec = self.spec();
         let templates = spec.templates.clone().unwrap_or_default();
         let defaults = spec.defaults.clone().unwrap_or_default();
-        let jobs: Vec<(String, JobSpec)> = spec.jobs.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let jobs: Vec<(String, JobSpec)> = spec
+            .jobs
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         if jobs.is_empty() {
-            self.warn("exe::config::no_jobs", "the pipeline has no jobs".to_owned(), Some(At::File(self.doc.main.path.clone())))
-                .help = Some("add jobs under `jobs`; `exe init` writes an example".to_owned());
+            self.warn(
+                "exe::config::no_jobs",
+                "the pipeline has no jobs".to_owned(),
+                Some(At::File(self.doc.main.path.clone())),
+            )
+            .help = Some("add jobs under `jobs`; `exe init` writes an example".to_owned());
         }
         let mut drafts = Vec::with_capacity(jobs.len());
         for (key, job) in jobs {
             if !JobId::is_valid(&key) {
                 let at = self.at_key(&[path(&["jobs", &key])]);
-                self.error("exe::config::invalid_id", format!("invalid job id `{key}`"), at)
-                    .help = Some("job ids may contain letters, digits, `_`, `.` and `-`".to_owned());
+                self.error(
+                    "exe::config::invalid_id",
+                    format!("invalid job id `{key}`"),
+                    at,
+                )
+                .help = Some("job ids may contain letters, digits, `_`, `.` and `-`".to_owned());
             }
-            let chain = self.extends_chain(&key, job.extends.as_ref().map(|e| e.0.clone()).unwrap_or_default(), &templates);
+            let chain = self.extends_chain(
+                &key,
+                job.extends
+                    .as_ref()
+                    .map(|e| e.0.clone())
+                    .unwrap_or_default(),
+                &templates,
+            );
             let mut merged = defaults.clone();
             for name in &chain {
                 merged = merge(merged, templates[name].clone());
@@ -247,23 +348,33 @@ impl<'d> Validator<'d> {
             origins.push(path(&["defaults"]));
             let combos = self.matrix(&key, merged.matrix.clone().unwrap_or_default(), &origins);
             for matrix in combos {
-                drafts.push(Draft { key: key.clone(), spec: merged.clone(), origins: origins.clone(), matrix });
+                drafts.push(Draft {
+                    key: key.clone(),
+                    spec: merged.clone(),
+                    origins: origins.clone(),
+                    matrix,
+                });
             }
         }
         drafts
     }
 
     /// The templates a job extends, base-most first, each once; reports unknown names and cycles.
-    fn extends_chain(&mut self, key: &str, names: Vec<String>, templates: &BTreeMap<String, JobSpec>) -> Vec<String> {
+    fn extends_chain(
+        &mut self,
+        key: &str,
+        names: Vec<String>,
+        templates: &BTreeMap<String, JobSpec>,
+    ) -> Vec<String> {
         let mut chain = Vec::new();
         // (template, its extends, next index) as an explicit stack: no recursion.
         let mut stack: Vec<(Option<String>, Vec<String>, usize)> = vec![(None, names, 0)];
         while let Some((name, list, next)) = stack.last_mut() {
             let Some(child) = list.get(*next).cloned() else {
-                if let Some(name) = name.take() {
-                    if !chain.contains(&name) {
-                        chain.push(name);
-                    }
+                if let Some(name) = name.take()
+                    && !chain.contains(&name)
+                {
+                    chain.push(name);
                 }
                 stack.pop();
                 continue;
@@ -271,60 +382,127 @@ impl<'d> Validator<'d> {
             *next += 1;
             let owner = name.clone();
             let Some(template) = templates.get(&child) else {
-                let from = owner.map_or_else(|| path(&["jobs", key, "extends"]), |t| path(&["templates", &t, "extends"]));
+                let from = owner.map_or_else(
+                    || path(&["jobs", key, "extends"]),
+                    |t| path(&["templates", &t, "extends"]),
+                );
                 let at = self.at(&[from]);
                 let hint = did_you_mean(&child, templates.keys().map(String::as_str))
-                    .unwrap_or_else(|| format!("templates defined: {}", if templates.is_empty() { "none".to_owned() } else { templates.keys().cloned().collect::<Vec<_>>().join(", ") }));
-                self.error("exe::config::unknown_template", format!("unknown template `{child}`"), at).help = Some(hint);
+                    .unwrap_or_else(|| {
+                        format!(
+                            "templates defined: {}",
+                            if templates.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                templates.keys().cloned().collect::<Vec<_>>().join(", ")
+                            }
+                        )
+                    });
+                self.error(
+                    "exe::config::unknown_template",
+                    format!("unknown template `{child}`"),
+                    at,
+                )
+                .help = Some(hint);
                 continue;
             };
-            if stack.iter().any(|(n, _, _)| n.as_deref() == Some(child.as_str())) {
+            if stack
+                .iter()
+                .any(|(n, _, _)| n.as_deref() == Some(child.as_str()))
+            {
                 let at = self.at(&[path(&["templates", &child, "extends"])]);
-                self.error("exe::config::template_cycle", format!("template `{child}` extends itself through its chain"), at);
+                self.error(
+                    "exe::config::template_cycle",
+                    format!("template `{child}` extends itself through its chain"),
+                    at,
+                );
                 continue;
             }
-            stack.push((Some(child), template.extends.as_ref().map(|e| e.0.clone()).unwrap_or_default(), 0));
+            stack.push((
+                Some(child),
+                template
+                    .extends
+                    .as_ref()
+                    .map(|e| e.0.clone())
+                    .unwrap_or_default(),
+                0,
+            ));
         }
         chain
     }
 
     /// The combinations of a matrix, in key order; one empty combination without a matrix.
-    fn matrix(&mut self, key: &str, matrix: BTreeMap<String, Vec<serde_json::Value>>, origins: &[Vec<String>]) -> Vec<Vec<(String, serde_json::Value)>> {
+    fn matrix(
+        &mut self,
+        key: &str,
+        matrix: BTreeMap<String, Vec<serde_json::Value>>,
+        origins: &[Vec<String>],
+    ) -> Vec<Vec<(String, serde_json::Value)>> {
         let mut combos: Vec<Vec<(String, serde_json::Value)>> = vec![Vec::new()];
         for (name, values) in matrix {
             if values.is_empty() {
-                let here: Vec<Vec<String>> = origins.iter().map(|o| [o.clone(), path(&["matrix", &name])].concat()).collect();
+                let here: Vec<Vec<String>> = origins
+                    .iter()
+                    .map(|o| [o.clone(), path(&["matrix", &name])].concat())
+                    .collect();
                 let at = self.at(&here);
-                self.error("exe::config::empty_matrix", format!("matrix key `{name}` of job `{key}` has no values"), at);
+                self.error(
+                    "exe::config::empty_matrix",
+                    format!("matrix key `{name}` of job `{key}` has no values"),
+                    at,
+                );
                 return Vec::new();
             }
             if combos.len().saturating_mul(values.len()) > MAX_MATRIX {
-                let here: Vec<Vec<String>> = origins.iter().map(|o| [o.clone(), path(&["matrix"])].concat()).collect();
+                let here: Vec<Vec<String>> = origins
+                    .iter()
+                    .map(|o| [o.clone(), path(&["matrix"])].concat())
+                    .collect();
                 let at = self.at(&here);
-                self.error("exe::config::matrix_too_large", format!("the matrix of job `{key}` expands to more than {MAX_MATRIX} jobs"), at);
+                self.error(
+                    "exe::config::matrix_too_large",
+                    format!("the matrix of job `{key}` expands to more than {MAX_MATRIX} jobs"),
+                    at,
+                );
                 return Vec::new();
             }
             combos = combos
                 .into_iter()
                 .flat_map(|c| {
                     let name = name.clone();
-                    values.iter().map(move |v| [c.clone(), vec![(name.clone(), v.clone())]].concat()).collect::<Vec<_>>()
+                    values
+                        .iter()
+                        .map(move |v| [c.clone(), vec![(name.clone(), v.clone())]].concat())
+                        .collect::<Vec<_>>()
                 })
                 .collect();
         }
         combos
     }
 
+    #[allow(clippy::unused_self)] // a method so call sites read like the other lookups
     fn field(&self, draft: &Draft, field: &[&str]) -> Vec<Vec<String>> {
-        draft.origins.iter().map(|o| [o.clone(), path(field)].concat()).collect()
+        draft
+            .origins
+            .iter()
+            .map(|o| [o.clone(), path(field)].concat())
+            .collect()
     }
 
     #[allow(clippy::too_many_lines)]
     /// The job, and its `needs` rendered (a matrix job may name `build[os={{ matrix.os }}]`).
-    fn job(&mut self, draft: &Draft, ctx: &JobContext<'_>, working_dir: &Path, log_dir: &Path, policy: SecurityPolicy) -> (Job, Vec<String>) {
+    fn job(
+        &mut self,
+        draft: &Draft,
+        ctx: &JobContext<'_>,
+        working_dir: &Path,
+        log_dir: &Path,
+        policy: SecurityPolicy,
+    ) -> (Job, Vec<String>) {
         let spec = &draft.spec;
         let id = expanded_id(&draft.key, &draft.matrix);
-        let matrix_map: BTreeMap<&str, &serde_json::Value> = draft.matrix.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let matrix_map: BTreeMap<&str, &serde_json::Value> =
+            draft.matrix.iter().map(|(k, v)| (k.as_str(), v)).collect();
         let params = spec.with.clone().unwrap_or_default();
         let make_ctx = || {
             context! {
@@ -337,12 +515,20 @@ impl<'d> Validator<'d> {
             }
         };
         // The job's own env, rendered, with `${NAME}` from the layered environment.
-        let raw_env: BTreeMap<String, String> = spec.env.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        let raw_env: BTreeMap<String, String> = spec
+            .env
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
         let mut env = Vec::with_capacity(raw_env.len());
         for (key, value) in &raw_env {
             let here = self.field(draft, &["env", key]);
             let lookup = |n: &str| {
-                ctx.cli_env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str())
+                ctx.cli_env
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.as_str())
                     .or_else(|| raw_env.get(n).filter(|_| n != key).map(String::as_str))
                     .or_else(|| ctx.base_env.get(n).map(String::as_str))
             };
@@ -362,8 +548,12 @@ impl<'d> Validator<'d> {
         let command = match &spec.command {
             None => {
                 let at = self.at_key(&[path(&["jobs", &draft.key])]);
-                self.error("exe::config::missing_command", format!("job `{id}` has no `command`"), at).help =
-                    Some("add `command`, or `extends` a template that has one".to_owned());
+                self.error(
+                    "exe::config::missing_command",
+                    format!("job `{id}` has no `command`"),
+                    at,
+                )
+                .help = Some("add `command`, or `extends` a template that has one".to_owned());
                 Text::Static(String::new())
             }
             Some(command) => {
@@ -372,20 +562,39 @@ impl<'d> Validator<'d> {
                     Ok(text) => text,
                     Err(e) => {
                         let at = self.at(&here);
-                        self.error("exe::config::template", format!("in `command` of job `{id}`: {}", e.message), at);
+                        self.error(
+                            "exe::config::template",
+                            format!("in `command` of job `{id}`: {}", e.message),
+                            at,
+                        );
                         Text::Static(command.clone())
                     }
                 };
                 if text.display().trim().is_empty() {
                     let at = self.at(&here);
-                    self.error("exe::config::empty_command", format!("job `{id}` has an empty `command`"), at).help =
-                        Some("write the shell command to run; to disable a job, use `when = false`".to_owned());
+                    self.error(
+                        "exe::config::empty_command",
+                        format!("job `{id}` has an empty `command`"),
+                        at,
+                    )
+                    .help = Some(
+                        "write the shell command to run; to disable a job, use `when = false`"
+                            .to_owned(),
+                    );
                 }
                 for rule in security::scan(text.display()) {
                     let at = self.at(&here);
                     let d = match policy {
-                        SecurityPolicy::Warn => self.warn(rule.code, format!("the command of job `{id}` {}", rule.message), at),
-                        SecurityPolicy::Strict => self.error(rule.code, format!("the command of job `{id}` {}", rule.message), at),
+                        SecurityPolicy::Warn => self.warn(
+                            rule.code,
+                            format!("the command of job `{id}` {}", rule.message),
+                            at,
+                        ),
+                        SecurityPolicy::Strict => self.error(
+                            rule.code,
+                            format!("the command of job `{id}` {}", rule.message),
+                            at,
+                        ),
                     };
                     d.help = Some(match policy {
                         SecurityPolicy::Warn => "if this is intended, keep it; `security_policy = \"strict\"` turns these into errors".to_owned(),
@@ -395,38 +604,77 @@ impl<'d> Validator<'d> {
                 text
             }
         };
-        let description = spec.description.as_ref().map(|d| self.render_str(d, &self.field(draft, &["description"]), make_ctx));
+        let description = spec
+            .description
+            .as_ref()
+            .map(|d| self.render_str(d, &self.field(draft, &["description"]), make_ctx));
         let timeout = spec.timeout.map(|t| t.0);
         if timeout == Some(Duration::ZERO) {
             let at = self.at(&self.field(draft, &["timeout"]));
-            self.error("exe::config::invalid_duration", format!("the `timeout` of job `{id}` is zero"), at).help =
-                Some("leave `timeout` out for no limit".to_owned());
+            self.error(
+                "exe::config::invalid_duration",
+                format!("the `timeout` of job `{id}` is zero"),
+                at,
+            )
+            .help = Some("leave `timeout` out for no limit".to_owned());
         }
         let retry = self.retry(draft, &id, spec.retry.clone().unwrap_or_default());
-        let pre_checks = self.checks(draft, &id, "pre_checks", spec.pre_checks.as_deref(), working_dir, &lookup, make_ctx);
-        let post_checks = self.checks(draft, &id, "post_checks", spec.post_checks.as_deref(), working_dir, &lookup, make_ctx);
+        let pre_checks = self.checks(
+            draft,
+            &id,
+            "pre_checks",
+            spec.pre_checks.as_deref(),
+            working_dir,
+            &lookup,
+            make_ctx,
+        );
+        let post_checks = self.checks(
+            draft,
+            &id,
+            "post_checks",
+            spec.post_checks.as_deref(),
+            working_dir,
+            &lookup,
+            make_ctx,
+        );
         let resources = spec.resources.clone().unwrap_or_default();
         if resources.cpu.is_some_and(|c| !(c > 0.0 && c.is_finite())) {
             let at = self.at(&self.field(draft, &["resources", "cpu"]));
-            self.error("exe::config::invalid_value", format!("`resources.cpu` of job `{id}` must be more than 0"), at);
+            self.error(
+                "exe::config::invalid_value",
+                format!("`resources.cpu` of job `{id}` must be more than 0"),
+                at,
+            );
         }
         let list = |v: &mut Self, name: &str, items: Option<&Vec<String>>| -> Vec<String> {
-            items.into_iter().flatten().enumerate().map(|(i, s)| v.render_str(s, &v.field(draft, &[name, &i.to_string()]), make_ctx)).collect()
+            items
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, s)| v.render_str(s, &v.field(draft, &[name, &i.to_string()]), make_ctx))
+                .collect()
         };
         let inputs = list(self, "inputs", spec.inputs.as_ref());
         let outputs = list(self, "outputs", spec.outputs.as_ref());
         let enabled = match &spec.when {
             None | Some(When::Bool(true)) => true,
             Some(When::Bool(false)) => false,
-            Some(When::Expr(expr)) => template::truthy(&self.render_str(expr, &self.field(draft, &["when"]), make_ctx)),
+            Some(When::Expr(expr)) => {
+                template::truthy(&self.render_str(expr, &self.field(draft, &["when"]), make_ctx))
+            }
         };
-        let job_log_dir = spec.log_dir.as_ref().map_or_else(|| log_dir.to_path_buf(), |d| working_dir.join(d));
+        let job_log_dir = spec
+            .log_dir
+            .as_ref()
+            .map_or_else(|| log_dir.to_path_buf(), |d| working_dir.join(d));
         let needs = spec
             .needs
             .iter()
             .flat_map(|n| n.0.iter())
             .enumerate()
-            .map(|(i, n)| self.render_str(n, &self.field(draft, &["needs", &i.to_string()]), make_ctx))
+            .map(|(i, n)| {
+                self.render_str(n, &self.field(draft, &["needs", &i.to_string()]), make_ctx)
+            })
             .collect();
         let job = Job {
             id: JobId(id),
@@ -440,12 +688,19 @@ impl<'d> Validator<'d> {
             pre_checks,
             post_checks,
             priority: spec.priority.unwrap_or(0),
-            resources: Resources { cpu: resources.cpu.unwrap_or(0.0), memory: resources.memory.map_or(0, |m| m.0) },
+            resources: Resources {
+                cpu: resources.cpu.unwrap_or(0.0),
+                memory: resources.memory.map_or(0, |m| m.0),
+            },
             inputs,
             outputs,
             enabled,
             log_dir: job_log_dir,
-            matrix: draft.matrix.iter().map(|(k, v)| (k.clone(), matrix_text(v))).collect(),
+            matrix: draft
+                .matrix
+                .iter()
+                .map(|(k, v)| (k.clone(), matrix_text(v)))
+                .collect(),
         };
         (job, needs)
     }
@@ -454,15 +709,38 @@ impl<'d> Validator<'d> {
         let check = |v: &mut Self, ok: bool, field: &str, message: &str| {
             if !ok {
                 let at = v.at(&v.field(draft, &["retry", field]));
-                v.error("exe::config::invalid_value", format!("`retry.{field}` of job `{id}` {message}"), at);
+                v.error(
+                    "exe::config::invalid_value",
+                    format!("`retry.{field}` of job `{id}` {message}"),
+                    at,
+                );
             }
         };
-        check(self, r.backoff.is_none_or(|b| b > 0.0 && b.is_finite()), "backoff", "must be more than 0");
-        check(self, r.jitter.is_none_or(|j| (0.0..=1.0).contains(&j)), "jitter", "must be between 0 and 1");
-        check(self, r.max_time.is_none_or(|t| t.0 > Duration::ZERO), "max_time", "must be more than 0");
+        check(
+            self,
+            r.backoff.is_none_or(|b| b > 0.0 && b.is_finite()),
+            "backoff",
+            "must be more than 0",
+        );
+        check(
+            self,
+            r.jitter.is_none_or(|j| (0.0..=1.0).contains(&j)),
+            "jitter",
+            "must be between 0 and 1",
+        );
+        check(
+            self,
+            r.max_time.is_none_or(|t| t.0 > Duration::ZERO),
+            "max_time",
+            "must be more than 0",
+        );
         let on_status = r.on_status.unwrap_or_else(|| {
             // Naming exit codes alone means "retry failures with these codes" (and timeouts).
-            if r.on_exit_codes.is_some() { vec![RetryStatus::Timeout] } else { vec![RetryStatus::Failed, RetryStatus::Timeout] }
+            if r.on_exit_codes.is_some() {
+                vec![RetryStatus::Timeout]
+            } else {
+                vec![RetryStatus::Failed, RetryStatus::Timeout]
+            }
         });
         RetryPolicy {
             max: r.max.unwrap_or(0),
@@ -495,24 +773,46 @@ impl<'d> Validator<'d> {
                 v.render_str(&s, &here, make_ctx)
             };
             out.push(match check {
-                CheckSpec::FileExists { path } => Check::FileExists(working_dir.join(text(self, "path", path))),
-                CheckSpec::FileNotEmpty { path } => Check::FileNotEmpty(working_dir.join(text(self, "path", path))),
+                CheckSpec::FileExists { path } => {
+                    Check::FileExists(working_dir.join(text(self, "path", path)))
+                }
+                CheckSpec::FileNotEmpty { path } => {
+                    Check::FileNotEmpty(working_dir.join(text(self, "path", path)))
+                }
                 CheckSpec::Command { run } => Check::Command(text(self, "run", run)),
                 CheckSpec::LogClean { path, patterns } => {
-                    let glob = working_dir.join(text(self, "path", path)).to_string_lossy().into_owned();
+                    let glob = working_dir
+                        .join(text(self, "path", path))
+                        .to_string_lossy()
+                        .into_owned();
                     let defaults = vec![r"ORA-\d{5}".to_owned()];
                     let mut compiled = Vec::new();
                     for (p, pattern) in patterns.as_ref().unwrap_or(&defaults).iter().enumerate() {
                         match regex::Regex::new(pattern) {
                             Ok(re) => compiled.push(re),
                             Err(e) => {
-                                let at = self.at(&self.field(draft, &[field, &n, "patterns", &p.to_string()]));
-                                let detail = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
-                                self.error("exe::config::invalid_regex", format!("invalid pattern in a check of job `{id}`: {detail}"), at);
+                                let at = self
+                                    .at(&self
+                                        .field(draft, &[field, &n, "patterns", &p.to_string()]));
+                                let detail = e
+                                    .to_string()
+                                    .lines()
+                                    .last()
+                                    .unwrap_or_default()
+                                    .trim()
+                                    .to_owned();
+                                self.error(
+                                    "exe::config::invalid_regex",
+                                    format!("invalid pattern in a check of job `{id}`: {detail}"),
+                                    at,
+                                );
                             }
                         }
                     }
-                    Check::LogClean { path: glob, patterns: compiled }
+                    Check::LogClean {
+                        path: glob,
+                        patterns: compiled,
+                    }
                 }
             });
         }
@@ -525,7 +825,10 @@ impl<'d> Validator<'d> {
         for (i, d) in drafts.iter().enumerate() {
             by_id.entry(d.key.clone()).or_default().push(i);
             if !d.matrix.is_empty() {
-                by_id.entry(expanded_id(&d.key, &d.matrix)).or_default().push(i);
+                by_id
+                    .entry(expanded_id(&d.key, &d.matrix))
+                    .or_default()
+                    .push(i);
             }
         }
         let mut all = Vec::with_capacity(drafts.len());
@@ -533,19 +836,22 @@ impl<'d> Validator<'d> {
         for (d, rendered) in drafts.iter().zip(rendered) {
             let mut needs = Vec::new();
             for (n, need) in rendered.iter().enumerate() {
-                match by_id.get(need) {
-                    Some(targets) => needs.extend(targets),
-                    None => {
-                        if !reported.insert((d.key.clone(), n)) {
-                            continue;
-                        }
-                        let here = self.field(d, &["needs", &n.to_string()]);
-                        let at = self.at(&here);
-                        let hint = did_you_mean(need, drafts.iter().map(|d| d.key.as_str()))
-                            .unwrap_or_else(|| "`needs` lists ids of jobs in this pipeline".to_owned());
-                        self.error("exe::config::unknown_need", format!("job `{}` needs `{need}`, which is not a job", d.key), at)
-                            .help = Some(hint);
+                if let Some(targets) = by_id.get(need) {
+                    needs.extend(targets);
+                } else {
+                    if !reported.insert((d.key.clone(), n)) {
+                        continue;
                     }
+                    let here = self.field(d, &["needs", &n.to_string()]);
+                    let at = self.at(&here);
+                    let hint = did_you_mean(need, drafts.iter().map(|d| d.key.as_str()))
+                        .unwrap_or_else(|| "`needs` lists ids of jobs in this pipeline".to_owned());
+                    self.error(
+                        "exe::config::unknown_need",
+                        format!("job `{}` needs `{need}`, which is not a job", d.key),
+                        at,
+                    )
+                    .help = Some(hint);
                 }
             }
             needs.sort_unstable();
@@ -555,23 +861,42 @@ impl<'d> Validator<'d> {
         all
     }
 
-    fn interpolate<'a>(&mut self, text: &str, lookup: impl Fn(&str) -> Option<&'a str>, here: &[Vec<String>]) -> String {
+    fn interpolate<'a>(
+        &mut self,
+        text: &str,
+        lookup: impl Fn(&str) -> Option<&'a str>,
+        here: &[Vec<String>],
+    ) -> String {
         let (out, unknown) = template::interpolate(text, lookup);
         for name in unknown {
             let at = self.at(here);
-            self.warn("exe::config::undefined_variable", format!("`${{{name}}}` is not set; it is left as written"), at)
-                .help = Some("set it in `env`, with `--env`, or in the environment exe runs in".to_owned());
+            self.warn(
+                "exe::config::undefined_variable",
+                format!("`${{{name}}}` is not set; it is left as written"),
+                at,
+            )
+            .help =
+                Some("set it in `env`, with `--env`, or in the environment exe runs in".to_owned());
         }
         out
     }
 
-    fn render_str(&mut self, text: &str, here: &[Vec<String>], ctx: impl FnOnce() -> JValue) -> String {
+    fn render_str(
+        &mut self,
+        text: &str,
+        here: &[Vec<String>],
+        ctx: impl FnOnce() -> JValue,
+    ) -> String {
         match template::render_now(text, ctx) {
             Ok(s) => s,
             Err(e) => {
                 let at = self.at(here);
                 let field = here.first().map(|p| dotted(p)).unwrap_or_default();
-                self.error("exe::config::template", format!("in `{field}`: {}", e.message), at);
+                self.error(
+                    "exe::config::template",
+                    format!("in `{field}`: {}", e.message),
+                    at,
+                );
                 text.to_owned()
             }
         }
@@ -591,7 +916,10 @@ pub fn expanded_id(key: &str, matrix: &[(String, serde_json::Value)]) -> String 
     if matrix.is_empty() {
         return key.to_owned();
     }
-    let parts: Vec<String> = matrix.iter().map(|(k, v)| format!("{k}={}", matrix_text(v))).collect();
+    let parts: Vec<String> = matrix
+        .iter()
+        .map(|(k, v)| format!("{k}={}", matrix_text(v)))
+        .collect();
     format!("{key}[{}]", parts.join(","))
 }
 
@@ -605,7 +933,10 @@ fn matrix_text(v: &serde_json::Value) -> String {
 /// The caller's variables a job sees under an `inherit_env` setting.
 pub fn inherited(mode: &InheritEnv, process_env: &[(String, String)]) -> Vec<(String, String)> {
     let keep = |name: &str, list: &[&str]| {
-        list.iter().any(|p| p.strip_suffix('*').map_or(*p == name, |prefix| name.starts_with(prefix)))
+        list.iter().any(|p| {
+            p.strip_suffix('*')
+                .map_or(*p == name, |prefix| name.starts_with(prefix))
+        })
     };
     process_env
         .iter()
@@ -620,7 +951,10 @@ pub fn inherited(mode: &InheritEnv, process_env: &[(String, String)]) -> Vec<(St
 
 /// Merges `over` onto `base`: maps deeply, lists and scalars replaced, `over` wins.
 fn merge(base: JobSpec, over: JobSpec) -> JobSpec {
-    fn map<V>(base: Option<BTreeMap<String, V>>, over: Option<BTreeMap<String, V>>) -> Option<BTreeMap<String, V>> {
+    fn map<V>(
+        base: Option<BTreeMap<String, V>>,
+        over: Option<BTreeMap<String, V>>,
+    ) -> Option<BTreeMap<String, V>> {
         match (base, over) {
             (Some(mut b), Some(o)) => {
                 b.extend(o);
@@ -642,7 +976,10 @@ fn merge(base: JobSpec, over: JobSpec) -> JobSpec {
         (b, o) => o.or(b),
     };
     let resources = match (base.resources, over.resources) {
-        (Some(b), Some(o)) => Some(crate::spec::ResourcesSpec { cpu: o.cpu.or(b.cpu), memory: o.memory.or(b.memory) }),
+        (Some(b), Some(o)) => Some(crate::spec::ResourcesSpec {
+            cpu: o.cpu.or(b.cpu),
+            memory: o.memory.or(b.memory),
+        }),
         (b, o) => o.or(b),
     };
     JobSpec {

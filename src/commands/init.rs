@@ -9,9 +9,17 @@ use crate::error::Error;
 /// The starters, compiled into the binary so `exe init` works anywhere.
 const STARTERS: &[(&str, &str, &str)] = &[
     ("basic", "toml", include_str!("../../templates/basic.toml")),
-    ("basic-yaml", "yaml", include_str!("../../templates/basic.yaml")),
+    (
+        "basic-yaml",
+        "yaml",
+        include_str!("../../templates/basic.yaml"),
+    ),
     ("etl", "toml", include_str!("../../templates/etl.toml")),
-    ("matrix", "toml", include_str!("../../templates/matrix.toml")),
+    (
+        "matrix",
+        "toml",
+        include_str!("../../templates/matrix.toml"),
+    ),
 ];
 
 pub(super) fn run(args: &InitArgs) -> Result<i32, Error> {
@@ -29,7 +37,10 @@ pub(super) fn run(args: &InitArgs) -> Result<i32, Error> {
             help: Some(format!("starters: {}", names.join(", "))),
         });
     };
-    let path = args.path.clone().unwrap_or_else(|| PathBuf::from(format!("pipeline.{ext}")));
+    let path = args
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("pipeline.{ext}")));
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
     if args.force {
@@ -44,10 +55,21 @@ pub(super) fn run(args: &InitArgs) -> Result<i32, Error> {
                 help: Some("pass --force to overwrite it, or give another path".to_owned()),
             }
         } else {
-            Error::Write { path: path.clone(), source }
+            Error::Write {
+                path: path.clone(),
+                source,
+            }
         }
     })?;
-    file.write_all(text.as_bytes()).map_err(|source| Error::Write { path: path.clone(), source })?;
-    eprintln!("wrote {}; check it with `exe lint {}`", path.display(), path.display());
+    file.write_all(text.as_bytes())
+        .map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?;
+    eprintln!(
+        "wrote {}; check it with `exe lint {}`",
+        path.display(),
+        path.display()
+    );
     Ok(0)
 }

@@ -27,9 +27,16 @@ struct Checked {
     included: Vec<PathBuf>,
 }
 
-pub(super) fn run(args: &LintArgs, out: &Output) -> Result<i32, Error> {
-    let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
-    let options = Options { process_env: std::env::vars().collect(), cli_env: Vec::new() };
+pub(super) fn run(args: &LintArgs, out: Output) -> Result<i32, Error> {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let options = Options {
+        process_env: std::env::vars().collect(),
+        cli_env: Vec::new(),
+    };
     let mut checked = Vec::new();
     let mut walk_problems = Vec::new();
     for path in &paths {
@@ -40,11 +47,18 @@ pub(super) fn run(args: &LintArgs, out: &Output) -> Result<i32, Error> {
         } else {
             checked.push(match format_of(path) {
                 Ok(_) => check(path, None, &options),
-                Err(d) => Checked { file: path.clone(), diagnostics: vec![d], included: Vec::new() },
+                Err(d) => Checked {
+                    file: path.clone(),
+                    diagnostics: vec![d],
+                    included: Vec::new(),
+                },
             });
         }
     }
-    let fragments: HashSet<PathBuf> = checked.iter().flat_map(|c| c.included.iter().map(|p| canonical(p))).collect();
+    let fragments: HashSet<PathBuf> = checked
+        .iter()
+        .flat_map(|c| c.included.iter().map(|p| canonical(p)))
+        .collect();
     let explicit: HashSet<PathBuf> = paths.iter().map(|p| canonical(p)).collect();
     let mut diagnostics = walk_problems;
     let mut files = 0;
@@ -65,7 +79,8 @@ pub(super) fn run(args: &LintArgs, out: &Output) -> Result<i32, Error> {
         LintFormat::Human => {
             let mut text = render_human(&diagnostics, out.color);
             if !out.quiet {
-                let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+                let plural =
+                    |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
                 text.push_str(&format!(
                     "{}: {}, {}\n",
                     plural(files, "file"),
@@ -94,32 +109,60 @@ fn check(path: &Path, text: Option<(String, Format)>, options: &Options) -> Chec
         None => load::load(path, &load_options),
     };
     match loaded {
-        Err(diagnostics) => Checked { file: path.to_path_buf(), diagnostics, included: Vec::new() },
+        Err(diagnostics) => Checked {
+            file: path.to_path_buf(),
+            diagnostics,
+            included: Vec::new(),
+        },
         Ok((doc, mut diagnostics)) => {
             let (_, found) = validate::validate(&doc, options);
             diagnostics.extend(found);
-            let included = doc.provenance.files().skip(0).filter(|f| *f != doc.main.path).map(Path::to_path_buf).collect();
-            Checked { file: path.to_path_buf(), diagnostics, included }
+            let included = doc
+                .provenance
+                .files()
+                .filter(|f| *f != doc.main.path)
+                .map(Path::to_path_buf)
+                .collect();
+            Checked {
+                file: path.to_path_buf(),
+                diagnostics,
+                included,
+            }
         }
     }
 }
 
 fn stdin(name: Option<&Path>, options: &Options) -> Result<Checked, Error> {
     let mut bytes = Vec::new();
-    std::io::stdin().take(source::MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    std::io::stdin()
+        .take(source::MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
     let text = match source::text_from_bytes(bytes) {
         Ok(text) => text,
         Err(e) => {
             let path = name.map_or_else(|| PathBuf::from("<stdin>"), Path::to_path_buf);
-            return Ok(Checked { diagnostics: vec![load::read_error(&path, &e)], file: path, included: Vec::new() });
+            return Ok(Checked {
+                diagnostics: vec![load::read_error(&path, &e)],
+                file: path,
+                included: Vec::new(),
+            });
         }
     };
     let format = match name.map(format_of) {
         Some(Ok(format)) => format,
-        Some(Err(d)) => return Ok(Checked { file: name.unwrap_or(Path::new("-")).to_path_buf(), diagnostics: vec![d], included: Vec::new() }),
+        Some(Err(d)) => {
+            return Ok(Checked {
+                file: name.unwrap_or(Path::new("-")).to_path_buf(),
+                diagnostics: vec![d],
+                included: Vec::new(),
+            });
+        }
         None => guess_format(&text),
     };
-    let path = name.map_or_else(|| PathBuf::from(format!("<stdin>.{}", format.extension())), Path::to_path_buf);
+    let path = name.map_or_else(
+        || PathBuf::from(format!("<stdin>.{}", format.extension())),
+        Path::to_path_buf,
+    );
     Ok(check(&path, Some((text, format)), options))
 }
 
@@ -137,20 +180,28 @@ fn guess_format(text: &str) -> Format {
 /// Every pipeline below a folder: files with a pipeline extension that mention `jobs`.
 /// Hidden folders and what `.gitignore` ignores are skipped; symlink loops are reported.
 fn walk(dir: &Path, options: &Options, checked: &mut Vec<Checked>, problems: &mut Vec<Diagnostic>) {
-    let walker = ignore::WalkBuilder::new(dir).follow_links(true).require_git(false).build();
+    let walker = ignore::WalkBuilder::new(dir)
+        .follow_links(true)
+        .require_git(false)
+        .build();
     let mut entries: Vec<PathBuf> = Vec::new();
     for entry in walker {
         match entry {
             Ok(entry) => {
-                if entry.file_type().is_some_and(|t| t.is_file()) && Format::from_path(entry.path()).is_some() {
+                if entry.file_type().is_some_and(|t| t.is_file())
+                    && Format::from_path(entry.path()).is_some()
+                {
                     entries.push(entry.into_path());
                 }
             }
             Err(e) => {
-                let (code, message) = if e.is_io() || !matches!(loop_path(&e), Some(_)) {
+                let (code, message) = if e.is_io() || loop_path(&e).is_none() {
                     ("exe::lint::unreadable", format!("skipped: {e}"))
                 } else {
-                    ("exe::lint::symlink_loop", format!("skipped a symbolic link loop: {e}"))
+                    (
+                        "exe::lint::symlink_loop",
+                        format!("skipped a symbolic link loop: {e}"),
+                    )
                 };
                 problems.push(Diagnostic::warning(code, message).at(loop_path(&e).map(At::File)));
             }
@@ -158,9 +209,13 @@ fn walk(dir: &Path, options: &Options, checked: &mut Vec<Checked>, problems: &mu
     }
     entries.sort();
     for path in entries {
-        let Ok(format) = format_of(&path) else { continue };
+        let Ok(format) = format_of(&path) else {
+            continue;
+        };
         match source::read_text(&path) {
-            Ok(text) if text.contains("jobs") => checked.push(check(&path, Some((text, format)), options)),
+            Ok(text) if text.contains("jobs") => {
+                checked.push(check(&path, Some((text, format)), options));
+            }
             Ok(_) => {}
             Err(e) => problems.push(load::read_error(&path, &e)),
         }
@@ -170,7 +225,9 @@ fn walk(dir: &Path, options: &Options, checked: &mut Vec<Checked>, problems: &mu
 fn loop_path(e: &ignore::Error) -> Option<PathBuf> {
     match e {
         ignore::Error::Loop { child, .. } => Some(child.clone()),
-        ignore::Error::WithPath { err, .. } | ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => loop_path(err),
+        ignore::Error::WithPath { err, .. }
+        | ignore::Error::WithDepth { err, .. }
+        | ignore::Error::WithLineNumber { err, .. } => loop_path(err),
         _ => None,
     }
 }

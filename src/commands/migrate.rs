@@ -9,17 +9,21 @@ use crate::error::Error;
 use crate::load::{self, LoadOptions};
 use crate::source::Format;
 
-pub(super) fn run(args: &MigrateArgs, out: &super::Output) -> Result<i32, Error> {
+pub(super) fn run(args: &MigrateArgs, out: super::Output) -> Result<i32, Error> {
     // Only the file itself: includes stay includes, profiles stay profiles.
     let (doc, warnings) = load::load(&args.file, &LoadOptions::default()).map_err(Error::Config)?;
-    let notes: Vec<_> = warnings.into_iter().filter(|w| w.code != "exe::config::legacy_format").collect();
+    let notes: Vec<_> = warnings
+        .into_iter()
+        .filter(|w| w.code != "exe::config::legacy_format")
+        .collect();
     if !notes.is_empty() && !out.quiet {
         eprint!("{}", render_human(&notes, false));
     }
-    let mut spec = doc.provenance.main_spec().map_err(Error::Config)?;
-    if doc.legacy {
-        spec = doc.spec.clone();
-    }
+    let mut spec = if doc.legacy {
+        doc.spec.clone()
+    } else {
+        doc.provenance.main_spec().map_err(Error::Config)?
+    };
     spec.version = Some(crate::spec::FORMAT_VERSION);
     let format = match args.to {
         TargetFormat::Toml => Format::Toml,
@@ -40,9 +44,16 @@ pub(super) fn run(args: &MigrateArgs, out: &super::Output) -> Result<i32, Error>
                     help: Some("pass --force to overwrite it".to_owned()),
                 });
             }
-            std::fs::write(path, text).map_err(|source| Error::Write { path: path.clone(), source })?;
+            std::fs::write(path, text).map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
             if !out.quiet {
-                eprintln!("wrote {}; check it with `exe lint {}`", path.display(), path.display());
+                eprintln!(
+                    "wrote {}; check it with `exe lint {}`",
+                    path.display(),
+                    path.display()
+                );
             }
         }
     }

@@ -21,11 +21,15 @@ pub(super) fn parse(text: &str) -> Result<Node, SyntaxError> {
     };
     let parsed = parse_to_ast(text, &CollectOptions::default(), &options).map_err(|e| {
         let range = e.range();
-        SyntaxError::at(e.kind().to_string(), range.start..range.end.max(range.start + 1).min(text.len().max(1)))
+        SyntaxError::at(
+            e.kind().to_string(),
+            range.start..range.end.max(range.start + 1).min(text.len().max(1)),
+        )
     })?;
     match parsed.value {
         Some(value) => node(value),
-        None => Err(SyntaxError::whole("the file is empty").help("a JSON pipeline is an object: `{\"jobs\": {...}}`")),
+        None => Err(SyntaxError::whole("the file is empty")
+            .help("a JSON pipeline is an object: `{\"jobs\": {...}}`")),
     }
 }
 
@@ -33,14 +37,13 @@ fn node(value: ast::Value<'_>) -> Result<Node, SyntaxError> {
     Ok(match value {
         ast::Value::StringLit(s) => leaf(s.range, Value::Str(s.value.into_owned())),
         ast::Value::NumberLit(n) => {
-            let parsed = match n.value.parse::<i64>() {
-                Ok(i) => Value::Int(i),
-                Err(_) => Value::Float(
-                    n.value
-                        .parse::<f64>()
-                        .map_err(|_| SyntaxError::at("invalid number", n.range.start..n.range.end))?,
-                ),
-            };
+            let parsed =
+                match n.value.parse::<i64>() {
+                    Ok(i) => Value::Int(i),
+                    Err(_) => Value::Float(n.value.parse::<f64>().map_err(|_| {
+                        SyntaxError::at("invalid number", n.range.start..n.range.end)
+                    })?),
+                };
             leaf(n.range, parsed)
         }
         ast::Value::BooleanLit(b) => leaf(b.range, Value::Bool(b.value)),
@@ -56,7 +59,10 @@ fn node(value: ast::Value<'_>) -> Result<Node, SyntaxError> {
                     ast::ObjectPropName::String(s) => s.range,
                     ast::ObjectPropName::Word(w) => w.range,
                 };
-                let key = Key { name: prop.name.into_string(), span: range.start..range.end };
+                let key = Key {
+                    name: prop.name.into_string(),
+                    span: range.start..range.end,
+                };
                 entries.insert(key, node(prop.value)?)?;
             }
             leaf(o.range, Value::Map(entries.finish()))
@@ -65,5 +71,8 @@ fn node(value: ast::Value<'_>) -> Result<Node, SyntaxError> {
 }
 
 fn leaf(range: jsonc_parser::common::Range, value: Value) -> Node {
-    Node { span: range.start..range.end, value }
+    Node {
+        span: range.start..range.end,
+        value,
+    }
 }

@@ -1,7 +1,7 @@
 //! TOML text to a [`Node`] tree, through `toml`'s span-keeping parser.
 
-use toml::de::{DeTable, DeValue};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 use super::{Key, MAX_DEPTH, Node, SyntaxError, Value};
 
@@ -14,16 +14,29 @@ pub(super) fn parse(text: &str) -> Result<Node, SyntaxError> {
         }
     })?;
     let span = table.span();
-    Ok(Node { span: span.clone(), value: table_value(table.into_inner(), 0, span)? })
+    Ok(Node {
+        span: span.clone(),
+        value: table_value(table.into_inner(), 0, span)?,
+    })
 }
 
-fn table_value(table: DeTable<'_>, depth: usize, span: std::ops::Range<usize>) -> Result<Value, SyntaxError> {
+fn table_value(
+    table: DeTable<'_>,
+    depth: usize,
+    span: std::ops::Range<usize>,
+) -> Result<Value, SyntaxError> {
     if depth > MAX_DEPTH {
-        return Err(SyntaxError::at(format!("nesting deeper than {MAX_DEPTH} levels"), span));
+        return Err(SyntaxError::at(
+            format!("nesting deeper than {MAX_DEPTH} levels"),
+            span,
+        ));
     }
     let mut entries = Vec::with_capacity(table.len());
     for (key, value) in table {
-        let key = Key { span: key.span(), name: key.into_inner().into_owned() };
+        let key = Key {
+            span: key.span(),
+            name: key.into_inner().into_owned(),
+        };
         entries.push((key, node(value, depth + 1)?));
     }
     Ok(Value::Map(entries))
@@ -41,7 +54,10 @@ fn node(value: Spanned<DeValue<'_>>, depth: usize) -> Result<Node, SyntaxError> 
                 radix => i64::from_str_radix(&digits[2.min(digits.len())..], radix).ok(),
             };
             Value::Int(parsed.ok_or_else(|| {
-                SyntaxError::at("integer out of range (it must fit in 64 bits)", span.clone())
+                SyntaxError::at(
+                    "integer out of range (it must fit in 64 bits)",
+                    span.clone(),
+                )
             })?)
         }
         DeValue::Float(f) => {
@@ -51,16 +67,30 @@ fn node(value: Spanned<DeValue<'_>>, depth: usize) -> Result<Node, SyntaxError> 
                 "nan" => Some(f64::NAN),
                 _ => text.parse::<f64>().ok(),
             };
-            let parsed = parsed.map(|x| if text.starts_with('-') && !x.is_sign_negative() { -x } else { x });
+            let parsed = parsed.map(|x| {
+                if text.starts_with('-') && !x.is_sign_negative() {
+                    -x
+                } else {
+                    x
+                }
+            });
             Value::Float(parsed.ok_or_else(|| SyntaxError::at("invalid float", span.clone()))?)
         }
         DeValue::Boolean(b) => Value::Bool(b),
         DeValue::Datetime(d) => Value::Str(d.to_string()),
         DeValue::Array(items) => {
             if depth > MAX_DEPTH {
-                return Err(SyntaxError::at(format!("nesting deeper than {MAX_DEPTH} levels"), span));
+                return Err(SyntaxError::at(
+                    format!("nesting deeper than {MAX_DEPTH} levels"),
+                    span,
+                ));
             }
-            Value::Seq(items.into_iter().map(|item| node(item, depth + 1)).collect::<Result<_, _>>()?)
+            Value::Seq(
+                items
+                    .into_iter()
+                    .map(|item| node(item, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         DeValue::Table(table) => table_value(table, depth, span.clone())?,
     };

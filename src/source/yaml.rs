@@ -15,8 +15,18 @@ use super::{CharIndex, Key, MAX_DEPTH, MapBuilder, Node, SyntaxError, Value};
 const MAX_ALIAS_NODES: usize = 1_000_000;
 
 enum Frame {
-    Seq { start: usize, anchor: usize, items: Vec<Node> },
-    Map { start: usize, anchor: usize, entries: MapBuilder, key: Option<Key>, merges: Vec<Node> },
+    Seq {
+        start: usize,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        start: usize,
+        anchor: usize,
+        entries: MapBuilder,
+        key: Option<Key>,
+        merges: Vec<Node>,
+    },
 }
 
 struct Builder<'a> {
@@ -48,7 +58,10 @@ pub(super) fn parse(text: &str) -> Result<Node, SyntaxError> {
         })?;
         b.event(event, span)?;
     }
-    Ok(b.root.unwrap_or(Node { span: 0..0, value: Value::Null }))
+    Ok(b.root.unwrap_or(Node {
+        span: 0..0,
+        value: Value::Null,
+    }))
 }
 
 impl Builder<'_> {
@@ -62,13 +75,22 @@ impl Builder<'_> {
             Event::DocumentStart(_) => {
                 self.documents += 1;
                 if self.documents > 1 {
-                    return Err(SyntaxError::at("a pipeline file holds one YAML document; found a second", range)
-                        .help("remove the `---` line, or split the file in two"));
+                    return Err(SyntaxError::at(
+                        "a pipeline file holds one YAML document; found a second",
+                        range,
+                    )
+                    .help("remove the `---` line, or split the file in two"));
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
-                if let Some(Frame::Map { key: key @ None, .. }) = self.stack.last_mut() {
-                    *key = Some(Key { name: text.into_owned(), span: range });
+                if let Some(Frame::Map {
+                    key: key @ None, ..
+                }) = self.stack.last_mut()
+                {
+                    *key = Some(Key {
+                        name: text.into_owned(),
+                        span: range,
+                    });
                     return Ok(());
                 }
                 let plain = style == ScalarStyle::Plain;
@@ -85,7 +107,10 @@ impl Builder<'_> {
                     return Err(SyntaxError::at("unknown alias", range));
                 };
                 if matches!(self.stack.last(), Some(Frame::Map { key: None, .. })) {
-                    return Err(SyntaxError::at("an alias cannot be used as a map key", range));
+                    return Err(SyntaxError::at(
+                        "an alias cannot be used as a map key",
+                        range,
+                    ));
                 }
                 self.alias_nodes += count;
                 if self.alias_nodes > MAX_ALIAS_NODES {
@@ -101,7 +126,11 @@ impl Builder<'_> {
             }
             Event::SequenceStart(anchor, _) => {
                 self.open(&range)?;
-                self.stack.push(Frame::Seq { start: range.start, anchor, items: Vec::new() });
+                self.stack.push(Frame::Seq {
+                    start: range.start,
+                    anchor,
+                    items: Vec::new(),
+                });
             }
             Event::MappingStart(anchor, _) => {
                 self.open(&range)?;
@@ -115,14 +144,34 @@ impl Builder<'_> {
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
-                    Some(Frame::Seq { start, anchor, items }) => {
-                        (Node { span: start..range.end.max(start), value: Value::Seq(items) }, anchor)
-                    }
-                    Some(Frame::Map { start, anchor, mut entries, merges, .. }) => {
+                    Some(Frame::Seq {
+                        start,
+                        anchor,
+                        items,
+                    }) => (
+                        Node {
+                            span: start..range.end.max(start),
+                            value: Value::Seq(items),
+                        },
+                        anchor,
+                    ),
+                    Some(Frame::Map {
+                        start,
+                        anchor,
+                        mut entries,
+                        merges,
+                        ..
+                    }) => {
                         for merge in merges {
                             apply_merge(&mut entries, merge)?;
                         }
-                        (Node { span: start..range.end.max(start), value: Value::Map(entries.finish()) }, anchor)
+                        (
+                            Node {
+                                span: start..range.end.max(start),
+                                value: Value::Map(entries.finish()),
+                            },
+                            anchor,
+                        )
                     }
                     None => return Ok(()),
                 };
@@ -135,11 +184,17 @@ impl Builder<'_> {
 
     fn open(&self, range: &Range<usize>) -> Result<(), SyntaxError> {
         if matches!(self.stack.last(), Some(Frame::Map { key: None, .. })) {
-            return Err(SyntaxError::at("map keys must be plain strings", range.clone()));
+            return Err(SyntaxError::at(
+                "map keys must be plain strings",
+                range.clone(),
+            ));
         }
         if self.stack.len() >= super::MAX_DEPTH {
-            return Err(SyntaxError::at(format!("nesting deeper than {MAX_DEPTH} levels"), range.clone())
-                .help("a pipeline never needs this much nesting; is this the right file?"));
+            return Err(SyntaxError::at(
+                format!("nesting deeper than {MAX_DEPTH} levels"),
+                range.clone(),
+            )
+            .help("a pipeline never needs this much nesting; is this the right file?"));
         }
         Ok(())
     }
@@ -153,7 +208,12 @@ impl Builder<'_> {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, merges, .. }) => {
+            Some(Frame::Map {
+                entries,
+                key,
+                merges,
+                ..
+            }) => {
                 let key = key.take().expect("a map value always follows its key");
                 if key.name == "<<" {
                     merges.push(node);
@@ -171,11 +231,19 @@ fn apply_merge(entries: &mut MapBuilder, merge: Node) -> Result<(), SyntaxError>
     let sources = match merge.value {
         Value::Map(_) => vec![merge],
         Value::Seq(items) => items,
-        _ => return Err(SyntaxError::at("`<<` merges a map or a list of maps", merge.span)),
+        _ => {
+            return Err(SyntaxError::at(
+                "`<<` merges a map or a list of maps",
+                merge.span,
+            ));
+        }
     };
     for source in sources {
         let Value::Map(items) = source.value else {
-            return Err(SyntaxError::at("`<<` merges a map or a list of maps", source.span));
+            return Err(SyntaxError::at(
+                "`<<` merges a map or a list of maps",
+                source.span,
+            ));
         };
         for (key, value) in items {
             if !entries.contains(&key.name) {
@@ -206,33 +274,36 @@ fn resolve(text: String) -> Value {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY);
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
     }
     let unsigned = text.trim_start_matches(['-', '+']);
-    if let Some(hex) = text.strip_prefix("0x") {
-        if let Ok(i) = i64::from_str_radix(hex, 16) {
-            return Value::Int(i);
-        }
+    if let Some(hex) = text.strip_prefix("0x")
+        && let Ok(i) = i64::from_str_radix(hex, 16)
+    {
+        return Value::Int(i);
     }
-    if let Some(oct) = text.strip_prefix("0o") {
-        if let Ok(i) = i64::from_str_radix(oct, 8) {
-            return Value::Int(i);
-        }
+    if let Some(oct) = text.strip_prefix("0o")
+        && let Ok(i) = i64::from_str_radix(oct, 8)
+    {
+        return Value::Int(i);
     }
-    if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(i) = text.parse::<i64>() {
-            return Value::Int(i);
-        }
+    if !unsigned.is_empty()
+        && unsigned.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(i) = text.parse::<i64>()
+    {
+        return Value::Int(i);
     }
     let float_like = unsigned.bytes().any(|b| b.is_ascii_digit())
-        && unsigned.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
-    if float_like {
-        if let Ok(f) = text.parse::<f64>() {
-            return Value::Float(f);
-        }
+        && unsigned
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
+    if float_like && let Ok(f) = text.parse::<f64>() {
+        return Value::Float(f);
     }
     Value::Str(text)
 }
@@ -257,7 +328,10 @@ mod tests {
     fn quoted_scalars_stay_strings() {
         let tree = parse("a: '1'\nb: \"true\"\nc: !!str 5\n").unwrap();
         for key in ["a", "b", "c"] {
-            assert!(matches!(tree.get(key).unwrap().value, Value::Str(_)), "{key}");
+            assert!(
+                matches!(tree.get(key).unwrap().value, Value::Str(_)),
+                "{key}"
+            );
         }
     }
 

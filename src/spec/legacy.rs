@@ -14,8 +14,8 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use super::{
-    CheckSpec, DurationSpec, EmailSpec, EnvValue, InheritEnv, JobSpec, NotifySpec, PipelineSpec, RetrySpec,
-    RetryStatus, SecurityPolicy, StringList,
+    CheckSpec, DurationSpec, EmailSpec, EnvValue, InheritEnv, JobSpec, NotifySpec, PipelineSpec,
+    RetrySpec, RetryStatus, SecurityPolicy, StringList,
 };
 use crate::diagnostic::{At, Diagnostic};
 use crate::load::{diagnose, to_figment};
@@ -23,22 +23,73 @@ use crate::source::{Node, SourceFile, Value};
 
 /// The older tool's "default" `inherit_shell_env` whitelist (it differs from exe's).
 pub const LEGACY_DEFAULT_ENV: &[&str] = &[
-    "PATH", "LD_LIBRARY_PATH", "HOME", "USER", "SHELL", "HOSTNAME", "TERM", "DISPLAY", "LANG", "LC_ALL",
-    "LC_CTYPE", "TZ", "TMPDIR", "TEMP", "TMP", "JAVA_HOME", "PYTHON_HOME", "NODE_PATH",
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "HOME",
+    "USER",
+    "SHELL",
+    "HOSTNAME",
+    "TERM",
+    "DISPLAY",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "JAVA_HOME",
+    "PYTHON_HOME",
+    "NODE_PATH",
 ];
 
 const TOP_KEYS: &[&str] = &[
-    "working_dir", "application_name", "name", "jobs", "log_dir", "parallel", "max_workers", "default_timeout",
-    "default_max_retries", "default_retry_delay", "default_retry_backoff", "default_retry_jitter",
-    "default_max_retry_time", "default_retry_on_exit_codes", "env_variables", "inherit_shell_env", "email_address",
-    "email_on_success", "email_on_failure", "smtp_server", "smtp_port", "smtp_user", "smtp_password", "allow_shell",
-    "security_policy", "dependency_plugins", "description",
+    "working_dir",
+    "application_name",
+    "name",
+    "jobs",
+    "log_dir",
+    "parallel",
+    "max_workers",
+    "default_timeout",
+    "default_max_retries",
+    "default_retry_delay",
+    "default_retry_backoff",
+    "default_retry_jitter",
+    "default_max_retry_time",
+    "default_retry_on_exit_codes",
+    "env_variables",
+    "inherit_shell_env",
+    "email_address",
+    "email_on_success",
+    "email_on_failure",
+    "smtp_server",
+    "smtp_port",
+    "smtp_user",
+    "smtp_password",
+    "allow_shell",
+    "security_policy",
+    "dependency_plugins",
+    "description",
 ];
 
 const JOB_KEYS: &[&str] = &[
-    "id", "command", "description", "dependencies", "timeout", "env_variables", "pre_checks", "post_checks",
-    "max_retries", "retry_delay", "retry_backoff", "retry_jitter", "max_retry_time", "retry_on_exit_codes",
-    "retry_on_status", "log_dir",
+    "id",
+    "command",
+    "description",
+    "dependencies",
+    "timeout",
+    "env_variables",
+    "pre_checks",
+    "post_checks",
+    "max_retries",
+    "retry_delay",
+    "retry_backoff",
+    "retry_jitter",
+    "max_retry_time",
+    "retry_on_exit_codes",
+    "retry_on_status",
+    "log_dir",
 ];
 
 #[derive(Deserialize)]
@@ -115,11 +166,19 @@ pub fn convert(
     let at = |path: &[String], key: bool| -> Option<At> {
         let node = if key {
             let (last, parent) = path.split_last()?;
-            tree.find(parent).and_then(|p| p.get_key(last)).map(|k| k.span.clone())
+            tree.find(parent)
+                .and_then(|p| p.get_key(last))
+                .map(|k| k.span.clone())
         } else {
             tree.find(path).map(|n| n.span.clone())
         };
-        Some(node.map_or_else(|| At::File(source.path.clone()), |span| At::Span { source: source.clone(), span }))
+        Some(node.map_or_else(
+            || At::File(source.path.clone()),
+            |span| At::Span {
+                source: source.clone(),
+                span,
+            },
+        ))
     };
     let mut warnings = vec![
         Diagnostic::warning(
@@ -130,40 +189,58 @@ pub fn convert(
             At::Span { source, .. } => At::Span { source, span: 0..0 },
             other => other,
         }))
-        .help(format!("`exe migrate {}` converts it to the current format", source.path.display())),
+        .help(format!(
+            "`exe migrate {}` converts it to the current format",
+            source.path.display()
+        )),
     ];
     let mut stripped = tree.clone();
     strip_keys(&mut stripped, TOP_KEYS, &[], &mut warnings, &at);
     if let Value::Map(entries) = &mut stripped.value {
         for (key, jobs) in entries.iter_mut() {
-            if key.name == "jobs" {
-                if let Value::Seq(items) = &mut jobs.value {
-                    for (i, job) in items.iter_mut().enumerate() {
-                        strip_keys(job, JOB_KEYS, &["jobs".to_owned(), i.to_string()], &mut warnings, &at);
-                    }
+            if key.name == "jobs"
+                && let Value::Seq(items) = &mut jobs.value
+            {
+                for (i, job) in items.iter_mut().enumerate() {
+                    strip_keys(
+                        job,
+                        JOB_KEYS,
+                        &["jobs".to_owned(), i.to_string()],
+                        &mut warnings,
+                        &at,
+                    );
                 }
             }
         }
     }
-    let legacy: LegacySpec = to_figment(&stripped).deserialize().map_err(|e| vec![diagnose(&e, &at)])?;
+    let legacy: LegacySpec = to_figment(&stripped)
+        .deserialize()
+        .map_err(|e| vec![diagnose(&e, &at)])?;
     let mut errors = Vec::new();
     let mut index = HashMap::new();
     for (i, job) in legacy.jobs.iter().enumerate() {
         if let Some(first) = index.insert(job.id.clone(), i) {
             let path = ["jobs".to_owned(), i.to_string(), "id".to_owned()];
-            let mut d = Diagnostic::error("exe::config::duplicate_id", format!("duplicate job id `{}`", job.id))
-                .at(at(&path, false))
-                .help("job ids must be unique");
+            let mut d = Diagnostic::error(
+                "exe::config::duplicate_id",
+                format!("duplicate job id `{}`", job.id),
+            )
+            .at(at(&path, false))
+            .help("job ids must be unique");
             if let Some(n) = tree.find(&["jobs".to_owned(), first.to_string(), "id".to_owned()]) {
-                d.related.push(("first used here".to_owned(), n.span.clone()));
+                d.related
+                    .push(("first used here".to_owned(), n.span.clone()));
             }
             errors.push(d);
         }
     }
     if legacy.allow_shell == Some(false) {
         warnings.push(
-            Diagnostic::warning("exe::config::legacy_unsupported", "`allow_shell: false` is not supported: exe runs every command with `sh -c`")
-                .at(at(&["allow_shell".to_owned()], true)),
+            Diagnostic::warning(
+                "exe::config::legacy_unsupported",
+                "`allow_shell: false` is not supported: exe runs every command with `sh -c`",
+            )
+            .at(at(&["allow_shell".to_owned()], true)),
         );
     }
     if tree.get("dependency_plugins").is_some() {
@@ -174,7 +251,11 @@ pub fn convert(
         );
     }
     let spec = build(legacy, &at, &mut errors);
-    if errors.is_empty() { Ok((spec, index, warnings)) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok((spec, index, warnings))
+    } else {
+        Err(errors)
+    }
 }
 
 fn strip_keys(
@@ -184,7 +265,9 @@ fn strip_keys(
     warnings: &mut Vec<Diagnostic>,
     at: &impl Fn(&[String], bool) -> Option<At>,
 ) {
-    let Value::Map(entries) = &mut node.value else { return };
+    let Value::Map(entries) = &mut node.value else {
+        return;
+    };
     entries.retain(|(key, _)| {
         if key.name.starts_with('_') {
             return false;
@@ -193,9 +276,12 @@ fn strip_keys(
             return true;
         }
         let here: Vec<String> = path.iter().cloned().chain([key.name.clone()]).collect();
-        let mut d = Diagnostic::warning("exe::config::legacy_unknown_key", format!("unknown key `{}`, ignored", key.name))
-            .at(at(&here, true))
-            .label("ignored");
+        let mut d = Diagnostic::warning(
+            "exe::config::legacy_unknown_key",
+            format!("unknown key `{}`, ignored", key.name),
+        )
+        .at(at(&here, true))
+        .label("ignored");
         if let Some(hint) = crate::diagnostic::did_you_mean(&key.name, known.iter().copied()) {
             d = d.help(hint);
         }
@@ -205,7 +291,11 @@ fn strip_keys(
 }
 
 #[allow(clippy::too_many_lines)]
-fn build(legacy: LegacySpec, at: &impl Fn(&[String], bool) -> Option<At>, errors: &mut Vec<Diagnostic>) -> PipelineSpec {
+fn build(
+    legacy: LegacySpec,
+    at: &impl Fn(&[String], bool) -> Option<At>,
+    errors: &mut Vec<Diagnostic>,
+) -> PipelineSpec {
     let max_parallel = if legacy.parallel == Some(true) {
         // The older tool's `--parallel` without `max_workers` used 4 workers.
         u32::try_from(legacy.max_workers.unwrap_or(4).max(1)).unwrap_or(u32::MAX)
@@ -213,14 +303,30 @@ fn build(legacy: LegacySpec, at: &impl Fn(&[String], bool) -> Option<At>, errors
         1
     };
     let defaults = JobSpec {
-        timeout: Some(legacy.default_timeout.unwrap_or(DurationSpec(Duration::from_secs(10_800)))),
+        timeout: Some(
+            legacy
+                .default_timeout
+                .unwrap_or(DurationSpec(Duration::from_hours(3))),
+        ),
         retry: Some(RetrySpec {
             max: Some(legacy.default_max_retries.unwrap_or(0)),
-            delay: Some(legacy.default_retry_delay.unwrap_or(DurationSpec(Duration::from_secs(30)))),
+            delay: Some(
+                legacy
+                    .default_retry_delay
+                    .unwrap_or(DurationSpec(Duration::from_secs(30))),
+            ),
             backoff: Some(legacy.default_retry_backoff.unwrap_or(1.5)),
             jitter: Some(legacy.default_retry_jitter.unwrap_or(0.1)),
-            max_time: Some(legacy.default_max_retry_time.unwrap_or(DurationSpec(Duration::from_secs(1800)))),
-            on_exit_codes: Some(legacy.default_retry_on_exit_codes.unwrap_or_else(|| vec![1])),
+            max_time: Some(
+                legacy
+                    .default_max_retry_time
+                    .unwrap_or(DurationSpec(Duration::from_mins(30))),
+            ),
+            on_exit_codes: Some(
+                legacy
+                    .default_retry_on_exit_codes
+                    .unwrap_or_else(|| vec![1]),
+            ),
             on_status: Some(vec![RetryStatus::Failed, RetryStatus::Timeout]),
         }),
         ..JobSpec::default()
@@ -230,7 +336,12 @@ fn build(legacy: LegacySpec, at: &impl Fn(&[String], bool) -> Option<At>, errors
         on_failure: Some(legacy.email_on_failure.unwrap_or(true)),
         email: Some(EmailSpec {
             to: StringList(
-                to.0.iter().flat_map(|a| a.split(',')).map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect(),
+                to.0.iter()
+                    .flat_map(|a| a.split(','))
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
             ),
             from: None,
             smtp_host: Some(legacy.smtp_server.unwrap_or_else(|| "localhost".to_owned())),
@@ -252,7 +363,7 @@ fn build(legacy: LegacySpec, at: &impl Fn(&[String], bool) -> Option<At>, errors
                     p.push(n.to_string());
                     p
                 };
-                match convert_check(check) {
+                match convert_check(&check) {
                     Ok(c) => out.push(c),
                     Err(message) => errors.push(
                         Diagnostic::error("exe::config::legacy_check", message)
@@ -309,7 +420,9 @@ fn build(legacy: LegacySpec, at: &impl Fn(&[String], bool) -> Option<At>, errors
         log_dir: legacy.log_dir,
         env: legacy.env_variables,
         inherit_env: Some(match legacy.inherit_shell_env {
-            Some(InheritEnv::Default) => InheritEnv::Only(LEGACY_DEFAULT_ENV.iter().map(|s| (*s).to_owned()).collect()),
+            Some(InheritEnv::Default) => {
+                InheritEnv::Only(LEGACY_DEFAULT_ENV.iter().map(|s| (*s).to_owned()).collect())
+            }
             Some(other) => other,
             None => InheritEnv::All(true),
         }),
@@ -322,21 +435,30 @@ fn build(legacy: LegacySpec, at: &impl Fn(&[String], bool) -> Option<At>, errors
     }
 }
 
-fn convert_check(check: LegacyCheck) -> Result<CheckSpec, String> {
+fn convert_check(check: &LegacyCheck) -> Result<CheckSpec, String> {
     let param = |key: &str| -> Result<String, String> {
         match check.params.get(key) {
             Some(serde_json::Value::String(s)) => Ok(s.clone()),
             Some(other) => Ok(other.to_string()),
-            None => Err(format!("check `{}` needs the parameter `{key}`", check.name)),
+            None => Err(format!(
+                "check `{}` needs the parameter `{key}`",
+                check.name
+            )),
         }
     };
     let patterns = |list: &[&str]| Some(list.iter().map(|p| (*p).to_owned()).collect());
     match check.name.as_str() {
-        "check_file_exists" => Ok(CheckSpec::FileExists { path: param("path")? }),
-        "check_no_ora_errors" => Ok(CheckSpec::LogClean { path: param("log_file")?, patterns: patterns(&["ORA-"]) }),
-        "check_no_ora_or_sp2_errors" => {
-            Ok(CheckSpec::LogClean { path: param("log_file")?, patterns: patterns(&["ORA-", "SP2-"]) })
-        }
+        "check_file_exists" => Ok(CheckSpec::FileExists {
+            path: param("path")?,
+        }),
+        "check_no_ora_errors" => Ok(CheckSpec::LogClean {
+            path: param("log_file")?,
+            patterns: patterns(&["ORA-"]),
+        }),
+        "check_no_ora_or_sp2_errors" => Ok(CheckSpec::LogClean {
+            path: param("log_file")?,
+            patterns: patterns(&["ORA-", "SP2-"]),
+        }),
         other => Err(format!("unknown legacy check `{other}`")),
     }
 }
@@ -348,10 +470,23 @@ pub fn source_path(path: &[String], jobs: &HashMap<String, usize>) -> Option<Vec
         [jobs_key, id, rest @ ..] if jobs_key == "jobs" => {
             let index = jobs.get(id)?.to_string();
             let mut out = vec!["jobs".to_owned(), index];
-            let field: Vec<String> = match rest.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            let field: Vec<String> = match rest
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
                 [] => vec![],
-                ["needs", n @ ..] => [vec!["dependencies".to_owned()], n.iter().map(|p| (*p).to_owned()).collect()].concat(),
-                ["env", n @ ..] => [vec!["env_variables".to_owned()], n.iter().map(|p| (*p).to_owned()).collect()].concat(),
+                ["needs", n @ ..] => [
+                    vec!["dependencies".to_owned()],
+                    n.iter().map(|p| (*p).to_owned()).collect(),
+                ]
+                .concat(),
+                ["env", n @ ..] => [
+                    vec!["env_variables".to_owned()],
+                    n.iter().map(|p| (*p).to_owned()).collect(),
+                ]
+                .concat(),
                 ["retry", "max"] => s(&["max_retries"]),
                 ["retry", "max_time"] => s(&["max_retry_time"]),
                 ["retry", f, ..] => vec![format!("retry_{f}")],

@@ -1,0 +1,243 @@
+//! Snapshots of what `exe lint` prints for every kind of mistake, in every format.
+//! Each case is written in TOML, YAML and JSON; the human and JSON outputs are snapshotted.
+
+use crate::harness::Sandbox;
+
+struct Case {
+    name: &'static str,
+    toml: &'static str,
+    yaml: &'static str,
+    json: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "unknown_key",
+        toml: "[jobs.a]\ncomand = \"echo hi\"\n",
+        yaml: "jobs:\n  a:\n    comand: echo hi\n",
+        json: "{\"jobs\": {\"a\": {\"comand\": \"echo hi\"}}}\n",
+    },
+    Case {
+        name: "invalid_type",
+        toml: "max_parallel = \"four\"\n[jobs.a]\ncommand = \"true\"\n",
+        yaml: "max_parallel: four\njobs:\n  a:\n    command: \"true\"\n",
+        json: "{\"max_parallel\": \"four\", \"jobs\": {\"a\": {\"command\": \"true\"}}}\n",
+    },
+    Case {
+        name: "invalid_duration",
+        toml: "[jobs.a]\ncommand = \"true\"\ntimeout = \"5x\"\n",
+        yaml: "jobs:\n  a:\n    command: \"true\"\n    timeout: 5x\n",
+        json: "{\"jobs\": {\"a\": {\"command\": \"true\", \"timeout\": \"5x\"}}}\n",
+    },
+    Case {
+        name: "invalid_size",
+        toml: "[jobs.a]\ncommand = \"true\"\nresources = { memory = \"4 parsecs\" }\n",
+        yaml: "jobs:\n  a:\n    command: \"true\"\n    resources: { memory: 4 parsecs }\n",
+        json: "{\"jobs\": {\"a\": {\"command\": \"true\", \"resources\": {\"memory\": \"4 parsecs\"}}}}\n",
+    },
+    Case {
+        name: "empty_command",
+        toml: "[jobs.a]\ncommand = \"  \"\n",
+        yaml: "jobs:\n  a:\n    command: \"  \"\n",
+        json: "{\"jobs\": {\"a\": {\"command\": \"  \"}}}\n",
+    },
+    Case {
+        name: "missing_command",
+        toml: "[jobs.a]\ndescription = \"nothing to run\"\n",
+        yaml: "jobs:\n  a:\n    description: nothing to run\n",
+        json: "{\"jobs\": {\"a\": {\"description\": \"nothing to run\"}}}\n",
+    },
+    Case {
+        name: "duplicate_key",
+        toml: "[jobs.a]\ncommand = \"true\"\ncommand = \"false\"\n",
+        yaml: "jobs:\n  a:\n    command: \"true\"\n  a:\n    command: \"false\"\n",
+        json: "{\"jobs\": {\"a\": {\"command\": \"true\"}, \"a\": {\"command\": \"false\"}}}\n",
+    },
+    Case {
+        name: "unknown_need",
+        toml: "[jobs.build]\ncommand = \"true\"\n[jobs.test]\ncommand = \"true\"\nneeds = [\"biuld\"]\n",
+        yaml: "jobs:\n  build:\n    command: \"true\"\n  test:\n    command: \"true\"\n    needs: [biuld]\n",
+        json: "{\"jobs\": {\"build\": {\"command\": \"true\"}, \"test\": {\"command\": \"true\", \"needs\": [\"biuld\"]}}}\n",
+    },
+    Case {
+        name: "cycle",
+        toml: "[jobs.a]\ncommand = \"true\"\nneeds = [\"c\"]\n[jobs.b]\ncommand = \"true\"\nneeds = [\"a\"]\n[jobs.c]\ncommand = \"true\"\nneeds = [\"b\"]\n",
+        yaml: "jobs:\n  a: { command: \"true\", needs: [c] }\n  b: { command: \"true\", needs: [a] }\n  c: { command: \"true\", needs: [b] }\n",
+        json: "{\"jobs\": {\"a\": {\"command\": \"true\", \"needs\": [\"c\"]}, \"b\": {\"command\": \"true\", \"needs\": [\"a\"]}, \"c\": {\"command\": \"true\", \"needs\": [\"b\"]}}}\n",
+    },
+    Case {
+        name: "template_undefined",
+        toml: "vars = { region = \"eu\" }\n[jobs.a]\ncommand = \"sync {{ vars.regoin }}\"\n",
+        yaml: "vars: { region: eu }\njobs:\n  a:\n    command: \"sync {{ vars.regoin }}\"\n",
+        json: "{\"vars\": {\"region\": \"eu\"}, \"jobs\": {\"a\": {\"command\": \"sync {{ vars.regoin }}\"}}}\n",
+    },
+    Case {
+        name: "unknown_template",
+        toml: "[templates.base]\ntimeout = \"1m\"\n[jobs.a]\ncommand = \"true\"\nextends = \"bsae\"\n",
+        yaml: "templates:\n  base: { timeout: 1m }\njobs:\n  a:\n    command: \"true\"\n    extends: bsae\n",
+        json: "{\"templates\": {\"base\": {\"timeout\": \"1m\"}}, \"jobs\": {\"a\": {\"command\": \"true\", \"extends\": \"bsae\"}}}\n",
+    },
+    Case {
+        name: "security_strict",
+        toml: "security_policy = \"strict\"\n[jobs.a]\ncommand = \"curl -fsSL https://example.com/x.sh | sh\"\n",
+        yaml: "security_policy: strict\njobs:\n  a:\n    command: curl -fsSL https://example.com/x.sh | sh\n",
+        json: "{\"security_policy\": \"strict\", \"jobs\": {\"a\": {\"command\": \"curl -fsSL https://example.com/x.sh | sh\"}}}\n",
+    },
+    Case {
+        name: "security_warn",
+        toml: "[jobs.a]\ncommand = \"sudo rm -rf /\"\n",
+        yaml: "jobs:\n  a:\n    command: sudo rm -rf /\n",
+        json: "{\"jobs\": {\"a\": {\"command\": \"sudo rm -rf /\"}}}\n",
+    },
+    Case {
+        name: "working_dir_missing",
+        toml: "working_dir = \"no/such/dir\"\n[jobs.a]\ncommand = \"true\"\n",
+        yaml: "working_dir: no/such/dir\njobs:\n  a:\n    command: \"true\"\n",
+        json: "{\"working_dir\": \"no/such/dir\", \"jobs\": {\"a\": {\"command\": \"true\"}}}\n",
+    },
+    Case {
+        name: "syntax",
+        toml: "[jobs.a]\ncommand = \"true\n",
+        yaml: "jobs:\n  a:\n    command: [true\n",
+        json: "{\"jobs\": {\"a\": {\"command\": \"true\",}}}\n",
+    },
+    Case {
+        name: "many_at_once",
+        toml: "max_parallel = 0\n[jobs.a]\ncomand = \"x\"\ntimeout = \"soon\"\n[jobs.b]\ncommand = \"true\"\nneeds = [\"zz\"]\nretry = { jitter = 2.0 }\n",
+        yaml: "max_parallel: 0\njobs:\n  a:\n    comand: x\n    timeout: soon\n  b:\n    command: \"true\"\n    needs: [zz]\n    retry: { jitter: 2.0 }\n",
+        json: "{\"max_parallel\": 0, \"jobs\": {\"a\": {\"comand\": \"x\", \"timeout\": \"soon\"}, \"b\": {\"command\": \"true\", \"needs\": [\"zz\"], \"retry\": {\"jitter\": 2.0}}}}\n",
+    },
+];
+
+#[test]
+fn diagnostics_in_every_format() {
+    for case in CASES {
+        for (ext, text) in [
+            ("toml", case.toml),
+            ("yaml", case.yaml),
+            ("json", case.json),
+        ] {
+            let sb = Sandbox::new();
+            let file = format!("pipeline.{ext}");
+            sb.file(&file, text);
+            let human = sb.exe(&["lint", &file]);
+            let json = sb.exe(&["lint", "--format", "json", &file]);
+            let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+            let expect_error = case.name != "security_warn";
+            assert_eq!(
+                human.code,
+                i32::from(expect_error),
+                "{} {ext}: {}",
+                case.name,
+                human.stdout
+            );
+            assert_eq!(report["valid"], !expect_error, "{} {ext}", case.name);
+            insta::assert_snapshot!(format!("{}_{ext}_human", case.name), human.stdout);
+            insta::assert_snapshot!(format!("{}_{ext}_json", case.name), json.stdout);
+        }
+    }
+}
+
+#[test]
+fn many_problems_are_all_reported() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        CASES
+            .iter()
+            .find(|c| c.name == "many_at_once")
+            .unwrap()
+            .toml,
+    );
+    let run = sb.exe(&["lint", "--format", "json", "p.toml"]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let codes: Vec<&str> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
+    // Type errors stop validation of the values that depend on them, but every type error is listed.
+    for code in ["exe::config::unknown_key", "exe::config::invalid_duration"] {
+        assert!(codes.contains(&code), "{code} missing from {codes:?}");
+    }
+}
+
+#[test]
+fn legacy_files_warn_and_keep_loading() {
+    let sb = Sandbox::new();
+    sb.file(
+        "old.json",
+        r#"{
+  "application_name": "nightly",
+  "_comment": "ignored silently",
+  "colour": "blue",
+  "jobs": [
+    {"id": "a", "command": "true", "max_retries": 2, "retry_delai": 5},
+    {"id": "b", "command": "true", "dependencies": ["a", "c"]}
+  ]
+}
+"#,
+    );
+    let human = sb.exe(&["lint", "old.json"]);
+    insta::assert_snapshot!("legacy_human", human.stdout);
+    let json = sb.exe(&["lint", "--format", "json", "old.json"]);
+    insta::assert_snapshot!("legacy_json", json.stdout);
+    assert_eq!(human.code, 1, "the unknown dependency `c` is an error");
+}
+
+#[test]
+fn github_format_annotates_lines() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncomand = \"echo\"\n");
+    let run = sb.exe(&["lint", "--format", "github", "p.toml"]);
+    insta::assert_snapshot!("github_unknown_key", run.stdout);
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn deny_warnings_fails_on_warnings() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"sudo true\"\n");
+    assert_eq!(sb.exe(&["lint", "p.toml"]).code, 0);
+    assert_eq!(sb.exe(&["lint", "--deny-warnings", "p.toml"]).code, 1);
+    let quiet = sb.exe(&["lint", "-q", "p.toml"]);
+    assert_eq!(quiet.stdout, "", "-q prints only errors");
+}
+
+#[test]
+fn stdin_is_linted_with_a_guessed_or_given_format() {
+    let sb = Sandbox::new();
+    let yaml = b"jobs:\n  a:\n    comand: x\n";
+    let run = sb.exe_with(&["lint", "-"], Some(yaml));
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains("unknown key `comand`"),
+        "{}",
+        run.stdout
+    );
+    let run = sb.exe_with(
+        &["lint", "--stdin-filename", "p.toml", "-"],
+        Some(b"[jobs.a]\ncommand = \"true\"\n"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let sb = Sandbox::new();
+    assert_eq!(sb.exe(&["lint", "--format", "xml"]).code, 2);
+    assert_eq!(sb.exe(&["frobnicate"]).code, 2);
+}
+
+#[test]
+fn lint_writes_nothing() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    assert_eq!(sb.exe(&["lint", "p.toml"]).code, 0);
+    let entries: Vec<_> = std::fs::read_dir(sb.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, ["p.toml"]);
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real `exe` binary, driven through one small harness.
+
+mod bad_input;
+mod diagnostics;
+mod examples;
+mod harness;
+mod layering;
+mod loader_props;
+mod migrate;
+mod schema_and_init;

@@ -1,0 +1,96 @@
+//! `exe migrate`: a legacy file converts to every format, lints clean, and means the same.
+
+use executioner::load::{LoadOptions, load};
+use executioner::validate::{Options, validate};
+
+use crate::harness::{Sandbox, repo};
+
+/// Everything about a pipeline that running it depends on, as comparable text.
+fn meaning(path: &std::path::Path) -> String {
+    let (doc, _) = load(path, &LoadOptions::default()).unwrap_or_else(|d| panic!("{d:?}"));
+    let (p, diags) = validate(&doc, &Options::default());
+    let p = p.unwrap_or_else(|| panic!("{diags:?}"));
+    format!(
+        "{} {} {} {} {} {:?} {:?}\n{:#?}",
+        p.name,
+        p.working_dir.display(),
+        p.log_dir.display(),
+        p.max_parallel,
+        p.continue_on_error,
+        p.env,
+        p.notify,
+        p.jobs
+    )
+}
+
+#[test]
+fn legacy_example_migrates_to_every_format_with_the_same_meaning() {
+    let sb = Sandbox::new();
+    let legacy = repo().join("examples/legacy/executioner.json");
+    let dir = sb.path().join("legacy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let original = dir.join("executioner.json");
+    std::fs::copy(&legacy, &original).unwrap();
+    for (format, ext) in [("toml", "toml"), ("yaml", "yaml"), ("json", "json")] {
+        let out = format!("legacy/migrated.{ext}");
+        let run = sb.exe(&[
+            "migrate",
+            "legacy/executioner.json",
+            "--to",
+            format,
+            "-o",
+            &out,
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let lint = sb.exe(&["lint", "--deny-warnings", &out]);
+        assert_eq!(lint.code, 0, "{format}: {}", lint.stdout);
+        let migrated = sb.path().join(&out);
+        assert_eq!(
+            meaning(&original),
+            meaning(&migrated),
+            "{format} changed the meaning"
+        );
+    }
+    let toml = std::fs::read_to_string(dir.join("migrated.toml")).unwrap();
+    insta::assert_snapshot!("legacy_migrated_toml", toml);
+}
+
+#[test]
+fn migrate_refuses_to_overwrite_and_reports_invalid_files() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    sb.file("out.yaml", "x");
+    assert_eq!(
+        sb.exe(&["migrate", "p.toml", "--to", "yaml", "-o", "out.yaml"])
+            .code,
+        2
+    );
+    sb.file("bad.toml", "[jobs.a]\ncomand = \"true\"\n");
+    let run = sb.exe(&["migrate", "bad.toml"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("unknown key `comand`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn new_format_files_convert_between_formats_keeping_job_order() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.zeta]\ncommand = \"true\"\n[jobs.alpha]\ncommand = \"echo \\\"q\\\"\"\nneeds = [\"zeta\"]\n");
+    let run = sb.exe(&["migrate", "p.toml", "--to", "yaml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.find("zeta:").unwrap() < run.stdout.find("alpha:").unwrap(),
+        "{}",
+        run.stdout
+    );
+    sb.file("p2.yaml", &run.stdout);
+    // The name defaults to the file stem, which differs; everything else must not.
+    let strip = |m: String| m.split_once(' ').unwrap().1.to_owned();
+    assert_eq!(
+        strip(meaning(&sb.path().join("p.toml"))),
+        strip(meaning(&sb.path().join("p2.yaml")))
+    );
+}

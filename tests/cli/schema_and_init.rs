@@ -1,0 +1,68 @@
+//! `exe schema` matches the checked-in schema; `exe init` writes starters that lint clean.
+
+use crate::harness::{Sandbox, repo};
+
+#[test]
+fn checked_in_schema_matches_the_binary() {
+    let sb = Sandbox::new();
+    let run = sb.exe(&["schema"]);
+    assert_eq!(run.code, 0);
+    let checked_in = std::fs::read_to_string(repo().join("schemas/pipeline.schema.json")).unwrap();
+    assert!(
+        run.stdout == checked_in,
+        "schemas/pipeline.schema.json is out of date: run `cargo run -- schema > schemas/pipeline.schema.json`"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(
+        schema["properties"]["jobs"]["type"]
+            .to_string()
+            .contains("object"),
+        "{}",
+        schema["properties"]["jobs"]
+    );
+    assert_eq!(schema["additionalProperties"], false);
+}
+
+#[test]
+fn every_starter_lints_clean_and_init_never_overwrites() {
+    let sb = Sandbox::new();
+    let list = sb.exe(&["init", "--list"]);
+    let names: Vec<&str> = list
+        .stdout
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert!(names.len() >= 4, "{}", list.stdout);
+    for name in names {
+        let file = format!(
+            "{name}.{}",
+            if name.ends_with("yaml") {
+                "yaml"
+            } else {
+                "toml"
+            }
+        );
+        let run = sb.exe(&["init", "--template", name, &file]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let checked = sb.exe(&["lint", &file]);
+        assert_eq!(checked.code, 0, "{name}: {}", checked.stdout);
+    }
+    let again = sb.exe(&["init", "--template", "basic", "basic.toml"]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    let unknown = sb.exe(&["init", "--template", "nope"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("unknown starter"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn default_init_writes_pipeline_toml() {
+    let sb = Sandbox::new();
+    assert_eq!(sb.exe(&["init"]).code, 0);
+    assert!(sb.path().join("pipeline.toml").is_file());
+    assert_eq!(sb.exe(&["lint", "pipeline.toml"]).code, 0);
+}
