@@ -194,7 +194,14 @@ pub fn load_text(
     }
     if options.use_env {
         let env = Env::prefixed("EXE_").split("__").filter(|key| {
-            TOP_LEVEL_KEYS.contains(&key.as_str().split('.').next().unwrap_or_default())
+            TOP_LEVEL_KEYS.contains(
+                &key.as_str()
+                    .split('.')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+                    .as_str(),
+            )
         });
         layers.insert(env.metadata().name.to_string(), Layer::Env);
         figment = figment.merge(env);

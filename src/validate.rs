@@ -558,7 +558,11 @@ impl<'d> Validator<'d> {
             }
             Some(command) => {
                 let here = self.field(draft, &["command"]);
-                let text = match template::render(command, make_ctx) {
+                let text = match if self.doc.legacy {
+                    Ok(Text::Static(command.clone()))
+                } else {
+                    template::render(command, make_ctx)
+                } {
                     Ok(text) => text,
                     Err(e) => {
                         let at = self.at(&here);
@@ -887,6 +891,10 @@ impl<'d> Validator<'d> {
         here: &[Vec<String>],
         ctx: impl FnOnce() -> JValue,
     ) -> String {
+        // The older tool had no templates: its files load unchanged, `{{` and all.
+        if self.doc.legacy {
+            return text.to_owned();
+        }
         match template::render_now(text, ctx) {
             Ok(s) => s,
             Err(e) => {

@@ -70,11 +70,11 @@ pub(super) fn run(args: &LintArgs, out: Output) -> Result<i32, Error> {
         files += 1;
         diagnostics.extend(c.diagnostics);
     }
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
     if out.quiet {
         diagnostics.retain(Diagnostic::is_error);
     }
-    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    let warnings = diagnostics.len() - errors;
     let text = match args.format {
         LintFormat::Human => {
             let mut text = render_human(&diagnostics, out.color);

@@ -187,6 +187,14 @@ fn legacy_files_warn_and_keep_loading() {
 }
 
 #[test]
+fn legacy_commands_are_not_templates() {
+    let sb = Sandbox::new();
+    sb.file("old.json", r#"{"application_name": "x", "jobs": [{"id": "a", "command": "echo {{ not a template }} ${#HOME}"}]}"#);
+    let run = sb.exe(&["lint", "--format", "json", "old.json"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
 fn github_format_annotates_lines() {
     let sb = Sandbox::new();
     sb.file("p.toml", "[jobs.a]\ncomand = \"echo\"\n");
@@ -203,6 +211,11 @@ fn deny_warnings_fails_on_warnings() {
     assert_eq!(sb.exe(&["lint", "--deny-warnings", "p.toml"]).code, 1);
     let quiet = sb.exe(&["lint", "-q", "p.toml"]);
     assert_eq!(quiet.stdout, "", "-q prints only errors");
+    assert_eq!(
+        sb.exe(&["lint", "-q", "--deny-warnings", "p.toml"]).code,
+        1,
+        "-q hides warnings but still counts them"
+    );
 }
 
 #[test]
