@@ -1,0 +1,440 @@
+"""The exe benchmark suite: generate workloads, time them, print a table.
+
+Run through `bench/run`, which builds the binary and makes the work folder.
+Standard library only (python3 >= 3.8, Linux).
+
+Structure, for extending it:
+- `gen.py` makes the workload files (one generator module);
+- `measure()` is the one measuring function: it takes a group of commands and
+  runs them interleaved (A B C A B C ...), so a comparison baseline such as
+  make sees the same machine state as exe;
+- `suite()` lists the groups; add one there (e.g. `exe apply` vs `make -j` on a
+  chain, with a `before` hook that removes out/ before every run);
+- `report()` prints the table, the derived figures and the verdicts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen  # noqa: E402
+
+# ------------------------------------------------------------------ model
+
+
+@dataclass
+class Cmd:
+    """One command to time."""
+
+    name: str  # the row's name in the table; unique
+    argv: list[str]
+    cwd: Optional[str] = None
+    env: Optional[dict] = None  # None: inherit
+    before: Optional[Callable[[], None]] = None  # untimed, before every run
+    # Called once with (exit code, combined output) of the first run; returns
+    # an error message, or None if the output is as expected.
+    check: Optional[Callable[[int, str], Optional[str]]] = None
+    notes: str = ""
+    jobs: int = 0  # pipeline size, for per-job figures (0: not a pipeline)
+
+
+@dataclass
+class Group:
+    """Commands measured together, interleaved run by run."""
+
+    name: str
+    cmds: list[Cmd]
+    budget_s: float = 3.0  # full mode: aim for this much timed wall time
+    min_runs: int = 5
+    max_runs: int = 300
+    warmups: int = 3
+
+
+@dataclass
+class Result:
+    cmd: Cmd
+    wall: list[float] = field(default_factory=list)  # seconds, one per timed run
+    rss_kib: list[int] = field(default_factory=list)  # KiB, max RSS of each warm-up run (rss_run)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.wall)
+
+    @property
+    def min(self) -> float:
+        return min(self.wall)
+
+    @property
+    def peak_rss(self) -> int:
+        return max(self.rss_kib)
+
+
+class CommandFailed(Exception):
+    pass
+
+
+# -------------------------------------------------------------- measuring
+
+DEVNULL = os.open(os.devnull, os.O_RDWR)
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+if os.environ.get("BENCH_NO_GNU_TIME"):  # exercise the fallback below
+    GNU_TIME = None
+
+# Fallback when GNU time is missing: a small python3 that times the command
+# and prints "<wall seconds> <max RSS KiB>" from getrusage(RUSAGE_CHILDREN).
+# Its figure is an upper bound: a child starts from a copy of the python
+# process, so ru_maxrss is at least python's own RSS (about 10 MiB).
+RSS_HELPER = """\
+import os, resource, subprocess, sys, time
+t0 = time.perf_counter()
+rc = subprocess.run(sys.argv[2:]).returncode
+t1 = time.perf_counter()
+with open(sys.argv[1], "w") as f:
+    f.write(f"{t1 - t0} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n")
+sys.exit(rc)
+"""
+
+
+def _spawn(argv: list[str], cmd: Cmd, out_fd: int) -> tuple[float, int]:
+    """Spawn argv in cmd's folder and environment, wait; (wall seconds, rc).
+
+    posix_spawn (vfork and exec) keeps the measuring process's own cost in the
+    wall time as small as it can be; /bin/true in the startup group shows it.
+    """
+    actions = [
+        (os.POSIX_SPAWN_DUP2, DEVNULL, 0),
+        (os.POSIX_SPAWN_DUP2, out_fd, 1),
+        (os.POSIX_SPAWN_DUP2, out_fd, 2),
+    ]
+    env = cmd.env if cmd.env is not None else os.environ
+    old = os.getcwd() if cmd.cwd else None
+    if cmd.cwd:
+        os.chdir(cmd.cwd)  # posix_spawn has no chdir action before Python 3.13
+    try:
+        t0 = time.perf_counter()
+        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
+        _, status = os.waitpid(pid, 0)
+        t1 = time.perf_counter()
+    finally:
+        if old:
+            os.chdir(old)
+    return t1 - t0, os.waitstatus_to_exitcode(status)
+
+
+def timed_run(cmd: Cmd) -> tuple[float, int]:
+    """A timed run: (wall seconds, exit code); output discarded."""
+    if cmd.before:
+        cmd.before()
+    return _spawn(cmd.argv, cmd, DEVNULL)
+
+
+def rss_run(cmd: Cmd) -> tuple[float, int, int, str]:
+    """A run that also reads peak RSS and keeps the output:
+    (wall seconds, max RSS KiB, exit code, stdout and stderr).
+
+    Under `/usr/bin/time -f '%e %M'` when present; wall time is still
+    perf_counter around it (GNU time's %e has 10 ms resolution), so it
+    includes time(1)'s own start, a fraction of a millisecond. Without GNU
+    time, through RSS_HELPER, which times the command itself.
+    """
+    import tempfile
+
+    if cmd.before:
+        cmd.before()
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as stats:
+        if GNU_TIME:
+            argv = [GNU_TIME, "-f", "%e %M", "-o", stats.name, *cmd.argv]
+        else:
+            argv = [sys.executable, "-S", "-c", RSS_HELPER, stats.name, *cmd.argv]
+        wall, rc = _spawn(argv, cmd, out.fileno())
+        out.seek(0)
+        output = out.read().decode("utf-8", "replace")
+        # GNU time puts "Command exited with non-zero status N" before the figures.
+        last = (stats.read().strip().splitlines() or ["0 0"])[-1].split()
+    if not GNU_TIME:
+        wall = float(last[0])
+    return wall, int(float(last[1])), rc, output
+
+
+def measure(group: Group, quick: bool, fixed_runs: Optional[int] = None) -> list[Result]:
+    """Time every command of `group`, interleaved: A B C A B C ...
+
+    Warm-up runs read peak RSS (`rss_run`); the first one also checks the
+    exit code and output (`Cmd.check`) and raises CommandFailed. Timed runs
+    (`timed_run`) give the wall times; a non-zero exit there fails too.
+    Quick mode: each command runs exactly once, an `rss_run` that counts as
+    its one timed run. Full mode: `warmups` rounds, then enough timed rounds
+    to fill `budget_s` (at least `min_runs`, at most `max_runs`), or exactly
+    `fixed_runs`.
+    """
+    results = [Result(c) for c in group.cmds]
+
+    round_time = 0.0
+    for i in range(1 if quick else max(1, group.warmups)):
+        round_time = 0.0
+        for r in results:
+            wall, rss, rc, out = rss_run(r.cmd)
+            err = r.cmd.check(rc, out) if r.cmd.check else (f"exit code {rc}" if rc else None)
+            if err:
+                shown = out if len(out) < 4000 else out[:4000] + "\n[... cut]"
+                raise CommandFailed(f"{r.cmd.name}: {err}\n$ {' '.join(r.cmd.argv)}\n{shown}")
+            r.rss_kib.append(rss)
+            round_time += wall
+            if quick:
+                r.wall.append(wall)
+    if quick:
+        return results
+
+    if fixed_runs:
+        runs = fixed_runs
+    else:
+        runs = int(group.budget_s / max(round_time, 1e-6))
+        runs = max(group.min_runs, min(group.max_runs, runs))
+    for _ in range(runs):
+        for r in results:
+            wall, rc = timed_run(r.cmd)
+            if rc != 0:
+                raise CommandFailed(f"{r.cmd.name}: exit code {rc} in a timed run")
+            r.wall.append(wall)
+    return results
+
+
+# ------------------------------------------------------------------ suite
+
+
+def lint_clean(rc: int, out: str) -> Optional[str]:
+    """A generated pipeline must lint with exit 0 and no diagnostics.
+
+    `exe lint` ends with a summary such as `1 file: 0 errors, 0 warnings`;
+    when it is there both counts must be 0. Without it, any line that starts
+    like a diagnostic (`error`, `warning`) counts as one.
+    """
+    if rc != 0:
+        return f"exe lint exited {rc}; generated pipelines must lint clean"
+    m = re.search(r"(\d+) errors?, (\d+) warnings?", out)
+    if m:
+        if m.group(1) != "0" or m.group(2) != "0":
+            return f"exe lint reported {m.group(0)} on a generated pipeline"
+    elif re.search(r"^\s*(error|warning)\b", out, re.I | re.M):
+        return "exe lint reported diagnostics on a generated pipeline"
+    return None
+
+
+SIZES = (200, 2_000, 100_000)
+
+
+def suite(exe: str, work: str) -> list[Group]:
+    """Generate the workloads into `work` and return the groups to measure."""
+    files = {}
+    for n in SIZES:
+        model = gen.dag_pipeline(n)
+        files[(n, "toml")] = gen.write(model, os.path.join(work, f"dag-{n}.toml"))
+        if n == 2_000:
+            for fmt in ("yaml", "json"):
+                files[(n, fmt)] = gen.write(model, os.path.join(work, f"dag-{n}.{fmt}"))
+
+    groups: list[Group] = []
+
+    # Process start: exe against make and the floor of spawning any process.
+    startup = [Cmd("exe --version", [exe, "--version"])]
+    make = shutil.which("make")
+    if make:
+        startup.append(Cmd("make --version", [make, "--version"], notes="baseline"))
+    true = "/bin/true" if os.path.exists("/bin/true") else shutil.which("true")
+    startup.append(Cmd("/bin/true", [true], notes="process-start floor"))
+    groups.append(Group("startup", startup, budget_s=3.0, max_runs=500, warmups=5))
+
+    def lint(n: int, fmt: str, **kw) -> Group:
+        path = files[(n, fmt)]
+        size = os.path.getsize(path)
+        c = Cmd(
+            f"exe lint {n:,} jobs ({fmt})",
+            [exe, "lint", path],
+            cwd=work,
+            check=lint_clean,
+            jobs=n,
+            notes=f"{size / 1e6:.2f} MB",
+        )
+        return Group(c.name, [c], **kw)
+
+    groups.append(lint(200, "toml"))
+    groups.append(lint(2_000, "toml"))
+    groups.append(lint(2_000, "yaml"))
+    groups.append(lint(2_000, "json"))
+    groups.append(lint(100_000, "toml", budget_s=10.0, min_runs=5, max_runs=50, warmups=1))
+    return groups
+
+
+def sweep(exe: str, work: str) -> list[Group]:
+    """Optional (`--sweep`): exe lint on TOML files of growing size."""
+    groups = []
+    for n in (1, 200, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000):
+        path = gen.write(gen.dag_pipeline(n), os.path.join(work, f"sweep-{n}.toml"))
+        c = Cmd(f"sweep: exe lint {n:,} jobs", [exe, "lint", path], cwd=work,
+                check=lint_clean, jobs=n)
+        groups.append(Group(c.name, [c], budget_s=3.0, min_runs=3, max_runs=100, warmups=1))
+    return groups
+
+
+# ----------------------------------------------------------------- report
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f} ms" if seconds < 1 else f"{seconds:.3f} s"
+
+
+def us(seconds: float) -> str:
+    return f"{seconds * 1e6:.2f} us"
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    right = {1, 2, 3, 4}
+
+    def fmt(r):
+        cells = [r[i].rjust(widths[i]) if i in right else r[i].ljust(widths[i]) for i in range(len(r))]
+        return "  ".join(cells).rstrip()
+
+    lines = [fmt(header), "  ".join("-" * w for w in widths)]
+    lines += [fmt(r) for r in rows]
+    return "\n".join(lines)
+
+
+def report(results: dict[str, Result], quick: bool) -> None:
+    rows = []
+    for r in results.values():
+        notes = r.cmd.notes
+        if r.cmd.jobs:
+            per_job = f"{us(r.median / r.cmd.jobs)}/job"
+            notes = f"{notes}, {per_job}" if notes else per_job
+        rows.append([r.cmd.name, ms(r.median), ms(r.min), str(len(r.wall)),
+                     f"{r.peak_rss / 1024:.1f} MiB", notes])
+    print(table(rows, ["name", "median", "min", "runs", "peak RSS", "notes"]))
+
+    get = results.get
+    exe_v, make_v, floor = get("exe --version"), get("make --version"), get("/bin/true")
+    if exe_v and (make_v or floor):
+        print()
+        print("Startup (medians, same interleaved rounds):")
+    if exe_v and make_v:
+        print(f"  exe/make ratio: {exe_v.median / make_v.median:.2f}  "
+              f"(exe {ms(exe_v.median)}, make {ms(make_v.median)})")
+    if exe_v and floor:
+        print(f"  exe above the process-start floor: {ms(exe_v.median - floor.median)}  "
+              f"(/bin/true {ms(floor.median)})")
+
+    lints = {r.cmd.jobs: r for r in results.values()
+             if r.cmd.name.startswith("exe lint") and r.cmd.name.endswith("(toml)")}
+    if lints:
+        print()
+        print("Lint scaling (TOML; per-job cost = median / jobs):")
+        for n in sorted(lints):
+            r = lints[n]
+            print(f"  {n:>7,} jobs  {ms(r.median):>12}  {us(r.median / n):>10}/job")
+        if 2_000 in lints and 100_000 in lints:
+            a, b = lints[2_000], lints[100_000]
+            marginal = (b.median - a.median) / (100_000 - 2_000)
+            print(f"  marginal cost 2,000 -> 100,000: {us(marginal)}/job")
+
+    if not results:
+        return
+    print()
+    print("Verdicts" + (" (quick mode: one run each, indicative only)" if quick else "") + ":")
+
+    def verdict(label: str, ok: Optional[bool], detail: str) -> None:
+        word = "n/a " if ok is None else ("MET " if ok else "MISSED")
+        print(f"  {word:6} {label}: {detail}")
+
+    if exe_v:
+        verdict("exe --version <= 2 ms", exe_v.median <= 0.002, f"median {ms(exe_v.median)}")
+    for n, limit, label in ((200, 0.010, "lint 200 jobs <= 10 ms"),
+                            (2_000, 0.050, "lint 2,000 jobs <= 50 ms")):
+        r = lints.get(n)
+        if r:
+            verdict(label, r.median <= limit, f"median {ms(r.median)}")
+    if 2_000 in lints and 100_000 in lints:
+        small = lints[2_000].median / 2_000
+        big = lints[100_000].median / 100_000
+        verdict("100,000 jobs: per-job cost within 2x of the 2,000-job per-job cost",
+                big <= 2 * small, f"{us(big)}/job vs {us(small)}/job = {big / small:.2f}x")
+
+
+# ------------------------------------------------------------------- main
+
+
+def header(exe: str, quick: bool) -> None:
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(f"exe benchmark suite ({'quick' if quick else 'full'} mode)")
+    print(f"  binary:  {exe} ({version})")
+    print(f"  host:    {platform.node()}, {os.cpu_count()} CPUs, {platform.platform()}")
+    if load:
+        print(f"  load:    {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min, at start)")
+    print(f"  date:    {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+    if GNU_TIME:
+        print(f"  RSS:     {GNU_TIME} -f '%e %M' (max over the warm-up runs)")
+    else:
+        print("  RSS:     getrusage(RUSAGE_CHILDREN) in a python3 helper: an upper bound,"
+              " it includes that python's own ~10 MiB")
+    print("  wall:    time.perf_counter() around posix_spawn + wait, output to /dev/null")
+    print()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--exe", required=True, help="the exe binary to measure")
+    p.add_argument("--work", required=True, help="empty folder for generated workloads")
+    p.add_argument("--quick", action="store_true", help="run every workload once")
+    p.add_argument("--runs", type=int, help="exactly this many timed runs per command")
+    p.add_argument("--sweep", action="store_true",
+                   help="also time exe lint on TOML files of growing size")
+    p.add_argument("--only", help="only groups whose name contains this text")
+    a = p.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # keep stdout and stderr in order in logs
+
+    exe = os.path.abspath(a.exe)
+    if not os.access(exe, os.X_OK):
+        print(f"bench: no executable at {exe}", file=sys.stderr)
+        return 2
+    header(exe, a.quick)
+    t0 = time.perf_counter()
+    groups = suite(exe, a.work)
+    if a.sweep:
+        groups += sweep(exe, a.work)
+    if a.only:
+        groups = [g for g in groups if a.only in g.name]
+    print(f"generated workloads in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+    results: dict[str, Result] = {}
+    failed = []
+    for g in groups:
+        print(f"measuring {g.name} ...", file=sys.stderr, flush=True)
+        try:
+            for r in measure(g, a.quick, a.runs):
+                results[r.cmd.name] = r
+        except CommandFailed as e:
+            failed.append(str(e))
+            print(f"bench: FAILED {e}", file=sys.stderr)
+    report(results, a.quick)
+    print(f"\ntotal {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    if failed:
+        print(f"\nbench: {len(failed)} command(s) failed:", file=sys.stderr)
+        for f in failed:
+            print("  " + f.splitlines()[0], file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
