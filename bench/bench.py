@@ -1,7 +1,7 @@
 """The exe benchmark suite: generate workloads, time them, print a table.
 
 Run through `bench/run`, which builds the binary and makes the work folder.
-Standard library only (python3 >= 3.8, Linux).
+Standard library only (python3 >= 3.9, Linux).
 
 Structure, for extending it:
 - `gen.py` makes the workload files (one generator module);
@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gen  # noqa: E402
 
@@ -96,7 +97,7 @@ if os.environ.get("BENCH_NO_GNU_TIME"):  # exercise the fallback below
 # Its figure is an upper bound: a child starts from a copy of the python
 # process, so ru_maxrss is at least python's own RSS (about 10 MiB).
 RSS_HELPER = """\
-import os, resource, subprocess, sys, time
+import resource, subprocess, sys, time
 t0 = time.perf_counter()
 rc = subprocess.run(sys.argv[2:]).returncode
 t1 = time.perf_counter()
@@ -118,12 +119,13 @@ def _spawn(argv: list[str], cmd: Cmd, out_fd: int) -> tuple[float, int]:
         (os.POSIX_SPAWN_DUP2, out_fd, 2),
     ]
     env = cmd.env if cmd.env is not None else os.environ
+    prog = argv[0] if "/" in argv[0] else (shutil.which(argv[0]) or argv[0])
     old = os.getcwd() if cmd.cwd else None
     if cmd.cwd:
         os.chdir(cmd.cwd)  # posix_spawn has no chdir action before Python 3.13
     try:
         t0 = time.perf_counter()
-        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
+        pid = os.posix_spawn(prog, argv, env, file_actions=actions)
         _, status = os.waitpid(pid, 0)
         t1 = time.perf_counter()
     finally:
@@ -281,7 +283,7 @@ def sweep(exe: str, work: str) -> list[Group]:
     groups = []
     for n in (1, 200, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000):
         path = gen.write(gen.dag_pipeline(n), os.path.join(work, f"sweep-{n}.toml"))
-        c = Cmd(f"sweep: exe lint {n:,} jobs", [exe, "lint", path], cwd=work,
+        c = Cmd(f"sweep: exe lint {n:,} job{'' if n == 1 else 's'}", [exe, "lint", path], cwd=work,
                 check=lint_clean, jobs=n)
         groups.append(Group(c.name, [c], budget_s=3.0, min_runs=3, max_runs=100, warmups=1))
     return groups
@@ -347,27 +349,25 @@ def report(results: dict[str, Result], quick: bool) -> None:
             marginal = (b.median - a.median) / (100_000 - 2_000)
             print(f"  marginal cost 2,000 -> 100,000: {us(marginal)}/job")
 
-    if not results:
-        return
-    print()
-    print("Verdicts" + (" (quick mode: one run each, indicative only)" if quick else "") + ":")
-
-    def verdict(label: str, ok: Optional[bool], detail: str) -> None:
-        word = "n/a " if ok is None else ("MET " if ok else "MISSED")
-        print(f"  {word:6} {label}: {detail}")
-
+    verdicts = []  # (label, met, detail)
     if exe_v:
-        verdict("exe --version <= 2 ms", exe_v.median <= 0.002, f"median {ms(exe_v.median)}")
+        verdicts.append(("exe --version <= 2 ms", exe_v.median <= 0.002,
+                         f"median {ms(exe_v.median)}"))
     for n, limit, label in ((200, 0.010, "lint 200 jobs <= 10 ms"),
                             (2_000, 0.050, "lint 2,000 jobs <= 50 ms")):
-        r = lints.get(n)
-        if r:
-            verdict(label, r.median <= limit, f"median {ms(r.median)}")
+        if n in lints:
+            verdicts.append((label, lints[n].median <= limit, f"median {ms(lints[n].median)}"))
     if 2_000 in lints and 100_000 in lints:
         small = lints[2_000].median / 2_000
         big = lints[100_000].median / 100_000
-        verdict("100,000 jobs: per-job cost within 2x of the 2,000-job per-job cost",
-                big <= 2 * small, f"{us(big)}/job vs {us(small)}/job = {big / small:.2f}x")
+        verdicts.append(("100,000 jobs: per-job cost within 2x of the 2,000-job per-job cost",
+                         big <= 2 * small,
+                         f"{us(big)}/job vs {us(small)}/job = {big / small:.2f}x"))
+    if verdicts:
+        print()
+        print("Verdicts" + (" (quick mode: one run each, indicative only)" if quick else "") + ":")
+        for label, met, detail in verdicts:
+            print(f"  {'MET' if met else 'MISSED':6} {label}: {detail}")
 
 
 # ------------------------------------------------------------------- main
