@@ -40,6 +40,8 @@ pub struct Document {
     pub main: Arc<SourceFile>,
     /// Whether the file is in the older tool's format.
     pub legacy: bool,
+    /// Key paths left out because their values were invalid (only in a partial document).
+    pub removed: Vec<Vec<String>>,
     /// Where each value came from.
     pub provenance: Provenance,
 }
@@ -96,13 +98,30 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "security_policy",
 ];
 
+/// Why a pipeline could not be loaded: every problem found, and what could be read anyway.
+#[derive(Debug)]
+pub struct Failure {
+    /// Every problem found while loading.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The document with its invalid values left out, when the files themselves could be
+    /// read. Validating it finds the problems the invalid values did not hide; it must
+    /// never be run.
+    pub partial: Option<Box<Document>>,
+}
+
+impl From<Vec<Diagnostic>> for Failure {
+    fn from(diagnostics: Vec<Diagnostic>) -> Self {
+        Failure {
+            diagnostics,
+            partial: None,
+        }
+    }
+}
+
 /// Loads a pipeline file and everything it includes, and layers the options on top.
 ///
 /// On success, also returns warnings. On failure, returns every problem found.
-pub fn load(
-    path: &Path,
-    options: &LoadOptions,
-) -> Result<(Document, Vec<Diagnostic>), Vec<Diagnostic>> {
+pub fn load(path: &Path, options: &LoadOptions) -> Result<(Document, Vec<Diagnostic>), Failure> {
     let format = format_of(path).map_err(|d| vec![d])?;
     let text = source::read_text(path).map_err(|e| vec![read_error(path, &e)])?;
     load_text(path, text, format, options)
@@ -113,10 +132,7 @@ pub fn format_of(path: &Path) -> Result<Format, Diagnostic> {
     Format::from_path(path).ok_or_else(|| {
         Diagnostic::error(
             "exe::config::unknown_format",
-            format!(
-                "{}: cannot tell the format from the file name",
-                path.display()
-            ),
+            "cannot tell the format from the file name",
         )
         .at(Some(At::File(path.to_path_buf())))
         .help("name pipeline files `.toml`, `.yaml`, `.yml` or `.json`")
@@ -129,7 +145,7 @@ pub fn load_text(
     text: String,
     format: Format,
     options: &LoadOptions,
-) -> Result<(Document, Vec<Diagnostic>), Vec<Diagnostic>> {
+) -> Result<(Document, Vec<Diagnostic>), Failure> {
     let mut loader = Loader::default();
     let main = loader.parse(path.to_path_buf(), text, format)?;
     let (main_source, main_tree) = loader.trees[main].clone();
@@ -187,7 +203,7 @@ pub fn load_text(
                     None => format!("profiles defined: {}", names.join(", ")),
                 },
             );
-            return Err(vec![d]);
+            return Err(vec![d].into());
         };
         // Values keep the tag of the file that wrote them; `locate` adds the prefix back.
         figment = figment.merge(TreeProvider::new("profile", found));
@@ -231,13 +247,42 @@ pub fn load_text(
         merge_order,
         profile: options.profile.clone(),
     };
-    let mut spec = extract(&provenance)?;
+    warnings.append(&mut loader.warnings);
+    let (mut spec, errors, removed) = match extract(&provenance) {
+        Ok(spec) => (spec, Vec::new(), Vec::new()),
+        Err(Extracted {
+            errors,
+            partial: None,
+            ..
+        }) => return Err(errors.into()),
+        Err(Extracted {
+            errors,
+            partial: Some(spec),
+            removed,
+        }) => (spec, errors, removed),
+    };
     order_jobs(&mut spec, &provenance);
+    if !errors.is_empty() {
+        let partial = Document {
+            spec,
+            main: main_source,
+            legacy,
+            removed,
+            provenance,
+        };
+        let mut diagnostics = errors;
+        diagnostics.extend(warnings);
+        return Err(Failure {
+            diagnostics,
+            partial: Some(Box::new(partial)),
+        });
+    }
     Ok((
         Document {
             spec,
             main: main_source,
             legacy,
+            removed,
             provenance,
         },
         warnings,
@@ -258,6 +303,8 @@ pub fn read_error(path: &Path, error: &source::ReadError) -> Diagnostic {
 #[derive(Default)]
 struct Loader {
     trees: Vec<(Arc<SourceFile>, Node)>,
+    /// Problems that do not stop loading (an include glob that matches nothing).
+    warnings: Vec<Diagnostic>,
     by_path: HashMap<PathBuf, usize>,
 }
 
@@ -388,6 +435,9 @@ impl Loader {
                 Err(e) => errors.extend(e),
             }
         }
+        // Warnings (an include glob that matches nothing) must not stop the load.
+        let (warnings, errors): (Vec<_>, Vec<_>) = errors.into_iter().partition(|d| !d.is_error());
+        self.warnings.extend(warnings);
         if errors.is_empty() {
             Ok(order)
         } else {
@@ -489,12 +539,6 @@ impl Loader {
                     .at(at()),
                 ),
             }
-        }
-        // Warnings about empty globs must not stop the load.
-        let (warnings, rest): (Vec<_>, Vec<_>) = errors.drain(..).partition(|d| !d.is_error());
-        errors.extend(rest);
-        for w in warnings {
-            tracing::warn!("{}", w.message);
         }
         paths
     }
@@ -613,22 +657,93 @@ pub fn split_path(path: &str) -> Option<Vec<String>> {
     (!parts.is_empty() && parts.iter().all(|p| !p.is_empty())).then_some(parts)
 }
 
+/// What a failed extraction found, and the spec without the invalid values.
+struct Extracted {
+    errors: Vec<Diagnostic>,
+    partial: Option<PipelineSpec>,
+    removed: Vec<Vec<String>>,
+}
+
 /// Deserializes the merged document; on failure, isolates each key so that every problem
-/// is reported, not just the first serde meets.
-fn extract(p: &Provenance) -> Result<PipelineSpec, Vec<Diagnostic>> {
+/// is reported, not just the first serde meets, and extracts what remains without them.
+fn extract(p: &Provenance) -> Result<PipelineSpec, Extracted> {
     if let Ok(spec) = p.root.deserialize::<PipelineSpec>() {
         return Ok(spec);
     }
-    let mut errors = Vec::new();
-    isolate_pipeline(&p.root, &[], &mut errors);
-    Err(errors
-        .into_iter()
+    let mut found = Vec::new();
+    isolate_pipeline(&p.root, &[], &mut found);
+    let errors = found
+        .iter()
         .map(|e| {
-            diagnose(&e, &|path: &[String], key: bool| {
+            diagnose(e, &|path: &[String], key: bool| {
                 p.locate_inner(&[path.to_vec()], key)
             })
         })
-        .collect())
+        .collect();
+    let (partial, removed) = without_invalid(&p.root, &found);
+    Err(Extracted {
+        errors,
+        partial,
+        removed,
+    })
+}
+
+/// The spec with every invalid value left out. Leaving one out can uncover another (a
+/// table that now lacks a required key), so this repeats a few times, silently.
+fn without_invalid(
+    root: &FValue,
+    errors: &[figment::Error],
+) -> (Option<PipelineSpec>, Vec<Vec<String>>) {
+    let mut root = root.clone();
+    let mut removed = Vec::new();
+    let mut pending: Vec<Vec<String>> = errors.iter().map(error_path).collect();
+    for _ in 0..8 {
+        for path in pending.drain(..) {
+            if let Some(path) = remove(&mut root, &path) {
+                removed.push(path);
+            }
+        }
+        if let Ok(spec) = root.deserialize::<PipelineSpec>() {
+            return (Some(spec), removed);
+        }
+        let mut again = Vec::new();
+        isolate_pipeline(&root, &[], &mut again);
+        if again.is_empty() {
+            break;
+        }
+        pending = again.iter().map(error_path).collect();
+    }
+    (None, removed)
+}
+
+/// The key path an error is about (for an unknown key, the key itself).
+fn error_path(e: &figment::Error) -> Vec<String> {
+    match &e.kind {
+        figment::error::Kind::UnknownField(name, _) if e.path.last() != Some(name) => {
+            e.path.iter().cloned().chain([name.clone()]).collect()
+        }
+        _ => e.path.clone(),
+    }
+}
+
+/// Removes the entry at `path`, or the nearest map entry holding it (a bad list item takes
+/// its list with it). Returns the path that was removed.
+fn remove(root: &mut FValue, path: &[String]) -> Option<Vec<String>> {
+    for len in (1..=path.len()).rev() {
+        let (key, parent) = path[..len].split_last()?;
+        let mut value = &mut *root;
+        for part in parent {
+            value = match value {
+                FValue::Dict(_, dict) => dict.get_mut(part)?,
+                FValue::Array(_, items) => items.get_mut(part.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        if let FValue::Dict(_, dict) = value {
+            return dict.remove(key).map(|_| path[..len].to_vec());
+        }
+    }
+    None
 }
 
 fn isolate_pipeline(value: &FValue, prefix: &[String], errors: &mut Vec<figment::Error>) {

@@ -257,7 +257,7 @@ pub struct EmailSpec {
     /// SMTP user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_user: Option<String>,
-    /// SMTP password (never shown; prefer `${VAR}` from the environment).
+    /// SMTP password (masked as `***` wherever exe shows it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_password: Option<String>,
 }

@@ -183,27 +183,16 @@ impl<'d> Validator<'d> {
             .flatten()
             .map(|(k, v)| (k.clone(), v.0.clone()))
             .collect();
-        for (key, value) in &raw_top {
-            let here = vec![path(&["env", key])];
-            let lookup = |n: &str| {
-                options
-                    .cli_env
-                    .iter()
-                    .find(|(k, _)| k == n)
-                    .map(|(_, v)| v.as_str())
-                    .or_else(|| raw_top.get(n).filter(|_| n != key).map(String::as_str))
-                    .or_else(|| {
-                        inherited
-                            .iter()
-                            .find(|(k, _)| k == n)
-                            .map(|(_, v)| v.as_str())
-                    })
-            };
-            let value = self.interpolate(value, lookup, &here);
+        let inherited_map: BTreeMap<String, String> = inherited.iter().cloned().collect();
+        let resolved = self.resolve_env(&raw_top, &options.cli_env, &inherited_map, |_, key| {
+            vec![path(&["env", key])]
+        });
+        for (key, value) in resolved {
+            let here = vec![path(&["env", &key])];
             let rendered = self.render_str(&value, &here, || {
                 context! { vars => vars.clone(), env => to_value(&process_env), pipeline => pipeline_ctx.clone() }
             });
-            top_env.push((key.clone(), rendered));
+            top_env.push((key, rendered));
         }
         let mut template_env: BTreeMap<String, String> = options
             .process_env
@@ -334,6 +323,7 @@ impl<'d> Validator<'d> {
                 &key,
                 job.extends
                     .as_ref()
+                    .or(defaults.extends.as_ref())
                     .map(|e| e.0.clone())
                     .unwrap_or_default(),
                 &templates,
@@ -480,6 +470,21 @@ impl<'d> Validator<'d> {
         combos
     }
 
+    /// Was this job's command written but left out as invalid (a bad value, or a key that
+    /// is a misspelling of `command`)?
+    fn command_was_invalid(&self, draft: &Draft) -> bool {
+        let removed = &self.doc.removed;
+        self.field(draft, &["command"])
+            .iter()
+            .any(|p| removed.contains(p))
+            || removed.iter().any(|p| {
+                p.len() == 3
+                    && p[0] == "jobs"
+                    && p[1] == draft.key
+                    && did_you_mean(&p[2], ["command"]).is_some()
+            })
+    }
+
     #[allow(clippy::unused_self)] // a method so call sites read like the other lookups
     fn field(&self, draft: &Draft, field: &[&str]) -> Vec<Vec<String>> {
         draft
@@ -521,20 +526,14 @@ impl<'d> Validator<'d> {
             .flatten()
             .map(|(k, v)| (k.clone(), v.0.clone()))
             .collect();
-        let mut env = Vec::with_capacity(raw_env.len());
-        for (key, value) in &raw_env {
-            let here = self.field(draft, &["env", key]);
-            let lookup = |n: &str| {
-                ctx.cli_env
-                    .iter()
-                    .find(|(k, _)| k == n)
-                    .map(|(_, v)| v.as_str())
-                    .or_else(|| raw_env.get(n).filter(|_| n != key).map(String::as_str))
-                    .or_else(|| ctx.base_env.get(n).map(String::as_str))
-            };
-            let value = self.interpolate(value, lookup, &here);
+        let resolved = self.resolve_env(&raw_env, ctx.cli_env, ctx.base_env, |v, key| {
+            v.field(draft, &["env", key])
+        });
+        let mut env = Vec::with_capacity(resolved.len());
+        for (key, value) in resolved {
+            let here = self.field(draft, &["env", &key]);
             let value = self.render_str(&value, &here, make_ctx);
-            env.push((key.clone(), value));
+            env.push((key, value));
         }
         let full_env: HashMap<&str, &str> = ctx
             .base_env
@@ -546,6 +545,9 @@ impl<'d> Validator<'d> {
         let lookup = |n: &str| full_env.get(n).copied();
 
         let command = match &spec.command {
+            // The command was written but invalid, or misspelt (`comand` gets "did you mean
+            // `command`?"): that diagnostic is already there.
+            None if self.command_was_invalid(draft) => Text::Static(String::new()),
             None => {
                 let at = self.at_key(&[path(&["jobs", &draft.key])]);
                 self.error(
@@ -865,6 +867,57 @@ impl<'d> Validator<'d> {
         all
     }
 
+    /// Resolves `${NAME}` in one `env` map whose entries may name each other, in any order:
+    /// `--env` values first, then the map's other entries, then `outer`.
+    fn resolve_env(
+        &mut self,
+        raw: &BTreeMap<String, String>,
+        cli: &[(String, String)],
+        outer: &BTreeMap<String, String>,
+        here: impl Fn(&Self, &str) -> Vec<Vec<String>>,
+    ) -> BTreeMap<String, String> {
+        let lookup = |name: &str, own: &str, map: &BTreeMap<String, String>| -> Option<String> {
+            cli.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| map.get(name).filter(|_| name != own).cloned())
+                .or_else(|| outer.get(name).cloned())
+        };
+        // Each pass resolves one more level of entries naming entries; a cycle stops at the cap.
+        let mut resolved = raw.clone();
+        for _ in 0..=raw.len() {
+            let next: BTreeMap<String, String> = raw
+                .iter()
+                .map(|(key, value)| {
+                    let found: HashMap<String, String> = names_in(value)
+                        .into_iter()
+                        .filter_map(|n| lookup(&n, key, &resolved).map(|v| (n, v)))
+                        .collect();
+                    (
+                        key.clone(),
+                        template::interpolate(value, |n| found.get(n).map(String::as_str)).0,
+                    )
+                })
+                .collect();
+            if next == resolved {
+                break;
+            }
+            resolved = next;
+        }
+        // A last pass over the written values reports names found nowhere.
+        let mut out = BTreeMap::new();
+        for (key, value) in raw {
+            let found: HashMap<String, String> = names_in(value)
+                .into_iter()
+                .filter_map(|n| lookup(&n, key, &resolved).map(|v| (n, v)))
+                .collect();
+            let at = here(self, key);
+            let value = self.interpolate(value, |n| found.get(n).map(String::as_str), &at);
+            out.insert(key.clone(), value);
+        }
+        out
+    }
+
     fn interpolate<'a>(
         &mut self,
         text: &str,
@@ -917,6 +970,11 @@ struct JobContext<'a> {
     pipeline: &'a JValue,
     base_env: &'a BTreeMap<String, String>,
     cli_env: &'a [(String, String)],
+}
+
+/// The `${NAME}` names a text refers to.
+fn names_in(text: &str) -> Vec<String> {
+    template::interpolate(text, |_| None).1
 }
 
 /// `build` or `build[os=linux,py=3.12]`.

@@ -108,27 +108,31 @@ fn check(path: &Path, text: Option<(String, Format)>, options: &Options) -> Chec
         Some((text, format)) => load::load_text(path, text, format, &load_options),
         None => load::load(path, &load_options),
     };
-    match loaded {
-        Err(diagnostics) => Checked {
+    // A partial document (invalid values left out) is still validated, so one run shows
+    // every problem, not only the type errors.
+    let (doc, mut diagnostics) = match loaded {
+        Ok((doc, diagnostics)) => (Some(doc), diagnostics),
+        Err(failure) => (failure.partial.map(|d| *d), failure.diagnostics),
+    };
+    let Some(doc) = doc else {
+        return Checked {
             file: path.to_path_buf(),
             diagnostics,
             included: Vec::new(),
-        },
-        Ok((doc, mut diagnostics)) => {
-            let (_, found) = validate::validate(&doc, options);
-            diagnostics.extend(found);
-            let included = doc
-                .provenance
-                .files()
-                .filter(|f| *f != doc.main.path)
-                .map(Path::to_path_buf)
-                .collect();
-            Checked {
-                file: path.to_path_buf(),
-                diagnostics,
-                included,
-            }
-        }
+        };
+    };
+    let (_, found) = validate::validate(&doc, options);
+    diagnostics.extend(found);
+    let included = doc
+        .provenance
+        .files()
+        .filter(|f| *f != doc.main.path)
+        .map(Path::to_path_buf)
+        .collect();
+    Checked {
+        file: path.to_path_buf(),
+        diagnostics,
+        included,
     }
 }
 

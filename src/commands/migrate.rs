@@ -11,7 +11,8 @@ use crate::source::Format;
 
 pub(super) fn run(args: &MigrateArgs, out: super::Output) -> Result<i32, Error> {
     // Only the file itself: includes stay includes, profiles stay profiles.
-    let (doc, warnings) = load::load(&args.file, &LoadOptions::default()).map_err(Error::Config)?;
+    let (doc, warnings) = load::load(&args.file, &LoadOptions::default())
+        .map_err(|f| Error::Config(f.diagnostics))?;
     let notes: Vec<_> = warnings
         .into_iter()
         .filter(|w| w.code != "exe::config::legacy_format")

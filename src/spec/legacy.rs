@@ -219,6 +219,24 @@ pub fn convert(
     let mut errors = Vec::new();
     let mut index = HashMap::new();
     for (i, job) in legacy.jobs.iter().enumerate() {
+        for (n, status) in job.retry_on_status.iter().flatten().enumerate() {
+            if legacy_status(status).is_none() {
+                let path = [
+                    "jobs".to_owned(),
+                    i.to_string(),
+                    "retry_on_status".to_owned(),
+                    n.to_string(),
+                ];
+                warnings.push(
+                    Diagnostic::warning(
+                        "exe::config::legacy_unknown_status",
+                        format!("unknown retry status `{status}`, ignored"),
+                    )
+                    .at(at(&path, false))
+                    .help("the older tool's statuses are ERROR, FAILED and TIMEOUT"),
+                );
+            }
+        }
         if let Some(first) = index.insert(job.id.clone(), i) {
             let path = ["jobs".to_owned(), i.to_string(), "id".to_owned()];
             let mut d = Diagnostic::error(
@@ -385,12 +403,7 @@ fn build(
             on_exit_codes: job.retry_on_exit_codes,
             on_status: job.retry_on_status.map(|statuses| {
                 let mut out = Vec::new();
-                for status in statuses {
-                    let s = match status.to_ascii_uppercase().as_str() {
-                        "TIMEOUT" => RetryStatus::Timeout,
-                        // ERROR was the older tool's word for a failure of its own; exe records those as FAILED.
-                        _ => RetryStatus::Failed,
-                    };
+                for s in statuses.iter().filter_map(|s| legacy_status(s)) {
                     if !out.contains(&s) {
                         out.push(s);
                     }
@@ -432,6 +445,16 @@ fn build(
         jobs: Some(jobs),
         security_policy: legacy.security_policy,
         ..PipelineSpec::default()
+    }
+}
+
+/// An older tool's retry status in exe's terms. ERROR was its word for a failure of its
+/// own; exe records those as FAILED.
+fn legacy_status(status: &str) -> Option<RetryStatus> {
+    match status.to_ascii_uppercase().as_str() {
+        "TIMEOUT" => Some(RetryStatus::Timeout),
+        "ERROR" | "FAILED" => Some(RetryStatus::Failed),
+        _ => None,
     }
 }
 

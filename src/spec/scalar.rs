@@ -40,7 +40,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             return Err(bad());
         }
         let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
+        rest = rest[digits..].trim_start();
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.' || c == ' ')
             .unwrap_or(rest.len());
@@ -470,6 +470,7 @@ mod tests {
             ("1.5s", 1.5),
             ("1h 30m", 5400.0),
             ("2d", 172_800.0),
+            ("5 m", 300.0),
         ];
         for (text, secs) in ok {
             assert!(

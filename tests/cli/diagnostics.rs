@@ -157,8 +157,12 @@ fn many_problems_are_all_reported() {
         .iter()
         .map(|d| d["code"].as_str().unwrap())
         .collect();
-    // Type errors stop validation of the values that depend on them, but every type error is listed.
-    for code in ["exe::config::unknown_key", "exe::config::invalid_duration"] {
+    for code in [
+        "exe::config::unknown_key",
+        "exe::config::invalid_duration",
+        "exe::config::invalid_value",
+        "exe::config::unknown_need",
+    ] {
         assert!(codes.contains(&code), "{code} missing from {codes:?}");
     }
 }
@@ -253,4 +257,65 @@ fn lint_writes_nothing() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(entries, ["p.toml"]);
+}
+
+#[test]
+fn problems_behind_type_errors_are_reported_in_the_same_run() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "max_parallel = 0\n[jobs.a]\ncommand = 5\n[jobs.b]\ncommand = \"true\"\nneeds = [\"zz\"]\n",
+    );
+    let run = sb.exe(&["lint", "--format", "json", "p.toml"]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let codes: Vec<&str> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "exe::config::invalid_type",
+            "exe::config::invalid_value",
+            "exe::config::unknown_need"
+        ],
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn an_include_glob_matching_nothing_is_a_reported_warning() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "include = [\"parts/*.toml\"]\n[jobs.a]\ncommand = \"true\"\n",
+    );
+    let run = sb.exe(&["lint", "--format", "json", "p.toml"]);
+    assert!(
+        run.stdout.contains("exe::config::include_empty"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.code, 0);
+    assert_eq!(sb.exe(&["lint", "--deny-warnings", "p.toml"]).code, 1);
+}
+
+#[test]
+fn unknown_legacy_retry_statuses_are_warnings() {
+    let sb = Sandbox::new();
+    sb.file(
+        "old.json",
+        r#"{"jobs": [{"id": "a", "command": "true", "retry_on_status": ["TIMEOUT", "CANCELED"]}]}"#,
+    );
+    let run = sb.exe(&["lint", "--format", "json", "old.json"]);
+    assert!(
+        run.stdout
+            .contains("unknown retry status `CANCELED`, ignored"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.code, 0);
 }

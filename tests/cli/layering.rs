@@ -103,7 +103,8 @@ fn bad_profile_and_set_are_reported_at_the_flag() {
             ..LoadOptions::default()
         },
     )
-    .unwrap_err();
+    .unwrap_err()
+    .diagnostics;
     assert_eq!(err[0].code, "exe::config::unknown_profile");
     assert_eq!(err[0].help.as_deref(), Some("did you mean `ci`?"));
     let err = load(
@@ -113,7 +114,8 @@ fn bad_profile_and_set_are_reported_at_the_flag() {
             ..LoadOptions::default()
         },
     )
-    .unwrap_err();
+    .unwrap_err()
+    .diagnostics;
     assert_eq!(err[0].code, "exe::config::invalid_duration");
     assert!(
         matches!(&err[0].at, Some(At::Flag(f)) if f == "--set jobs.build.timeout=5x"),
@@ -179,4 +181,34 @@ fn a_100_000_job_chain_validates_without_recursion() {
         .find(|d| d.code == "exe::graph::cycle")
         .expect("a cycle");
     assert_eq!(cycle.message.matches(" -> ").count(), 100_001);
+}
+
+#[test]
+fn env_entries_may_name_each_other_in_any_order() {
+    let sb = Sandbox::new();
+    sb.file(
+        "main.toml",
+        "[env]\nA = \"${B}/x\"\nB = \"${C}/y\"\nC = \"root\"\n[jobs.j]\ncommand = \"true\"\nenv = { D = \"${A}/${E}\", E = \"e\" }\n",
+    );
+    let p = pipeline(&sb, &LoadOptions::default());
+    let env = p.job_env(&p.jobs[0]);
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("A"), Some("root/y/x"));
+    assert_eq!(get("D"), Some("root/y/x/e"));
+}
+
+#[test]
+fn extends_in_defaults_applies_to_every_job() {
+    let sb = Sandbox::new();
+    sb.file(
+        "main.toml",
+        "[defaults]\nextends = \"slow\"\n[templates.slow]\ntimeout = \"2h\"\n[jobs.a]\ncommand = \"true\"\n[jobs.b]\ncommand = \"true\"\ntimeout = \"1s\"\n",
+    );
+    let p = pipeline(&sb, &LoadOptions::default());
+    assert_eq!(p.jobs[0].timeout, Some(std::time::Duration::from_hours(2)));
+    assert_eq!(
+        p.jobs[1].timeout,
+        Some(std::time::Duration::from_secs(1)),
+        "the job's own value wins"
+    );
 }
