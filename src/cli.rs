@@ -64,6 +64,135 @@ pub enum Command {
     Init(InitArgs),
     /// Convert a legacy (executioner) or other-format file to the current format.
     Migrate(MigrateArgs),
+    /// Show what `apply` would run, in what order, and why anything would be skipped.
+    Plan(PlanArgs),
+    /// Run a pipeline: jobs in parallel as their needs finish, with retries, timeouts and checks.
+    Apply(ApplyArgs),
+}
+
+/// What selects and shapes a run; shared by `plan` and `apply`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The pipeline file.
+    pub file: PathBuf,
+    /// Select a profile from the file's `profiles`.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Override a value: `--set jobs.build.timeout=5m` (repeatable; wins over everything).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub sets: Vec<String>,
+    /// Set a job environment variable: `--env K=V` (repeatable; wins over the file).
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Do not run this job; it counts as done for the jobs that need it (repeatable, or a comma list).
+    #[arg(long, value_name = "ID")]
+    pub skip: Vec<String>,
+    /// Run only these jobs; the jobs they need count as done (repeatable, or a comma list).
+    #[arg(long, value_name = "ID")]
+    pub only: Vec<String>,
+}
+
+/// `exe plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The pipeline and what selects the run.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Show the environment each job would get (secrets masked).
+    #[arg(long)]
+    pub show_env: bool,
+    /// Say which file, environment variable or flag set this key path (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub explain: Vec<String>,
+    /// Exit 0 when nothing would run, 2 when something would (1 stays "error").
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Jobs that may run at once (for the layers shown; the file's `max_parallel` otherwise).
+    #[arg(long, value_name = "N")]
+    pub max_parallel: Option<usize>,
+}
+
+/// `exe plan --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// For people.
+    Text,
+    /// For scripts.
+    Json,
+    /// Graphviz.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}
+
+/// `exe apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The pipeline and what selects the run.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Jobs running at once (overrides the file's `max_parallel`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: Option<u32>,
+    /// Keep running jobs that do not depend on a failed one (the run still fails).
+    #[arg(long)]
+    pub continue_on_error: bool,
+    /// Show the plan instead of running (the same as `exe plan`).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How job output is shown: prefixed lines as they come, each job's output when it ends, or none.
+    #[arg(long, value_enum, default_value_t = OutputMode::Prefixed)]
+    pub output: OutputMode,
+}
+
+/// `exe apply --output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputMode {
+    /// Each line as it comes, prefixed with the job id.
+    Prefixed,
+    /// A job's whole output when it ends.
+    Grouped,
+    /// No job output (it is still in the logs).
+    Quiet,
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not K=V"))?;
+    let valid = !key.is_empty()
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !key.as_bytes()[0].is_ascii_digit();
+    if !valid {
+        return Err(format!("`{key}` is not a valid variable name"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// Splits `a,b` and repeated flags into ids, keeping commas inside matrix ids (`build[os=a,v=1]`).
+pub fn split_ids(values: &[String]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for value in values {
+        let mut depth = 0usize;
+        let mut start = 0;
+        for (i, c) in value.char_indices() {
+            match c {
+                '[' => depth += 1,
+                ']' => depth = depth.saturating_sub(1),
+                ',' if depth == 0 => {
+                    ids.push(value[start..i].trim().to_owned());
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        ids.push(value[start..].trim().to_owned());
+    }
+    ids.retain(|id| !id.is_empty());
+    ids
 }
 
 /// `exe lint`.
@@ -134,4 +263,25 @@ pub enum TargetFormat {
     Yaml,
     /// JSON.
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_split_on_commas_outside_brackets() {
+        let ids = split_ids(&["a,b".to_owned(), "build[os=linux,v=1],c".to_owned()]);
+        assert_eq!(ids, ["a", "b", "build[os=linux,v=1]", "c"]);
+    }
+
+    #[test]
+    fn env_values_keep_their_commas() {
+        assert_eq!(
+            parse_env("K=a,b=c").unwrap(),
+            ("K".to_owned(), "a,b=c".to_owned())
+        );
+        assert!(parse_env("1K=v").is_err());
+        assert!(parse_env("novalue").is_err());
+    }
 }

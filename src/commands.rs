@@ -21,5 +21,9 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
         }
         Command::Init(args) => init::run(&args),
         Command::Migrate(args) => migrate::run(&args, out),
+        Command::Plan(_) | Command::Apply(_) => Err(Error::Usage {
+            message: "`plan` and `apply` are being built (issue 3)".to_owned(),
+            help: None,
+        }),
     }
 }

@@ -10,6 +10,7 @@ pub mod load;
 pub mod model;
 pub mod process;
 pub mod security;
+pub mod selection;
 pub mod source;
 pub mod spec;
 pub mod template;

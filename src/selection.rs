@@ -1,0 +1,102 @@
+//! Which jobs a run starts with as "run" and which as "skipped", before anything runs.
+//!
+//! `--skip` and `when = false` skip a job; a skipped job counts as done for the jobs that
+//! need it (the older tool's meaning). `--only` runs just the named jobs, and every other
+//! job counts as done. A matrix job's id names all of its expansions. Later decisions (up
+//! to date, resumed) add to this list; the planner shows it and the scheduler starts from it.
+
+use crate::diagnostic::{At, Diagnostic, did_you_mean};
+use crate::model::Pipeline;
+
+/// How a job enters a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// It will run when its needs are met.
+    Run,
+    /// It will not run; it counts as done. The reason is shown to the user.
+    Skip(SkipReason),
+}
+
+/// Why a job is skipped before the run starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// `--skip ID`.
+    Flag,
+    /// `when` rendered false.
+    When,
+    /// `--only` named other jobs.
+    NotSelected,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SkipReason::Flag => "skipped by --skip",
+            SkipReason::When => "`when` is false",
+            SkipReason::NotSelected => "not selected by --only",
+        })
+    }
+}
+
+/// Each job's disposition, by index. An id that names no job is an error.
+pub fn select(
+    pipeline: &Pipeline,
+    skip: &[String],
+    only: &[String],
+) -> Result<Vec<Disposition>, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let skipped = resolve(pipeline, skip, "--skip", &mut errors);
+    let selected = resolve(pipeline, only, "--only", &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(pipeline
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            if !only.is_empty() && !selected[i] {
+                Disposition::Skip(SkipReason::NotSelected)
+            } else if skipped[i] {
+                Disposition::Skip(SkipReason::Flag)
+            } else if !job.enabled {
+                Disposition::Skip(SkipReason::When)
+            } else {
+                Disposition::Run
+            }
+        })
+        .collect())
+}
+
+/// Marks the jobs `ids` name: an exact id, or a matrix job's id for all its expansions.
+fn resolve(
+    pipeline: &Pipeline,
+    ids: &[String],
+    flag: &str,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<bool> {
+    let mut marked = vec![false; pipeline.jobs.len()];
+    for id in ids {
+        let mut found = false;
+        for (i, job) in pipeline.jobs.iter().enumerate() {
+            let base = job.id.0.split('[').next().unwrap_or_default();
+            if job.id.0 == *id || (!id.contains('[') && base == id) {
+                marked[i] = true;
+                found = true;
+            }
+        }
+        if !found {
+            let hint = did_you_mean(id, pipeline.jobs.iter().map(|j| j.id.0.as_str()))
+                .unwrap_or_else(|| "`exe plan FILE` lists the job ids".to_owned());
+            errors.push(
+                Diagnostic::error(
+                    "exe::cli::unknown_job",
+                    format!("`{flag} {id}`: there is no job `{id}`"),
+                )
+                .at(Some(At::Flag(format!("{flag} {id}"))))
+                .help(hint),
+            );
+        }
+    }
+    marked
+}
