@@ -275,6 +275,43 @@ def suite(exe: str, work: str) -> list[Group]:
     groups.append(lint(2_000, "yaml"))
     groups.append(lint(2_000, "json"))
     groups.append(lint(100_000, "toml", budget_s=10.0, min_runs=5, max_runs=50, warmups=1))
+    groups += apply_groups(exe, work, make)
+    return groups
+
+
+# (name, jobs, parallelism, target ratio exe/make)
+RUN_WORKLOADS = (
+    ("200 independent true, 8 at once", lambda: gen.independent(200), 8, 1.25),
+    ("200-long chain", lambda: gen.chain(200), 8, 1.25),
+    ("500-job DAG, 8 at once", lambda: gen.dag(500), 8, 1.25),
+    ("2,000 independent true, 8 at once", lambda: gen.independent(2_000), 8, 1.25),
+    ("2,000-long chain", lambda: gen.chain(2_000), 8, 1.25),
+    ("40 x sleep 0.2, 8 at once", lambda: gen.independent(40, "sleep 0.2"), 8, 1.05),
+    ("sleep 2 + 12 x sleep 0.2, 4 at once",
+     lambda: [("long", "sleep 2", [])] + gen.independent(12, "sleep 0.2"), 4, 1.05),
+)
+
+
+def apply_groups(exe: str, work: str, make: Optional[str]) -> list[Group]:
+    """`exe apply` against `make -j` on the same jobs, interleaved run by run."""
+    groups = []
+    for i, (name, make_jobs, parallel, _) in enumerate(RUN_WORKLOADS):
+        jobs = make_jobs()
+        folder = os.path.join(work, f"run-{i}")
+        os.makedirs(folder)
+        with open(os.path.join(folder, "pipeline.toml"), "w") as f:
+            f.write(gen.exe_pipeline(jobs, parallel))
+        with open(os.path.join(folder, "Makefile"), "w") as f:
+            f.write(gen.makefile(jobs))
+        logs = os.path.join(folder, ".exe")
+        cmds = [Cmd(f"apply: {name}", [exe, "apply", "--output", "quiet", "pipeline.toml"], cwd=folder,
+                    before=lambda logs=logs: shutil.rmtree(logs, ignore_errors=True), jobs=len(jobs))]
+        if make:
+            cmds.append(Cmd(f"make: {name}", [make, "-s", f"-j{parallel}"], cwd=folder,
+                            notes="baseline", jobs=len(jobs)))
+        slow = len(jobs) >= 2_000 or "sleep" in name
+        groups.append(Group(f"apply: {name}", cmds, budget_s=8.0 if slow else 4.0,
+                            min_runs=3 if slow else 5, max_runs=100, warmups=1 if slow else 2))
     return groups
 
 
@@ -349,7 +386,27 @@ def report(results: dict[str, Result], quick: bool) -> None:
             marginal = (b.median - a.median) / (100_000 - 2_000)
             print(f"  marginal cost 2,000 -> 100,000: {us(marginal)}/job")
 
+    apply_rows = [(name, get(f"apply: {name}"), get(f"make: {name}"), target)
+                  for name, _, _, target in RUN_WORKLOADS]
+    apply_rows = [row for row in apply_rows if row[1]]
+    if apply_rows:
+        print()
+        print("exe apply vs make -j (medians, same interleaved rounds):")
+        for name, exe_r, make_r, _ in apply_rows:
+            if make_r:
+                print(f"  {name:38} exe {ms(exe_r.median):>11}  make {ms(make_r.median):>11}"
+                      f"  ratio {exe_r.median / make_r.median:.2f}")
+
     verdicts = []  # (label, met, detail)
+    for name, exe_r, make_r, target in apply_rows:
+        if make_r:
+            ratio = exe_r.median / make_r.median
+            verdicts.append((f"apply {name}: <= {target}x make", ratio <= target, f"{ratio:.2f}x"))
+    big = get("apply: 2,000 independent true, 8 at once")
+    if big:
+        # peak_rss is in KiB; 20 MB = 20,000,000 bytes.
+        verdicts.append(("peak RSS with 2,000 jobs <= 20 MB", big.peak_rss * 1024 <= 20_000_000,
+                         f"{big.peak_rss * 1024 / 1e6:.1f} MB"))
     if exe_v:
         verdicts.append(("exe --version <= 2 ms", exe_v.median <= 0.002,
                          f"median {ms(exe_v.median)}"))

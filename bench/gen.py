@@ -150,3 +150,46 @@ def to_yaml(model: dict) -> str:
     # depth 2: top level -> `jobs`/`templates` -> each job -> its keys in flow style
     block(model, 0, 2)
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------ run workloads
+#
+# The same jobs for `exe apply` and for GNU make: a list of (id, command, needs).
+
+
+def independent(n: int, command: str = "true") -> list[tuple[str, str, list[str]]]:
+    return [(f"j{i}", command, []) for i in range(n)]
+
+
+def chain(n: int, command: str = "true") -> list[tuple[str, str, list[str]]]:
+    return [(f"j{i}", command, [f"j{i - 1}"] if i else []) for i in range(n)]
+
+
+def dag(n: int, command: str = "true", seed: int = SEED) -> list[tuple[str, str, list[str]]]:
+    """Each job needs one or two random earlier jobs (the first ten need nothing)."""
+    rng = random.Random(seed)
+    jobs = []
+    for i in range(n):
+        needs = sorted({rng.randrange(i) for _ in range(rng.choice((1, 2)))}) if i >= 10 else []
+        jobs.append((f"j{i}", command, [f"j{k}" for k in needs]))
+    return jobs
+
+
+def exe_pipeline(jobs, max_parallel: int) -> str:
+    lines = ["version = 1", f"max_parallel = {max_parallel}", ""]
+    for job_id, command, needs in jobs:
+        lines.append(f"[jobs.{job_id}]")
+        lines.append(f"command = {_scalar(command)}")
+        if needs:
+            lines.append("needs = [" + ", ".join(_scalar(n) for n in needs) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def makefile(jobs) -> str:
+    """Phony targets, so make runs every recipe on every run, like exe does."""
+    ids = [j[0] for j in jobs]
+    out = [".PHONY: all " + " ".join(ids), "all: " + " ".join(ids), ""]
+    for job_id, command, needs in jobs:
+        out.append(f"{job_id}: {' '.join(needs)}".rstrip())
+        out.append(f"\t{command}")
+    return "\n".join(out) + "\n"

@@ -1,5 +1,7 @@
 //! exe: a pipeline runner. `run` is the whole program; `main` only calls it.
 
+pub mod attempt;
+pub mod checks;
 pub mod cli;
 mod commands;
 pub mod diagnostic;
@@ -9,6 +11,10 @@ pub mod graph;
 pub mod load;
 pub mod model;
 pub mod process;
+pub mod progress;
+pub mod render;
+pub mod resources;
+pub mod runner;
 pub mod security;
 pub mod selection;
 pub mod source;
@@ -48,6 +54,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     init_logging(cli.global.verbose, cli.global.log_format);
     let out = Output {
         color,
+        color_err: err_color,
         quiet: cli.global.quiet,
     };
     match commands::dispatch(cli, out) {

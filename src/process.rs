@@ -138,8 +138,83 @@ pub fn spawn(spec: &AttemptSpec<'_>) -> Result<Running, ProcessError> {
     // the reason in a way a user can act on.
     check_working_dir(spec.working_dir)?;
     let log = open_log(spec.log_path)?;
+    if let Some(words) = direct_words(spec.command, spec.env) {
+        // Any failure to start it directly (not found, not executable, ...) goes through
+        // `sh -c` instead, so the message and exit code (127, 126) are exactly the shell's.
+        let log = log.try_clone().map_err(|source| ProcessError::LogFile {
+            path: spec.log_path.to_path_buf(),
+            source,
+        })?;
+        if let Some(program) = find_program(words[0], spec.env) {
+            if let Ok(running) = start(duct::cmd(program, &words[1..]), spec, log) {
+                return Ok(running);
+            }
+        }
+    }
     // An absolute shell path: the job's PATH (which may be absent) must not pick the shell.
-    let handle = duct::cmd("/bin/sh", ["-c", spec.command])
+    start(duct::cmd("/bin/sh", ["-c", spec.command]), spec, log)
+        .map_err(|source| ProcessError::Spawn { source })
+}
+
+/// Shell words that change the shell itself, or read shell state, rather than run a program:
+/// such a command must go through `sh` to mean what it says.
+const SHELL_WORDS: &[&str] = &[
+    "!", "{", "}", "case", "do", "done", "elif", "else", "esac", "fi", "for", "function", "if",
+    "in", "select", "then", "until", "while", ".", ":", "alias", "bg", "break", "cd", "command",
+    "continue", "eval", "exec", "exit", "export", "fg", "getopts", "hash", "jobs", "kill", "local",
+    "pwd", "read", "readonly", "return", "set", "shift", "source", "times", "trap", "type",
+    "ulimit", "umask", "unalias", "unset", "wait",
+];
+
+/// The command's words when it can be started without a shell and mean the same: plain
+/// words only (no quotes, `$`, globs, pipes, redirections, `;`, `&`, `~`, `#`, newlines),
+/// not starting with an assignment or a shell keyword/builtin, naming a program on the
+/// job's PATH or by absolute path. make starts recipes the same way, for the same reason:
+/// a shell per job costs as much as the job when the job is `true`.
+fn direct_words<'c>(command: &'c str, env: &[(String, String)]) -> Option<Vec<&'c str>> {
+    let plain =
+        |b: u8| b.is_ascii_alphanumeric() || b"_./:=@%+,-".contains(&b) || b == b' ' || b == b'\t';
+    if !command.bytes().all(plain) {
+        return None;
+    }
+    let words: Vec<&str> = command
+        .split([' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .collect();
+    let program = *words.first()?;
+    let named = !program.contains('/') && env.iter().any(|(k, _)| k == "PATH");
+    if program.contains('=')
+        || SHELL_WORDS.contains(&program)
+        || !(named || program.starts_with('/'))
+    {
+        return None;
+    }
+    Some(words)
+}
+
+/// The executable `name` names: itself when absolute, else the first match on the job's
+/// PATH. Resolving it here (not in the child) lets std start the job with `posix_spawn`
+/// instead of a full `fork`, which is most of the cost of a short job.
+fn find_program(name: &str, env: &[(String, String)]) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &Path| {
+        fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.starts_with('/') {
+        return Some(PathBuf::from(name));
+    }
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())?;
+    path.split(':')
+        .filter(|dir| dir.starts_with('/'))
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| executable(p))
+}
+
+fn start(expression: duct::Expression, spec: &AttemptSpec<'_>, log: File) -> io::Result<Running> {
+    let handle = expression
         .dir(spec.working_dir)
         .full_env(spec.env.iter().map(|(name, value)| (name, value)))
         .stdin_null()
@@ -153,8 +228,7 @@ pub fn spawn(spec: &AttemptSpec<'_>) -> Result<Running, ProcessError> {
             command.process_group(0);
             Ok(())
         })
-        .start()
-        .map_err(|source| ProcessError::Spawn { source })?;
+        .start()?;
     // A single command, not a pipeline, so duct started exactly one process.
     let child = handle.pids()[0];
     #[expect(
@@ -363,6 +437,51 @@ fn open_log(path: &Path) -> Result<File, ProcessError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_plain_commands_skip_the_shell() {
+        let env = [("PATH".to_owned(), "/usr/bin:/bin".to_owned())];
+        assert_eq!(direct_words("true", &env), Some(vec!["true"]));
+        assert_eq!(
+            direct_words("make -j4 all CC=gcc", &env),
+            Some(vec!["make", "-j4", "all", "CC=gcc"])
+        );
+        assert_eq!(
+            direct_words("/bin/echo a,b", &env),
+            Some(vec!["/bin/echo", "a,b"])
+        );
+        for shell in [
+            "echo $HOME",
+            "echo 'a'",
+            "ls *.txt",
+            "a | b",
+            "a > f",
+            "a; b",
+            "a && b",
+            "a &",
+            "cd /tmp",
+            "exit 3",
+            "FOO=1 env",
+            "./script.sh",
+            "echo ~",
+            "echo a # c",
+            "pwd",
+            "kill 1",
+            "",
+        ] {
+            assert_eq!(
+                direct_words(shell, &env),
+                None,
+                "{shell:?} must go through sh"
+            );
+        }
+        assert_eq!(
+            direct_words("true", &[]),
+            None,
+            "without PATH, sh decides where programs are"
+        );
+    }
+
     use super::*;
 
     use std::sync::Once;

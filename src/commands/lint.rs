@@ -16,6 +16,8 @@ use crate::validate::{self, Options};
 pub struct Output {
     /// Colour on stdout.
     pub color: bool,
+    /// Colour on stderr.
+    pub color_err: bool,
     /// Errors only.
     pub quiet: bool,
 }

@@ -52,3 +52,45 @@ fn each_example_file_lints_on_its_own() {
         "expected at least 8 example pipelines, found {count}"
     );
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_example_runs() {
+    let sb = Sandbox::new();
+    copy_dir(&repo().join("examples"), &sb.path().join("examples"));
+    let pipelines = [
+        "nightly-etl.toml",
+        "matrix-build.yaml",
+        "layered/pipeline.toml",
+        "retries-and-timeouts.yaml",
+        "legacy/executioner.json",
+        "deploy.json",
+        "data-quality.yaml",
+        "backup-rotation.toml",
+        "static-site/pipeline.toml",
+        "fan-out.toml",
+        "continue-on-error.toml",
+    ];
+    for file in pipelines {
+        let run = sb.exe(&["apply", "--output", "quiet", &format!("examples/{file}")]);
+        // continue-on-error.toml fails one branch on purpose, to show the others still run.
+        let expected = if file == "continue-on-error.toml" {
+            1
+        } else {
+            0
+        };
+        assert_eq!(run.code, expected, "{file}:\n{}", run.stderr);
+    }
+}

@@ -1,5 +1,6 @@
 //! Integration tests: the real `exe` binary, driven through one small harness.
 
+mod apply;
 mod bad_input;
 mod diagnostics;
 mod examples;

@@ -1,0 +1,455 @@
+//! The coordinator: runs a pipeline's jobs and owns everything about the run while it runs.
+//!
+//! One thread (this one) owns the scheduler, the table of attempts in flight, every deadline
+//! and every kill. Workers run one attempt each inside `std::thread::scope` and report over a
+//! channel; a signal thread forwards SIGINT/SIGTERM into the same channel. So there is no
+//! shared mutable run state and no polling: the loop sleeps until the next event or deadline.
+//!
+//! Invariants:
+//! - every state change goes through [`Runner::record`], which the scheduler has already
+//!   checked against the transition table; it is shown (and, with history, stored) in order;
+//! - a process group is signalled only while its attempt is in flight (its pgid may be
+//!   reused once the worker has reaped it);
+//! - on timeout or cancel: TERM to the group, then KILL after the job's grace period; a
+//!   second Ctrl-C sends KILL at once.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::attempt::{Attempt, Ended};
+use crate::model::Pipeline;
+use crate::process::{self, Exit};
+use crate::progress::Progress;
+use crate::scheduler::{Config, Outcome, Scheduler};
+use crate::selection::Disposition;
+use crate::state::{JobState, RunState, Transition};
+
+/// What the coordinator hears from workers and the signal thread.
+enum Event {
+    /// A worker started a process group for this job's attempt.
+    Started { job: usize, pgid: i32 },
+    /// A worker's attempt ended.
+    Ended { job: usize, ended: Ended },
+    /// SIGINT or SIGTERM.
+    Signal,
+}
+
+/// Why the coordinator is stopping an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KillReason {
+    Timeout,
+    Cancel,
+}
+
+/// An attempt in flight.
+struct Live {
+    attempt: u32,
+    started: Duration,
+    pgid: Option<i32>,
+    /// When the job's timeout expires.
+    deadline: Option<Instant>,
+    /// Set once the attempt is being stopped.
+    stop: Option<Stop>,
+}
+
+/// An attempt being stopped: TERM was sent (or will be, once its pgid is known).
+#[derive(Debug, Clone, Copy)]
+struct Stop {
+    reason: KillReason,
+    /// When TERM turns into KILL; `None` once KILL was sent.
+    kill_at: Option<Instant>,
+}
+
+/// One finished attempt, for the summary (and, with history, the store).
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// The job's index.
+    pub job: usize,
+    /// 1 for the first attempt.
+    pub number: u32,
+    /// Since the run started.
+    pub started: Duration,
+    /// Since the run started.
+    pub ended: Duration,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The exit code or signal, when the command ran.
+    pub exit: Option<Exit>,
+    /// Its output.
+    pub log: PathBuf,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Report {
+    /// Final state of every job, by index.
+    pub states: Vec<JobState>,
+    /// Every attempt, in the order they ended.
+    pub attempts: Vec<AttemptRecord>,
+    /// The run's state.
+    pub run_state: RunState,
+    /// How long the run took.
+    pub elapsed: Duration,
+    /// Each job's last transition reason, by index (why it failed, was skipped, ...).
+    pub reasons: Vec<String>,
+}
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The run's id (in log paths and `{{ run.id }}`).
+    pub run_id: i64,
+    /// Parallelism, failure policy, capacity.
+    pub config: Config,
+}
+
+/// Runs the pipeline. `execute` runs one attempt (the real one is [`crate::attempt::run`]);
+/// tests pass a scripted one.
+pub fn run<F>(
+    pipeline: &Pipeline,
+    dispositions: &[Disposition],
+    options: &Options,
+    progress: &Progress,
+    execute: F,
+) -> std::io::Result<Report>
+where
+    F: Fn(&Attempt<'_>, &dyn Fn(i32)) -> Ended + Sync,
+{
+    let (tx, rx) = mpsc::channel();
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let signal_handle = signals.handle();
+    let signal_tx = tx.clone();
+    let signal_thread = std::thread::spawn(move || {
+        for _ in signals.forever() {
+            if signal_tx.send(Event::Signal).is_err() {
+                break;
+            }
+        }
+    });
+    let mut runner = Runner {
+        pipeline,
+        options,
+        progress,
+        scheduler: Scheduler::new(pipeline, dispositions, options.config.clone()),
+        live: HashMap::new(),
+        attempts: Vec::new(),
+        reasons: vec![String::new(); pipeline.jobs.len()],
+        t0: Instant::now(),
+        cancelling: false,
+        signals: 0,
+        rng: seed(),
+    };
+    std::thread::scope(|scope| {
+        let start = runner.scheduler.start(runner.now());
+        runner.record_all(start);
+        loop {
+            if !runner.cancelling {
+                while let Some((job, transition)) = runner.scheduler.next(runner.now()) {
+                    runner.record(transition);
+                    runner.launch(scope, job, &tx, &execute);
+                }
+            }
+            if runner.scheduler.is_done() && runner.live.is_empty() {
+                break;
+            }
+            let event = match runner.next_deadline() {
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(event) => Some(event),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(event) => Some(event),
+                    Err(_) => break,
+                },
+            };
+            match event {
+                Some(Event::Started { job, pgid }) => runner.started(job, pgid),
+                Some(Event::Ended { job, ended }) => runner.ended(job, &ended),
+                Some(Event::Signal) => runner.interrupted(),
+                None => {}
+            }
+            runner.enforce_deadlines();
+        }
+    });
+    signal_handle.close();
+    let _ = signal_thread.join();
+    let states = (0..pipeline.jobs.len())
+        .map(|j| runner.scheduler.state(j))
+        .collect();
+    Ok(Report {
+        states,
+        attempts: runner.attempts,
+        run_state: runner.scheduler.run_state(),
+        elapsed: runner.t0.elapsed(),
+        reasons: runner.reasons,
+    })
+}
+
+struct Runner<'a> {
+    pipeline: &'a Pipeline,
+    options: &'a Options,
+    progress: &'a Progress,
+    scheduler: Scheduler,
+    live: HashMap<usize, Live>,
+    attempts: Vec<AttemptRecord>,
+    reasons: Vec<String>,
+    t0: Instant,
+    cancelling: bool,
+    signals: u32,
+    rng: u64,
+}
+
+impl<'a> Runner<'a> {
+    fn now(&self) -> Duration {
+        self.t0.elapsed()
+    }
+
+    /// The one place a state change is made visible: shown now, stored too once history exists.
+    fn record(&mut self, transition: Transition) {
+        if !transition.reason.is_empty() {
+            self.reasons[transition.job].clone_from(&transition.reason);
+        }
+        self.progress.transition(&transition);
+    }
+
+    fn record_all(&mut self, transitions: Vec<Transition>) {
+        for t in transitions {
+            self.record(t);
+        }
+    }
+
+    fn log_path(&self, job: usize, attempt: u32) -> PathBuf {
+        let job_ref = &self.pipeline.jobs[job];
+        let name = if attempt <= 1 {
+            format!("{}.log", job_ref.id)
+        } else {
+            format!("{}@{attempt}.log", job_ref.id)
+        };
+        job_ref
+            .log_dir
+            .join(self.options.run_id.to_string())
+            .join(name)
+    }
+
+    fn launch<'scope, F>(
+        &mut self,
+        scope: &'scope std::thread::Scope<'scope, 'a>,
+        job: usize,
+        tx: &Sender<Event>,
+        execute: &'scope F,
+    ) where
+        F: Fn(&Attempt<'_>, &dyn Fn(i32)) -> Ended + Sync,
+        'a: 'scope,
+    {
+        let pipeline: &'a Pipeline = self.pipeline;
+        let spec = &pipeline.jobs[job];
+        let number = self.scheduler.attempts(job);
+        let log_path = self.log_path(job, number);
+        let now = self.now();
+        self.live.insert(
+            job,
+            Live {
+                attempt: number,
+                started: now,
+                pgid: None,
+                deadline: spec.timeout.map(|t| Instant::now() + t),
+                stop: None,
+            },
+        );
+        self.progress.attempt_started(job, number, &log_path);
+        let command = spec.command.for_attempt(self.options.run_id, number);
+        let tx = tx.clone();
+        let attempt = Attempt {
+            job: spec,
+            command: command.clone().unwrap_or_default(),
+            env: pipeline.job_env(spec),
+            working_dir: &pipeline.working_dir,
+            log_path,
+        };
+        scope.spawn(move || {
+            let ended = match command {
+                Ok(_) => {
+                    let report = tx.clone();
+                    execute(&attempt, &move |pgid| {
+                        let _ = report.send(Event::Started { job, pgid });
+                    })
+                }
+                Err(e) => Ended::Error(format!("cannot render the command: {}", e.message)),
+            };
+            let _ = tx.send(Event::Ended { job, ended });
+        });
+    }
+
+    fn started(&mut self, job: usize, pgid: i32) {
+        let Some(live) = self.live.get_mut(&job) else {
+            return;
+        };
+        live.pgid = Some(pgid);
+        // A process started after a kill was decided (a check, then the command) is stopped too.
+        if let Some(stop) = live.stop {
+            let _ = process::kill_group(pgid, libc_signal(stop.kill_at.is_none()));
+        }
+    }
+
+    fn ended(&mut self, job: usize, ended: &Ended) {
+        let Some(live) = self.live.remove(&job) else {
+            return;
+        };
+        let now = self.now();
+        let (outcome, exit) = match (live.stop.map(|s| s.reason), ended) {
+            (Some(KillReason::Timeout), Ended::Exited(exit)) => (Outcome::TimedOut, Some(*exit)),
+            (Some(KillReason::Timeout), _) => (Outcome::TimedOut, None),
+            (Some(KillReason::Cancel), Ended::Exited(exit)) => (Outcome::Cancelled, Some(*exit)),
+            (Some(KillReason::Cancel), _) => (Outcome::Cancelled, None),
+            (None, Ended::Exited(Exit::Code(0))) => (Outcome::Success, Some(Exit::Code(0))),
+            (None, Ended::Exited(exit @ Exit::Code(code))) => (
+                Outcome::Failed {
+                    exit_code: Some(*code),
+                    reason: format!("exit code {code}"),
+                },
+                Some(*exit),
+            ),
+            (None, Ended::Exited(exit @ Exit::Signal(signal))) => (
+                Outcome::Failed {
+                    exit_code: None,
+                    reason: format!("killed by signal {signal}"),
+                },
+                Some(*exit),
+            ),
+            (None, Ended::PostCheckFailed(reason)) => (
+                Outcome::Failed {
+                    exit_code: Some(0),
+                    reason: format!("post-check failed: {reason}"),
+                },
+                Some(Exit::Code(0)),
+            ),
+            (None, Ended::PreCheckFailed(reason)) => (
+                Outcome::PreCheckFailed {
+                    reason: format!("pre-check failed: {reason}"),
+                },
+                None,
+            ),
+            (None, Ended::Error(reason)) => (
+                Outcome::Failed {
+                    exit_code: None,
+                    reason: reason.clone(),
+                },
+                None,
+            ),
+        };
+        let log = self.log_path(job, live.attempt);
+        self.progress.attempt_ended(job);
+        let sample = self.random();
+        let transitions = self.scheduler.finish(job, outcome.clone(), now, sample);
+        self.attempts.push(AttemptRecord {
+            job,
+            number: live.attempt,
+            started: live.started,
+            ended: now,
+            outcome,
+            exit,
+            log,
+        });
+        self.record_all(transitions);
+    }
+
+    /// Ctrl-C or SIGTERM: stop starting jobs and stop the running ones; a second one kills.
+    fn interrupted(&mut self) {
+        self.signals += 1;
+        if !self.cancelling {
+            self.cancelling = true;
+            let now = self.now();
+            let transitions = self.scheduler.cancel(now, "interrupted");
+            self.record_all(transitions);
+            self.progress
+                .note("interrupted: stopping running jobs (press Ctrl-C again to kill them now)");
+        }
+        let kill_now = self.signals >= 2;
+        for (job, live) in &mut self.live {
+            let grace = self.pipeline.jobs[*job].timeout_grace;
+            if live.stop.is_none() || kill_now {
+                let reason = live.stop.map_or(KillReason::Cancel, |s| s.reason);
+                live.stop = Some(Stop {
+                    reason,
+                    kill_at: (!kill_now).then(|| Instant::now() + grace),
+                });
+                if let Some(pgid) = live.pgid {
+                    let _ = process::kill_group(pgid, libc_signal(kill_now));
+                }
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let live = self.live.values().filter_map(|l| match l.stop {
+            Some(stop) => stop.kill_at,
+            None => l.deadline,
+        });
+        let wakeup = self.scheduler.next_wakeup().map(|at| self.t0 + at);
+        live.chain(wakeup).min()
+    }
+
+    /// Starts the stop of attempts past their timeout; KILLs those past their grace.
+    fn enforce_deadlines(&mut self) {
+        let now = Instant::now();
+        for (job, live) in &mut self.live {
+            match live.stop {
+                None if live.deadline.is_some_and(|d| d <= now) => {
+                    let kill_at = Some(now + self.pipeline.jobs[*job].timeout_grace);
+                    live.stop = Some(Stop {
+                        reason: KillReason::Timeout,
+                        kill_at,
+                    });
+                    if let Some(pgid) = live.pgid {
+                        let _ = process::kill_group(pgid, libc_signal(false));
+                    }
+                }
+                Some(Stop {
+                    reason,
+                    kill_at: Some(kill_at),
+                }) if kill_at <= now => {
+                    if let Some(pgid) = live.pgid {
+                        let _ = process::kill_group(pgid, libc_signal(true));
+                    }
+                    live.stop = Some(Stop {
+                        reason,
+                        kill_at: None,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A number in [0, 1) for retry jitter (xorshift; jitter needs spread, not secrecy).
+    fn random(&mut self) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        #[allow(clippy::cast_precision_loss)]
+        let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
+        unit
+    }
+}
+
+fn libc_signal(kill: bool) -> i32 {
+    if kill {
+        signal_hook::consts::SIGKILL
+    } else {
+        SIGTERM
+    }
+}
+
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos());
+    #[allow(clippy::cast_possible_truncation)]
+    let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 32);
+    mixed | 1
+}

@@ -1,0 +1,489 @@
+//! `exe apply` through the real binary with real `sh` jobs: ordering, failures, retries,
+//! timeouts, signals, output integrity and faults.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Run, Sandbox};
+
+fn apply(sb: &Sandbox, args: &[&str]) -> Run {
+    let mut all = vec!["apply"];
+    all.extend_from_slice(args);
+    sb.exe(&all)
+}
+
+fn read(sb: &Sandbox, path: &str) -> String {
+    std::fs::read_to_string(sb.path().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The single run folder under `.exe/logs`.
+fn run_logs(sb: &Sandbox) -> std::path::PathBuf {
+    let mut runs: Vec<_> = std::fs::read_dir(sb.path().join(".exe/logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs.pop().unwrap()
+}
+
+fn pid_alive(pid: &str) -> bool {
+    std::path::Path::new(&format!("/proc/{}", pid.trim())).exists()
+        && !std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
+            .unwrap_or_default()
+            .contains("State:\tZ")
+}
+
+#[test]
+fn runs_jobs_in_dependency_order_and_logs_their_output() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "max_parallel = 4\n[jobs.a]\ncommand = \"echo a >> order\"\n[jobs.b]\ncommand = \"echo b >> order; echo from-b\"\nneeds = [\"a\"]\n\
+         [jobs.c]\ncommand = \"echo c >> order\"\nneeds = [\"b\"]\n",
+    );
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(read(&sb, "order"), "a\nb\nc\n");
+    assert!(run.stdout.contains("b | from-b"), "{}", run.stdout);
+    assert_eq!(
+        std::fs::read_to_string(run_logs(&sb).join("b.log")).unwrap(),
+        "from-b\n"
+    );
+    assert!(
+        run.stderr.contains("3 succeeded, 0 failed"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn no_waves_a_slow_job_does_not_hold_back_ready_ones() {
+    let sb = Sandbox::new();
+    // With 2 slots: slow runs 1.5 s; the chain of three 0.2 s jobs must finish meanwhile.
+    sb.file(
+        "p.toml",
+        "max_parallel = 2\n[jobs.slow]\ncommand = \"sleep 1.5; date +%s%N > slow.end\"\n\
+         [jobs.x1]\ncommand = \"sleep 0.2\"\n[jobs.x2]\ncommand = \"sleep 0.2\"\nneeds = [\"x1\"]\n\
+         [jobs.x3]\ncommand = \"sleep 0.2; date +%s%N > x3.end\"\nneeds = [\"x2\"]\n",
+    );
+    let started = Instant::now();
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let slow: u128 = read(&sb, "slow.end").trim().parse().unwrap();
+    let x3: u128 = read(&sb, "x3.end").trim().parse().unwrap();
+    assert!(x3 < slow, "x3 should end before the slow job");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_failure_cancels_what_has_not_started_and_exits_1() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.bad]\ncommand = \"echo oops; exit 3\"\n[jobs.after]\ncommand = \"touch after\"\nneeds = [\"bad\"]\n[jobs.other]\ncommand = \"touch other\"\n",
+    );
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!sb.path().join("after").exists());
+    assert!(
+        run.stderr.contains("bad FAILED: exit code 3"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("log: "), "{}", run.stderr);
+}
+
+#[test]
+fn continue_on_error_runs_independent_branches_and_still_fails() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.bad]\ncommand = \"exit 1\"\n[jobs.after]\ncommand = \"touch after\"\nneeds = [\"bad\"]\n[jobs.other]\ncommand = \"touch other\"\n",
+    );
+    let run = apply(&sb, &["--continue-on-error", "p.toml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(sb.path().join("other").exists());
+    assert!(!sb.path().join("after").exists());
+    assert!(
+        run.stderr.contains("upstream failed: bad"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn retries_until_success_keep_each_attempts_log() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.flaky]\ncommand = \"n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; echo try $n; [ $n -ge 2 ]\"\nretry = { max = 3, delay = \"0.1s\" }\n",
+    );
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let logs = run_logs(&sb);
+    assert_eq!(
+        std::fs::read_to_string(logs.join("flaky.log")).unwrap(),
+        "try 1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(logs.join("flaky@2.log")).unwrap(),
+        "try 2\n"
+    );
+    assert!(run.stderr.contains("retry"), "{}", run.stderr);
+}
+
+#[test]
+fn a_fractional_timeout_kills_the_whole_tree() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.t]\ncommand = \"sleep 100 & echo $! > child; sleep 100\"\ntimeout = \"0.5s\"\ntimeout_grace = \"0.5s\"\n");
+    let started = Instant::now();
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(run.stderr.contains("TIMEOUT"), "{}", run.stderr);
+    assert!(
+        !pid_alive(&read(&sb, "child")),
+        "the background child survived the timeout"
+    );
+}
+
+#[test]
+fn a_job_that_ignores_term_is_killed_after_the_grace_period() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.t]\ncommand = \"trap '' TERM; sleep 100\"\ntimeout = \"0.3s\"\ntimeout_grace = \"0.5s\"\n");
+    let started = Instant::now();
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 1);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+}
+
+fn spawn_exe(sb: &Sandbox, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_exe"))
+        .args(args)
+        .current_dir(sb.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for(path: &std::path::Path) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(Instant::now() < until, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn ctrl_c_cancels_kills_every_process_and_exits_130() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "max_parallel = 2\n[jobs.long]\ncommand = \"sleep 100 & echo $! > child; sleep 100\"\n[jobs.later]\ncommand = \"touch later\"\nneeds = [\"long\"]\n",
+    );
+    let child = spawn_exe(&sb, &["apply", "p.toml"]);
+    wait_for(&sb.path().join("child"));
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&child, "-INT");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("CANCELLED"), "{stderr}");
+    assert!(!sb.path().join("later").exists());
+    assert!(
+        !pid_alive(&read(&sb, "child")),
+        "a process started by exe survived Ctrl-C"
+    );
+}
+
+#[test]
+fn a_second_ctrl_c_kills_at_once() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.stubborn]\ncommand = \"trap '' TERM; touch ready; sleep 100\"\ntimeout_grace = \"60s\"\n");
+    let child = spawn_exe(&sb, &["apply", "p.toml"]);
+    wait_for(&sb.path().join("ready"));
+    signal(&child, "-INT");
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    signal(&child, "-INT");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn sigterm_is_handled_like_ctrl_c() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.long]\ncommand = \"touch ready; sleep 100\"\n",
+    );
+    let child = spawn_exe(&sb, &["apply", "p.toml"]);
+    wait_for(&sb.path().join("ready"));
+    signal(&child, "-TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+}
+
+#[test]
+fn no_output_line_is_lost_even_when_the_job_exits_at_once() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.seq]\ncommand = \"seq 1 100000\"\n");
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 0);
+    let log = std::fs::read_to_string(run_logs(&sb).join("seq.log")).unwrap();
+    assert_eq!(log.lines().count(), 100_000);
+    assert_eq!(log.lines().last(), Some("100000"));
+    let shown = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("seq | "))
+        .count();
+    assert_eq!(shown, 100_000, "every line is shown on the terminal too");
+}
+
+#[test]
+fn two_jobs_never_share_a_line() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "max_parallel = 2\n[jobs.a]\ncommand = \"for i in $(seq 1 2000); do echo aaaaaaaaaaaaaaaaaaaa$i; done\"\n\
+         [jobs.b]\ncommand = \"for i in $(seq 1 2000); do echo bbbbbbbbbbbbbbbbbbbb$i; done\"\n",
+    );
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 0);
+    for line in run.stdout.lines().filter(|l| l.contains(" | ")) {
+        let ok = (line.starts_with("a | a") && !line.contains('b'))
+            || (line.starts_with("b | b") && !line.contains('a'));
+        assert!(ok, "mixed line: {line}");
+    }
+}
+
+#[test]
+fn a_grandchild_holding_stdout_does_not_hang_the_run() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.bg]\ncommand = \"(sleep 100 &) ; echo done\"\n",
+    );
+    let started = Instant::now();
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn faults_get_a_clear_reason_and_state() {
+    let sb = Sandbox::new();
+    sb.file("wd/.keep", "");
+    sb.file(
+        "p.toml",
+        "working_dir = \"wd\"\ncontinue_on_error = true\n\
+         [jobs.missing]\ncommand = \"no-such-command-xyz\"\n\
+         [jobs.vanish]\ncommand = \"cd .. && rm -rf wd\"\n\
+         [jobs.after]\ncommand = \"true\"\nneeds = [\"vanish\"]\n",
+    );
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("missing FAILED: exit code 127"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("after FAILED"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("wd is not usable: No such file or directory"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_unwritable_log_dir_fails_the_job_with_the_reason() {
+    let sb = Sandbox::new();
+    sb.file("logs-are-a-file", "x");
+    sb.file(
+        "p.toml",
+        "log_dir = \"logs-are-a-file\"\n[jobs.a]\ncommand = \"true\"\n",
+    );
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("logs-are-a-file"), "{}", run.stderr);
+}
+
+#[test]
+fn a_spawn_failure_is_a_failed_job_not_a_crash() {
+    let sb = Sandbox::new();
+    // One environment string over the kernel's 128 KiB limit: execve fails with E2BIG.
+    sb.file(
+        "p.toml",
+        &format!(
+            "[jobs.big]\ncommand = \"true\"\nenv = {{ BIG = \"{}\" }}\n",
+            "x".repeat(200_000)
+        ),
+    );
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert!(run.stderr.contains("big FAILED"), "{}", run.stderr);
+}
+
+#[test]
+fn binary_output_is_logged_byte_exact() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.bin]\ncommand = \"head -c 100000 /dev/urandom\"\n",
+    );
+    let run = apply(&sb, &["--output", "quiet", "p.toml"]);
+    assert_eq!(run.code, 0);
+    assert_eq!(
+        std::fs::metadata(run_logs(&sb).join("bin.log"))
+            .unwrap()
+            .len(),
+        100_000
+    );
+}
+
+#[test]
+fn memory_stays_flat_while_a_job_prints_a_gigabyte() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.loud]\ncommand = \"yes 0123456789abcdef | head -c 1000000000\"\n",
+    );
+    let mut child = spawn_exe(&sb, &["apply", "p.toml"]);
+    let pid = child.id();
+    let mut stdout = child.stdout.take().unwrap();
+    // Drain what exe shows so the terminal side is exercised too.
+    let reader =
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()).unwrap());
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+                peak_kib = peak_kib.max(line.split_whitespace().nth(1).unwrap().parse().unwrap());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        reader.join().unwrap() > 1_000_000_000,
+        "every byte is shown, with prefixes"
+    );
+    assert!(
+        peak_kib < 64 * 1024,
+        "peak RSS {peak_kib} KiB while the job printed 1 GB"
+    );
+}
+
+#[test]
+fn skip_and_only_select_jobs() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"touch a\"\n[jobs.b]\ncommand = \"touch b\"\nneeds = [\"a\"]\n[jobs.c]\ncommand = \"touch c\"\n",
+    );
+    let run = apply(&sb, &["--skip", "a,c", "p.toml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !sb.path().join("a").exists()
+            && sb.path().join("b").exists()
+            && !sb.path().join("c").exists()
+    );
+    std::fs::remove_file(sb.path().join("b")).unwrap();
+    std::fs::remove_dir_all(sb.path().join(".exe")).unwrap();
+    let run = apply(&sb, &["--only", "c", "p.toml"]);
+    assert_eq!(run.code, 0);
+    assert!(sb.path().join("c").exists() && !sb.path().join("b").exists());
+    let run = apply(&sb, &["--skip", "nope", "p.toml"]);
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn checks_run_before_and_after() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "continue_on_error = true\n\
+         [jobs.pre]\ncommand = \"touch ran-pre\"\npre_checks = [{ check = \"file_exists\", path = \"missing.txt\" }]\n\
+         [jobs.post]\ncommand = \"echo 'ORA-00942: table or view does not exist' > out.log\"\npost_checks = [{ check = \"log_clean\", path = \"out.log\" }]\n\
+         [jobs.good]\ncommand = \"echo fine > good.log\"\npost_checks = [{ check = \"file_not_empty\", path = \"good.log\" }, { check = \"command\", run = \"grep -q fine good.log\" }]\n",
+    );
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        !sb.path().join("ran-pre").exists(),
+        "a failed pre-check must stop the command"
+    );
+    assert!(
+        run.stderr.contains("pre FAILED: pre-check failed: "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("post FAILED: post-check failed: "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("good     SUCCESS") || run.stderr.contains("good SUCCESS"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_strict_security_policy_refuses_to_run() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "security_policy = \"strict\"\n[jobs.a]\ncommand = \"sudo touch x\"\n",
+    );
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("exe::security::sudo"), "{}", run.stderr);
+}
+
+#[test]
+fn the_environment_is_layered_and_env_flags_keep_commas() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "inherit_env = [\"PATH\"]\n[env]\nA = \"top\"\nB = \"top\"\n[jobs.e]\ncommand = \"echo $A-$B-$C-${HOME:-nohome} > env.txt\"\nenv = { B = \"job\", C = \"job\" }\n",
+    );
+    let run = apply(&sb, &["--env", "C=a,b", "p.toml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(read(&sb, "env.txt"), "top-job-a,b-nohome\n");
+}
