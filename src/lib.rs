@@ -13,6 +13,7 @@ pub mod security;
 pub mod selection;
 pub mod source;
 pub mod spec;
+pub mod state;
 pub mod template;
 pub mod validate;
 
