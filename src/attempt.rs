@@ -76,10 +76,10 @@ fn run_checks(
         match check {
             Check::FileExists(path) => checks::file_exists(path).map_err(CheckError::Failed)?,
             Check::FileNotEmpty(path) => {
-                checks::file_not_empty(path).map_err(CheckError::Failed)?
+                checks::file_not_empty(path).map_err(CheckError::Failed)?;
             }
             Check::LogClean { path, patterns } => {
-                checks::log_clean(path, patterns).map_err(CheckError::Failed)?
+                checks::log_clean(path, patterns).map_err(CheckError::Failed)?;
             }
             Check::Command(run) => {
                 match run_process(attempt, run, on_start).map_err(CheckError::Exe)? {

@@ -15,10 +15,12 @@ pub mod progress;
 pub mod render;
 pub mod resources;
 pub mod runner;
+pub mod scheduler;
 pub mod security;
 pub mod selection;
 pub mod source;
 pub mod spec;
+pub mod state;
 pub mod template;
 pub mod validate;
 

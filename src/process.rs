@@ -145,14 +145,14 @@ pub fn spawn(spec: &AttemptSpec<'_>) -> Result<Running, ProcessError> {
             path: spec.log_path.to_path_buf(),
             source,
         })?;
-        if let Some(program) = find_program(words[0], spec.env) {
-            if let Ok(running) = start(duct::cmd(program, &words[1..]), spec, log) {
-                return Ok(running);
-            }
+        if let Some(program) = find_program(words[0], spec.env)
+            && let Ok(running) = start(&duct::cmd(program, &words[1..]), spec, log)
+        {
+            return Ok(running);
         }
     }
     // An absolute shell path: the job's PATH (which may be absent) must not pick the shell.
-    start(duct::cmd("/bin/sh", ["-c", spec.command]), spec, log)
+    start(&duct::cmd("/bin/sh", ["-c", spec.command]), spec, log)
         .map_err(|source| ProcessError::Spawn { source })
 }
 
@@ -213,7 +213,7 @@ fn find_program(name: &str, env: &[(String, String)]) -> Option<PathBuf> {
         .find(|p| executable(p))
 }
 
-fn start(expression: duct::Expression, spec: &AttemptSpec<'_>, log: File) -> io::Result<Running> {
+fn start(expression: &duct::Expression, spec: &AttemptSpec<'_>, log: File) -> io::Result<Running> {
     let handle = expression
         .dir(spec.working_dir)
         .full_env(spec.env.iter().map(|(name, value)| (name, value)))

@@ -288,7 +288,7 @@ impl Display {
             return;
         }
         let count = |f: fn(JobState) -> bool| self.states.iter().filter(|s| f(**s)).count();
-        let done = count(|s| s.is_final());
+        let done = count(super::state::JobState::is_final);
         let running: Vec<&str> = self
             .states
             .iter()
@@ -358,10 +358,10 @@ fn take_lines(partial: &mut Vec<u8>, prefix: &[u8]) -> Vec<u8> {
 
 fn read_from(path: &Path, offset: u64, limit: u64) -> Vec<u8> {
     let mut buf = Vec::new();
-    if let Ok(mut file) = File::open(path) {
-        if file.seek(SeekFrom::Start(offset)).is_ok() {
-            let _ = file.take(limit).read_to_end(&mut buf);
-        }
+    if let Ok(mut file) = File::open(path)
+        && file.seek(SeekFrom::Start(offset)).is_ok()
+    {
+        let _ = file.take(limit).read_to_end(&mut buf);
     }
     buf
 }

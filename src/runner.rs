@@ -134,7 +134,7 @@ where
         pipeline,
         options,
         progress,
-        scheduler: Scheduler::new(pipeline, dispositions, options.config.clone()),
+        scheduler: Scheduler::new(pipeline, dispositions, options.config),
         live: HashMap::new(),
         attempts: Vec::new(),
         reasons: vec![String::new(); pipeline.jobs.len()],
@@ -145,11 +145,11 @@ where
     };
     std::thread::scope(|scope| {
         let start = runner.scheduler.start(runner.now());
-        runner.record_all(start);
+        runner.record_all(&start);
         loop {
             if !runner.cancelling {
                 while let Some((job, transition)) = runner.scheduler.next(runner.now()) {
-                    runner.record(transition);
+                    runner.record(&transition);
                     runner.launch(scope, job, &tx, &execute);
                 }
             }
@@ -210,14 +210,14 @@ impl<'a> Runner<'a> {
     }
 
     /// The one place a state change is made visible: shown now, stored too once history exists.
-    fn record(&mut self, transition: Transition) {
+    fn record(&mut self, transition: &Transition) {
         if !transition.reason.is_empty() {
             self.reasons[transition.job].clone_from(&transition.reason);
         }
-        self.progress.transition(&transition);
+        self.progress.transition(transition);
     }
 
-    fn record_all(&mut self, transitions: Vec<Transition>) {
+    fn record_all(&mut self, transitions: &[Transition]) {
         for t in transitions {
             self.record(t);
         }
@@ -355,7 +355,7 @@ impl<'a> Runner<'a> {
             exit,
             log,
         });
-        self.record_all(transitions);
+        self.record_all(&transitions);
     }
 
     /// Ctrl-C or SIGTERM: stop starting jobs and stop the running ones; a second one kills.
@@ -365,7 +365,7 @@ impl<'a> Runner<'a> {
             self.cancelling = true;
             let now = self.now();
             let transitions = self.scheduler.cancel(now, "interrupted");
-            self.record_all(transitions);
+            self.record_all(&transitions);
             self.progress
                 .note("interrupted: stopping running jobs (press Ctrl-C again to kill them now)");
         }
