@@ -9,6 +9,7 @@ pub mod graph;
 pub mod load;
 pub mod model;
 pub mod process;
+pub mod secrets;
 pub mod security;
 pub mod selection;
 pub mod source;
