@@ -8,6 +8,7 @@ pub mod error;
 pub mod graph;
 pub mod load;
 pub mod model;
+pub mod plan;
 pub mod process;
 pub mod secrets;
 pub mod security;
