@@ -3,6 +3,7 @@
 mod init;
 mod lint;
 mod migrate;
+mod plan;
 
 use std::io::Write as _;
 
@@ -21,7 +22,8 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
         }
         Command::Init(args) => init::run(&args),
         Command::Migrate(args) => migrate::run(&args, out),
-        Command::Plan(_) | Command::Apply(_) => Err(Error::Usage {
+        Command::Plan(args) => plan::run(&args, out),
+        Command::Apply(_) => Err(Error::Usage {
             message: "`plan` and `apply` are being built (issue 3)".to_owned(),
             help: None,
         }),
