@@ -851,7 +851,7 @@ impl Provenance {
         let meta = self.figment.get_metadata(value.tag())?;
         Some(match self.layers.get(meta.name.as_ref())? {
             Layer::File(i) | Layer::Legacy(i, _) => Origin::File(self.trees[*i].0.clone()),
-            Layer::Env => Origin::Env(meta.interpolate(&Profile::Default, path)),
+            Layer::Env => Origin::Env(env_var_name(path)),
             Layer::Flag(flag) => Origin::Flag(flag.clone()),
         })
     }
@@ -907,7 +907,7 @@ impl Provenance {
                         None => At::File(source.path.clone()),
                     })
                 }
-                Layer::Env => Some(At::Env(meta.interpolate(&Profile::Default, path))),
+                Layer::Env => Some(At::Env(env_var_name(path))),
                 Layer::Flag(flag) => Some(At::Flag(flag.clone())),
             };
         }
@@ -1041,6 +1041,12 @@ fn context(path: &[String]) -> String {
     } else {
         format!(" in `{}`", dotted(path))
     }
+}
+
+/// The `EXE_*` variable that sets a key path: `EXE_JOBS__BUILD__TIMEOUT`. (figment's own
+/// name for it drops the prefix and the `__` separators.)
+fn env_var_name(path: &[String]) -> String {
+    format!("EXE_{}", path.join("__").to_ascii_uppercase())
 }
 
 /// A key path for messages: `jobs.build.timeout`.

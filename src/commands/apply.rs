@@ -17,7 +17,9 @@ use crate::state::RunState;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 pub(super) fn run(args: &ApplyArgs, out: super::Output) -> Result<i32, Error> {
-    let (pipeline, warnings) = super::load_pipeline(&args.run)?;
+    let super::Loaded {
+        pipeline, warnings, ..
+    } = super::load_pipeline(&args.run, &std::env::vars().collect::<Vec<_>>())?;
     if !out.quiet && !warnings.is_empty() {
         eprint!("{}", render_human(&warnings, out.color_err));
     }

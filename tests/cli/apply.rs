@@ -348,7 +348,7 @@ fn a_spawn_failure_is_a_failed_job_not_a_crash() {
     // One environment string over the kernel's 128 KiB limit: execve fails with E2BIG.
     sb.file(
         "p.toml",
-        &format!(
+        format!(
             "[jobs.big]\ncommand = \"true\"\nenv = {{ BIG = \"{}\" }}\n",
             "x".repeat(200_000)
         ),
@@ -391,10 +391,10 @@ fn memory_stays_flat_while_a_job_prints_a_gigabyte() {
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()).unwrap());
     let mut peak_kib = 0u64;
     while child.try_wait().unwrap().is_none() {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
-                peak_kib = peak_kib.max(line.split_whitespace().nth(1).unwrap().parse().unwrap());
-            }
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            peak_kib = peak_kib.max(line.split_whitespace().nth(1).unwrap().parse().unwrap());
         }
         std::thread::sleep(Duration::from_millis(20));
     }

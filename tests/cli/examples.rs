@@ -86,11 +86,7 @@ fn every_example_runs() {
     for file in pipelines {
         let run = sb.exe(&["apply", "--output", "quiet", &format!("examples/{file}")]);
         // continue-on-error.toml fails one branch on purpose, to show the others still run.
-        let expected = if file == "continue-on-error.toml" {
-            1
-        } else {
-            0
-        };
+        let expected = i32::from(file == "continue-on-error.toml");
         assert_eq!(run.code, expected, "{file}:\n{}", run.stderr);
     }
 }

@@ -8,4 +8,5 @@ mod harness;
 mod layering;
 mod loader_props;
 mod migrate;
+mod plan;
 mod schema_and_init;

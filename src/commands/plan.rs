@@ -1,0 +1,118 @@
+//! `exe plan`: load, validate and select like `apply`, then show what would run.
+
+use std::io::Write as _;
+
+use crate::cli::{PlanArgs, PlanFormat, split_ids};
+use crate::diagnostic::{Diagnostic, render_human};
+use crate::error::{EXIT_FAILED, Error};
+use crate::plan::explain::{self, Explainer};
+use crate::plan::{Plan, View, graph_formats, json, text};
+use crate::secrets::Masker;
+use crate::selection;
+
+/// `--detailed-exitcode`: something would run (Terraform's "changes present").
+const EXIT_CHANGES: i32 = 2;
+
+pub(super) fn run(args: &PlanArgs, out: super::Output) -> Result<i32, Error> {
+    let result = plan(args, out);
+    if !args.detailed_exitcode {
+        return result;
+    }
+    // Terraform's convention: 0 nothing to do, 2 something would run, 1 any error. Exit 2
+    // is taken, so errors are reported here instead of by the caller's mapping.
+    result.or_else(|e| {
+        eprint!("{}", render_error(&e, out.color));
+        Ok(EXIT_FAILED)
+    })
+}
+
+fn plan(args: &PlanArgs, out: super::Output) -> Result<i32, Error> {
+    let run = &args.run;
+    if args.max_parallel == Some(0) {
+        return Err(Error::Usage {
+            message: "`--max-parallel 0`: at least one job must be able to run".to_owned(),
+            help: Some("pass --max-parallel 1 or more".to_owned()),
+        });
+    }
+    let process_env: Vec<(String, String)> = std::env::vars().collect();
+    let super::Loaded {
+        doc,
+        pipeline,
+        warnings: diagnostics,
+    } = super::load_pipeline(run, &process_env)?;
+    let dispositions = selection::select(&pipeline, &split_ids(&run.skip), &split_ids(&run.only))
+        .map_err(Error::Config)?;
+    // Every secret a job could see, or a command could have been rendered from.
+    let masker = Masker::new(
+        process_env
+            .iter()
+            .chain(&pipeline.env)
+            .chain(pipeline.jobs.iter().flat_map(|j| &j.env))
+            .chain(&pipeline.env_overrides)
+            .map(|(k, v)| (k, v)),
+    );
+    let mut explanations = Vec::new();
+    if !args.explain.is_empty() {
+        // Built only when asked: it copies the whole document, which a 100,000-job plan
+        // should not pay for.
+        let explainer = Explainer::new(&doc, &pipeline, run.profile.as_deref(), &masker);
+        let mut unknown = Vec::new();
+        for path in &args.explain {
+            match explainer.explain(path) {
+                Ok(e) => explanations.push(e),
+                Err(d) => unknown.push(d),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(Error::Config(unknown));
+        }
+    }
+    if !out.quiet && !diagnostics.is_empty() {
+        eprint!("{}", render_human(&diagnostics, false));
+    }
+    let plan = Plan::new(
+        &pipeline,
+        &dispositions,
+        args.max_parallel.unwrap_or(pipeline.max_parallel),
+    );
+    let view = View {
+        masker: &masker,
+        show_env: args.show_env,
+        explanations: &explanations,
+        color: out.color,
+    };
+    let rendered = match args.format {
+        PlanFormat::Text => text::render(&plan, &view),
+        PlanFormat::Json => json::render(&plan, &view),
+        PlanFormat::Dot => graph_formats::dot(&plan),
+        PlanFormat::Mermaid => graph_formats::mermaid(&plan),
+    };
+    if matches!(args.format, PlanFormat::Dot | PlanFormat::Mermaid) && !explanations.is_empty() {
+        // A graph has no place for them, and stdout must stay a valid graph.
+        let text: String = explanations.iter().map(explain::render_text).collect();
+        eprint!("Explain:\n{text}");
+    }
+    match std::io::stdout().write_all(rendered.as_bytes()) {
+        // `exe plan | head` is not an error: the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
+    Ok(if args.detailed_exitcode && !plan.is_empty() {
+        EXIT_CHANGES
+    } else {
+        0
+    })
+}
+
+/// An error as the caller would print it (see `lib.rs`), for `--detailed-exitcode`.
+fn render_error(e: &Error, color: bool) -> String {
+    match e {
+        Error::Config(diagnostics) => render_human(diagnostics, color),
+        Error::Usage { message, help } => {
+            let mut d = Diagnostic::error("exe::cli::usage", message.clone());
+            d.help.clone_from(help);
+            render_human(&[d], color)
+        }
+        other => render_human(&[Diagnostic::error("exe::io", other.to_string())], color),
+    }
+}
