@@ -303,9 +303,10 @@ def apply_groups(exe: str, work: str, make: Optional[str]) -> list[Group]:
             f.write(gen.exe_pipeline(jobs, parallel))
         with open(os.path.join(folder, "Makefile"), "w") as f:
             f.write(gen.makefile(jobs))
-        logs = os.path.join(folder, ".exe")
+        # Logs stay between runs, as they do for users (each run writes its own folder);
+        # deleting them every run makes ext4 slow down inode creation for recently freed ones.
         cmds = [Cmd(f"apply: {name}", [exe, "apply", "--output", "quiet", "pipeline.toml"], cwd=folder,
-                    before=lambda logs=logs: shutil.rmtree(logs, ignore_errors=True), jobs=len(jobs))]
+                    jobs=len(jobs))]
         if make:
             cmds.append(Cmd(f"make: {name}", [make, "-s", f"-j{parallel}"], cwd=folder,
                             notes="baseline", jobs=len(jobs)))

@@ -65,7 +65,8 @@ impl Progress {
             // Messages are taken once per tick, not as they come: a run of short jobs sends
             // several per job, and waking this thread for each one would cost the jobs CPU.
             loop {
-                std::thread::sleep(TICK);
+                // `finish` unparks this thread, so the end of a run never waits for a tick.
+                std::thread::park_timeout(TICK);
                 loop {
                     match rx.try_recv() {
                         Ok(msg) => display.handle(msg),
@@ -119,10 +120,11 @@ impl Progress {
         self.send(Msg::Note(text.to_owned()));
     }
 
-    /// Shows what is left and stops the display (within one tick).
+    /// Shows what is left and stops the display.
     pub fn finish(mut self) {
         self.tx.take();
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }

@@ -1,9 +1,10 @@
 //! The coordinator: runs a pipeline's jobs and owns everything about the run while it runs.
 //!
 //! One thread (this one) owns the scheduler, the table of attempts in flight, every deadline
-//! and every kill. Workers run one attempt each inside `std::thread::scope` and report over a
-//! channel; a signal thread forwards SIGINT/SIGTERM into the same channel. So there is no
-//! shared mutable run state and no polling: the loop sleeps until the next event or deadline.
+//! and every kill. Workers (started as concurrency needs them, then reused) run attempts
+//! inside `std::thread::scope` and report over a channel; a signal thread forwards
+//! SIGINT/SIGTERM into the same channel. So there is no shared mutable run state and no
+//! polling: the loop sleeps until the next event or deadline.
 //!
 //! Invariants:
 //! - every state change goes through [`Runner::record`], which the scheduler has already
@@ -15,7 +16,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -27,6 +29,14 @@ use crate::progress::Progress;
 use crate::scheduler::{Config, Outcome, Scheduler};
 use crate::selection::Disposition;
 use crate::state::{JobState, RunState, Transition};
+
+/// One attempt for a worker to run.
+struct Work<'a> {
+    job: usize,
+    attempt: Attempt<'a>,
+    /// Set when `{{ run.id }}`/`{{ attempt }}` could not be rendered: nothing runs.
+    unrenderable: Option<String>,
+}
 
 /// What the coordinator hears from workers and the signal thread.
 enum Event {
@@ -143,6 +153,11 @@ where
         signals: 0,
         rng: seed(),
     };
+    // Workers are started as concurrency needs them and then reused: one per attempt
+    // would cost a thread (and its stack) per job, as much as a short job itself.
+    let (work_tx, work_rx) = mpsc::channel::<Work<'_>>();
+    let work_rx = Mutex::new(work_rx);
+    let mut idle_workers = 0usize;
     std::thread::scope(|scope| {
         let start = runner.scheduler.start(runner.now());
         runner.record_all(&start);
@@ -150,7 +165,14 @@ where
             if !runner.cancelling {
                 while let Some((job, transition)) = runner.scheduler.next(runner.now()) {
                     runner.record(&transition);
-                    runner.launch(scope, job, &tx, &execute);
+                    let work = runner.launch(job);
+                    if idle_workers == 0 {
+                        let (work_rx, tx, execute) = (&work_rx, tx.clone(), &execute);
+                        scope.spawn(move || worker(work_rx, &tx, execute));
+                    } else {
+                        idle_workers -= 1;
+                    }
+                    let _ = work_tx.send(work);
                 }
             }
             if runner.scheduler.is_done() && runner.live.is_empty() {
@@ -169,12 +191,16 @@ where
             };
             match event {
                 Some(Event::Started { job, pgid }) => runner.started(job, pgid),
-                Some(Event::Ended { job, ended }) => runner.ended(job, &ended),
+                Some(Event::Ended { job, ended }) => {
+                    idle_workers += 1;
+                    runner.ended(job, &ended);
+                }
                 Some(Event::Signal) => runner.interrupted(),
                 None => {}
             }
             runner.enforce_deadlines();
         }
+        drop(work_tx);
     });
     signal_handle.close();
     let _ = signal_thread.join();
@@ -236,16 +262,8 @@ impl<'a> Runner<'a> {
             .join(name)
     }
 
-    fn launch<'scope, F>(
-        &mut self,
-        scope: &'scope std::thread::Scope<'scope, 'a>,
-        job: usize,
-        tx: &Sender<Event>,
-        execute: &'scope F,
-    ) where
-        F: Fn(&Attempt<'_>, &dyn Fn(i32)) -> Ended + Sync,
-        'a: 'scope,
-    {
+    /// Marks the attempt in flight and returns the work for a worker.
+    fn launch(&mut self, job: usize) -> Work<'a> {
         let pipeline: &'a Pipeline = self.pipeline;
         let spec = &pipeline.jobs[job];
         let number = self.scheduler.attempts(job);
@@ -263,26 +281,20 @@ impl<'a> Runner<'a> {
         );
         self.progress.attempt_started(job, number, &log_path);
         let command = spec.command.for_attempt(self.options.run_id, number);
-        let tx = tx.clone();
-        let attempt = Attempt {
-            job: spec,
-            command: command.clone().unwrap_or_default(),
-            env: pipeline.job_env(spec),
-            working_dir: &pipeline.working_dir,
-            log_path,
-        };
-        scope.spawn(move || {
-            let ended = match command {
-                Ok(_) => {
-                    let report = tx.clone();
-                    execute(&attempt, &move |pgid| {
-                        let _ = report.send(Event::Started { job, pgid });
-                    })
-                }
-                Err(e) => Ended::Error(format!("cannot render the command: {}", e.message)),
-            };
-            let _ = tx.send(Event::Ended { job, ended });
-        });
+        Work {
+            job,
+            unrenderable: command
+                .as_ref()
+                .err()
+                .map(|e| format!("cannot render the command: {}", e.message)),
+            attempt: Attempt {
+                job: spec,
+                command: command.unwrap_or_default(),
+                env: pipeline.job_env(spec),
+                working_dir: &pipeline.working_dir,
+                log_path,
+            },
+        }
     }
 
     fn started(&mut self, job: usize, pgid: i32) {
@@ -434,6 +446,35 @@ impl<'a> Runner<'a> {
         #[allow(clippy::cast_precision_loss)]
         let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
         unit
+    }
+}
+
+/// A worker: runs attempts from the queue until the coordinator closes it.
+fn worker<F>(work: &Mutex<Receiver<Work<'_>>>, tx: &Sender<Event>, execute: &F)
+where
+    F: Fn(&Attempt<'_>, &dyn Fn(i32)) -> Ended + Sync,
+{
+    loop {
+        // Only one idle worker waits in `recv`; the others wait for the lock.
+        let next = match work.lock() {
+            Ok(queue) => queue.recv(),
+            Err(_) => return,
+        };
+        let Ok(Work {
+            job,
+            attempt,
+            unrenderable,
+        }) = next
+        else {
+            return;
+        };
+        let ended = match unrenderable {
+            Some(reason) => Ended::Error(reason),
+            None => execute(&attempt, &|pgid| {
+                let _ = tx.send(Event::Started { job, pgid });
+            }),
+        };
+        let _ = tx.send(Event::Ended { job, ended });
     }
 }
 
