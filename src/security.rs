@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use regex::Regex;
+use regex::bytes::Regex;
 
 /// One dangerous pattern.
 pub struct Rule {
@@ -14,47 +14,87 @@ pub struct Rule {
     pub code: &'static str,
     /// What the match means, for the diagnostic.
     pub message: &'static str,
-    pattern: Regex,
+    /// Text a matching command must contain; most commands contain none, so most rules
+    /// are never compiled (compiling them is most of what a lint of a small file costs).
+    trigger: &'static str,
+    /// ASCII-only (`(?-u)`): commands are shell text, and Unicode `\b` is far costlier.
+    pattern: &'static str,
+    compiled: OnceLock<Regex>,
 }
 
-fn rules() -> &'static [Rule] {
-    static RULES: OnceLock<Vec<Rule>> = OnceLock::new();
-    RULES.get_or_init(|| {
-        let rule = |code, message, pattern: &str| Rule { code, message, pattern: Regex::new(pattern).expect("rule patterns are valid") };
-        vec![
-            rule(
-                "exe::security::rm_root",
-                "deletes recursively from `/`, `~` or `$HOME`",
-                r#"\brm\s+(-[a-zA-Z]*\s+)*-[a-zA-Z]*[rR][a-zA-Z]*\s+(-[a-zA-Z-]+\s+)*("?(/|/\*|~|~/|\$HOME|\$\{HOME\})"?)(\s|;|&|\||$)"#,
-            ),
-            rule("exe::security::sudo", "runs a command as root with `sudo`", r"(^|[;&|(`]\s*|\s)sudo\s"),
-            rule(
-                "exe::security::pipe_to_shell",
-                "pipes a download straight into a shell",
-                r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(ba|z|da|k)?sh\b",
-            ),
-            rule(
-                "exe::security::raw_device",
-                "writes to a raw disk device",
-                r"(>\s*|\bof=)/dev/(sd[a-z]|hd[a-z]|nvme\d|xvd[a-z]|vd[a-z]|mmcblk\d|disk\d)",
-            ),
-            rule("exe::security::mkfs", "formats a file system with `mkfs`", r"\bmkfs(\.[a-z0-9]+)?\s"),
-            rule("exe::security::fork_bomb", "is a fork bomb", r":\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:"),
-            rule(
-                "exe::security::chmod_world",
-                "makes `/` world-writable",
-                r"\bchmod\s+(-[a-zA-Z]+\s+)*0?777\s+/(\s|$)",
-            ),
-        ]
-    })
+impl Rule {
+    const fn new(
+        code: &'static str,
+        message: &'static str,
+        trigger: &'static str,
+        pattern: &'static str,
+    ) -> Self {
+        Rule {
+            code,
+            message,
+            trigger,
+            pattern,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    fn matches(&self, command: &str) -> bool {
+        command.contains(self.trigger)
+            && self
+                .compiled
+                .get_or_init(|| Regex::new(self.pattern).expect("rule patterns are valid"))
+                .is_match(command.as_bytes())
+    }
 }
+
+static RULES: [Rule; 7] = [
+    Rule::new(
+        "exe::security::rm_root",
+        "deletes recursively from `/`, `~` or `$HOME`",
+        "rm",
+        r#"(?-u)\brm\s+(-[a-zA-Z]*\s+)*-[a-zA-Z]*[rR][a-zA-Z]*\s+(-[a-zA-Z-]+\s+)*("?(/|/\*|~|~/|\$HOME|\$\{HOME\})"?)(\s|;|&|\||$)"#,
+    ),
+    Rule::new(
+        "exe::security::sudo",
+        "runs a command as root with `sudo`",
+        "sudo",
+        r"(?-u)(^|[;&|(`]\s*|\s)sudo\s",
+    ),
+    Rule::new(
+        "exe::security::pipe_to_shell",
+        "pipes a download straight into a shell",
+        "|",
+        r"(?-u)\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(ba|z|da|k)?sh\b",
+    ),
+    Rule::new(
+        "exe::security::raw_device",
+        "writes to a raw disk device",
+        "/dev/",
+        r"(?-u)(>\s*|\bof=)/dev/(sd[a-z]|hd[a-z]|nvme\d|xvd[a-z]|vd[a-z]|mmcblk\d|disk\d)",
+    ),
+    Rule::new(
+        "exe::security::mkfs",
+        "formats a file system with `mkfs`",
+        "mkfs",
+        r"(?-u)\bmkfs(\.[a-z0-9]+)?\s",
+    ),
+    Rule::new(
+        "exe::security::fork_bomb",
+        "is a fork bomb",
+        ":",
+        r"(?-u):\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:",
+    ),
+    Rule::new(
+        "exe::security::chmod_world",
+        "makes `/` world-writable",
+        "chmod",
+        r"(?-u)\bchmod\s+(-[a-zA-Z]+\s+)*0?777\s+/(\s|$)",
+    ),
+];
 
 /// Every rule the command matches.
 pub fn scan(command: &str) -> Vec<&'static Rule> {
-    rules()
-        .iter()
-        .filter(|r| r.pattern.is_match(command))
-        .collect()
+    RULES.iter().filter(|r| r.matches(command)).collect()
 }
 
 #[cfg(test)]

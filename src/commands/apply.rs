@@ -4,7 +4,7 @@ use crate::attempt;
 use crate::cli::{ApplyArgs, split_ids};
 use crate::diagnostic::{Diagnostic, render_human};
 use crate::error::{EXIT_FAILED, Error};
-use crate::model::Pipeline;
+use crate::model::{Pipeline, Resources};
 use crate::progress::{Progress, Style};
 use crate::render;
 use crate::resources;
@@ -29,7 +29,16 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output) -> Result<i32, Error> {
         &split_ids(&args.run.only),
     )
     .map_err(Error::Config)?;
-    let capacity = resources::capacity();
+    // Reading the machine costs a few milliseconds: only when a job asks for resources.
+    let asks = pipeline
+        .jobs
+        .iter()
+        .any(|j| j.resources != Resources::default());
+    let capacity = if asks {
+        resources::capacity()
+    } else {
+        Resources::default()
+    };
     check_fits(&pipeline, capacity)?;
     let config = Config {
         max_parallel: args
@@ -70,7 +79,7 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output) -> Result<i32, Error> {
 }
 
 /// A job that asks for more than the machine has would wait forever: refuse to start.
-fn check_fits(pipeline: &Pipeline, capacity: crate::model::Resources) -> Result<(), Error> {
+fn check_fits(pipeline: &Pipeline, capacity: Resources) -> Result<(), Error> {
     let mut problems = Vec::new();
     for job in &pipeline.jobs {
         if job.resources.cpu > capacity.cpu {

@@ -487,3 +487,42 @@ fn the_environment_is_layered_and_env_flags_keep_commas() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(read(&sb, "env.txt"), "top-job-a,b-nohome\n");
 }
+
+#[test]
+fn grouped_output_shows_each_job_whole_and_quiet_shows_none() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "max_parallel = 2\n[jobs.a]\ncommand = \"echo a1; sleep 0.3; echo a2\"\n[jobs.b]\ncommand = \"echo b1; sleep 0.1; echo b2\"\n",
+    );
+    let run = apply(&sb, &["--output", "grouped", "p.toml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let a = run.stdout.find("── a ──\na | a1\na | a2\n");
+    let b = run.stdout.find("── b ──\nb | b1\nb | b2\n");
+    assert!(
+        a.is_some() && b.is_some(),
+        "each job's lines together:\n{}",
+        run.stdout
+    );
+    let run = apply(&sb, &["--output", "quiet", "p.toml"]);
+    assert_eq!(run.code, 0);
+    assert_eq!(run.stdout, "", "no job output in quiet mode");
+}
+
+#[test]
+fn dry_run_shows_the_plan_and_runs_nothing() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"touch ran\"\n[jobs.b]\ncommand = \"true\"\n",
+    );
+    let run = apply(&sb, &["--dry-run", "--skip", "b", "p.toml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("Plan: 1 to run, 1 skipped."),
+        "{}",
+        run.stdout
+    );
+    assert!(!sb.path().join("ran").exists());
+    assert!(!sb.path().join(".exe").exists(), "a dry run writes nothing");
+}
