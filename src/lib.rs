@@ -9,7 +9,6 @@ pub mod emit;
 pub mod error;
 pub mod graph;
 pub mod load;
-pub mod logfiles;
 pub mod model;
 pub mod plan;
 pub mod process;

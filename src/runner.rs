@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::attempt::{Attempt, Ended};
-use crate::logfiles::LogFolder;
 use crate::model::Pipeline;
 use crate::process::{self, Exit};
 use crate::progress::Progress;
@@ -153,8 +152,6 @@ where
         cancelling: false,
         signals: 0,
         rng: seed(),
-        // Without it every log is still created when its job starts, just more slowly.
-        logs: LogFolder::open(&pipeline.log_dir.join(options.run_id.to_string())).ok(),
     };
     // Workers are started as concurrency needs them and then reused: one per attempt
     // would cost a thread (and its stack) per job, as much as a short job itself.
@@ -231,8 +228,6 @@ struct Runner<'a> {
     cancelling: bool,
     signals: u32,
     rng: u64,
-    /// The run's main log folder (jobs with their own `log_dir` create their logs as they start).
-    logs: Option<LogFolder>,
 }
 
 impl<'a> Runner<'a> {
@@ -284,9 +279,6 @@ impl<'a> Runner<'a> {
                 stop: None,
             },
         );
-        if let Some(folder) = &self.logs {
-            folder.place(&log_path);
-        }
         self.progress.attempt_started(job, number, &log_path);
         let command = spec.command.for_attempt(self.options.run_id, number);
         Work {
