@@ -23,6 +23,7 @@ pub mod selection;
 pub mod source;
 pub mod spec;
 pub mod state;
+pub mod store;
 pub mod template;
 pub mod validate;
 

@@ -1,0 +1,1039 @@
+//! The run history in `SQLite` (rusqlite, bundled). Only this module uses rusqlite.
+//!
+//! It owns the database file: its schema (ordered migrations in [`schema`]), its
+//! pragmas (WAL, busy timeout, foreign keys, `synchronous`), and every statement run on
+//! it. The engine hands it [`Record`]s; the commands read [`RunRow`]s and friends.
+//!
+//! Invariants:
+//! - No statement erases or overwrites an earlier fact. Transitions and attempts are
+//!   inserted; an attempt's end and a run's end are filled in once (`WHERE ended_at IS
+//!   NULL`); there is no DELETE. Only `runs.heartbeat_at`, which is liveness and not a
+//!   fact, is updated in place.
+//! - A job's current state is derived: the `to` of its last transition, PENDING if none.
+//! - Each call that writes is one transaction, so a batch of records is all there or
+//!   not at all (group commit: one fsync, at most, for many transitions).
+//! - Values are always bound parameters, never formatted into SQL.
+//! - A database newer than this code is never written to.
+
+mod error;
+mod read;
+mod schema;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+
+pub use self::error::StoreError;
+use self::error::classify;
+use self::schema::{CURRENT, MIGRATIONS, Migrated, READABLE_FROM};
+
+/// How long a statement waits for another process's lock before giving up with
+/// [`StoreError::Busy`]. Long, because writers hold the lock for a millisecond or so and
+/// eight applies starting at once must all get through.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The actor of the transitions the engine records.
+const ENGINE_ACTOR: &str = "exe";
+
+/// An open history database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Whether the store may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Create the file if needed, migrate it, record runs.
+    ReadWrite,
+    /// Never write: for `runs`, `show` and `logs`, which must work on a read-only file.
+    ReadOnly,
+}
+
+/// How hard each commit tries to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=NORMAL` with WAL: survives a crash of exe; a power loss may lose the
+    /// last few commits.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is fsynced before it returns.
+    Full,
+}
+
+/// A run about to start.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRun<'a> {
+    /// The pipeline's name.
+    pub name: &'a str,
+    /// The pipeline file, as given.
+    pub file: &'a str,
+    /// A digest of the resolved pipeline, to tell whether it changed before a resume.
+    pub digest: &'a str,
+    /// The plan, as JSON.
+    pub plan_json: &'a str,
+    /// The host exe runs on.
+    pub host: &'a str,
+    /// The user exe runs as.
+    pub user: &'a str,
+    /// exe's process id, to tell whether the run's owner is still alive.
+    pub pid: u32,
+    /// exe's version.
+    pub exe_version: &'a str,
+    /// The run this one resumes, if any.
+    pub resumed_from: Option<i64>,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started_at_ms: i64,
+    /// Job ids in index order; [`Record`]s refer to jobs by this index.
+    pub jobs: &'a [String],
+}
+
+/// One fact the engine records. Times are milliseconds since the Unix epoch; `job` is the
+/// job's index in [`NewRun::jobs`].
+#[derive(Debug, Clone, Copy)]
+pub enum Record<'a> {
+    /// A job changed state (actor `exe`).
+    Transition {
+        /// The job's index.
+        job: usize,
+        /// The state it left.
+        from: &'a str,
+        /// The state it entered.
+        to: &'a str,
+        /// When.
+        at_ms: i64,
+        /// Why, for people.
+        reason: &'a str,
+    },
+    /// An attempt's process started.
+    AttemptStarted {
+        /// The job's index.
+        job: usize,
+        /// 1 for the first attempt.
+        number: u32,
+        /// When.
+        at_ms: i64,
+        /// Where its output goes.
+        log_path: &'a str,
+        /// Its process group, to find survivors after a crash.
+        pgid: Option<i32>,
+    },
+    /// An attempt ended. Recorded once per started attempt.
+    AttemptEnded {
+        /// The job's index.
+        job: usize,
+        /// The attempt's number.
+        number: u32,
+        /// When.
+        at_ms: i64,
+        /// Its exit code, if it exited.
+        exit_code: Option<i32>,
+        /// The signal that killed it, if one did.
+        signal: Option<i32>,
+        /// The outcome's name (e.g. `SUCCESS`, `FAILED`, `TIMEOUT`).
+        outcome: &'a str,
+        /// Why, for people.
+        reason: &'a str,
+    },
+}
+
+/// Which runs [`Store::runs`] returns. Every field narrows the list; `limit` 0 means all.
+#[derive(Debug, Default, Clone)]
+pub struct RunFilter {
+    /// Only runs of this pipeline.
+    pub name: Option<String>,
+    /// Only runs in this state (`RUNNING`, `SUCCESS`, ...).
+    pub state: Option<String>,
+    /// Only runs started at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Only runs started before this time (ms since the epoch).
+    pub until_ms: Option<i64>,
+    /// At most this many, newest first; 0 for no limit.
+    pub limit: usize,
+}
+
+/// One run, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    /// Its id: unique and increasing.
+    pub id: i64,
+    /// The pipeline's name.
+    pub name: String,
+    /// The pipeline file.
+    pub file: String,
+    /// The digest of the resolved pipeline.
+    pub digest: String,
+    /// `RUNNING` until finished, then the run's final state.
+    pub state: String,
+    /// When it started.
+    pub started_at_ms: i64,
+    /// When it finished, once it has.
+    pub ended_at_ms: Option<i64>,
+    /// exe's exit code, once finished.
+    pub exit_code: Option<i32>,
+    /// The host it ran on.
+    pub host: String,
+    /// The user it ran as.
+    pub user: String,
+    /// exe's process id.
+    pub pid: u32,
+    /// exe's version.
+    pub exe_version: String,
+    /// The run it resumed, if any.
+    pub resumed_from: Option<i64>,
+    /// The owner's last sign of life, if it sent one.
+    pub heartbeat_at_ms: Option<i64>,
+}
+
+/// One job of a run, with its derived current state.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRow {
+    /// Its index in the run.
+    pub index: usize,
+    /// Its id.
+    pub id: String,
+    /// The `to` of its last transition; `PENDING` if it has none.
+    pub state: String,
+    /// The reason of its last transition; empty if it has none.
+    pub reason: String,
+    /// How many attempts started.
+    pub attempts: u32,
+}
+
+/// One attempt of a job.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRow {
+    /// The job's index.
+    pub job: usize,
+    /// The job's id.
+    pub job_id: String,
+    /// 1 for the first attempt.
+    pub number: u32,
+    /// When it started.
+    pub started_at_ms: i64,
+    /// When it ended; `None` while running, or if exe died first.
+    pub ended_at_ms: Option<i64>,
+    /// Its exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+    /// Its outcome, once ended.
+    pub outcome: Option<String>,
+    /// Why it ended so, once ended.
+    pub reason: Option<String>,
+    /// Its log file.
+    pub log_path: String,
+    /// Its process group.
+    pub pgid: Option<i32>,
+}
+
+/// One entry of the audit trail.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransitionRow {
+    /// Its id, increasing in the order recorded.
+    pub id: i64,
+    /// The job's index.
+    pub job: usize,
+    /// The job's id.
+    pub job_id: String,
+    /// The state it left.
+    pub from: String,
+    /// The state it entered.
+    pub to: String,
+    /// When.
+    pub at_ms: i64,
+    /// Why.
+    pub reason: String,
+    /// Who: `exe`, or the user who marked it successful.
+    pub actor: String,
+}
+
+/// A job index as `SQLite` stores it. Indexes come from a `Vec`, so they always fit.
+fn index_sql(job: usize) -> i64 {
+    i64::try_from(job).expect("a job index fits in i64")
+}
+
+impl Store {
+    /// Opens (and with [`Access::ReadWrite`], creates and migrates) the database at `path`.
+    ///
+    /// Read-write creates the parent directories and the file, switches to WAL and runs
+    /// the pending migrations in one transaction. A database newer than this code gives
+    /// [`StoreError::NewerSchema`] and is not modified; a file that is not a database or
+    /// fails `PRAGMA quick_check` gives [`StoreError::Corrupt`]. Read-only opens with
+    /// `SQLITE_OPEN_READ_ONLY` and never writes; it reads any schema from
+    /// [`schema::READABLE_FROM`] on, and says [`StoreError::NeedsUpgrade`] otherwise.
+    pub fn open(path: &Path, access: Access, durability: Durability) -> Result<Store, StoreError> {
+        let flags = match access {
+            Access::ReadWrite => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                }
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+            }
+            Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|source| {
+            match classify(path, "opening", source) {
+                StoreError::Sql { source, .. } => StoreError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                },
+                other => other,
+            }
+        })?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store
+            .conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| store.err("setting the busy timeout", e))?;
+        // SQLite silently opens a write-protected file read-only; say so now rather than
+        // at the first transition.
+        if access == Access::ReadWrite
+            && store
+                .conn
+                .is_readonly("main")
+                .map_err(|e| store.err("opening", e))?
+        {
+            return Err(StoreError::ReadOnly {
+                path: path.to_path_buf(),
+            });
+        }
+        // The version is read before anything writes (even `journal_mode`, which changes
+        // the file header), so a newer database is left byte for byte as it was. Reading
+        // it is also the first read of the file: a non-database fails here.
+        let found =
+            schema::version(&store.conn).map_err(|e| store.err("reading the schema version", e))?;
+        if found > CURRENT {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+                supported: CURRENT,
+            });
+        }
+        store.quick_check()?;
+        match access {
+            Access::ReadOnly => {
+                if found < READABLE_FROM {
+                    return Err(StoreError::NeedsUpgrade {
+                        path: path.to_path_buf(),
+                        found,
+                        current: CURRENT,
+                    });
+                }
+            }
+            Access::ReadWrite => {
+                let mode: String = store
+                    .conn
+                    .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+                    .map_err(|e| store.err("switching to WAL", e))?;
+                if !mode.eq_ignore_ascii_case("wal") {
+                    tracing::warn!(mode, "the history database could not switch to WAL");
+                }
+                store.configure(durability)?;
+                store.migrate()?;
+            }
+        }
+        store
+            .conn
+            .pragma_update(None, "foreign_keys", true)
+            .map_err(|e| store.err("enabling foreign keys", e))?;
+        Ok(store)
+    }
+
+    /// A fresh database in memory, for tests and `--dry-run`.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let mut store = Store { conn, path };
+        store.migrate()?;
+        store
+            .conn
+            .pragma_update(None, "foreign_keys", true)
+            .map_err(|e| store.err("enabling foreign keys", e))?;
+        Ok(store)
+    }
+
+    /// The database file (`:memory:` for an in-memory store).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn configure(&self, durability: Durability) -> Result<(), StoreError> {
+        let sync = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        self.conn
+            .pragma_update(None, "synchronous", sync)
+            .map_err(|e| self.err("setting synchronous", e))
+    }
+
+    fn quick_check(&self) -> Result<(), StoreError> {
+        let verdict: String = self
+            .conn
+            .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
+            .map_err(|e| self.err("checking the database", e))?;
+        if verdict == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: verdict,
+            })
+        }
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        match schema::migrate(&mut self.conn, MIGRATIONS) {
+            Ok(Migrated::UpTo(_)) => Ok(()),
+            Ok(Migrated::Newer(found)) => Err(StoreError::NewerSchema {
+                path: self.path.clone(),
+                found,
+                supported: CURRENT,
+            }),
+            Err(e) => Err(self.err("migrating the schema", e)),
+        }
+    }
+
+    fn err(&self, context: &'static str, e: rusqlite::Error) -> StoreError {
+        classify(&self.path, context, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_run<'a>(name: &'a str, started: i64, jobs: &'a [String]) -> NewRun<'a> {
+        NewRun {
+            name,
+            file: "pipeline.yaml",
+            digest: "d1",
+            plan_json: "{\"jobs\":[]}",
+            host: "h",
+            user: "u",
+            pid: 42,
+            exe_version: "0.1.0",
+            resumed_from: None,
+            started_at_ms: started,
+            jobs,
+        }
+    }
+
+    fn jobs(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn t<'a>(job: usize, from: &'a str, to: &'a str, at_ms: i64) -> Record<'a> {
+        Record::Transition {
+            job,
+            from,
+            to,
+            at_ms,
+            reason: "because",
+        }
+    }
+
+    #[test]
+    fn round_trip_create_record_finish_query() {
+        let mut s = Store::open_in_memory().unwrap();
+        let ids = jobs(&["build", "test"]);
+        let run = s.create_run(&new_run("ci", 1000, &ids)).unwrap();
+        s.record(
+            run,
+            &[
+                t(0, "PENDING", "QUEUED", 1001),
+                t(0, "QUEUED", "RUNNING", 1002),
+                Record::AttemptStarted {
+                    job: 0,
+                    number: 1,
+                    at_ms: 1002,
+                    log_path: "logs/build.1",
+                    pgid: Some(77),
+                },
+            ],
+        )
+        .unwrap();
+        s.record(
+            run,
+            &[
+                Record::AttemptEnded {
+                    job: 0,
+                    number: 1,
+                    at_ms: 1500,
+                    exit_code: Some(0),
+                    signal: None,
+                    outcome: "SUCCESS",
+                    reason: "exit 0",
+                },
+                t(0, "RUNNING", "SUCCESS", 1500),
+            ],
+        )
+        .unwrap();
+        s.heartbeat(run, 1600).unwrap();
+        s.finish_run(run, "SUCCESS", 0, 2000).unwrap();
+
+        let r = s.run(run).unwrap();
+        assert_eq!(
+            (r.state.as_str(), r.exit_code, r.ended_at_ms),
+            ("SUCCESS", Some(0), Some(2000))
+        );
+        assert_eq!(
+            (r.pid, r.heartbeat_at_ms, r.name.as_str()),
+            (42, Some(1600), "ci")
+        );
+        assert_eq!(s.plan_json(run).unwrap(), "{\"jobs\":[]}");
+
+        let a = s.attempts(run).unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].job_id.as_str(), a[0].number, a[0].exit_code),
+            ("build", 1, Some(0))
+        );
+        assert_eq!(
+            (a[0].ended_at_ms, a[0].pgid, a[0].outcome.as_deref()),
+            (Some(1500), Some(77), Some("SUCCESS"))
+        );
+        let tr = s.transitions(run).unwrap();
+        assert_eq!(tr.len(), 3);
+        assert!(tr.windows(2).all(|w| w[0].id < w[1].id));
+        assert!(tr.iter().all(|t| t.actor == "exe" && t.job_id == "build"));
+
+        // Facts are written once.
+        assert!(
+            matches!(s.finish_run(run, "FAILED", 1, 3000), Err(StoreError::RunFinished { id }) if id == run)
+        );
+        let again = Record::AttemptEnded {
+            job: 0,
+            number: 1,
+            at_ms: 9,
+            exit_code: Some(1),
+            signal: None,
+            outcome: "FAILED",
+            reason: "",
+        };
+        assert!(matches!(
+            s.record(run, &[again]),
+            Err(StoreError::UnknownAttempt { number: 1, .. })
+        ));
+        assert_eq!(s.attempts(run).unwrap()[0].exit_code, Some(0));
+        assert_eq!(s.run(run).unwrap().state, "SUCCESS");
+    }
+
+    #[test]
+    fn current_state_is_the_last_transition_or_pending() {
+        let mut s = Store::open_in_memory().unwrap();
+        let ids = jobs(&["a", "b", "c"]);
+        let run = s.create_run(&new_run("p", 1, &ids)).unwrap();
+        s.record(
+            run,
+            &[
+                t(0, "PENDING", "QUEUED", 2),
+                t(2, "PENDING", "SKIPPED", 2),
+                t(0, "QUEUED", "RUNNING", 3),
+                Record::AttemptStarted {
+                    job: 0,
+                    number: 1,
+                    at_ms: 3,
+                    log_path: "l1",
+                    pgid: None,
+                },
+                t(0, "RUNNING", "FAILED", 4),
+                t(0, "FAILED", "QUEUED", 4),
+                t(0, "QUEUED", "RUNNING", 5),
+                Record::AttemptStarted {
+                    job: 0,
+                    number: 2,
+                    at_ms: 5,
+                    log_path: "l2",
+                    pgid: None,
+                },
+            ],
+        )
+        .unwrap();
+        let j = s.jobs(run).unwrap();
+        let got: Vec<_> = j
+            .iter()
+            .map(|j| (j.index, j.id.as_str(), j.state.as_str(), j.attempts))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, "a", "RUNNING", 2),
+                (1, "b", "PENDING", 0),
+                (2, "c", "SKIPPED", 0)
+            ]
+        );
+        assert_eq!(
+            (j[1].reason.as_str(), j[2].reason.as_str()),
+            ("", "because")
+        );
+        let order: Vec<_> = s
+            .attempts(run)
+            .unwrap()
+            .iter()
+            .map(|a| a.log_path.clone())
+            .collect();
+        assert_eq!(order, ["l1", "l2"]);
+    }
+
+    #[test]
+    fn a_failed_batch_records_nothing() {
+        let mut s = Store::open_in_memory().unwrap();
+        let ids = jobs(&["a"]);
+        let run = s.create_run(&new_run("p", 1, &ids)).unwrap();
+        let err = s.record(
+            run,
+            &[t(0, "PENDING", "QUEUED", 2), t(5, "PENDING", "QUEUED", 2)],
+        );
+        assert!(
+            matches!(&err, Err(StoreError::UnknownJob { job, .. }) if job == "5"),
+            "{err:?}"
+        );
+        assert!(s.transitions(run).unwrap().is_empty());
+        let err = s.record(run + 1, &[t(0, "PENDING", "QUEUED", 2)]);
+        assert!(
+            matches!(&err, Err(StoreError::UnknownRun { id }) if *id == run + 1),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn mark_success_adds_an_audit_row_and_keeps_attempts() {
+        let mut s = Store::open_in_memory().unwrap();
+        let ids = jobs(&["deploy"]);
+        let run = s.create_run(&new_run("p", 1, &ids)).unwrap();
+        s.record(
+            run,
+            &[
+                t(0, "PENDING", "QUEUED", 2),
+                t(0, "QUEUED", "RUNNING", 3),
+                Record::AttemptStarted {
+                    job: 0,
+                    number: 1,
+                    at_ms: 3,
+                    log_path: "l",
+                    pgid: None,
+                },
+                Record::AttemptEnded {
+                    job: 0,
+                    number: 1,
+                    at_ms: 4,
+                    exit_code: Some(3),
+                    signal: None,
+                    outcome: "FAILED",
+                    reason: "exit 3",
+                },
+                t(0, "RUNNING", "FAILED", 4),
+            ],
+        )
+        .unwrap();
+        s.finish_run(run, "FAILED", 1, 5).unwrap();
+        let before = s.transitions(run).unwrap();
+        s.mark_success(run, "deploy", "alice", "deployed by hand", 10)
+            .unwrap();
+
+        let after = s.transitions(run).unwrap();
+        assert_eq!(after.len(), before.len() + 1);
+        let last = after.last().unwrap();
+        assert_eq!(
+            (
+                last.from.as_str(),
+                last.to.as_str(),
+                last.actor.as_str(),
+                last.reason.as_str(),
+                last.at_ms
+            ),
+            ("FAILED", "SUCCESS", "alice", "deployed by hand", 10)
+        );
+        assert_eq!(
+            after[..before.len()]
+                .iter()
+                .map(|t| t.id)
+                .collect::<Vec<_>>(),
+            before.iter().map(|t| t.id).collect::<Vec<_>>()
+        );
+        let a = s.attempts(run).unwrap();
+        assert_eq!(
+            (a.len(), a[0].exit_code, a[0].outcome.as_deref()),
+            (1, Some(3), Some("FAILED"))
+        );
+        assert_eq!(s.jobs(run).unwrap()[0].state, "SUCCESS");
+
+        assert!(
+            matches!(s.mark_success(run, "nope", "a", "r", 1), Err(StoreError::UnknownJob { job, .. }) if job == "nope")
+        );
+        assert!(matches!(
+            s.mark_success(99, "deploy", "a", "r", 1),
+            Err(StoreError::UnknownRun { id: 99 })
+        ));
+    }
+
+    #[test]
+    fn unknown_runs_are_errors_everywhere() {
+        let mut s = Store::open_in_memory().unwrap();
+        assert!(matches!(s.run(7), Err(StoreError::UnknownRun { id: 7 })));
+        assert!(matches!(s.jobs(7), Err(StoreError::UnknownRun { id: 7 })));
+        assert!(matches!(
+            s.attempts(7),
+            Err(StoreError::UnknownRun { id: 7 })
+        ));
+        assert!(matches!(
+            s.transitions(7),
+            Err(StoreError::UnknownRun { id: 7 })
+        ));
+        assert!(matches!(
+            s.plan_json(7),
+            Err(StoreError::UnknownRun { id: 7 })
+        ));
+        assert!(matches!(
+            s.finish_run(7, "SUCCESS", 0, 1),
+            Err(StoreError::UnknownRun { id: 7 })
+        ));
+        assert!(matches!(
+            s.heartbeat(7, 1),
+            Err(StoreError::UnknownRun { id: 7 })
+        ));
+        let help = StoreError::UnknownRun { id: 7 }.help().unwrap();
+        assert!(help.contains("exe runs"), "{help}");
+    }
+
+    #[test]
+    fn runs_are_newest_first_and_filtered() {
+        let mut s = Store::open_in_memory().unwrap();
+        let none: Vec<String> = Vec::new();
+        let mut made = Vec::new();
+        for (i, name) in ["a", "b", "a", "b", "a"].iter().enumerate() {
+            let i = i64::try_from(i).unwrap();
+            made.push(s.create_run(&new_run(name, 100 * i, &none)).unwrap());
+        }
+        s.finish_run(made[2], "FAILED", 1, 250).unwrap();
+        let ids = |f: RunFilter| s.runs(&f).unwrap().iter().map(|r| r.id).collect::<Vec<_>>();
+        let rev = |idx: &[usize]| idx.iter().map(|&i| made[i]).collect::<Vec<_>>();
+
+        assert_eq!(ids(RunFilter::default()), rev(&[4, 3, 2, 1, 0]));
+        assert_eq!(
+            ids(RunFilter {
+                limit: 2,
+                ..RunFilter::default()
+            }),
+            rev(&[4, 3])
+        );
+        assert_eq!(
+            ids(RunFilter {
+                name: Some("a".into()),
+                ..RunFilter::default()
+            }),
+            rev(&[4, 2, 0])
+        );
+        assert_eq!(
+            ids(RunFilter {
+                state: Some("FAILED".into()),
+                ..RunFilter::default()
+            }),
+            rev(&[2])
+        );
+        assert_eq!(
+            ids(RunFilter {
+                state: Some("RUNNING".into()),
+                limit: 1,
+                ..RunFilter::default()
+            }),
+            rev(&[4])
+        );
+        assert_eq!(
+            ids(RunFilter {
+                since_ms: Some(200),
+                ..RunFilter::default()
+            }),
+            rev(&[4, 3, 2])
+        );
+        assert_eq!(
+            ids(RunFilter {
+                until_ms: Some(200),
+                ..RunFilter::default()
+            }),
+            rev(&[1, 0])
+        );
+        let both = RunFilter {
+            name: Some("b".into()),
+            since_ms: Some(100),
+            until_ms: Some(301),
+            ..RunFilter::default()
+        };
+        assert_eq!(ids(both), rev(&[3, 1]));
+    }
+
+    #[test]
+    fn migrations_apply_in_order_once() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let v1 = &MIGRATIONS[..1];
+        assert_eq!(schema::migrate(&mut conn, v1).unwrap(), Migrated::UpTo(1));
+        conn.execute("INSERT INTO runs (name, file, digest, plan_json, started_at, host, user, pid, exe_version) VALUES ('old', 'f', 'd', '{}', 5, 'h', 'u', 1, '0.0.1')", []).unwrap();
+        // A later release adds a column; the old rows survive the upgrade.
+        let v2 = [MIGRATIONS[0], "ALTER TABLE runs ADD COLUMN note TEXT"];
+        assert_eq!(schema::migrate(&mut conn, &v2).unwrap(), Migrated::UpTo(2));
+        assert_eq!(schema::migrate(&mut conn, &v2).unwrap(), Migrated::UpTo(2));
+        let (name, note): (String, Option<String>) = conn
+            .query_row("SELECT name, note FROM runs", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((name.as_str(), note), ("old", None));
+        // Older code meets the newer database: nothing is run.
+        assert_eq!(schema::migrate(&mut conn, v1).unwrap(), Migrated::Newer(2));
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_old_version() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn, &MIGRATIONS[..1]).unwrap();
+        let bad = [MIGRATIONS[0], "CREATE TABLE extra (x); THIS IS NOT SQL"];
+        assert!(schema::migrate(&mut conn, &bad).is_err());
+        assert_eq!(schema::version(&conn).unwrap(), 1);
+        let extra: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'extra'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(extra, 0);
+    }
+
+    #[test]
+    fn the_checked_in_v1_database_opens_and_reads() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/history/v1.db");
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        std::fs::copy(&fixture, &db).unwrap();
+        let mut s = Store::open(&db, Access::ReadWrite, Durability::Normal).unwrap();
+        let runs = s.runs(&RunFilter::default()).unwrap();
+        assert_eq!(
+            runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["v1-second", "v1-first"]
+        );
+        let first = runs[1].id;
+        assert_eq!(
+            s.jobs(first)
+                .unwrap()
+                .iter()
+                .map(|j| j.state.as_str())
+                .collect::<Vec<_>>(),
+            ["SUCCESS", "FAILED"]
+        );
+        assert_eq!(s.attempts(first).unwrap().len(), 2);
+        assert_eq!(schema::version(&s.conn).unwrap(), CURRENT);
+        // And it still takes new runs, with a larger id.
+        let id = s.create_run(&new_run("new", 9, &[])).unwrap();
+        assert!(id > runs[0].id);
+        drop(s);
+        let ro = Store::open(&fixture, Access::ReadOnly, Durability::Normal).unwrap();
+        assert_eq!(ro.runs(&RunFilter::default()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        drop(Store::open(&db, Access::ReadWrite, Durability::Normal).unwrap());
+        {
+            let conn = Connection::open(&db).unwrap();
+            conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA user_version = 999")
+                .unwrap();
+        }
+        let before = std::fs::read(&db).unwrap();
+        for access in [Access::ReadWrite, Access::ReadOnly] {
+            let err = Store::open(&db, access, Durability::Full).err().unwrap();
+            assert!(
+                matches!(err, StoreError::NewerSchema { found: 999, supported, .. } if supported == CURRENT),
+                "{err:?}"
+            );
+            assert!(err.help().unwrap().contains("newer exe"));
+        }
+        assert_eq!(std::fs::read(&db).unwrap(), before);
+    }
+
+    #[test]
+    fn a_garbage_file_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        std::fs::write(
+            &db,
+            b"this is not a database, just some text that is long enough ".repeat(100),
+        )
+        .unwrap();
+        for access in [Access::ReadWrite, Access::ReadOnly] {
+            let err = Store::open(&db, access, Durability::Normal).err().unwrap();
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn read_write_creates_parent_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join(".exe/deeper/history.db");
+        let mut s = Store::open(&db, Access::ReadWrite, Durability::Normal).unwrap();
+        s.create_run(&new_run("p", 1, &[])).unwrap();
+        assert!(db.is_file());
+    }
+
+    #[test]
+    fn read_only_access_reads_and_refuses_to_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        let mut s = Store::open(&db, Access::ReadWrite, Durability::Normal).unwrap();
+        s.create_run(&new_run("p", 1, &jobs(&["a"]))).unwrap();
+        drop(s);
+        let mut ro = Store::open(&db, Access::ReadOnly, Durability::Normal).unwrap();
+        assert_eq!(ro.runs(&RunFilter::default()).unwrap().len(), 1);
+        let err = ro.create_run(&new_run("p", 2, &[])).err().unwrap();
+        assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
+        assert!(err.help().unwrap().contains("still work"));
+    }
+
+    #[test]
+    fn a_write_protected_file_reads_read_only_and_refuses_read_write() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        let mut s = Store::open(&db, Access::ReadWrite, Durability::Normal).unwrap();
+        s.create_run(&new_run("p", 1, &[])).unwrap();
+        drop(s);
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let ro = Store::open(&db, Access::ReadOnly, Durability::Normal).unwrap();
+        assert_eq!(ro.runs(&RunFilter::default()).unwrap().len(), 1);
+        drop(ro);
+        if std::fs::OpenOptions::new().write(true).open(&db).is_ok() {
+            eprintln!(
+                "running with privileges that ignore file modes; skipping the read-write half"
+            );
+            return;
+        }
+        let err = Store::open(&db, Access::ReadWrite, Durability::Normal)
+            .err()
+            .unwrap();
+        assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn read_only_refuses_a_database_without_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        drop(
+            Connection::open(&db)
+                .unwrap()
+                .execute_batch("CREATE TABLE other (x)"),
+        );
+        let err = Store::open(&db, Access::ReadOnly, Durability::Normal)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, StoreError::NeedsUpgrade { found: 0, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn eight_processes_creating_runs_get_distinct_increasing_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        let per_thread: Vec<Vec<i64>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|t| {
+                    let db = db.clone();
+                    scope.spawn(move || {
+                        let mut s =
+                            Store::open(&db, Access::ReadWrite, Durability::Normal).unwrap();
+                        let ids = jobs(&["a", "b", "c"]);
+                        (0..20)
+                            .map(|i| s.create_run(&new_run(&format!("t{t}"), i, &ids)).unwrap())
+                            .collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for ids in &per_thread {
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        }
+        let mut all: Vec<i64> = per_thread.concat();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 160);
+    }
+
+    /// `cargo test --release --lib store::tests::listing_is_fast -- --ignored --nocapture`
+    #[test]
+    #[ignore = "builds a 1,000,000-job history; run by hand in release"]
+    fn listing_is_fast_on_a_large_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        let mut s = Store::open(&db, Access::ReadWrite, Durability::Normal).unwrap();
+        let ids: Vec<String> = (0..20).map(|j| format!("job-{j}")).collect();
+        let start = std::time::Instant::now();
+        {
+            let tx = s.conn.transaction().unwrap();
+            for r in 0..50_000_i64 {
+                let run = NewRun {
+                    name: if r % 3 == 0 { "nightly" } else { "ci" },
+                    ..new_run("", r * 1000, &ids)
+                };
+                write::insert_run_for_bench(&tx, &run).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        eprintln!(
+            "inserted 50,000 runs / 1,000,000 jobs in {:?}",
+            start.elapsed()
+        );
+        drop(s);
+        for (label, filter) in [
+            (
+                "runs(limit 20)",
+                RunFilter {
+                    limit: 20,
+                    ..RunFilter::default()
+                },
+            ),
+            (
+                "runs(name, limit 20)",
+                RunFilter {
+                    name: Some("nightly".into()),
+                    limit: 20,
+                    ..RunFilter::default()
+                },
+            ),
+            (
+                "runs(since, limit 20)",
+                RunFilter {
+                    since_ms: Some(10_000_000),
+                    limit: 20,
+                    ..RunFilter::default()
+                },
+            ),
+        ] {
+            let start = std::time::Instant::now();
+            let s = Store::open(&db, Access::ReadOnly, Durability::Normal).unwrap();
+            let opened = start.elapsed();
+            let start = std::time::Instant::now();
+            let rows = s.runs(&filter).unwrap();
+            let query = start.elapsed();
+            assert_eq!(rows.len(), 20);
+            eprintln!("{label}: query {query:?} (open {opened:?})");
+            assert!(query < Duration::from_millis(50));
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Why the history store failed, in terms the user can act on.
+//!
+//! `SQLite` reports a handful of conditions the user can fix (a locked, full, read-only,
+//! corrupt or newer database); [`classify`] turns those into their own variants so the
+//! message and the help are about the database file, not about SQL. Everything else is
+//! [`StoreError::Sql`], a bug or an environment problem, with what we were doing.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::ErrorCode;
+
+/// Why the history store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened at all.
+    #[error("cannot open the history database {}: {source}", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// `SQLite`'s reason.
+        source: rusqlite::Error,
+    },
+    /// The directory that should hold the database could not be created.
+    #[error("cannot create the directory for the history database {}: {source}", path.display())]
+    CreateDir {
+        /// The database file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The database was written by a newer exe; it was not modified.
+    #[error(
+        "the history database {} has schema version {found}; this exe knows up to {supported}",
+        path.display()
+    )]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// The newest version this code knows.
+        supported: i64,
+    },
+    /// The database is too old to be read without upgrading it, and it was opened
+    /// read-only.
+    #[error(
+        "the history database {} has schema version {found} and must be upgraded to {current}, \
+         but it was opened read-only",
+        path.display()
+    )]
+    NeedsUpgrade {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// The version this code writes.
+        current: i64,
+    },
+    /// The file is not a `SQLite` database, or it is damaged.
+    #[error("the history database {} is damaged or not a database: {detail}", path.display())]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What `SQLite` found.
+        detail: String,
+    },
+    /// A write was needed but the file (or its directory) is read-only.
+    #[error("the history database {} is read-only", path.display())]
+    ReadOnly {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// Another process held the database locked for longer than the busy timeout.
+    #[error("the history database {} stayed locked by another process", path.display())]
+    Busy {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The disk (or quota) is full.
+    #[error("the disk holding the history database {} is full", path.display())]
+    DiskFull {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// No run has this id.
+    #[error("there is no run {id} in the history")]
+    UnknownRun {
+        /// The id asked for.
+        id: i64,
+    },
+    /// The run has no job with this id (or index).
+    #[error("run {run} has no job {job:?}")]
+    UnknownJob {
+        /// The run.
+        run: i64,
+        /// The job id (or index) asked for.
+        job: String,
+    },
+    /// An attempt end was recorded for an attempt that never started, or that already
+    /// ended: facts are written once.
+    #[error("attempt {number} of job {job} in run {run} was not started or has already ended")]
+    UnknownAttempt {
+        /// The run.
+        run: i64,
+        /// The job's index.
+        job: usize,
+        /// The attempt's number.
+        number: u32,
+    },
+    /// The run was already finished; its end is written once.
+    #[error("run {id} has already finished")]
+    RunFinished {
+        /// The run.
+        id: i64,
+    },
+    /// Any other `SQLite` failure: a bug in exe or a broken environment.
+    #[error("history database error while {context}: {source}")]
+    Sql {
+        /// What the store was doing.
+        context: &'static str,
+        /// `SQLite`'s reason.
+        source: rusqlite::Error,
+    },
+}
+
+impl StoreError {
+    /// What the user can do about it, when there is something.
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            StoreError::Open { .. } | StoreError::CreateDir { .. } => {
+                "check the path and its permissions, or use --db (or EXE_DB) to choose another file"
+                    .into()
+            }
+            StoreError::NewerSchema { .. } => {
+                "this database was written by a newer exe; use that exe, or --db another file"
+                    .into()
+            }
+            StoreError::NeedsUpgrade { .. } => {
+                "run any exe command that records history (e.g. `exe apply`) with write access \
+                 once to upgrade it, or use a newer copy"
+                    .into()
+            }
+            StoreError::Corrupt { path, .. } => format!(
+                "move {} aside (keep it for recovery with the sqlite3 tool) and exe starts a new \
+                 history; or use --db another file",
+                path.display()
+            ),
+            StoreError::ReadOnly { .. } => {
+                "reading commands (runs, show, logs) still work; to record runs, make the file \
+                 and its directory writable or use --db another file"
+                    .into()
+            }
+            StoreError::Busy { .. } => {
+                "another exe is writing to it; try again, or use --db another file".into()
+            }
+            StoreError::DiskFull { .. } => {
+                "free some disk space; what was recorded before is intact".into()
+            }
+            StoreError::UnknownRun { .. } => "`exe runs` lists the runs".into(),
+            StoreError::UnknownJob { run, .. } => format!("`exe show {run}` lists its jobs"),
+            StoreError::UnknownAttempt { .. }
+            | StoreError::RunFinished { .. }
+            | StoreError::Sql { .. } => return None,
+        })
+    }
+}
+
+/// Turns a `SQLite` error into the store error the user can act on, or [`StoreError::Sql`].
+pub(crate) fn classify(path: &Path, context: &'static str, err: rusqlite::Error) -> StoreError {
+    let path = path.to_path_buf();
+    match err.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy { path },
+        Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
+        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly { path },
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+            path,
+            detail: err.to_string(),
+        },
+        _ => StoreError::Sql {
+            context,
+            source: err,
+        },
+    }
+}

@@ -1,0 +1,195 @@
+//! The queries behind `exe runs`, `exe show`, resume and crash recovery. They never write.
+//!
+//! `runs` builds its WHERE clause from the filters that are set (values still bound), so
+//! `SQLite` can pick the index for that filter; with none it walks the primary key
+//! backwards and stops after `limit` rows, which is what keeps `exe runs` fast on a
+//! large history.
+
+use rusqlite::{Row, ToSql, params};
+
+use super::{AttemptRow, JobRow, RunFilter, RunRow, Store, StoreError, TransitionRow};
+
+const RUN_COLUMNS: &str = "id, name, file, digest, state, started_at, ended_at, exit_code, \
+                           host, user, pid, exe_version, resumed_from, heartbeat_at";
+
+/// A job index read back; `SQLite` has no unsigned type.
+fn job_index(row: &Row, column: usize) -> rusqlite::Result<usize> {
+    let value: i64 = row.get(column)?;
+    usize::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(column, value))
+}
+
+fn run_row(row: &Row) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        file: row.get(2)?,
+        digest: row.get(3)?,
+        state: row.get(4)?,
+        started_at_ms: row.get(5)?,
+        ended_at_ms: row.get(6)?,
+        exit_code: row.get(7)?,
+        host: row.get(8)?,
+        user: row.get(9)?,
+        pid: row.get(10)?,
+        exe_version: row.get(11)?,
+        resumed_from: row.get(12)?,
+        heartbeat_at_ms: row.get(13)?,
+    })
+}
+
+impl Store {
+    /// Runs matching `filter`, newest first.
+    pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+        let mut clauses: Vec<&str> = Vec::new();
+        let mut values: Vec<&dyn ToSql> = Vec::new();
+        if let Some(name) = &filter.name {
+            clauses.push("name = ?");
+            values.push(name);
+        }
+        if let Some(state) = &filter.state {
+            clauses.push("state = ?");
+            values.push(state);
+        }
+        if let Some(since) = &filter.since_ms {
+            clauses.push("started_at >= ?");
+            values.push(since);
+        }
+        if let Some(until) = &filter.until_ms {
+            clauses.push("started_at < ?");
+            values.push(until);
+        }
+        // SQLite reads a negative LIMIT as "no limit".
+        let limit = if filter.limit == 0 {
+            -1
+        } else {
+            i64::try_from(filter.limit).unwrap_or(i64::MAX)
+        };
+        values.push(&limit);
+        let filter_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        // Only fixed clause text is formatted in; every value is a bound parameter.
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs {filter_sql} ORDER BY id DESC LIMIT ?");
+        self.conn
+            .prepare_cached(&sql)
+            .and_then(|mut st| st.query_map(values.as_slice(), run_row)?.collect())
+            .map_err(|e| self.err("listing runs", e))
+    }
+
+    /// One run; [`StoreError::UnknownRun`] if there is none with this id.
+    pub fn run(&self, id: i64) -> Result<RunRow, StoreError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1");
+        self.conn
+            .prepare_cached(&sql)
+            .and_then(|mut st| st.query_row([id], run_row))
+            .map_err(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => StoreError::UnknownRun { id },
+                e => self.err("reading a run", e),
+            })
+    }
+
+    /// The plan of a run, as the JSON it was recorded with.
+    pub fn plan_json(&self, run: i64) -> Result<String, StoreError> {
+        self.conn
+            .prepare_cached("SELECT plan_json FROM runs WHERE id = ?1")
+            .and_then(|mut st| st.query_row([run], |row| row.get(0)))
+            .map_err(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => StoreError::UnknownRun { id: run },
+                e => self.err("reading a plan", e),
+            })
+    }
+
+    /// The jobs of a run in index order, each with its current state (the `to` of its last
+    /// transition, PENDING if none), that transition's reason, and its attempt count.
+    pub fn jobs(&self, run: i64) -> Result<Vec<JobRow>, StoreError> {
+        self.run(run)?;
+        self.conn
+            .prepare_cached(
+                "SELECT j.idx, j.job_id, t.to_state, t.reason,
+                        (SELECT COUNT(*) FROM attempts a WHERE a.run = j.run AND a.job = j.idx)
+                 FROM jobs j
+                 LEFT JOIN transitions t ON t.id = (
+                     SELECT id FROM transitions
+                     WHERE run = j.run AND job = j.idx ORDER BY id DESC LIMIT 1)
+                 WHERE j.run = ?1
+                 ORDER BY j.idx",
+            )
+            .and_then(|mut st| {
+                st.query_map([run], |row| {
+                    Ok(JobRow {
+                        index: job_index(row, 0)?,
+                        id: row.get(1)?,
+                        state: row
+                            .get::<_, Option<String>>(2)?
+                            .unwrap_or_else(|| "PENDING".to_owned()),
+                        reason: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                        attempts: row.get(4)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(|e| self.err("listing jobs", e))
+    }
+
+    /// The attempts of a run, in the order they started.
+    pub fn attempts(&self, run: i64) -> Result<Vec<AttemptRow>, StoreError> {
+        self.run(run)?;
+        self.conn
+            .prepare_cached(
+                "SELECT a.job, j.job_id, a.number, a.started_at, a.ended_at, a.exit_code,
+                        a.signal, a.outcome, a.reason, a.log_path, a.pgid
+                 FROM attempts a JOIN jobs j ON j.run = a.run AND j.idx = a.job
+                 WHERE a.run = ?1
+                 ORDER BY a.id",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![run], |row| {
+                    Ok(AttemptRow {
+                        job: job_index(row, 0)?,
+                        job_id: row.get(1)?,
+                        number: row.get(2)?,
+                        started_at_ms: row.get(3)?,
+                        ended_at_ms: row.get(4)?,
+                        exit_code: row.get(5)?,
+                        signal: row.get(6)?,
+                        outcome: row.get(7)?,
+                        reason: row.get(8)?,
+                        log_path: row.get(9)?,
+                        pgid: row.get(10)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(|e| self.err("listing attempts", e))
+    }
+
+    /// The audit trail of a run, in the order recorded.
+    pub fn transitions(&self, run: i64) -> Result<Vec<TransitionRow>, StoreError> {
+        self.run(run)?;
+        self.conn
+            .prepare_cached(
+                "SELECT t.id, t.job, j.job_id, t.from_state, t.to_state, t.at, t.reason, t.actor
+                 FROM transitions t JOIN jobs j ON j.run = t.run AND j.idx = t.job
+                 WHERE t.run = ?1
+                 ORDER BY t.id",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![run], |row| {
+                    Ok(TransitionRow {
+                        id: row.get(0)?,
+                        job: job_index(row, 1)?,
+                        job_id: row.get(2)?,
+                        from: row.get(3)?,
+                        to: row.get(4)?,
+                        at_ms: row.get(5)?,
+                        reason: row.get(6)?,
+                        actor: row.get(7)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(|e| self.err("listing transitions", e))
+    }
+}

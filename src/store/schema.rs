@@ -1,0 +1,134 @@
+//! The history schema, as an ordered list of migrations keyed on `PRAGMA user_version`.
+//!
+//! Invariants: a migration, once released, is never edited (a database written by that
+//! release must upgrade the same way); a new schema is a new entry at the end. All the
+//! pending migrations of one open run in one transaction, so a crash leaves the database
+//! at its old version, not half-way. A database whose version is newer than
+//! [`CURRENT`] is never written to.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Migration `n` (1-based) takes a database from `user_version` `n - 1` to `n`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: runs, their jobs, attempts and transitions.
+    //
+    // Times are milliseconds since the Unix epoch. No column is ever overwritten once set:
+    // the end columns of runs and attempts start NULL and are filled in once, and
+    // `runs.heartbeat_at` is liveness, not a fact. A job's current state is the `to_state`
+    // of its last transition, hence the (run, job, id) index.
+    "
+    CREATE TABLE runs (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        name          TEXT    NOT NULL,
+        file          TEXT    NOT NULL,
+        digest        TEXT    NOT NULL,
+        plan_json     TEXT    NOT NULL,
+        state         TEXT    NOT NULL DEFAULT 'RUNNING',
+        started_at    INTEGER NOT NULL,
+        ended_at      INTEGER,
+        exit_code     INTEGER,
+        host          TEXT    NOT NULL,
+        user          TEXT    NOT NULL,
+        pid           INTEGER NOT NULL,
+        exe_version   TEXT    NOT NULL,
+        resumed_from  INTEGER REFERENCES runs(id),
+        heartbeat_at  INTEGER
+    );
+    CREATE INDEX runs_by_name    ON runs(name, id);
+    CREATE INDEX runs_by_state   ON runs(state, id);
+    CREATE INDEX runs_by_started ON runs(started_at);
+
+    CREATE TABLE jobs (
+        run     INTEGER NOT NULL REFERENCES runs(id),
+        idx     INTEGER NOT NULL,
+        job_id  TEXT    NOT NULL,
+        PRIMARY KEY (run, idx),
+        UNIQUE (run, job_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE attempts (
+        id          INTEGER PRIMARY KEY,
+        run         INTEGER NOT NULL,
+        job         INTEGER NOT NULL,
+        number      INTEGER NOT NULL,
+        started_at  INTEGER NOT NULL,
+        ended_at    INTEGER,
+        exit_code   INTEGER,
+        signal      INTEGER,
+        outcome     TEXT,
+        reason      TEXT,
+        log_path    TEXT    NOT NULL,
+        pgid        INTEGER,
+        FOREIGN KEY (run, job) REFERENCES jobs(run, idx),
+        UNIQUE (run, job, number)
+    );
+
+    CREATE TABLE transitions (
+        id          INTEGER PRIMARY KEY,
+        run         INTEGER NOT NULL,
+        job         INTEGER NOT NULL,
+        from_state  TEXT    NOT NULL,
+        to_state    TEXT    NOT NULL,
+        at          INTEGER NOT NULL,
+        reason      TEXT    NOT NULL,
+        actor       TEXT    NOT NULL,
+        FOREIGN KEY (run, job) REFERENCES jobs(run, idx)
+    );
+    CREATE INDEX transitions_by_job ON transitions(run, job, id);
+    ",
+];
+
+/// The schema version this code writes.
+#[allow(clippy::cast_possible_wrap)] // a handful of migrations
+pub(crate) const CURRENT: i64 = MIGRATIONS.len() as i64;
+
+/// The oldest schema version this code's queries can read without upgrading it (what a
+/// read-only open accepts). Raise it when a migration changes a column the queries use.
+pub(crate) const READABLE_FROM: i64 = 1;
+
+/// The `user_version` of the open database.
+pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// What [`migrate`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Migrated {
+    /// The database is at the last version of `migrations`.
+    UpTo(i64),
+    /// The database is newer than `migrations` knows; nothing was written.
+    Newer(i64),
+}
+
+/// Brings the database up to the last of `migrations`, in one immediate transaction.
+///
+/// The version is read again inside the transaction: with several processes opening a
+/// new database at once, only the first one creates the tables.
+pub(crate) fn migrate(conn: &mut Connection, migrations: &[&str]) -> rusqlite::Result<Migrated> {
+    let target = i64::try_from(migrations.len()).expect("a handful of migrations");
+    // Reading first avoids taking the write lock on every open of an up-to-date database.
+    let found = version(conn)?;
+    if found > target {
+        return Ok(Migrated::Newer(found));
+    }
+    if found == target {
+        return Ok(Migrated::UpTo(target));
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found = version(&tx)?;
+    if found > target {
+        return Ok(Migrated::Newer(found));
+    }
+    for (n, sql) in migrations
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        tracing::info!(version = n + 1, "migrating the history database");
+        tx.execute_batch(sql)?;
+    }
+    // PRAGMA takes no bound parameters; `target` is our own integer, never user input.
+    tx.execute_batch(&format!("PRAGMA user_version = {target}"))?;
+    tx.commit()?;
+    Ok(Migrated::UpTo(target))
+}

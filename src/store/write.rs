@@ -1,0 +1,274 @@
+//! The statements that add facts: new runs, batches of records, a run's end, heartbeats
+//! and mark-success. Each public call is one transaction.
+//!
+//! Runs are created under `BEGIN IMMEDIATE` so that concurrent applies queue on the write
+//! lock (and the busy timeout) instead of failing to upgrade a read lock; AUTOINCREMENT
+//! then keeps ids unique and increasing, even across deleted-by-hand rows.
+
+use std::path::Path;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+
+use super::error::classify;
+use super::{ENGINE_ACTOR, NewRun, Record, Store, StoreError, index_sql};
+
+/// `SQLite`'s extended code for a failed foreign key: the run or the job index is unknown.
+const CONSTRAINT_FOREIGNKEY: i32 = 787;
+
+impl Store {
+    /// Records a new run and its jobs; returns its id.
+    pub fn create_run(&mut self, run: &NewRun) -> Result<i64, StoreError> {
+        let Store { conn, path } = self;
+        let tx = begin(conn, path, "starting a run")?;
+        let id = insert_run(&tx, run).map_err(|e| classify(path, "recording a new run", e))?;
+        tx.commit()
+            .map_err(|e| classify(path, "committing a new run", e))?;
+        Ok(id)
+    }
+
+    /// Records a batch of facts about `run` in one transaction.
+    pub fn record(&mut self, run: i64, batch: &[Record]) -> Result<(), StoreError> {
+        let Store { conn, path } = self;
+        let tx = begin(conn, path, "recording")?;
+        for record in batch {
+            match insert_record(&tx, run, record) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let &Record::AttemptEnded { job, number, .. } = record else {
+                        unreachable!("only an attempt's end can match no row")
+                    };
+                    return Err(StoreError::UnknownAttempt { run, job, number });
+                }
+                Err(e) if is_foreign_key(&e) => {
+                    let job = match record {
+                        Record::Transition { job, .. }
+                        | Record::AttemptStarted { job, .. }
+                        | Record::AttemptEnded { job, .. } => *job,
+                    };
+                    drop(tx);
+                    return Err(self.unknown(run, &job.to_string()));
+                }
+                Err(e) => return Err(classify(path, "recording", e)),
+            }
+        }
+        tx.commit()
+            .map_err(|e| classify(path, "committing records", e))
+    }
+
+    /// Records the end of `run`: its final state and exit code. Written once.
+    pub fn finish_run(
+        &mut self,
+        run: i64,
+        state: &str,
+        exit_code: i32,
+        ended_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE runs SET state = ?2, exit_code = ?3, ended_at = ?4
+                 WHERE id = ?1 AND ended_at IS NULL",
+            )
+            .and_then(|mut st| st.execute(params![run, state, exit_code, ended_at_ms]))
+            .map_err(|e| self.err("finishing a run", e))?;
+        if changed == 0 {
+            self.run(run)?;
+            return Err(StoreError::RunFinished { id: run });
+        }
+        Ok(())
+    }
+
+    /// Records that the owner of `run` is alive. Ignored once the run is finished.
+    pub fn heartbeat(&mut self, run: i64, at_ms: i64) -> Result<(), StoreError> {
+        let changed = self
+            .conn
+            .prepare_cached("UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1 AND ended_at IS NULL")
+            .and_then(|mut st| st.execute(params![run, at_ms]))
+            .map_err(|e| self.err("recording a heartbeat", e))?;
+        if changed == 0 {
+            // Unknown, or finished (a late heartbeat is harmless).
+            self.run(run)?;
+        }
+        Ok(())
+    }
+
+    /// Marks `job` of `run` successful by hand: a new transition from its current state
+    /// to SUCCESS, with `actor` and `reason`. Earlier attempts and transitions stay.
+    pub fn mark_success(
+        &mut self,
+        run: i64,
+        job: &str,
+        actor: &str,
+        reason: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let Store { conn, path } = self;
+        let tx = begin(conn, path, "marking a job successful")?;
+        let found = tx
+            .prepare_cached("SELECT idx FROM jobs WHERE run = ?1 AND job_id = ?2")
+            .and_then(|mut st| {
+                st.query_row(params![run, job], |row| row.get::<_, i64>(0))
+                    .map(Some)
+                    .or_else(|e| match e {
+                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                        e => Err(e),
+                    })
+            })
+            .map_err(|e| classify(path, "finding a job", e))?;
+        let Some(index) = found else {
+            drop(tx);
+            return Err(self.unknown(run, job));
+        };
+        let current: String = tx
+            .prepare_cached(
+                "SELECT COALESCE((SELECT to_state FROM transitions
+                                  WHERE run = ?1 AND job = ?2 ORDER BY id DESC LIMIT 1),
+                                 'PENDING')",
+            )
+            .and_then(|mut st| st.query_row(params![run, index], |row| row.get(0)))
+            .map_err(|e| classify(path, "reading a job's state", e))?;
+        insert_transition(&tx, run, index, &current, "SUCCESS", at_ms, reason, actor)
+            .map_err(|e| classify(path, "marking a job successful", e))?;
+        tx.commit()
+            .map_err(|e| classify(path, "committing mark-success", e))
+    }
+
+    /// The error for an unknown `job` of `run`: [`StoreError::UnknownRun`] if the run itself is unknown.
+    fn unknown(&self, run: i64, job: &str) -> StoreError {
+        match self.run(run) {
+            Ok(_) => StoreError::UnknownJob {
+                run,
+                job: job.to_owned(),
+            },
+            Err(e) => e,
+        }
+    }
+}
+
+/// Starts an immediate transaction: it takes the write lock now, waiting up to the busy
+/// timeout, so it cannot fail later with a deadlock between two readers that both want
+/// to write.
+fn begin<'c>(
+    conn: &'c mut Connection,
+    path: &Path,
+    context: &'static str,
+) -> Result<Transaction<'c>, StoreError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| classify(path, context, e))
+}
+
+/// [`insert_run`] in a caller's transaction, so the speed test can batch many runs.
+#[cfg(test)]
+pub(super) fn insert_run_for_bench(tx: &Transaction, run: &NewRun) -> rusqlite::Result<i64> {
+    insert_run(tx, run)
+}
+
+fn insert_run(tx: &Transaction, run: &NewRun) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO runs (name, file, digest, plan_json, started_at, host, user, pid,
+                           exe_version, resumed_from)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        run.name,
+        run.file,
+        run.digest,
+        run.plan_json,
+        run.started_at_ms,
+        run.host,
+        run.user,
+        run.pid,
+        run.exe_version,
+        run.resumed_from,
+    ])?;
+    let id = tx.last_insert_rowid();
+    let mut job = tx.prepare_cached("INSERT INTO jobs (run, idx, job_id) VALUES (?1, ?2, ?3)")?;
+    for (index, job_id) in run.jobs.iter().enumerate() {
+        job.execute(params![id, index_sql(index), job_id])?;
+    }
+    Ok(id)
+}
+
+/// Inserts one record; `Ok(false)` when an attempt's end matched no open attempt.
+fn insert_record(tx: &Transaction, run: i64, record: &Record) -> rusqlite::Result<bool> {
+    match *record {
+        Record::Transition {
+            job,
+            from,
+            to,
+            at_ms,
+            reason,
+        } => insert_transition(
+            tx,
+            run,
+            index_sql(job),
+            from,
+            to,
+            at_ms,
+            reason,
+            ENGINE_ACTOR,
+        )
+        .map(|()| true),
+        Record::AttemptStarted {
+            job,
+            number,
+            at_ms,
+            log_path,
+            pgid,
+        } => tx
+            .prepare_cached(
+                "INSERT INTO attempts (run, job, number, started_at, log_path, pgid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![run, index_sql(job), number, at_ms, log_path, pgid])
+            .map(|_| true),
+        Record::AttemptEnded {
+            job,
+            number,
+            at_ms,
+            exit_code,
+            signal,
+            outcome,
+            reason,
+        } => tx
+            .prepare_cached(
+                "UPDATE attempts
+                 SET ended_at = ?4, exit_code = ?5, signal = ?6, outcome = ?7, reason = ?8
+                 WHERE run = ?1 AND job = ?2 AND number = ?3 AND ended_at IS NULL",
+            )?
+            .execute(params![
+                run,
+                index_sql(job),
+                number,
+                at_ms,
+                exit_code,
+                signal,
+                outcome,
+                reason
+            ])
+            .map(|changed| changed == 1),
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // one per column of the audit trail
+fn insert_transition(
+    tx: &Transaction,
+    run: i64,
+    job: i64,
+    from: &str,
+    to: &str,
+    at_ms: i64,
+    reason: &str,
+    actor: &str,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO transitions (run, job, from_state, to_state, at, reason, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![run, job, from, to, at_ms, reason, actor])?;
+    Ok(())
+}
+
+fn is_foreign_key(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == CONSTRAINT_FOREIGNKEY)
+}
