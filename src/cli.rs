@@ -19,6 +19,9 @@ pub struct Cli {
 /// Flags accepted before or after the subcommand.
 #[derive(Debug, Args)]
 pub struct Global {
+    /// The run history database. Default: `.exe/history.db` in the current folder.
+    #[arg(long, global = true, env = "EXE_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
     /// When to use colour: auto (a terminal, and `NO_COLOR` unset), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -68,6 +71,87 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run a pipeline: jobs in parallel as their needs finish, with retries, timeouts and checks.
     Apply(ApplyArgs),
+    /// List recorded runs, newest first.
+    Runs(RunsArgs),
+    /// Show one run: its jobs, states, attempts, times, exit codes and logs.
+    Show(ShowArgs),
+    /// Print a job's log from a run.
+    Logs(LogsArgs),
+    /// Record jobs of a run as successful (audited), so a resume passes them.
+    MarkSuccess(MarkSuccessArgs),
+}
+
+/// `exe runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only runs of this pipeline name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only runs in this state (RUNNING, SUCCESS, FAILED, CANCELLED).
+    #[arg(long, value_name = "STATE")]
+    pub status: Option<String>,
+    /// Only runs started at or after this time (`2026-11-26`, `2026-11-26T08:00`, or `2h` ago).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only runs started before this time (same forms as --since).
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// At most this many runs.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+}
+
+/// `--format` of the history commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// A table for people.
+    Text,
+    /// JSON for scripts.
+    Json,
+}
+
+/// `exe show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The run id.
+    pub run: i64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+}
+
+/// `exe logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The run id.
+    pub run: i64,
+    /// The job id.
+    pub job: String,
+    /// Which attempt (default: the last).
+    #[arg(long, value_name = "N")]
+    pub attempt: Option<u32>,
+    /// Keep printing as the log grows, until the attempt ends.
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+/// `exe mark-success`.
+#[derive(Debug, Args)]
+pub struct MarkSuccessArgs {
+    /// The run id.
+    pub run: i64,
+    /// The jobs to record as successful.
+    #[arg(required = true)]
+    pub jobs: Vec<String>,
+    /// Why (kept in the audit trail).
+    #[arg(long, required = true)]
+    pub reason: String,
+    /// Do not ask for confirmation.
+    #[arg(long, short)]
+    pub yes: bool,
 }
 
 /// What selects and shapes a run; shared by `plan` and `apply`.
@@ -130,6 +214,7 @@ pub enum PlanFormat {
 
 /// `exe apply`.
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // each is a command-line switch
 pub struct ApplyArgs {
     /// The pipeline and what selects the run.
     #[command(flatten)]
@@ -146,6 +231,28 @@ pub struct ApplyArgs {
     /// How job output is shown: prefixed lines as they come, each job's output when it ends, or none.
     #[arg(long, value_enum, default_value_t = OutputMode::Prefixed)]
     pub output: OutputMode,
+    /// Continue this recorded run: jobs that succeeded (or were marked successful) are not run again.
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<i64>,
+    /// With --resume: rerun only the jobs that failed or timed out.
+    #[arg(long, requires = "resume")]
+    pub failed_only: bool,
+    /// With --resume: run even though the pipeline changed since that run.
+    #[arg(long, requires = "resume")]
+    pub allow_changes: bool,
+    /// `full` makes the history fsync every commit; `normal` survives a crash of exe, and a
+    /// power loss may lose the last few transitions.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Normal)]
+    pub durability: DurabilityArg,
+}
+
+/// `exe apply --durability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// WAL with synchronous=NORMAL.
+    Normal,
+    /// fsync every commit.
+    Full,
 }
 
 /// `exe apply --output`.

@@ -1,24 +1,32 @@
 //! One function per subcommand, wiring the parts together.
 
 mod apply;
+mod history;
 mod init;
 mod lint;
 mod migrate;
 mod plan;
 
 use std::io::Write as _;
+use std::path::PathBuf;
 
 use crate::cli::{Cli, Command, PlanArgs, PlanFormat, RunArgs};
 use crate::diagnostic::Diagnostic;
 use crate::error::Error;
 use crate::load::{self, Document, LoadOptions};
 use crate::model::Pipeline;
+use crate::secrets::Masker;
 use crate::validate::{self, Options};
 
 pub use lint::Output;
 
 /// Runs a parsed command line; returns the exit code of a command that finished.
 pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
+    let db = cli
+        .global
+        .db
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".exe/history.db"));
     match cli.command {
         Command::Lint(args) => lint::run(&args, out),
         Command::Schema => {
@@ -39,7 +47,11 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
             },
             out,
         ),
-        Command::Apply(args) => apply::run(&args, out),
+        Command::Apply(args) => apply::run(&args, out, &db),
+        Command::Runs(args) => history::runs(&args, out, &db),
+        Command::Show(args) => history::show(&args, &db),
+        Command::Logs(args) => history::logs(&args, &db),
+        Command::MarkSuccess(args) => history::mark_success(&args, &db),
         Command::Plan(args) => plan::run(&args, out),
     }
 }
@@ -86,4 +98,16 @@ fn load_pipeline(run: &RunArgs, process_env: &[(String, String)]) -> Result<Load
         }),
         None => Err(Error::Config(warnings)),
     }
+}
+
+/// Masks every secret a job could see, or a command could have been rendered from.
+fn masker(pipeline: &Pipeline, process_env: &[(String, String)]) -> Masker {
+    Masker::new(
+        process_env
+            .iter()
+            .chain(&pipeline.env)
+            .chain(pipeline.jobs.iter().flat_map(|j| &j.env))
+            .chain(&pipeline.env_overrides)
+            .map(|(k, v)| (k, v)),
+    )
 }

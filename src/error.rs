@@ -34,6 +34,12 @@ pub enum Error {
     /// Standard input or output failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The run history could not be read or written.
+    #[error("{0}")]
+    History(#[from] crate::store::StoreError),
+    /// A run could not go on (signal handling, history written mid-run).
+    #[error("{0}")]
+    Run(String),
 }
 
 impl Error {
@@ -41,7 +47,12 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Usage { .. } => EXIT_INVALID,
-            Error::Write { .. } | Error::Io(_) => EXIT_FAILED,
+            // Naming a run or job that is not in the history is a command-line mistake.
+            Error::History(
+                crate::store::StoreError::UnknownRun { .. }
+                | crate::store::StoreError::UnknownJob { .. },
+            ) => EXIT_INVALID,
+            Error::Write { .. } | Error::Io(_) | Error::History(_) | Error::Run(_) => EXIT_FAILED,
         }
     }
 }

@@ -13,8 +13,10 @@ pub mod model;
 pub mod plan;
 pub mod process;
 pub mod progress;
+pub mod recovery;
 pub mod render;
 pub mod resources;
+pub mod resume;
 pub mod runner;
 pub mod scheduler;
 pub mod secrets;
@@ -77,6 +79,11 @@ fn report(e: &Error, color: bool) {
         Error::Usage { message, help } => {
             let mut d = Diagnostic::error("exe::cli::usage", message.clone());
             d.help.clone_from(help);
+            render_human(&[d], color)
+        }
+        Error::History(e) => {
+            let mut d = Diagnostic::error("exe::history", e.to_string());
+            d.help = e.help();
             render_human(&[d], color)
         }
         other => render_human(&[Diagnostic::error("exe::io", other.to_string())], color),

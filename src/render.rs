@@ -110,3 +110,186 @@ pub fn summary(pipeline: &Pipeline, report: &Report, run_id: i64) -> String {
     );
     out
 }
+
+/// Days since 1970-01-01 of a (proleptic Gregorian) date.
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `2026-11-26 08:03:12` (UTC) for milliseconds since the Unix epoch.
+pub fn timestamp(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Inverse of days_from_civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn millis(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let all = std::iter::once(header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>())
+        .chain(rows.iter().cloned());
+    for row in all {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
+}
+
+/// `exe runs`: newest first.
+pub fn runs_table(rows: &[crate::store::RunRow], now_ms: i64) -> String {
+    if rows.is_empty() {
+        return "No runs match.\n".to_owned();
+    }
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let took = duration(millis(r.ended_at_ms.unwrap_or(now_ms) - r.started_at_ms));
+            vec![
+                r.id.to_string(),
+                r.name.clone(),
+                r.state.clone(),
+                timestamp(r.started_at_ms),
+                if r.ended_at_ms.is_some() {
+                    took
+                } else {
+                    format!("{took}+")
+                },
+                r.exit_code
+                    .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                r.resumed_from
+                    .map_or_else(String::new, |p| format!("resumes {p}")),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "RUN",
+            "PIPELINE",
+            "STATE",
+            "STARTED (UTC)",
+            "DURATION",
+            "EXIT",
+            "",
+        ],
+        &body,
+    )
+}
+
+/// `exe show`: the run, its jobs, and every attempt with its log.
+pub fn run_detail(
+    run: &crate::store::RunRow,
+    jobs: &[crate::store::JobRow],
+    attempts: &[crate::store::AttemptRow],
+    now_ms: i64,
+) -> String {
+    let mut out = String::new();
+    let took = duration(millis(
+        run.ended_at_ms.unwrap_or(now_ms) - run.started_at_ms,
+    ));
+    let _ = writeln!(out, "Run {}: {} {}", run.id, run.name, run.state);
+    let _ = writeln!(out, "  file:     {}", run.file);
+    let _ = writeln!(
+        out,
+        "  started:  {} UTC by {}@{} (pid {})",
+        timestamp(run.started_at_ms),
+        run.user,
+        run.host,
+        run.pid
+    );
+    let _ = writeln!(
+        out,
+        "  duration: {took}{}",
+        if run.ended_at_ms.is_some() {
+            ""
+        } else {
+            " (not finished)"
+        }
+    );
+    if let Some(code) = run.exit_code {
+        let _ = writeln!(out, "  exit:     {code}");
+    }
+    if let Some(previous) = run.resumed_from {
+        let _ = writeln!(out, "  resumes:  run {previous}");
+    }
+    out.push('\n');
+    let body: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            let last = attempts.iter().rev().find(|a| a.job == j.index);
+            let exit = match last {
+                Some(a) => match (a.exit_code, a.signal) {
+                    (Some(c), _) => c.to_string(),
+                    (None, Some(s)) => format!("signal {s}"),
+                    _ => "-".to_owned(),
+                },
+                None => "-".to_owned(),
+            };
+            let took = last.map_or_else(
+                || "-".to_owned(),
+                |a| duration(millis(a.ended_at_ms.unwrap_or(now_ms) - a.started_at_ms)),
+            );
+            vec![
+                j.id.clone(),
+                j.state.clone(),
+                j.attempts.to_string(),
+                took,
+                exit,
+                j.reason.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["JOB", "STATE", "ATTEMPTS", "DURATION", "EXIT", "REASON"],
+        &body,
+    ));
+    if !attempts.is_empty() {
+        out.push_str("\nAttempts:\n");
+        for a in attempts {
+            let outcome = a.outcome.as_deref().unwrap_or("RUNNING");
+            let _ = writeln!(
+                out,
+                "  {} #{} {} {}  {}",
+                a.job_id,
+                a.number,
+                timestamp(a.started_at_ms),
+                outcome,
+                a.log_path
+            );
+        }
+    }
+    out
+}

@@ -29,6 +29,7 @@ use crate::progress::Progress;
 use crate::scheduler::{Config, Outcome, Scheduler};
 use crate::selection::Disposition;
 use crate::state::{JobState, RunState, Transition};
+use crate::store::{Record, Store, StoreError};
 
 /// One attempt for a worker to run.
 struct Work<'a> {
@@ -111,8 +112,10 @@ pub struct Report {
 /// Settings of one run.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The run's id (in log paths and `{{ run.id }}`).
+    /// The run's id in the history (in log paths and `{{ run.id }}`).
     pub run_id: i64,
+    /// When the run started, in milliseconds since the Unix epoch (times are recorded so).
+    pub started_at_ms: i64,
     /// Parallelism, failure policy, capacity.
     pub config: Config,
 }
@@ -124,13 +127,15 @@ pub fn run<F>(
     dispositions: &[Disposition],
     options: &Options,
     progress: &Progress,
+    store: &mut Store,
     execute: F,
-) -> std::io::Result<Report>
+) -> Result<Report, RunError>
 where
     F: Fn(&Attempt<'_>, &dyn Fn(i32)) -> Ended + Sync,
 {
     let (tx, rx) = mpsc::channel();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(RunError::Signals)?;
     let signal_handle = signals.handle();
     let signal_tx = tx.clone();
     let signal_thread = std::thread::spawn(move || {
@@ -152,6 +157,11 @@ where
         cancelling: false,
         signals: 0,
         rng: seed(),
+        store,
+        pending: Vec::new(),
+        to_show: Vec::new(),
+        history_error: None,
+        next_heartbeat: Instant::now() + HEARTBEAT,
     };
     // Workers are started as concurrency needs them and then reused: one per attempt
     // would cost a thread (and its stack) per job, as much as a short job itself.
@@ -161,11 +171,14 @@ where
     std::thread::scope(|scope| {
         let start = runner.scheduler.start(runner.now());
         runner.record_all(&start);
+        runner.flush();
         loop {
             if !runner.cancelling {
                 while let Some((job, transition)) = runner.scheduler.next(runner.now()) {
                     runner.record(&transition);
                     let work = runner.launch(job);
+                    // Persist first: the RUNNING transition is committed before the job starts.
+                    runner.flush();
                     if idle_workers == 0 {
                         let (work_rx, tx, execute) = (&work_rx, tx.clone(), &execute);
                         scope.spawn(move || worker(work_rx, &tx, execute));
@@ -199,11 +212,16 @@ where
                 None => {}
             }
             runner.enforce_deadlines();
+            runner.flush();
         }
         drop(work_tx);
     });
     signal_handle.close();
     let _ = signal_thread.join();
+    runner.flush();
+    if let Some(error) = runner.history_error.take() {
+        return Err(RunError::History(error));
+    }
     let states = (0..pipeline.jobs.len())
         .map(|j| runner.scheduler.state(j))
         .collect();
@@ -228,6 +246,48 @@ struct Runner<'a> {
     cancelling: bool,
     signals: u32,
     rng: u64,
+    store: &'a mut Store,
+    /// Facts not yet committed; committed (in one transaction) before they are acted on.
+    pending: Vec<Pending>,
+    /// Transitions to show once committed.
+    to_show: Vec<Transition>,
+    /// Set when the history could not be written: the run stops.
+    history_error: Option<StoreError>,
+    next_heartbeat: Instant,
+}
+
+/// A fact waiting for the next commit.
+enum Pending {
+    Transition(Transition),
+    Started {
+        job: usize,
+        number: u32,
+        at: Duration,
+        log: String,
+        pgid: Option<i32>,
+    },
+    Ended {
+        job: usize,
+        number: u32,
+        at: Duration,
+        exit: Option<Exit>,
+        outcome: &'static str,
+        reason: String,
+    },
+}
+
+/// How often a running exe says it is alive, so a later exe can tell a dead run from a live one.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Why a run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Signal handlers could not be installed.
+    #[error("cannot handle signals: {0}")]
+    Signals(std::io::Error),
+    /// The history could not be written; the run was stopped so nothing runs unrecorded.
+    #[error("the run was stopped because its history could not be written: {0}")]
+    History(StoreError),
 }
 
 impl<'a> Runner<'a> {
@@ -235,12 +295,111 @@ impl<'a> Runner<'a> {
         self.t0.elapsed()
     }
 
-    /// The one place a state change is made visible: shown now, stored too once history exists.
+    /// The one place a state change goes: queued for the next commit, shown once committed.
     fn record(&mut self, transition: &Transition) {
         if !transition.reason.is_empty() {
             self.reasons[transition.job].clone_from(&transition.reason);
         }
-        self.progress.transition(transition);
+        self.pending.push(Pending::Transition(transition.clone()));
+        self.to_show.push(transition.clone());
+    }
+
+    fn at_ms(&self, at: Duration) -> i64 {
+        self.options.started_at_ms + i64::try_from(at.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Commits what is pending in one transaction, then shows it. If the history cannot be
+    /// written, the run stops: nothing may run that is not recorded.
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            let records: Vec<Record<'_>> = pending.iter().map(|p| self.to_record(p)).collect();
+            let result = self.store.record(self.options.run_id, &records);
+            drop(records);
+            if let Err(e) = result {
+                self.stop_for_history(e);
+            }
+        }
+        for t in std::mem::take(&mut self.to_show) {
+            self.progress.transition(&t);
+        }
+    }
+
+    fn to_record<'p>(&self, pending: &'p Pending) -> Record<'p> {
+        match pending {
+            Pending::Transition(t) => Record::Transition {
+                job: t.job,
+                from: t.from.as_str(),
+                to: t.to.as_str(),
+                at_ms: self.at_ms(t.at),
+                reason: &t.reason,
+            },
+            Pending::Started {
+                job,
+                number,
+                at,
+                log,
+                pgid,
+            } => Record::AttemptStarted {
+                job: *job,
+                number: *number,
+                at_ms: self.at_ms(*at),
+                log_path: log,
+                pgid: *pgid,
+            },
+            Pending::Ended {
+                job,
+                number,
+                at,
+                exit,
+                outcome,
+                reason,
+            } => Record::AttemptEnded {
+                job: *job,
+                number: *number,
+                at_ms: self.at_ms(*at),
+                exit_code: match exit {
+                    Some(Exit::Code(c)) => Some(*c),
+                    _ => None,
+                },
+                signal: match exit {
+                    Some(Exit::Signal(s)) => Some(*s),
+                    _ => None,
+                },
+                outcome,
+                reason,
+            },
+        }
+    }
+
+    /// The history failed: stop starting jobs and stop the running ones, as on Ctrl-C.
+    fn stop_for_history(&mut self, error: StoreError) {
+        if self.history_error.is_some() {
+            return;
+        }
+        self.progress.note(&format!(
+            "cannot write the run history: {error}; stopping the run"
+        ));
+        self.history_error = Some(error);
+        if !self.cancelling {
+            self.cancelling = true;
+            let now = self.now();
+            let _ = self
+                .scheduler
+                .cancel(now, "the run history could not be written");
+        }
+        for (job, live) in &mut self.live {
+            if live.stop.is_none() {
+                let kill_at = Some(Instant::now() + self.pipeline.jobs[*job].timeout_grace);
+                live.stop = Some(Stop {
+                    reason: KillReason::Cancel,
+                    kill_at,
+                });
+                if let Some(pgid) = live.pgid {
+                    let _ = process::kill_group(pgid, SIGTERM);
+                }
+            }
+        }
     }
 
     fn record_all(&mut self, transitions: &[Transition]) {
@@ -298,9 +457,24 @@ impl<'a> Runner<'a> {
     }
 
     fn started(&mut self, job: usize, pgid: i32) {
+        let now = self.now();
+        let Some(attempt) = self.live.get(&job).map(|l| l.attempt) else {
+            return;
+        };
+        let log = self.log_path(job, attempt).display().to_string();
         let Some(live) = self.live.get_mut(&job) else {
             return;
         };
+        if live.pgid.is_none() {
+            // The attempt's first process: recorded with its group, for crash recovery.
+            self.pending.push(Pending::Started {
+                job,
+                number: attempt,
+                at: now,
+                log,
+                pgid: Some(pgid),
+            });
+        }
         live.pgid = Some(pgid);
         // A process started after a kill was decided (a check, then the command) is stopped too.
         if let Some(stop) = live.stop {
@@ -355,6 +529,33 @@ impl<'a> Runner<'a> {
             ),
         };
         let log = self.log_path(job, live.attempt);
+        if live.pgid.is_none() {
+            // It never started a process (a pre-check failed first): the attempt is still a fact.
+            let log = log.display().to_string();
+            self.pending.push(Pending::Started {
+                job,
+                number: live.attempt,
+                at: live.started,
+                log,
+                pgid: None,
+            });
+        }
+        let (state, reason) = match &outcome {
+            Outcome::Success => ("SUCCESS", String::new()),
+            Outcome::Failed { reason, .. } | Outcome::PreCheckFailed { reason } => {
+                ("FAILED", reason.clone())
+            }
+            Outcome::TimedOut => ("TIMEOUT", "timed out".to_owned()),
+            Outcome::Cancelled => ("CANCELLED", String::new()),
+        };
+        self.pending.push(Pending::Ended {
+            job,
+            number: live.attempt,
+            at: now,
+            exit,
+            outcome: state,
+            reason,
+        });
         self.progress.attempt_ended(job);
         let sample = self.random();
         let transitions = self.scheduler.finish(job, outcome.clone(), now, sample);
@@ -403,12 +604,19 @@ impl<'a> Runner<'a> {
             None => l.deadline,
         });
         let wakeup = self.scheduler.next_wakeup().map(|at| self.t0 + at);
-        live.chain(wakeup).min()
+        live.chain(wakeup).chain(Some(self.next_heartbeat)).min()
     }
 
     /// Starts the stop of attempts past their timeout; KILLs those past their grace.
     fn enforce_deadlines(&mut self) {
         let now = Instant::now();
+        if now >= self.next_heartbeat {
+            self.next_heartbeat = now + HEARTBEAT;
+            let at = self.at_ms(self.now());
+            if let Err(e) = self.store.heartbeat(self.options.run_id, at) {
+                self.stop_for_history(e);
+            }
+        }
         for (job, live) in &mut self.live {
             match live.stop {
                 None if live.deadline.is_some_and(|d| d <= now) => {

@@ -26,15 +26,36 @@ pub enum SkipReason {
     When,
     /// `--only` named other jobs.
     NotSelected,
+    /// `--resume`: it succeeded (or was marked successful) in that run, or one it resumed.
+    Succeeded {
+        /// The run it succeeded in.
+        run: i64,
+    },
+    /// `--resume --failed-only`: it did not fail in that run; a plain `--resume` runs it.
+    NotFailed {
+        /// The resumed run.
+        run: i64,
+    },
 }
+
+/// How a job carried over as done is recorded; `resume.rs` reads it back, so a run that
+/// resumes a resumed run still knows which jobs are done.
+pub const SUCCEEDED_IN: &str = "already succeeded in run ";
+/// How a job left for a plain `--resume` by `--failed-only` is recorded (read back likewise).
+pub const LEFT_BY_FAILED_ONLY: &str = "did not fail in run ";
 
 impl std::fmt::Display for SkipReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SkipReason::Flag => "skipped by --skip",
-            SkipReason::When => "`when` is false",
-            SkipReason::NotSelected => "not selected by --only",
-        })
+        match self {
+            SkipReason::Flag => f.write_str("skipped by --skip"),
+            SkipReason::When => f.write_str("`when` is false"),
+            SkipReason::NotSelected => f.write_str("not selected by --only"),
+            SkipReason::Succeeded { run } => write!(f, "{SUCCEEDED_IN}{run}"),
+            SkipReason::NotFailed { run } => write!(
+                f,
+                "did not fail in run {run} (--failed-only); a plain --resume runs it"
+            ),
+        }
     }
 }
 

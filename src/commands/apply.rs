@@ -1,34 +1,92 @@
-//! `exe apply`: load, validate, select, then run the pipeline and say how it went.
+//! `exe apply`: load, validate, select (or resume), record, run, and say how it went.
+
+use std::path::Path;
 
 use crate::attempt;
-use crate::cli::{ApplyArgs, split_ids};
+use crate::cli::{ApplyArgs, DurabilityArg, split_ids};
 use crate::diagnostic::{Diagnostic, render_human};
 use crate::error::{EXIT_FAILED, Error};
 use crate::model::{Pipeline, Resources};
+use crate::plan::{Plan, View, json};
 use crate::progress::{Progress, Style};
+use crate::recovery;
 use crate::render;
 use crate::resources;
+use crate::resume;
 use crate::runner::{self, Options};
 use crate::scheduler::Config;
-use crate::selection;
+use crate::selection::{self, Disposition};
 use crate::state::RunState;
+use crate::store::{Access, Durability, NewRun, Store};
 
 /// Exit code of a run stopped by Ctrl-C or SIGTERM.
 pub const EXIT_INTERRUPTED: i32 = 130;
 
-pub(super) fn run(args: &ApplyArgs, out: super::Output) -> Result<i32, Error> {
+pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
+    let process_env: Vec<(String, String)> = std::env::vars().collect();
     let super::Loaded {
         pipeline, warnings, ..
-    } = super::load_pipeline(&args.run, &std::env::vars().collect::<Vec<_>>())?;
+    } = super::load_pipeline(&args.run, &process_env)?;
     if !out.quiet && !warnings.is_empty() {
         eprint!("{}", render_human(&warnings, out.color_err));
     }
-    let dispositions = selection::select(
+    let mut dispositions = selection::select(
         &pipeline,
         &split_ids(&args.run.skip),
         &split_ids(&args.run.only),
     )
     .map_err(Error::Config)?;
+    let durability = match args.durability {
+        DurabilityArg::Normal => Durability::Normal,
+        DurabilityArg::Full => Durability::Full,
+    };
+    let mut store = Store::open(db, Access::ReadWrite, durability)?;
+    close_orphans(&mut store, out.quiet)?;
+    let masker = super::masker(&pipeline, &process_env);
+    let plan_json = |dispositions: &[Disposition]| {
+        let plan = Plan::new(&pipeline, dispositions, pipeline.max_parallel);
+        json::render(
+            &plan,
+            &View {
+                masker: &masker,
+                show_env: false,
+                explanations: &[],
+                color: false,
+            },
+        )
+    };
+    // The digest is of the pipeline itself (every job as "run"), so a resume that skips
+    // finished jobs does not look like a change.
+    let definition = plan_json(&vec![Disposition::Run; pipeline.jobs.len()]);
+    let digest = resume::digest(&definition);
+    if let Some(previous) = args.resume {
+        let before = store.run(previous)?;
+        let before_jobs = store.jobs(previous)?;
+        if resume::nothing_to_do(&before.state, &before_jobs) {
+            eprintln!("run {previous} succeeded: nothing to do");
+            return Ok(0);
+        }
+        if before.digest != digest && !args.allow_changes {
+            let changes = resume::changes(&store.plan_json(previous)?, &definition);
+            let listed = if changes.is_empty() {
+                "its settings changed".to_owned()
+            } else {
+                changes.join("\n  ")
+            };
+            return Err(Error::Usage {
+                message: format!("the pipeline changed since run {previous}:\n  {listed}"),
+                help: Some("pass --allow-changes to resume it anyway".to_owned()),
+            });
+        }
+        let ids: Vec<&str> = pipeline.jobs.iter().map(|j| j.id.0.as_str()).collect();
+        dispositions = resume::dispositions(
+            &ids,
+            dispositions,
+            &store.jobs(previous)?,
+            previous,
+            args.failed_only,
+        );
+    }
     // Reading the machine costs a few milliseconds: only when a job asks for resources.
     let asks = pipeline
         .jobs
@@ -47,10 +105,26 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output) -> Result<i32, Error> {
         continue_on_error: args.continue_on_error || pipeline.continue_on_error,
         capacity,
     };
+    let ids: Vec<String> = pipeline.jobs.iter().map(|j| j.id.0.clone()).collect();
+    let started_at_ms = now_ms();
+    let file = pipeline.file.display().to_string();
+    let run_id = store.create_run(&NewRun {
+        name: &pipeline.name,
+        file: &file,
+        digest: &digest,
+        plan_json: &plan_json(&dispositions),
+        host: &hostname(),
+        user: &std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_default(),
+        pid: std::process::id(),
+        exe_version: env!("CARGO_PKG_VERSION"),
+        resumed_from: args.resume,
+        started_at_ms,
+        jobs: &ids,
+    })?;
     // Orphaned grandchildren of jobs come back to exe, so their group can be reaped at once.
     let _ = crate::process::become_subreaper();
-    let run_id = new_run_id();
-    let ids = pipeline.jobs.iter().map(|j| j.id.0.clone()).collect();
     let progress = Progress::start(
         ids,
         Style {
@@ -59,23 +133,57 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output) -> Result<i32, Error> {
             color: out.color_err,
         },
     );
+    let options = Options {
+        run_id,
+        started_at_ms,
+        config,
+    };
     let report = runner::run(
         &pipeline,
         &dispositions,
-        &Options { run_id, config },
+        &options,
         &progress,
+        &mut store,
         attempt::run,
     );
     progress.finish();
-    let report = report?;
-    if !out.quiet || report.run_state != RunState::Success {
-        eprint!("\n{}", render::summary(&pipeline, &report, run_id));
-    }
-    Ok(match report.run_state {
+    let report = report.map_err(|e| Error::Run(e.to_string()))?;
+    let code = match report.run_state {
         RunState::Success => 0,
         RunState::Cancelled => EXIT_INTERRUPTED,
         RunState::Failed | RunState::Running => EXIT_FAILED,
-    })
+    };
+    store.finish_run(run_id, report.run_state.as_str(), code, now_ms())?;
+    if !out.quiet || report.run_state != RunState::Success {
+        eprint!("\n{}", render::summary(&pipeline, &report, run_id));
+        if report.run_state != RunState::Success {
+            eprintln!(
+                "Resume with: exe apply {} --resume {run_id}",
+                shell_word(&file)
+            );
+        }
+    }
+    Ok(code)
+}
+
+/// Closes runs left RUNNING by an exe that died, and says so (with any process group of
+/// theirs still alive, and how to end it).
+pub(super) fn close_orphans(store: &mut Store, quiet: bool) -> Result<(), Error> {
+    let (closed, leftovers) = recovery::close_orphans(store, &hostname(), now_ms())?;
+    if !quiet {
+        for run in closed {
+            eprintln!(
+                "run {run} was left RUNNING by an exe that died; it is now CANCELLED (resume it with --resume {run})"
+            );
+        }
+    }
+    for l in leftovers {
+        eprintln!(
+            "process group {} of job `{}` (run {}) is still running; end it with: kill -- -{}",
+            l.pgid, l.job, l.run, l.pgid
+        );
+    }
+    Ok(())
 }
 
 /// A job that asks for more than the machine has would wait forever: refuse to start.
@@ -110,10 +218,28 @@ fn check_fits(pipeline: &Pipeline, capacity: Resources) -> Result<(), Error> {
     }
 }
 
-/// A run's id until the history numbers runs: its start time in milliseconds.
-fn new_run_id() -> i64 {
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+pub(super) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The path as one shell word, quoted only when it needs to be.
+fn shell_word(text: &str) -> String {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@".contains(&b))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }

@@ -7,7 +7,6 @@ use crate::diagnostic::{Diagnostic, render_human};
 use crate::error::{EXIT_FAILED, Error};
 use crate::plan::explain::{self, Explainer};
 use crate::plan::{Plan, View, graph_formats, json, text};
-use crate::secrets::Masker;
 use crate::selection;
 
 /// `--detailed-exitcode`: something would run (Terraform's "changes present").
@@ -43,14 +42,7 @@ fn plan(args: &PlanArgs, out: super::Output) -> Result<i32, Error> {
     let dispositions = selection::select(&pipeline, &split_ids(&run.skip), &split_ids(&run.only))
         .map_err(Error::Config)?;
     // Every secret a job could see, or a command could have been rendered from.
-    let masker = Masker::new(
-        process_env
-            .iter()
-            .chain(&pipeline.env)
-            .chain(pipeline.jobs.iter().flat_map(|j| &j.env))
-            .chain(&pipeline.env_overrides)
-            .map(|(k, v)| (k, v)),
-    );
+    let masker = super::masker(&pipeline, &process_env);
     let mut explanations = Vec::new();
     if !args.explain.is_empty() {
         // Built only when asked: it copies the whole document, which a 100,000-job plan

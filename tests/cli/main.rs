@@ -5,6 +5,7 @@ mod bad_input;
 mod diagnostics;
 mod examples;
 mod harness;
+mod history;
 mod layering;
 mod loader_props;
 mod migrate;

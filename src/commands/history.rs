@@ -1,0 +1,244 @@
+//! `exe runs`, `exe show`, `exe logs` and `exe mark-success`: reading (and auditing) the history.
+
+use std::io::{IsTerminal as _, Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cli::{ListFormat, LogsArgs, MarkSuccessArgs, RunsArgs, ShowArgs};
+use crate::error::Error;
+use crate::render;
+use crate::spec::parse_duration;
+use crate::store::{Access, Durability, RunFilter, Store};
+
+fn open_read(db: &Path) -> Result<Option<Store>, Error> {
+    if !db.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Store::open(db, Access::ReadOnly, Durability::Normal)?))
+}
+
+fn no_history(db: &Path) -> Error {
+    Error::Usage {
+        message: format!("there is no run history at {}", db.display()),
+        help: Some("runs are recorded by `exe apply` in .exe/history.db of the folder it runs in; --db or EXE_DB picks another".to_owned()),
+    }
+}
+
+pub(super) fn runs(args: &RunsArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
+    let Some(store) = open_read(db)? else {
+        if args.format == ListFormat::Json {
+            println!("[]");
+        } else if !out.quiet {
+            eprintln!("No runs recorded yet ({} does not exist).", db.display());
+        }
+        return Ok(0);
+    };
+    let now = super::apply::now_ms();
+    let when = |text: &Option<String>, flag: &str| -> Result<Option<i64>, Error> {
+        text.as_deref()
+            .map(|t| {
+                parse_when(t, now).ok_or_else(|| Error::Usage {
+                    message: format!("`{flag} {t}`: not a time"),
+                    help: Some("write a date (`2026-11-26`), a date and time (`2026-11-26T08:00`, UTC), or an age (`2h`)".to_owned()),
+                })
+            })
+            .transpose()
+    };
+    let filter = RunFilter {
+        name: args.name.clone(),
+        state: args.status.as_ref().map(|s| s.to_ascii_uppercase()),
+        since_ms: when(&args.since, "--since")?,
+        until_ms: when(&args.until, "--until")?,
+        limit: args.limit,
+    };
+    let rows = store.runs(&filter)?;
+    let text = match args.format {
+        ListFormat::Json => serde_json::to_string_pretty(&rows).expect("rows serialize") + "\n",
+        ListFormat::Text => render::runs_table(&rows, now),
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(0)
+}
+
+pub(super) fn show(args: &ShowArgs, db: &Path) -> Result<i32, Error> {
+    let store = open_read(db)?.ok_or_else(|| no_history(db))?;
+    let run = store.run(args.run)?;
+    let jobs = store.jobs(args.run)?;
+    let attempts = store.attempts(args.run)?;
+    let text = match args.format {
+        ListFormat::Json => {
+            let transitions = store.transitions(args.run)?;
+            let doc = serde_json::json!({ "run": run, "jobs": jobs, "attempts": attempts, "transitions": transitions });
+            serde_json::to_string_pretty(&doc).expect("rows serialize") + "\n"
+        }
+        ListFormat::Text => render::run_detail(&run, &jobs, &attempts, super::apply::now_ms()),
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(0)
+}
+
+pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
+    let store = open_read(db)?.ok_or_else(|| no_history(db))?;
+    store.run(args.run)?;
+    let attempts = store.attempts(args.run)?;
+    let of_job: Vec<_> = attempts.iter().filter(|a| a.job_id == args.job).collect();
+    if of_job.is_empty() {
+        let known = store.jobs(args.run)?.iter().any(|j| j.id == args.job);
+        return Err(Error::Usage {
+            message: if known {
+                format!("job `{}` did not run in run {}", args.job, args.run)
+            } else {
+                format!("run {} has no job `{}`", args.run, args.job)
+            },
+            help: Some(format!(
+                "`exe show {}` lists its jobs and attempts",
+                args.run
+            )),
+        });
+    }
+    let attempt = match args.attempt {
+        None => of_job[of_job.len() - 1],
+        Some(n) => of_job
+            .iter()
+            .find(|a| a.number == n)
+            .copied()
+            .ok_or_else(|| Error::Usage {
+                message: format!(
+                    "job `{}` has no attempt {n} in run {} (it has {})",
+                    args.job,
+                    args.run,
+                    of_job.len()
+                ),
+                help: None,
+            })?,
+    };
+    let path = Path::new(&attempt.log_path);
+    let mut offset = 0u64;
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        let mut chunk = Vec::new();
+        if let Ok(mut file) = std::fs::File::open(path) {
+            file.seek(SeekFrom::Start(offset))?;
+            file.read_to_end(&mut chunk)?;
+        } else if offset == 0 && !args.follow {
+            return Err(Error::Usage {
+                message: format!("the log {} is gone", path.display()),
+                help: None,
+            });
+        }
+        offset += chunk.len() as u64;
+        stdout.write_all(&chunk)?;
+        stdout.flush()?;
+        if !args.follow {
+            return Ok(0);
+        }
+        // Following: read again until the history says the attempt ended, then once more.
+        let ended = store
+            .attempts(args.run)?
+            .iter()
+            .any(|a| a.job_id == args.job && a.number == attempt.number && a.ended_at_ms.is_some());
+        if ended && chunk.is_empty() {
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Error> {
+    if !db.exists() {
+        return Err(no_history(db));
+    }
+    let mut store = Store::open(db, Access::ReadWrite, Durability::Normal)?;
+    super::apply::close_orphans(&mut store, false)?;
+    store.run(args.run)?;
+    let known = store.jobs(args.run)?;
+    for job in &args.jobs {
+        if !known.iter().any(|j| &j.id == job) {
+            return Err(crate::store::StoreError::UnknownJob {
+                run: args.run,
+                job: job.clone(),
+            }
+            .into());
+        }
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::Usage {
+                message: "mark-success asks for confirmation, and standard input is not a terminal"
+                    .to_owned(),
+                help: Some("pass --yes to confirm from a script".to_owned()),
+            });
+        }
+        eprint!(
+            "Record {} of run {} as successful? [y/N] ",
+            args.jobs.join(", "),
+            args.run
+        );
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
+            eprintln!("Nothing recorded.");
+            return Ok(1);
+        }
+    }
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let actor = format!("{user}@{}", super::apply::hostname());
+    for job in &args.jobs {
+        store.mark_success(args.run, job, &actor, &args.reason, super::apply::now_ms())?;
+    }
+    eprintln!(
+        "Recorded {} of run {} as successful ({actor}: {}).",
+        args.jobs.join(", "),
+        args.run,
+        args.reason
+    );
+    Ok(0)
+}
+
+/// `2026-11-26`, `2026-11-26T08:00[:SS]` (UTC), or an age such as `2h` (before `now`).
+fn parse_when(text: &str, now_ms: i64) -> Option<i64> {
+    if let Ok(age) = parse_duration(text) {
+        return Some(now_ms - i64::try_from(age.as_millis()).ok()?);
+    }
+    let (date, time) = text.split_once(['T', ' ']).unwrap_or((text, "00:00"));
+    let numbers = |text: &str, sep: char| -> Option<Vec<i64>> {
+        text.split(sep).map(|p| p.parse().ok()).collect()
+    };
+    let (date, time) = (numbers(date, '-')?, numbers(time, ':')?);
+    let [year, month, day] = date[..] else {
+        return None;
+    };
+    let (hour, minute, second) = match time[..] {
+        [h, m] => (h, m, 0),
+        [h, m, s] => (h, m, s),
+        _ => return None,
+    };
+    let valid = (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && (0..24).contains(&hour)
+        && (0..60).contains(&minute)
+        && (0..61).contains(&second);
+    if !valid {
+        return None;
+    }
+    Some(
+        ((render::days_from_civil(year, month, day) * 24 + hour) * 60 + minute) * 60_000
+            + second * 1000,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_ages() {
+        assert_eq!(parse_when("1970-01-02", 0), Some(86_400_000));
+        assert_eq!(parse_when("2026-11-26T08:00", 0), Some(1_795_680_000_000));
+        assert_eq!(parse_when("2h", 10_000_000), Some(10_000_000 - 7_200_000));
+        assert_eq!(parse_when("2026-13-01", 0), None);
+        assert_eq!(parse_when("yesterday", 0), None);
+    }
+}

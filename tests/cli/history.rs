@@ -1,0 +1,415 @@
+//! The run history through the real binary: runs, show, logs, resume, mark-success, and
+//! databases that are newer, corrupt or shared by concurrent runs.
+
+use crate::harness::{Run, Sandbox};
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+/// A pipeline whose job `b` fails until the file `fixed` exists; `a` and `c` count their runs.
+fn flaky(sb: &Sandbox) {
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"echo a >> a.count\"\n\
+         [jobs.b]\ncommand = \"echo b >> b.count; test -e fixed\"\nneeds = [\"a\"]\n\
+         [jobs.c]\ncommand = \"echo c >> c.count\"\nneeds = [\"b\"]\n",
+    );
+}
+
+fn count(sb: &Sandbox, file: &str) -> usize {
+    std::fs::read_to_string(sb.path().join(file)).map_or(0, |t| t.lines().count())
+}
+
+#[test]
+fn runs_are_recorded_and_listed_newest_first() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "name = \"nightly\"\n[jobs.a]\ncommand = \"echo hi\"\n",
+    );
+    for _ in 0..3 {
+        assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    }
+    let runs = json(&sb.exe(&["runs", "--format", "json"]));
+    let ids: Vec<i64> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "SUCCESS" && r["name"] == "nightly")
+    );
+    let limited = json(&sb.exe(&["runs", "--format", "json", "--limit", "1"]));
+    assert_eq!(limited.as_array().unwrap().len(), 1);
+    assert_eq!(limited[0]["id"], ids[0]);
+    let text = sb.exe(&["runs"]);
+    assert!(text.stdout.starts_with("RUN"), "{}", text.stdout);
+    let show = sb.exe(&["show", &ids[0].to_string()]);
+    assert!(show.stdout.contains("a    SUCCESS"), "{}", show.stdout);
+    let logs = sb.exe(&["logs", &ids[0].to_string(), "a"]);
+    assert_eq!(logs.stdout, "hi\n");
+}
+
+#[test]
+fn a_failed_run_is_resumed_exactly() {
+    let sb = Sandbox::new();
+    flaky(&sb);
+    let first = sb.exe(&["apply", "p.toml"]);
+    assert_eq!(first.code, 1);
+    let hint = first
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("Resume with: "))
+        .expect("a resume command");
+    let run_id: i64 = hint.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(
+        hint,
+        format!("Resume with: exe apply p.toml --resume {run_id}")
+    );
+    sb.file("fixed", "");
+    let resumed = sb.exe(&["apply", "p.toml", "--resume", &run_id.to_string()]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(
+        (
+            count(&sb, "a.count"),
+            count(&sb, "b.count"),
+            count(&sb, "c.count")
+        ),
+        (1, 2, 1)
+    );
+    let again = sb.exe(&["apply", "p.toml", "--resume", &run_id.to_string()]);
+    assert_eq!(
+        again.code, 0,
+        "the first run still failed, so resuming it again reruns its failures"
+    );
+    let runs_before = json(&sb.exe(&["runs", "--format", "json"]))
+        .as_array()
+        .unwrap()
+        .len();
+    let newest = json(&sb.exe(&["runs", "--format", "json"]))[0]["id"]
+        .as_i64()
+        .unwrap();
+    let done = sb.exe(&["apply", "p.toml", "--resume", &newest.to_string()]);
+    assert_eq!(done.code, 0);
+    assert!(done.stderr.contains("nothing to do"), "{}", done.stderr);
+    assert_eq!(
+        json(&sb.exe(&["runs", "--format", "json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        runs_before,
+        "nothing recorded"
+    );
+}
+
+#[test]
+fn failed_only_leaves_never_run_jobs_for_a_plain_resume() {
+    let sb = Sandbox::new();
+    flaky(&sb);
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    let first = json(&sb.exe(&["runs", "--format", "json"]))[0]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    sb.file("fixed", "");
+    let run = sb.exe(&["apply", "p.toml", "--resume", &first, "--failed-only"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        (count(&sb, "b.count"), count(&sb, "c.count")),
+        (2, 0),
+        "c never ran, so it waits"
+    );
+    let second = json(&sb.exe(&["runs", "--format", "json"]))[0]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    assert_eq!(sb.exe(&["apply", "p.toml", "--resume", &second]).code, 0);
+    assert_eq!(
+        (
+            count(&sb, "a.count"),
+            count(&sb, "b.count"),
+            count(&sb, "c.count")
+        ),
+        (1, 2, 1)
+    );
+}
+
+#[test]
+fn resume_refuses_unknown_runs_and_changed_pipelines() {
+    let sb = Sandbox::new();
+    flaky(&sb);
+    let unknown = sb.exe(&["apply", "p.toml", "--resume", "999"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(unknown.stderr.contains("999"), "{}", unknown.stderr);
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    let id = json(&sb.exe(&["runs", "--format", "json"]))[0]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let text = std::fs::read_to_string(sb.path().join("p.toml")).unwrap();
+    sb.file(
+        "p.toml",
+        text.replace("echo c >> c.count", "echo C >> c.count"),
+    );
+    let changed = sb.exe(&["apply", "p.toml", "--resume", &id]);
+    assert_eq!(changed.code, 2, "{}", changed.stderr);
+    assert!(
+        changed.stderr.contains("job `c` changed: command"),
+        "{}",
+        changed.stderr
+    );
+    sb.file("fixed", "");
+    assert_eq!(
+        sb.exe(&["apply", "-q", "p.toml", "--resume", &id, "--allow-changes"])
+            .code,
+        0
+    );
+}
+
+#[test]
+fn mark_success_is_audited_and_lets_a_resume_pass() {
+    let sb = Sandbox::new();
+    flaky(&sb);
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    let id = json(&sb.exe(&["runs", "--format", "json"]))[0]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let refused = sb.exe_with(
+        &["mark-success", &id, "b", "--reason", "fixed by hand"],
+        Some(b""),
+    );
+    assert_eq!(refused.code, 2, "no terminal, no --yes: {}", refused.stderr);
+    let marked = sb.exe(&[
+        "mark-success",
+        &id,
+        "b",
+        "--reason",
+        "fixed by hand",
+        "--yes",
+    ]);
+    assert_eq!(marked.code, 0, "{}", marked.stderr);
+    let detail = json(&sb.exe(&["show", &id, "--format", "json"]));
+    let audit = detail["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["to"] == "SUCCESS" && t["job_id"] == "b")
+        .unwrap();
+    assert_eq!(audit["reason"], "fixed by hand");
+    assert_ne!(audit["actor"], "exe");
+    let b_attempts: Vec<_> = detail["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["job_id"] == "b")
+        .collect();
+    assert_eq!(b_attempts.len(), 1);
+    assert_eq!(
+        b_attempts[0]["outcome"], "FAILED",
+        "the failed attempt stays as it was"
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml", "--resume", &id]).code, 0);
+    assert_eq!(
+        (count(&sb, "b.count"), count(&sb, "c.count")),
+        (1, 1),
+        "b was passed, c ran"
+    );
+    let bad = sb.exe(&["mark-success", &id, "zz", "--reason", "x", "--yes"]);
+    assert_eq!(bad.code, 2);
+}
+
+#[test]
+fn logs_of_each_attempt() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.f]\ncommand = \"n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; echo try $n; [ $n -ge 2 ]\"\nretry = { max = 2 }\n",
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    let id = json(&sb.exe(&["runs", "--format", "json"]))[0]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    assert_eq!(sb.exe(&["logs", &id, "f"]).stdout, "try 2\n");
+    assert_eq!(
+        sb.exe(&["logs", &id, "f", "--attempt", "1"]).stdout,
+        "try 1\n"
+    );
+    assert_eq!(sb.exe(&["logs", &id, "f", "--attempt", "5"]).code, 2);
+    assert_eq!(sb.exe(&["logs", &id, "nope"]).code, 2);
+}
+
+#[test]
+fn bad_databases_get_a_clear_error_and_are_not_touched() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    sb.file(
+        "garbage.db",
+        "this is not a database, just text that is long enough to look like a file........",
+    );
+    let run = sb.exe(&["--db", "garbage.db", "runs"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(sb.exe(&["--db", "garbage.db", "apply", "p.toml"]).code, 1);
+    assert_eq!(
+        std::fs::read(sb.path().join("garbage.db")).unwrap(),
+        b"this is not a database, just text that is long enough to look like a file........"
+    );
+    // A database from a newer exe (its schema version is above ours).
+    assert_eq!(sb.exe(&["--db", "new.db", "apply", "-q", "p.toml"]).code, 0);
+    let status = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA user_version=999'); c.commit()", "new.db"])
+        .current_dir(sb.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let before = std::fs::read(sb.path().join("new.db")).unwrap();
+    let newer = sb.exe(&["--db", "new.db", "apply", "p.toml"]);
+    assert_eq!(newer.code, 1);
+    assert!(newer.stderr.contains("newer"), "{}", newer.stderr);
+    assert_eq!(
+        std::fs::read(sb.path().join("new.db")).unwrap(),
+        before,
+        "a newer database is never modified"
+    );
+}
+
+#[test]
+fn concurrent_applies_on_one_database_get_unique_ids() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    let exe = env!("CARGO_BIN_EXE_exe");
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let dir = sb.path().to_path_buf();
+            std::thread::spawn(move || {
+                (0..20)
+                    .map(|_| {
+                        std::process::Command::new(exe)
+                            .args(["apply", "-q", "--output", "quiet", "p.toml"])
+                            .current_dir(&dir)
+                            .output()
+                            .unwrap()
+                    })
+                    .filter(|o| !o.status.success())
+                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let failures: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    let runs = json(&sb.exe(&["runs", "--format", "json", "--limit", "1000"]));
+    let mut ids: Vec<i64> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 160);
+    ids.dedup();
+    assert_eq!(ids.len(), 160, "every run id is unique");
+}
+
+#[test]
+fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.long]\ncommand = \"echo $$ > pid; sleep 100\"\n[jobs.after]\ncommand = \"touch after\"\nneeds = [\"long\"]\n");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exe"))
+        .args(["apply", "-q", "p.toml"])
+        .current_dir(sb.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = sb.path().join("pid");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pid_file.exists()
+        || std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .is_empty()
+    {
+        assert!(std::time::Instant::now() < until, "the job never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: exe gets no chance to record anything more
+    child.wait().unwrap();
+    let job_pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    // The next exe that opens the history closes the orphaned run and reports the job's group.
+    sb.file("q.toml", "[jobs.x]\ncommand = \"true\"\n");
+    let next = sb.exe(&["apply", "q.toml"]);
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    assert!(
+        next.stderr.contains("left RUNNING by an exe that died"),
+        "{}",
+        next.stderr
+    );
+    assert!(
+        next.stderr.contains(&format!("kill -- -{job_pid}")),
+        "{}",
+        next.stderr
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{job_pid}")])
+        .status();
+    let runs = json(&sb.exe(&["runs", "--format", "json"]));
+    let dead = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "p")
+        .unwrap();
+    assert_eq!(dead["state"], "CANCELLED");
+    let detail = json(&sb.exe(&["show", &dead["id"].to_string(), "--format", "json"]));
+    let long = detail["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == "long")
+        .unwrap();
+    assert_eq!(long["state"], "CANCELLED");
+    assert_eq!(long["reason"], "exe died");
+    // Every attempt that started is recorded, and ended honestly.
+    assert_eq!(detail["attempts"][0]["outcome"], "CANCELLED");
+    let resumed = sb.exe(&[
+        "apply",
+        "-q",
+        "p.toml",
+        "--resume",
+        &dead["id"].to_string(),
+        "--set",
+        "jobs.long.command=echo resumed",
+    ]);
+    assert_eq!(
+        resumed.code, 2,
+        "the pipeline changed, so resuming needs --allow-changes: {}",
+        resumed.stderr
+    );
+    let resumed = sb.exe(&[
+        "apply",
+        "-q",
+        "p.toml",
+        "--resume",
+        &dead["id"].to_string(),
+        "--set",
+        "jobs.long.command=echo resumed",
+        "--allow-changes",
+    ]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(sb.path().join("after").exists());
+}
