@@ -79,6 +79,22 @@ pub enum Command {
     Logs(LogsArgs),
     /// Record jobs of a run as successful (audited), so a resume passes them.
     MarkSuccess(MarkSuccessArgs),
+    /// Per job: p50, p95 and max duration, and failure rate, over recent runs.
+    Stats(StatsArgs),
+}
+
+/// `exe stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Only runs of this pipeline name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How many of the most recent finished runs to look at.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub last: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
 }
 
 /// `exe runs`.
@@ -347,9 +363,13 @@ pub struct InitArgs {
 
 /// `exe migrate`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["file", "history"])))]
 pub struct MigrateArgs {
     /// The file to convert.
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
+    /// Import the older executioner's history database (its runs and jobs) into exe's history.
+    #[arg(long, value_name = "OLD.db", conflicts_with = "file")]
+    pub history: Option<PathBuf>,
     /// Format to write.
     #[arg(long, value_enum, default_value_t = TargetFormat::Toml)]
     pub to: TargetFormat,

@@ -18,6 +18,7 @@ use crate::model::Pipeline;
 use crate::secrets::Masker;
 use crate::validate::{self, Options};
 
+pub use history::JobStats;
 pub use lint::Output;
 
 /// Runs a parsed command line; returns the exit code of a command that finished.
@@ -34,7 +35,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
             Ok(0)
         }
         Command::Init(args) => init::run(&args),
-        Command::Migrate(args) => migrate::run(&args, out),
+        Command::Migrate(args) => migrate::run(&args, out, &db),
         // `--dry-run` is the plan, with the same selection and layers.
         Command::Apply(args) if args.dry_run => plan::run(
             &PlanArgs {
@@ -52,6 +53,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
         Command::Show(args) => history::show(&args, &db),
         Command::Logs(args) => history::logs(&args, &db),
         Command::MarkSuccess(args) => history::mark_success(&args, &db),
+        Command::Stats(args) => history::stats(&args, out, &db),
         Command::Plan(args) => plan::run(&args, out),
     }
 }

@@ -293,3 +293,35 @@ pub fn run_detail(
     }
     out
 }
+
+/// `exe stats`.
+pub fn stats_table(rows: &[crate::commands::JobStats], runs: usize) -> String {
+    if rows.is_empty() {
+        return "No finished runs to look at.\n".to_owned();
+    }
+    let ms = |v: i64| duration(millis(v));
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            #[allow(clippy::cast_precision_loss)]
+            let rate = 100.0 * r.failed as f64 / r.runs.max(1) as f64;
+            vec![
+                r.job.clone(),
+                r.runs.to_string(),
+                format!("{rate:.0}%"),
+                ms(r.p50_ms),
+                ms(r.p95_ms),
+                ms(r.max_ms),
+            ]
+        })
+        .collect();
+    let mut out = format!(
+        "Over the last {runs} finished run{}:\n",
+        if runs == 1 { "" } else { "s" }
+    );
+    out.push_str(&table(
+        &["JOB", "RUNS", "FAILED", "P50", "P95", "MAX"],
+        &body,
+    ));
+    out
+}

@@ -16,6 +16,7 @@
 //! - A database newer than this code is never written to.
 
 mod error;
+mod legacy;
 mod read;
 mod schema;
 mod write;
@@ -28,6 +29,7 @@ use serde::Serialize;
 
 pub use self::error::StoreError;
 use self::error::classify;
+pub use self::legacy::Imported;
 use self::schema::{CURRENT, MIGRATIONS, Migrated, READABLE_FROM};
 
 /// How long a statement waits for another process's lock before giving up with

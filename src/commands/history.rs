@@ -4,7 +4,7 @@ use std::io::{IsTerminal as _, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cli::{ListFormat, LogsArgs, MarkSuccessArgs, RunsArgs, ShowArgs};
+use crate::cli::{ListFormat, LogsArgs, MarkSuccessArgs, RunsArgs, ShowArgs, StatsArgs};
 use crate::error::Error;
 use crate::render;
 use crate::spec::parse_duration;
@@ -197,6 +197,92 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
     Ok(0)
 }
 
+/// One job's figures over the runs looked at.
+#[derive(Debug, serde::Serialize)]
+pub struct JobStats {
+    /// The job id.
+    pub job: String,
+    /// Runs in which it ran (at least one attempt).
+    pub runs: usize,
+    /// Of those, runs it ended FAILED or TIMEOUT in.
+    pub failed: usize,
+    /// Median, 95th percentile and longest duration (first attempt start to last attempt end), ms.
+    pub p50_ms: i64,
+    /// 95th percentile, ms.
+    pub p95_ms: i64,
+    /// Longest, ms.
+    pub max_ms: i64,
+}
+
+pub(super) fn stats(args: &StatsArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
+    let Some(store) = open_read(db)? else {
+        if !out.quiet {
+            eprintln!("No runs recorded yet ({} does not exist).", db.display());
+        }
+        return Ok(0);
+    };
+    let mut finished = Vec::new();
+    // Newest first, skipping runs still going, until `last` finished ones are found.
+    for run in store.runs(&RunFilter {
+        name: args.name.clone(),
+        limit: usize::MAX,
+        ..RunFilter::default()
+    })? {
+        if run.ended_at_ms.is_some() {
+            finished.push(run);
+            if finished.len() == args.last as usize {
+                break;
+            }
+        }
+    }
+    let mut by_job: std::collections::BTreeMap<String, (Vec<i64>, usize)> =
+        std::collections::BTreeMap::new();
+    for run in &finished {
+        let attempts = store.attempts(run.id)?;
+        for job in store.jobs(run.id)? {
+            let mine: Vec<_> = attempts.iter().filter(|a| a.job == job.index).collect();
+            let (Some(first), Some(last)) = (mine.first(), mine.last()) else {
+                continue;
+            };
+            let Some(end) = last.ended_at_ms else {
+                continue;
+            };
+            let entry = by_job.entry(job.id.clone()).or_default();
+            entry.0.push(end - first.started_at_ms);
+            entry.1 += usize::from(matches!(job.state.as_str(), "FAILED" | "TIMEOUT"));
+        }
+    }
+    let rows: Vec<JobStats> = by_job
+        .into_iter()
+        .map(|(job, (mut durations, failed))| {
+            durations.sort_unstable();
+            JobStats {
+                job,
+                runs: durations.len(),
+                failed,
+                p50_ms: percentile(&durations, 50),
+                p95_ms: percentile(&durations, 95),
+                max_ms: durations.last().copied().unwrap_or(0),
+            }
+        })
+        .collect();
+    let text = match args.format {
+        ListFormat::Json => serde_json::to_string_pretty(&rows).expect("stats serialize") + "\n",
+        ListFormat::Text => render::stats_table(&rows, finished.len()),
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(0)
+}
+
+/// The nearest-rank percentile of sorted values.
+fn percentile(sorted: &[i64], p: usize) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
 /// `2026-11-26`, `2026-11-26T08:00[:SS]` (UTC), or an age such as `2h` (before `now`).
 fn parse_when(text: &str, now_ms: i64) -> Option<i64> {
     if let Ok(age) = parse_duration(text) {
@@ -232,6 +318,15 @@ fn parse_when(text: &str, now_ms: i64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let values: Vec<i64> = (1..=20).collect();
+        assert_eq!(percentile(&values, 50), 10);
+        assert_eq!(percentile(&values, 95), 19);
+        assert_eq!(percentile(&[7], 95), 7);
+        assert_eq!(percentile(&[], 50), 0);
+    }
 
     #[test]
     fn times_and_ages() {

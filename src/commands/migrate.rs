@@ -8,11 +8,25 @@ use crate::emit::emit;
 use crate::error::Error;
 use crate::load::{self, LoadOptions};
 use crate::source::Format;
+use crate::store::{Access, Durability, Store};
 
-pub(super) fn run(args: &MigrateArgs, out: super::Output) -> Result<i32, Error> {
+pub(super) fn run(
+    args: &MigrateArgs,
+    out: super::Output,
+    db: &std::path::Path,
+) -> Result<i32, Error> {
+    if let Some(old) = &args.history {
+        return import_history(old, db, out);
+    }
+    let Some(file) = args.file.as_deref() else {
+        return Err(Error::Usage {
+            message: "name a FILE to convert, or --history OLD.db".to_owned(),
+            help: None,
+        });
+    };
     // Only the file itself: includes stay includes, profiles stay profiles.
-    let (doc, warnings) = load::load(&args.file, &LoadOptions::default())
-        .map_err(|f| Error::Config(f.diagnostics))?;
+    let (doc, warnings) =
+        load::load(file, &LoadOptions::default()).map_err(|f| Error::Config(f.diagnostics))?;
     let notes: Vec<_> = warnings
         .into_iter()
         .filter(|w| w.code != "exe::config::legacy_format")
@@ -31,7 +45,7 @@ pub(super) fn run(args: &MigrateArgs, out: super::Output) -> Result<i32, Error> 
         TargetFormat::Yaml => Format::Yaml,
         TargetFormat::Json => Format::Json,
     };
-    let header = format!("Migrated from {} by `exe migrate`.", args.file.display());
+    let header = format!("Migrated from {} by `exe migrate`.", file.display());
     let text = emit(&spec, format, &header).map_err(|message| Error::Usage {
         message: format!("cannot write this pipeline as {format}: {message}"),
         help: Some("try another `--to` format".to_owned()),
@@ -57,6 +71,38 @@ pub(super) fn run(args: &MigrateArgs, out: super::Output) -> Result<i32, Error> 
                 );
             }
         }
+    }
+    Ok(0)
+}
+
+/// `exe migrate --history OLD.db`: the older tool's runs into exe's history.
+fn import_history(
+    old: &std::path::Path,
+    db: &std::path::Path,
+    out: super::Output,
+) -> Result<i32, Error> {
+    if !old.is_file() {
+        return Err(Error::Usage {
+            message: format!("{} is not a file", old.display()),
+            help: None,
+        });
+    }
+    let mut store = Store::open(db, Access::ReadWrite, Durability::Normal)?;
+    let imported = store.import_executioner(old)?;
+    if !out.quiet {
+        eprintln!(
+            "Imported {} run{} ({} jobs) from {} into {}{}.",
+            imported.runs,
+            if imported.runs == 1 { "" } else { "s" },
+            imported.jobs,
+            old.display(),
+            db.display(),
+            if imported.skipped > 0 {
+                format!("; {} were already imported", imported.skipped)
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(0)
 }

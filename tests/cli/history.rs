@@ -413,3 +413,91 @@ fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert!(sb.path().join("after").exists());
 }
+
+#[test]
+fn stats_give_durations_and_failure_rates_per_job() {
+    let sb = Sandbox::new();
+    flaky(&sb);
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    sb.file("fixed", "");
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    let stats = json(&sb.exe(&["stats", "--format", "json"]));
+    let b = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["job"] == "b")
+        .unwrap();
+    assert_eq!(
+        (b["runs"].as_u64(), b["failed"].as_u64()),
+        (Some(3), Some(1))
+    );
+    let c = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["job"] == "c")
+        .unwrap();
+    assert_eq!(c["runs"], 2, "c never ran in the failed run");
+    assert!(b["p95_ms"].as_i64().unwrap() >= b["p50_ms"].as_i64().unwrap());
+    let last_two = json(&sb.exe(&["stats", "--format", "json", "--last", "2"]));
+    let b = last_two
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["job"] == "b")
+        .unwrap();
+    assert_eq!(
+        (b["runs"].as_u64(), b["failed"].as_u64()),
+        (Some(2), Some(0))
+    );
+    let text = sb.exe(&["stats"]);
+    assert!(
+        text.stdout
+            .starts_with("Over the last 3 finished runs:\nJOB"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn the_older_tools_history_is_imported_once() {
+    let sb = Sandbox::new();
+    let made = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3; c = sqlite3.connect('old.db'); c.executescript('''
+CREATE TABLE job_history (run_id INTEGER, id TEXT, description TEXT, command TEXT, status TEXT, application_name TEXT,
+  last_run TIMESTAMP DEFAULT CURRENT_TIMESTAMP, retry_count INTEGER DEFAULT 0, last_error TEXT, PRIMARY KEY (run_id, id));
+INSERT INTO job_history (run_id, id, status, application_name, last_run) VALUES
+  (1, 'a', 'SUCCESS', 'legacy_app', '2024-01-01 00:00:00'), (2, 'a', 'FAILED', 'legacy_app', '2024-01-02 00:00:00');
+'''); c.commit()",
+        ])
+        .current_dir(sb.path())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let run = sb.exe(&["migrate", "--history", "old.db"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Imported 2 runs (2 jobs)"),
+        "{}",
+        run.stderr
+    );
+    let runs = json(&sb.exe(&["runs", "--format", "json", "--name", "legacy_app"]));
+    let states: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["FAILED", "SUCCESS"], "newest first");
+    let again = sb.exe(&["migrate", "--history", "old.db"]);
+    assert!(
+        again.stderr.contains("2 were already imported"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(sb.exe(&["migrate", "--history", "missing.db"]).code, 2);
+}

@@ -1,0 +1,356 @@
+//! Importing the older tool's history (its tables `run_summary` and `job_history`), so
+//! `exe runs` shows those runs too.
+//!
+//! The older tool kept only each job's final status (and, from its schema version 2 and 3,
+//! retries, the last error and the duration). So an imported job gets one transition from
+//! PENDING to its final state, by the actor `executioner`, and one attempt: its last, with
+//! the recorded duration. Nothing is invented beyond that. Times are read as UTC (`SQLite`'s
+//! `CURRENT_TIMESTAMP`, which the older tool used). Importing the same file again skips the
+//! runs already imported.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
+
+use super::error::classify;
+use super::{Store, StoreError};
+
+/// What an import did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// Runs added.
+    pub runs: usize,
+    /// Jobs added across them.
+    pub jobs: usize,
+    /// Runs skipped because an earlier import already added them.
+    pub skipped: usize,
+}
+
+/// Milliseconds since the Unix epoch of an `SQLite` date-time text column (NULL if unparsable).
+fn ms(column: &str) -> String {
+    format!("CAST(ROUND(unixepoch({column}, 'subsec') * 1000) AS INTEGER)")
+}
+
+struct OldRun {
+    id: i64,
+    name: String,
+    start: Option<i64>,
+    end: Option<i64>,
+    status: String,
+    exit_code: Option<i64>,
+}
+
+struct OldJob {
+    id: String,
+    status: String,
+    at: Option<i64>,
+    duration_s: Option<f64>,
+    retries: i64,
+    error: Option<String>,
+}
+
+fn job_state(status: &str) -> &'static str {
+    match status.to_ascii_uppercase().as_str() {
+        "SUCCESS" | "COMPLETED" => "SUCCESS",
+        "TIMEOUT" => "TIMEOUT",
+        "SKIPPED" => "SKIPPED",
+        "FAILED" | "ERROR" => "FAILED",
+        _ => "CANCELLED",
+    }
+}
+
+fn run_state(status: &str) -> &'static str {
+    match job_state(status) {
+        "SUCCESS" => "SUCCESS",
+        "FAILED" | "TIMEOUT" => "FAILED",
+        _ => "CANCELLED",
+    }
+}
+
+impl Store {
+    /// Imports every run of the older tool's history database at `old` (opened read-only).
+    pub fn import_executioner(&mut self, old: &Path) -> Result<Imported, StoreError> {
+        let source = Connection::open_with_flags(
+            old,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: old.to_path_buf(),
+            source,
+        })?;
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: old.to_path_buf(),
+            detail,
+        };
+        let has = |table: &str| -> Result<bool, StoreError> {
+            source
+                .query_row(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map(|found| found.is_some())
+                .map_err(|e| corrupt(format!("cannot read its tables: {e}")))
+        };
+        if !has("job_history")? {
+            return Err(corrupt(
+                "it has no `job_history` table: it is not a history of the older executioner"
+                    .to_owned(),
+            ));
+        }
+        let columns: Vec<String> = source
+            .prepare("SELECT name FROM pragma_table_info('job_history')")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| corrupt(format!("cannot read job_history: {e}")))?;
+        let column = |name: &str, or: &str| {
+            if columns.iter().any(|c| c == name) {
+                name.to_owned()
+            } else {
+                or.to_owned()
+            }
+        };
+        let runs = read_runs(&source, has("run_summary")?)
+            .map_err(|e| corrupt(format!("cannot read its runs: {e}")))?;
+        let job_sql = format!(
+            "SELECT id, status, {at}, {duration}, {retries}, {error} FROM job_history WHERE run_id = ?1 ORDER BY last_run, id",
+            at = ms("last_run"),
+            duration = column("duration_seconds", "NULL"),
+            retries = column("retry_count", "0"),
+            error = column("last_error", "NULL"),
+        );
+        let mut report = Imported::default();
+        let marker = |id: i64| format!("{} (executioner run {id})", old.display());
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| classify(&path, "importing", e))?;
+        for run in runs {
+            let file = marker(run.id);
+            let seen = tx
+                .query_row("SELECT 1 FROM runs WHERE file = ?1", [&file], |_| Ok(()))
+                .optional()
+                .map_err(|e| classify(&path, "importing", e))?;
+            if seen.is_some() {
+                report.skipped += 1;
+                continue;
+            }
+            let jobs: Vec<OldJob> = source
+                .prepare(&job_sql)
+                .and_then(|mut s| {
+                    s.query_map([run.id], |r| {
+                        Ok(OldJob {
+                            id: r.get(0)?,
+                            status: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                            at: r.get(2)?,
+                            duration_s: r.get(3)?,
+                            retries: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                            error: r.get(5)?,
+                        })
+                    })?
+                    .collect()
+                })
+                .map_err(|e| corrupt(format!("cannot read the jobs of run {}: {e}", run.id)))?;
+            let start = run
+                .start
+                .or_else(|| jobs.iter().filter_map(|j| j.at).min())
+                .unwrap_or(0);
+            let end = run
+                .end
+                .or_else(|| jobs.iter().filter_map(|j| j.at).max())
+                .unwrap_or(start);
+            tx.execute(
+                "INSERT INTO runs (name, file, digest, plan_json, state, started_at, ended_at, exit_code, host, user, pid, exe_version)
+                 VALUES (?1, ?2, '', '{}', ?3, ?4, ?5, ?6, '', '', 0, 'executioner')",
+                params![run.name, file, run_state(&run.status), start, end, run.exit_code],
+            )
+            .map_err(|e| classify(&path, "importing", e))?;
+            let id = tx.last_insert_rowid();
+            for (index, job) in (0_i64..).zip(&jobs) {
+                let at = job.at.unwrap_or(end);
+                let state = job_state(&job.status);
+                #[allow(clippy::cast_possible_truncation)]
+                let took = job.duration_s.map_or(0, |s| (s * 1000.0) as i64);
+                let insert = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
+                    tx.execute(sql, p)
+                        .map_err(|e| classify(&path, "importing", e))
+                };
+                insert(
+                    "INSERT INTO jobs (run, idx, job_id) VALUES (?1, ?2, ?3)",
+                    &[&id, &index, &job.id],
+                )?;
+                insert(
+                    "INSERT INTO transitions (run, job, from_state, to_state, at, reason, actor) VALUES (?1, ?2, 'PENDING', ?3, ?4, ?5, 'executioner')",
+                    &[
+                        &id,
+                        &index,
+                        &state,
+                        &at,
+                        &"imported from the older executioner's history (it kept final states only)",
+                    ],
+                )?;
+                if state != "SKIPPED" && state != "CANCELLED" {
+                    insert(
+                        "INSERT INTO attempts (run, job, number, started_at, ended_at, outcome, reason, log_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '')",
+                        &[
+                            &id,
+                            &index,
+                            &(job.retries + 1),
+                            &(at - took),
+                            &at,
+                            &state,
+                            &job.error,
+                        ],
+                    )?;
+                }
+            }
+            report.runs += 1;
+            report.jobs += jobs.len();
+        }
+        tx.commit().map_err(|e| classify(&path, "importing", e))?;
+        Ok(report)
+    }
+}
+
+fn read_runs(source: &Connection, summary: bool) -> rusqlite::Result<Vec<OldRun>> {
+    let sql = if summary {
+        format!(
+            "SELECT run_id, application_name, {start}, {end}, COALESCE(status, ''), exit_code FROM run_summary ORDER BY run_id",
+            start = ms("start_time"),
+            end = ms("end_time")
+        )
+    } else {
+        // Before its schema version 5 the older tool had no run table: derive one per run id.
+        format!(
+            "SELECT run_id, MAX(application_name), MIN({at}), MAX({at}),
+                    CASE WHEN SUM(UPPER(status) IN ('FAILED', 'ERROR', 'TIMEOUT')) > 0 THEN 'FAILED' ELSE 'SUCCESS' END, NULL
+             FROM job_history GROUP BY run_id ORDER BY run_id",
+            at = ms("last_run")
+        )
+    };
+    let mut statement = source.prepare(&sql)?;
+    statement
+        .query_map([], |r| {
+            Ok(OldRun {
+                id: r.get(0)?,
+                name: r
+                    .get::<_, Option<String>>(1)?
+                    .unwrap_or_else(|| "executioner".to_owned()),
+                start: r.get(2)?,
+                end: r.get(3)?,
+                status: r.get(4)?,
+                exit_code: r.get(5)?,
+            })
+        })?
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Access, Durability, RunFilter};
+
+    /// An old history as the older tool (schema version 5) wrote it.
+    fn old_history(path: &Path) {
+        let c = Connection::open(path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE job_history (run_id INTEGER, id TEXT, description TEXT, command TEXT, status TEXT,
+                application_name TEXT, last_run TIMESTAMP DEFAULT CURRENT_TIMESTAMP, retry_count INTEGER DEFAULT 0,
+                last_error TEXT, retry_history TEXT, duration_seconds REAL, memory_usage_mb REAL, cpu_usage_percent REAL,
+                PRIMARY KEY (run_id, id));
+             CREATE TABLE run_summary (run_id INTEGER PRIMARY KEY, application_name TEXT NOT NULL, start_time TIMESTAMP NOT NULL,
+                end_time TIMESTAMP, status TEXT, total_jobs INTEGER, completed_jobs INTEGER, failed_jobs INTEGER,
+                skipped_jobs INTEGER, exit_code INTEGER, created_at TIMESTAMP);
+             INSERT INTO run_summary VALUES (7, 'nightly', '2024-03-01 01:00:00', '2024-03-01 01:10:00', 'FAILED', 3, 1, 1, 0, 1, NULL);
+             INSERT INTO job_history (run_id, id, status, application_name, last_run, retry_count, last_error, duration_seconds)
+                VALUES (7, 'extract', 'SUCCESS', 'nightly', '2024-03-01 01:05:00', 0, NULL, 300.5),
+                       (7, 'load', 'ERROR', 'nightly', '2024-03-01 01:09:00', 2, 'ORA-00942', 60.0),
+                       (7, 'report', 'SKIPPED', 'nightly', '2024-03-01 01:10:00', 0, NULL, NULL);",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn imports_runs_jobs_and_final_states_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("executioner.db");
+        old_history(&old);
+        let mut store = Store::open(
+            &dir.path().join("history.db"),
+            Access::ReadWrite,
+            Durability::Normal,
+        )
+        .unwrap();
+        let report = store.import_executioner(&old).unwrap();
+        assert_eq!(
+            report,
+            Imported {
+                runs: 1,
+                jobs: 3,
+                skipped: 0
+            }
+        );
+        let runs = store
+            .runs(&RunFilter {
+                limit: 10,
+                ..RunFilter::default()
+            })
+            .unwrap();
+        assert_eq!(runs.len(), 1);
+        let run = &runs[0];
+        assert_eq!(
+            (run.name.as_str(), run.state.as_str(), run.exit_code),
+            ("nightly", "FAILED", Some(1))
+        );
+        assert_eq!(run.started_at_ms, 1_709_254_800_000);
+        assert_eq!(run.ended_at_ms, Some(1_709_255_400_000));
+        let jobs = store.jobs(run.id).unwrap();
+        let states: Vec<(&str, &str)> = jobs
+            .iter()
+            .map(|j| (j.id.as_str(), j.state.as_str()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("extract", "SUCCESS"),
+                ("load", "FAILED"),
+                ("report", "SKIPPED")
+            ]
+        );
+        let attempts = store.attempts(run.id).unwrap();
+        assert_eq!(attempts.len(), 2);
+        assert_eq!(
+            (attempts[1].number, attempts[1].reason.as_deref()),
+            (3, Some("ORA-00942"))
+        );
+        assert_eq!(
+            attempts[0].ended_at_ms.unwrap() - attempts[0].started_at_ms,
+            300_500
+        );
+        assert_eq!(
+            store.import_executioner(&old).unwrap(),
+            Imported {
+                runs: 0,
+                jobs: 0,
+                skipped: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_an_old_history_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        let mut store = Store::open_in_memory().unwrap();
+        let err = store.import_executioner(&other).unwrap_err();
+        assert!(
+            err.to_string().contains("job_history") || format!("{err:?}").contains("job_history"),
+            "{err:?}"
+        );
+    }
+}
