@@ -264,7 +264,8 @@ impl Store {
     /// Read-write creates the parent directories and the file, switches to WAL and runs
     /// the pending migrations in one transaction. A database newer than this code gives
     /// [`StoreError::NewerSchema`] and is not modified; a file that is not a database or
-    /// fails `PRAGMA quick_check` gives [`StoreError::Corrupt`]. Read-only opens with
+    /// fails `PRAGMA quick_check` (read-write only: it reads every page) gives
+    /// [`StoreError::Corrupt`]. Read-only opens with
     /// `SQLITE_OPEN_READ_ONLY` and never writes; it reads any schema from
     /// [`schema::READABLE_FROM`] on, and says [`StoreError::NeedsUpgrade`] otherwise.
     pub fn open(path: &Path, access: Access, durability: Durability) -> Result<Store, StoreError> {
@@ -281,6 +282,14 @@ impl Store {
             Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
         } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|source| {
+            // A file that cannot be opened at all (missing, a directory, no permission to
+            // read) is an open failure, not a read-only database.
+            if source.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) {
+                return StoreError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                };
+            }
             match classify(path, "opening", source) {
                 StoreError::Sql { source, .. } => StoreError::Open {
                     path: path.to_path_buf(),
@@ -321,8 +330,10 @@ impl Store {
                 supported: CURRENT,
             });
         }
-        store.quick_check()?;
         match access {
+            // No quick_check here: it reads every page (~150 ms on a 1,000,000-job
+            // history), which would make `exe runs` slow. A non-database already failed
+            // above, and damage met by a query is reported as Corrupt by `classify`.
             Access::ReadOnly => {
                 if found < READABLE_FROM {
                     return Err(StoreError::NeedsUpgrade {
@@ -333,6 +344,8 @@ impl Store {
                 }
             }
             Access::ReadWrite => {
+                // Before recording anything, make sure we are not adding to a damaged file.
+                store.quick_check()?;
                 let mode: String = store
                     .conn
                     .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
@@ -928,6 +941,31 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_missing_file_opened_read_only_is_an_open_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("none.db");
+        let err = Store::open(&db, Access::ReadOnly, Durability::Normal)
+            .err()
+            .unwrap();
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        assert!(!db.exists());
+    }
+
+    #[test]
+    fn a_lock_held_past_the_busy_timeout_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        let mut s = Store::open(&db, Access::ReadWrite, Durability::Normal).unwrap();
+        s.conn.busy_timeout(Duration::from_millis(50)).unwrap();
+        let other = Connection::open(&db).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let err = s.create_run(&new_run("p", 1, &[])).err().unwrap();
+        assert!(matches!(err, StoreError::Busy { .. }), "{err:?}");
+        other.execute_batch("ROLLBACK").unwrap();
+        s.create_run(&new_run("p", 1, &[])).unwrap();
     }
 
     #[test]

@@ -171,7 +171,9 @@ pub(crate) fn classify(path: &Path, context: &'static str, err: rusqlite::Error)
     match err.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy { path },
         Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
-        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly { path },
+        // After a successful open, CANTOPEN means SQLite could not create the -wal or
+        // -shm file next to the database: its directory is read-only.
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => StoreError::ReadOnly { path },
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
             path,
             detail: err.to_string(),
