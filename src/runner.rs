@@ -264,7 +264,11 @@ enum Pending {
         number: u32,
         at: Duration,
         log: String,
-        pgid: Option<i32>,
+    },
+    Group {
+        job: usize,
+        number: u32,
+        pgid: i32,
     },
     Ended {
         job: usize,
@@ -339,12 +343,16 @@ impl<'a> Runner<'a> {
                 number,
                 at,
                 log,
-                pgid,
             } => Record::AttemptStarted {
                 job: *job,
                 number: *number,
                 at_ms: self.at_ms(*at),
                 log_path: log,
+                pgid: None,
+            },
+            Pending::Group { job, number, pgid } => Record::AttemptGroup {
+                job: *job,
+                number: *number,
                 pgid: *pgid,
             },
             Pending::Ended {
@@ -438,6 +446,13 @@ impl<'a> Runner<'a> {
                 stop: None,
             },
         );
+        // Recorded with the RUNNING transition, before the process starts (persist first).
+        self.pending.push(Pending::Started {
+            job,
+            number,
+            at: now,
+            log: log_path.display().to_string(),
+        });
         self.progress.attempt_started(job, number, &log_path);
         let command = spec.command.for_attempt(self.options.run_id, number);
         Work {
@@ -457,22 +472,15 @@ impl<'a> Runner<'a> {
     }
 
     fn started(&mut self, job: usize, pgid: i32) {
-        let now = self.now();
-        let Some(attempt) = self.live.get(&job).map(|l| l.attempt) else {
-            return;
-        };
-        let log = self.log_path(job, attempt).display().to_string();
         let Some(live) = self.live.get_mut(&job) else {
             return;
         };
         if live.pgid.is_none() {
-            // The attempt's first process: recorded with its group, for crash recovery.
-            self.pending.push(Pending::Started {
+            // The attempt's first process: its group is recorded for crash recovery.
+            self.pending.push(Pending::Group {
                 job,
-                number: attempt,
-                at: now,
-                log,
-                pgid: Some(pgid),
+                number: live.attempt,
+                pgid,
             });
         }
         live.pgid = Some(pgid);
@@ -529,17 +537,6 @@ impl<'a> Runner<'a> {
             ),
         };
         let log = self.log_path(job, live.attempt);
-        if live.pgid.is_none() {
-            // It never started a process (a pre-check failed first): the attempt is still a fact.
-            let log = log.display().to_string();
-            self.pending.push(Pending::Started {
-                job,
-                number: live.attempt,
-                at: live.started,
-                log,
-                pgid: None,
-            });
-        }
         let (state, reason) = match &outcome {
             Outcome::Success => ("SUCCESS", String::new()),
             Outcome::Failed { reason, .. } | Outcome::PreCheckFailed { reason } => {

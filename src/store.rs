@@ -110,7 +110,16 @@ pub enum Record<'a> {
         /// Why, for people.
         reason: &'a str,
     },
-    /// An attempt's process started.
+    /// An attempt's process group, once its first process started (filled in once).
+    AttemptGroup {
+        /// The job's index.
+        job: usize,
+        /// 1 for the first attempt.
+        number: u32,
+        /// Its process group, to find survivors after a crash.
+        pgid: i32,
+    },
+    /// An attempt is starting (recorded before its first process starts).
     AttemptStarted {
         /// The job's index.
         job: usize,
@@ -263,9 +272,8 @@ impl Store {
     ///
     /// Read-write creates the parent directories and the file, switches to WAL and runs
     /// the pending migrations in one transaction. A database newer than this code gives
-    /// [`StoreError::NewerSchema`] and is not modified; a file that is not a database or
-    /// fails `PRAGMA quick_check` (read-write only: it reads every page) gives
-    /// [`StoreError::Corrupt`]. Read-only opens with
+    /// [`StoreError::NewerSchema`] and is not modified; a file that is not a database gives
+    /// [`StoreError::Corrupt`] (as does damage any later query meets). Read-only opens with
     /// `SQLITE_OPEN_READ_ONLY` and never writes; it reads any schema from
     /// [`schema::READABLE_FROM`] on, and says [`StoreError::NeedsUpgrade`] otherwise.
     pub fn open(path: &Path, access: Access, durability: Durability) -> Result<Store, StoreError> {
@@ -330,10 +338,10 @@ impl Store {
                 supported: CURRENT,
             });
         }
+        // No `PRAGMA quick_check` on open: it reads every page (~150 ms on a 1,000,000-job
+        // history), which every `apply` and `exe runs` would pay. A file that is not a
+        // database already failed above, and damage a query meets is reported as Corrupt.
         match access {
-            // No quick_check here: it reads every page (~150 ms on a 1,000,000-job
-            // history), which would make `exe runs` slow. A non-database already failed
-            // above, and damage met by a query is reported as Corrupt by `classify`.
             Access::ReadOnly => {
                 if found < READABLE_FROM {
                     return Err(StoreError::NeedsUpgrade {
@@ -344,8 +352,6 @@ impl Store {
                 }
             }
             Access::ReadWrite => {
-                // Before recording anything, make sure we are not adding to a damaged file.
-                store.quick_check()?;
                 let mode: String = store
                     .conn
                     .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
@@ -393,21 +399,6 @@ impl Store {
         self.conn
             .pragma_update(None, "synchronous", sync)
             .map_err(|e| self.err("setting synchronous", e))
-    }
-
-    fn quick_check(&self) -> Result<(), StoreError> {
-        let verdict: String = self
-            .conn
-            .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
-            .map_err(|e| self.err("checking the database", e))?;
-        if verdict == "ok" {
-            Ok(())
-        } else {
-            Err(StoreError::Corrupt {
-                path: self.path.clone(),
-                detail: verdict,
-            })
-        }
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {

@@ -34,8 +34,10 @@ impl Store {
             match insert_record(&tx, run, record) {
                 Ok(true) => {}
                 Ok(false) => {
-                    let &Record::AttemptEnded { job, number, .. } = record else {
-                        unreachable!("only an attempt's end can match no row")
+                    let (&Record::AttemptEnded { job, number, .. }
+                    | &Record::AttemptGroup { job, number, .. }) = record
+                    else {
+                        unreachable!("only an attempt's end or group can match no row")
                     };
                     return Err(StoreError::UnknownAttempt { run, job, number });
                 }
@@ -43,7 +45,8 @@ impl Store {
                     let job = match record {
                         Record::Transition { job, .. }
                         | Record::AttemptStarted { job, .. }
-                        | Record::AttemptEnded { job, .. } => *job,
+                        | Record::AttemptEnded { job, .. }
+                        | Record::AttemptGroup { job, .. } => *job,
                     };
                     drop(tx);
                     return Err(self.unknown(run, &job.to_string()));
@@ -246,6 +249,13 @@ fn insert_record(tx: &Transaction, run: i64, record: &Record) -> rusqlite::Resul
                 outcome,
                 reason
             ])
+            .map(|changed| changed == 1),
+        Record::AttemptGroup { job, number, pgid } => tx
+            .prepare_cached(
+                "UPDATE attempts SET pgid = ?4
+                 WHERE run = ?1 AND job = ?2 AND number = ?3 AND pgid IS NULL AND ended_at IS NULL",
+            )?
+            .execute(params![run, index_sql(job), number, pgid])
             .map(|changed| changed == 1),
     }
 }

@@ -344,6 +344,14 @@ fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
         assert!(std::time::Instant::now() < until, "the job never started");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // The attempt is recorded before the job starts; its process group right after.
+    while json(&sb.exe(&["show", "1", "--format", "json"]))["attempts"][0]["pgid"].is_null() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the attempt's process group was never recorded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     child.kill().unwrap(); // SIGKILL: exe gets no chance to record anything more
     child.wait().unwrap();
     let job_pid = std::fs::read_to_string(&pid_file)
