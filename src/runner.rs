@@ -162,6 +162,7 @@ where
         to_show: Vec::new(),
         history_error: None,
         next_heartbeat: Instant::now() + HEARTBEAT,
+        force_next_commit: false,
     };
     // Workers are started as concurrency needs them and then reused: one per attempt
     // would cost a thread (and its stack) per job, as much as a short job itself.
@@ -171,27 +172,38 @@ where
     std::thread::scope(|scope| {
         let start = runner.scheduler.start(runner.now());
         runner.record_all(&start);
-        runner.flush();
+        // One turn: schedule what can start, commit everything pending in one transaction
+        // (persist first: RUNNING and the attempt rows are stored before any process
+        // starts), start those jobs, then handle every event that is waiting.
         loop {
+            let mut works = Vec::new();
             if !runner.cancelling {
                 while let Some((job, transition)) = runner.scheduler.next(runner.now()) {
                     runner.record(&transition);
-                    let work = runner.launch(job);
-                    // Persist first: the RUNNING transition is committed before the job starts.
-                    runner.flush();
-                    if idle_workers == 0 {
-                        let (work_rx, tx, execute) = (&work_rx, tx.clone(), &execute);
-                        scope.spawn(move || worker(work_rx, &tx, execute));
-                    } else {
-                        idle_workers -= 1;
-                    }
-                    let _ = work_tx.send(work);
+                    works.push(runner.launch(job));
                 }
+            }
+            runner.flush();
+            if runner.cancelling {
+                // The history failed (or a signal came) while committing: start nothing.
+                for work in &works {
+                    runner.unstarted(work.job);
+                }
+                works.clear();
+            }
+            for work in works {
+                if idle_workers == 0 {
+                    let (work_rx, tx, execute) = (&work_rx, tx.clone(), &execute);
+                    scope.spawn(move || worker(work_rx, &tx, execute));
+                } else {
+                    idle_workers -= 1;
+                }
+                let _ = work_tx.send(work);
             }
             if runner.scheduler.is_done() && runner.live.is_empty() {
                 break;
             }
-            let event = match runner.next_deadline() {
+            let first = match runner.next_deadline() {
                 Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(event) => Some(event),
                     Err(RecvTimeoutError::Timeout) => None,
@@ -202,22 +214,27 @@ where
                     Err(_) => break,
                 },
             };
-            match event {
-                Some(Event::Started { job, pgid }) => runner.started(job, pgid),
-                Some(Event::Ended { job, ended }) => {
-                    idle_workers += 1;
-                    runner.ended(job, &ended);
+            // Events that arrived together are recorded together: one commit, not one each.
+            for event in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+            {
+                match event {
+                    Event::Started { job, pgid } => runner.started(job, pgid),
+                    Event::Ended { job, ended } => {
+                        idle_workers += 1;
+                        runner.ended(job, &ended);
+                    }
+                    Event::Signal => runner.interrupted(),
                 }
-                Some(Event::Signal) => runner.interrupted(),
-                None => {}
             }
             runner.enforce_deadlines();
-            runner.flush();
         }
         drop(work_tx);
     });
     signal_handle.close();
     let _ = signal_thread.join();
+    runner.force_next_commit = true;
     runner.flush();
     if let Some(error) = runner.history_error.take() {
         return Err(RunError::History(error));
@@ -254,6 +271,8 @@ struct Runner<'a> {
     /// Set when the history could not be written: the run stops.
     history_error: Option<StoreError>,
     next_heartbeat: Instant,
+    /// Commit at the next flush even if only process groups are pending.
+    force_next_commit: bool,
 }
 
 /// A fact waiting for the next commit.
@@ -315,7 +334,14 @@ impl<'a> Runner<'a> {
     /// Commits what is pending in one transaction, then shows it. If the history cannot be
     /// written, the run stops: nothing may run that is not recorded.
     fn flush(&mut self) {
-        if !self.pending.is_empty() {
+        // A process group alone is not worth a commit of its own: it goes with the next one
+        // (at the latest the heartbeat's, within 5 s).
+        let only_groups = self
+            .pending
+            .iter()
+            .all(|p| matches!(p, Pending::Group { .. }));
+        if !only_groups || self.force_next_commit {
+            self.force_next_commit = false;
             let pending = std::mem::take(&mut self.pending);
             let records: Vec<Record<'_>> = pending.iter().map(|p| self.to_record(p)).collect();
             let result = self.store.record(self.options.run_id, &records);
@@ -471,6 +497,14 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// A launched attempt that was never handed to a worker (the run stopped first).
+    fn unstarted(&mut self, job: usize) {
+        self.ended(
+            job,
+            &Ended::Error("not started: the run was stopped".to_owned()),
+        );
+    }
+
     fn started(&mut self, job: usize, pgid: i32) {
         let Some(live) = self.live.get_mut(&job) else {
             return;
@@ -613,6 +647,8 @@ impl<'a> Runner<'a> {
             if let Err(e) = self.store.heartbeat(self.options.run_id, at) {
                 self.stop_for_history(e);
             }
+            self.force_next_commit = true;
+            self.flush();
         }
         for (job, live) in &mut self.live {
             match live.stop {

@@ -43,21 +43,20 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32
     let mut store = Store::open(db, Access::ReadWrite, durability)?;
     close_orphans(&mut store, out.quiet)?;
     let masker = super::masker(&pipeline, &process_env);
-    let plan_json = |dispositions: &[Disposition]| {
-        let plan = Plan::new(&pipeline, dispositions, pipeline.max_parallel);
-        json::render(
-            &plan,
-            &View {
-                masker: &masker,
-                show_env: false,
-                explanations: &[],
-                color: false,
-            },
-        )
+    // The run records the pipeline's plan with every job as "run" (what it would do): its
+    // digest does not change when a resume skips finished jobs, and each job's actual
+    // decision is in its transitions.
+    let all_run = vec![Disposition::Run; pipeline.jobs.len()];
+    let view = View {
+        masker: &masker,
+        show_env: false,
+        explanations: &[],
+        color: false,
     };
-    // The digest is of the pipeline itself (every job as "run"), so a resume that skips
-    // finished jobs does not look like a change.
-    let definition = plan_json(&vec![Disposition::Run; pipeline.jobs.len()]);
+    let definition = json::render(
+        &Plan::new(&pipeline, &all_run, pipeline.max_parallel),
+        &view,
+    );
     let digest = resume::digest(&definition);
     if let Some(previous) = args.resume {
         let before = store.run(previous)?;
@@ -112,7 +111,7 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32
         name: &pipeline.name,
         file: &file,
         digest: &digest,
-        plan_json: &plan_json(&dispositions),
+        plan_json: &definition,
         host: &hostname(),
         user: &std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))

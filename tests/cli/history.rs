@@ -509,3 +509,102 @@ INSERT INTO job_history (run_id, id, status, application_name, last_run) VALUES
     );
     assert_eq!(sb.exe(&["migrate", "--history", "missing.db"]).code, 2);
 }
+
+/// Kills exe with SIGKILL at 20 points of a run and checks the history each time: every
+/// attempt whose process started is recorded, nothing is recorded as done that did not
+/// happen, no transition is duplicated or out of order, and a resume finishes the run.
+#[test]
+fn kill_9_at_random_points_then_resume() {
+    let sb = Sandbox::new();
+    // Each job notes when its process starts and when it is about to succeed.
+    let mut text = String::from("max_parallel = 3\n");
+    for i in 0..8 {
+        let needs = if i >= 3 {
+            format!("needs = [\"j{}\"]\n", i - 3)
+        } else {
+            String::new()
+        };
+        text.push_str(&format!(
+            "[jobs.j{i}]\ncommand = \"echo j{i} >> started; sleep 0.0{}; echo j{i} >> finished\"\n{needs}",
+            (i * 3) % 10
+        ));
+    }
+    sb.file("p.toml", &text);
+    let exe = env!("CARGO_BIN_EXE_exe");
+    for point in 0..20u64 {
+        for f in ["started", "finished"] {
+            let _ = std::fs::remove_file(sb.path().join(f));
+        }
+        let newest = |sb: &Sandbox| -> Option<i64> {
+            let listed = json(&sb.exe(&["runs", "--format", "json", "--limit", "1"]));
+            listed
+                .as_array()
+                .unwrap()
+                .first()
+                .map(|r| r["id"].as_i64().unwrap())
+        };
+        let before = newest(&sb).unwrap_or(0);
+        let mut child = std::process::Command::new(exe)
+            .args(["apply", "-q", "--output", "quiet", "p.toml"])
+            .current_dir(sb.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Spread the kills over the whole run (a few ms to ~200 ms), differently each time.
+        std::thread::sleep(std::time::Duration::from_millis(3 + (point * 37) % 200));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let started = std::fs::read_to_string(sb.path().join("started")).unwrap_or_default();
+        let finished = std::fs::read_to_string(sb.path().join("finished")).unwrap_or_default();
+        // Killed before it recorded a run: nothing ran (no job starts before its run exists).
+        let Some(killed) = newest(&sb).filter(|&id| id > before) else {
+            assert!(
+                started.is_empty(),
+                "point {point}: jobs started without a recorded run"
+            );
+            continue;
+        };
+        let id = killed.to_string();
+        let resumed = sb.exe(&[
+            "apply", "-q", "--output", "quiet", "p.toml", "--resume", &id,
+        ]);
+        assert!(
+            resumed.code == 0,
+            "point {point}: the resume must finish the run: {}",
+            resumed.stderr
+        );
+        let detail = json(&sb.exe(&["show", &id, "--format", "json"]));
+        let attempts = detail["attempts"].as_array().unwrap();
+        for job in started.lines() {
+            assert!(
+                attempts.iter().any(|a| a["job_id"] == job),
+                "point {point}: {job} started but is not recorded"
+            );
+        }
+        for a in attempts {
+            if a["outcome"] == "SUCCESS" {
+                let job = a["job_id"].as_str().unwrap();
+                assert!(
+                    finished.lines().any(|l| l == job),
+                    "point {point}: {job} recorded SUCCESS but never finished"
+                );
+            }
+        }
+        // Per job, each transition leaves the state the previous one entered, once.
+        let mut state: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for t in detail["transitions"].as_array().unwrap() {
+            let job = t["job_id"].as_str().unwrap().to_owned();
+            let from = state
+                .get(&job)
+                .cloned()
+                .unwrap_or_else(|| "PENDING".to_owned());
+            assert_eq!(
+                t["from"].as_str().unwrap(),
+                from,
+                "point {point}: {job}: {t}"
+            );
+            state.insert(job, t["to"].as_str().unwrap().to_owned());
+        }
+    }
+}
