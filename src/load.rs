@@ -746,19 +746,29 @@ fn remove(root: &mut FValue, path: &[String]) -> Option<Vec<String>> {
     None
 }
 
+/// The error deserializing `value` as a whole `T` gives, placed under `prefix`.
+fn whole<T: serde::de::DeserializeOwned>(
+    value: &FValue,
+    prefix: &[String],
+) -> Option<figment::Error> {
+    value.deserialize::<T>().err().map(|e| prefixed(e, prefix))
+}
+
+/// The error `{key: value}` alone gives as a `T` (every field of `T` is optional, so only
+/// this key's problem shows).
+fn alone<T: serde::de::DeserializeOwned>(key: &str, value: &FValue) -> Option<figment::Error> {
+    FValue::from(Dict::from([(key.to_owned(), value.clone())]))
+        .deserialize::<T>()
+        .err()
+}
+
 fn isolate_pipeline(value: &FValue, prefix: &[String], errors: &mut Vec<figment::Error>) {
     let Some(dict) = value.as_dict() else {
-        errors.extend(
-            value
-                .deserialize::<PipelineSpec>()
-                .err()
-                .map(|e| prefixed(e, prefix)),
-        );
+        errors.extend(whole::<PipelineSpec>(value, prefix));
         return;
     };
     for (key, value) in dict {
-        let single = FValue::from(Dict::from([(key.clone(), value.clone())]));
-        let Err(e) = single.deserialize::<PipelineSpec>() else {
+        let Some(e) = alone::<PipelineSpec>(key, value) else {
             continue;
         };
         let here: Vec<String> = prefix.iter().cloned().chain([key.clone()]).collect();
@@ -783,20 +793,14 @@ fn isolate_pipeline(value: &FValue, prefix: &[String], errors: &mut Vec<figment:
 
 fn isolate_job(value: &FValue, prefix: &[String], errors: &mut Vec<figment::Error>) {
     let Some(dict) = value.as_dict() else {
-        errors.extend(
-            value
-                .deserialize::<JobSpec>()
-                .err()
-                .map(|e| prefixed(e, prefix)),
-        );
+        errors.extend(whole::<JobSpec>(value, prefix));
         return;
     };
-    for (key, value) in dict {
-        let single = FValue::from(Dict::from([(key.clone(), value.clone())]));
-        if let Err(e) = single.deserialize::<JobSpec>() {
-            errors.push(prefixed(e, prefix));
-        }
-    }
+    errors.extend(
+        dict.iter()
+            .filter_map(|(key, value)| alone::<JobSpec>(key, value))
+            .map(|e| prefixed(e, prefix)),
+    );
 }
 
 fn prefixed(mut e: figment::Error, prefix: &[String]) -> figment::Error {

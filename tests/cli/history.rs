@@ -608,3 +608,29 @@ fn kill_9_at_random_points_then_resume() {
         }
     }
 }
+
+#[test]
+fn logs_follow_prints_until_the_attempt_ends() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.slow]\ncommand = \"echo one; touch ready; sleep 0.5; echo two\"\n",
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exe"))
+        .args(["apply", "-q", "--output", "quiet", "p.toml"])
+        .current_dir(sb.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sb.path().join("ready").exists() {
+        assert!(std::time::Instant::now() < until, "the job never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // While the job still runs, --follow keeps reading until the attempt's end is recorded.
+    let followed = sb.exe(&["logs", "1", "slow", "--follow"]);
+    assert_eq!(followed.code, 0, "{}", followed.stderr);
+    assert_eq!(followed.stdout, "one\ntwo\n");
+    assert!(child.wait().unwrap().success());
+}
