@@ -404,9 +404,15 @@ impl Store {
         // header), measured at 10% of a one-job apply. The WAL is the durable record either
         // way; SQLite's automatic checkpoints (every 1,000 pages) move it into the database.
         self.conn
-            .set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
             .map(|_| ())
-            .map_err(|e| self.err("keeping the WAL on close", e))
+            .map_err(|e| self.err("keeping the WAL on close", e))?;
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", 10_000)
+            .map_err(|e| self.err("setting wal_autocheckpoint", e))
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
