@@ -122,6 +122,8 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32
         started_at_ms,
         jobs: &ids,
     })?;
+    // The plan is recorded; a 2,000-job plan's text need not stay in memory for the run.
+    drop(definition);
     // Orphaned grandchildren of jobs come back to exe, so their group can be reaped at once.
     let _ = crate::process::become_subreaper();
     let progress = Progress::start(
