@@ -8,13 +8,19 @@ use crate::cli::{ListFormat, LogsArgs, MarkSuccessArgs, RunsArgs, ShowArgs, Stat
 use crate::error::Error;
 use crate::render;
 use crate::spec::parse_duration;
-use crate::store::{Access, Durability, RunFilter, Store};
+use crate::store::{Access, Durability, RunFilter, Store, StoreError};
 
 fn open_read(db: &Path) -> Result<Option<Store>, Error> {
     if !db.exists() {
         return Ok(None);
     }
-    Ok(Some(Store::open(db, Access::ReadOnly, Durability::Normal)?))
+    match Store::open(db, Access::ReadOnly, Durability::Normal) {
+        Ok(store) => Ok(Some(store)),
+        // An exe stopped while creating the file left no schema at all: no run is in it, and
+        // the next `apply` creates the schema.
+        Err(StoreError::NeedsUpgrade { found: 0, .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn no_history(db: &Path) -> Error {

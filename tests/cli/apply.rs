@@ -1,7 +1,7 @@
 //! `exe apply` through the real binary with real `sh` jobs: ordering, failures, retries,
 //! timeouts, signals, output integrity and faults.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::{Run, Sandbox};
@@ -169,25 +169,6 @@ fn a_job_that_ignores_term_is_killed_after_the_grace_period() {
     );
 }
 
-fn spawn_exe(sb: &Sandbox, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_exe"))
-        .args(args)
-        .current_dir(sb.path())
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn wait_for(path: &std::path::Path) {
-    let until = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(Instant::now() < until, "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn signal(child: &std::process::Child, sig: &str) {
     let status = Command::new("kill")
         .args([sig, &child.id().to_string()])
@@ -203,8 +184,8 @@ fn ctrl_c_cancels_kills_every_process_and_exits_130() {
         "p.toml",
         "max_parallel = 2\n[jobs.long]\ncommand = \"sleep 100 & echo $! > child; sleep 100\"\n[jobs.later]\ncommand = \"touch later\"\nneeds = [\"long\"]\n",
     );
-    let child = spawn_exe(&sb, &["apply", "p.toml"]);
-    wait_for(&sb.path().join("child"));
+    let child = sb.spawn(&["apply", "p.toml"]);
+    sb.wait_for("child");
     std::thread::sleep(Duration::from_millis(100));
     signal(&child, "-INT");
     let out = child.wait_with_output().unwrap();
@@ -222,8 +203,8 @@ fn ctrl_c_cancels_kills_every_process_and_exits_130() {
 fn a_second_ctrl_c_kills_at_once() {
     let sb = Sandbox::new();
     sb.file("p.toml", "[jobs.stubborn]\ncommand = \"trap '' TERM; touch ready; sleep 100\"\ntimeout_grace = \"60s\"\n");
-    let child = spawn_exe(&sb, &["apply", "p.toml"]);
-    wait_for(&sb.path().join("ready"));
+    let child = sb.spawn(&["apply", "p.toml"]);
+    sb.wait_for("ready");
     signal(&child, "-INT");
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
@@ -244,8 +225,8 @@ fn sigterm_is_handled_like_ctrl_c() {
         "p.toml",
         "[jobs.long]\ncommand = \"touch ready; sleep 100\"\n",
     );
-    let child = spawn_exe(&sb, &["apply", "p.toml"]);
-    wait_for(&sb.path().join("ready"));
+    let child = sb.spawn(&["apply", "p.toml"]);
+    sb.wait_for("ready");
     signal(&child, "-TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
@@ -383,7 +364,7 @@ fn memory_stays_flat_while_a_job_prints_a_gigabyte() {
         "p.toml",
         "[jobs.loud]\ncommand = \"yes 0123456789abcdef | head -c 1000000000\"\n",
     );
-    let mut child = spawn_exe(&sb, &["apply", "p.toml"]);
+    let mut child = sb.spawn(&["apply", "p.toml"]);
     let pid = child.id();
     let mut stdout = child.stdout.take().unwrap();
     // Drain what exe shows so the terminal side is exercised too.

@@ -34,6 +34,32 @@ impl Sandbox {
         path
     }
 
+    /// Starts `exe` in the background (stdout and stderr piped), for signal and crash tests.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_exe"))
+            .args(args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("exe starts")
+    }
+
+    /// Waits (up to 10 s) until `name` exists in the sandbox: a job's sign that it started.
+    pub fn wait_for(&self, name: &str) {
+        let path = self.path().join(name);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !path.exists() {
+            assert!(
+                std::time::Instant::now() < until,
+                "{} never appeared",
+                path.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn exe(&self, args: &[&str]) -> Run {
         self.exe_with(args, None)
     }

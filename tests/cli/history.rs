@@ -4,7 +4,8 @@
 use crate::harness::{Run, Sandbox};
 
 fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\nstderr: {}", run.stdout, run.stderr))
 }
 
 /// A pipeline whose job `b` fails until the file `fixed` exists; `a` and `c` count their runs.
@@ -15,6 +16,14 @@ fn flaky(sb: &Sandbox) {
          [jobs.b]\ncommand = \"echo b >> b.count; test -e fixed\"\nneeds = [\"a\"]\n\
          [jobs.c]\ncommand = \"echo c >> c.count\"\nneeds = [\"b\"]\n",
     );
+}
+
+/// The id of the newest recorded run.
+fn newest_run(sb: &Sandbox) -> String {
+    json(&sb.exe(&["runs", "--format", "json"]))[0]["id"]
+        .as_i64()
+        .expect("a recorded run")
+        .to_string()
 }
 
 fn count(sb: &Sandbox, file: &str) -> usize {
@@ -114,10 +123,7 @@ fn failed_only_leaves_never_run_jobs_for_a_plain_resume() {
     let sb = Sandbox::new();
     flaky(&sb);
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
-    let first = json(&sb.exe(&["runs", "--format", "json"]))[0]["id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
+    let first = newest_run(&sb);
     sb.file("fixed", "");
     let run = sb.exe(&["apply", "p.toml", "--resume", &first, "--failed-only"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -126,10 +132,7 @@ fn failed_only_leaves_never_run_jobs_for_a_plain_resume() {
         (2, 0),
         "c never ran, so it waits"
     );
-    let second = json(&sb.exe(&["runs", "--format", "json"]))[0]["id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
+    let second = newest_run(&sb);
     assert_eq!(sb.exe(&["apply", "p.toml", "--resume", &second]).code, 0);
     assert_eq!(
         (
@@ -149,10 +152,7 @@ fn resume_refuses_unknown_runs_and_changed_pipelines() {
     assert_eq!(unknown.code, 2, "{}", unknown.stderr);
     assert!(unknown.stderr.contains("999"), "{}", unknown.stderr);
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
-    let id = json(&sb.exe(&["runs", "--format", "json"]))[0]["id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
+    let id = newest_run(&sb);
     let text = std::fs::read_to_string(sb.path().join("p.toml")).unwrap();
     sb.file(
         "p.toml",
@@ -178,10 +178,7 @@ fn mark_success_is_audited_and_lets_a_resume_pass() {
     let sb = Sandbox::new();
     flaky(&sb);
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
-    let id = json(&sb.exe(&["runs", "--format", "json"]))[0]["id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
+    let id = newest_run(&sb);
     let refused = sb.exe_with(
         &["mark-success", &id, "b", "--reason", "fixed by hand"],
         Some(b""),
@@ -234,10 +231,7 @@ fn logs_of_each_attempt() {
         "[jobs.f]\ncommand = \"n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; echo try $n; [ $n -ge 2 ]\"\nretry = { max = 2 }\n",
     );
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
-    let id = json(&sb.exe(&["runs", "--format", "json"]))[0]["id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
+    let id = newest_run(&sb);
     assert_eq!(sb.exe(&["logs", &id, "f"]).stdout, "try 2\n");
     assert_eq!(
         sb.exe(&["logs", &id, "f", "--attempt", "1"]).stdout,
@@ -326,13 +320,7 @@ fn concurrent_applies_on_one_database_get_unique_ids() {
 fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
     let sb = Sandbox::new();
     sb.file("p.toml", "[jobs.long]\ncommand = \"echo $$ > pid; sleep 100\"\n[jobs.after]\ncommand = \"touch after\"\nneeds = [\"long\"]\n");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exe"))
-        .args(["apply", "-q", "p.toml"])
-        .current_dir(sb.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = sb.spawn(&["apply", "-q", "p.toml"]);
     let pid_file = sb.path().join("pid");
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !pid_file.exists()
@@ -616,21 +604,46 @@ fn logs_follow_prints_until_the_attempt_ends() {
         "p.toml",
         "[jobs.slow]\ncommand = \"echo one; touch ready; sleep 0.5; echo two\"\n",
     );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exe"))
-        .args(["apply", "-q", "--output", "quiet", "p.toml"])
-        .current_dir(sb.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !sb.path().join("ready").exists() {
-        assert!(std::time::Instant::now() < until, "the job never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut child = sb.spawn(&["apply", "-q", "--output", "quiet", "p.toml"]);
+    sb.wait_for("ready");
     // While the job still runs, --follow keeps reading until the attempt's end is recorded.
     let followed = sb.exe(&["logs", "1", "slow", "--follow"]);
     assert_eq!(followed.code, 0, "{}", followed.stderr);
     assert_eq!(followed.stdout, "one\ntwo\n");
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_database_left_without_a_schema_reads_as_no_runs() {
+    let sb = Sandbox::new();
+    // What an exe killed right after creating the file leaves: a database with no tables.
+    std::fs::create_dir_all(sb.path().join(".exe")).unwrap();
+    let made = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3; sqlite3.connect('.exe/history.db').execute('PRAGMA journal_mode=WAL')",
+        ])
+        .current_dir(sb.path())
+        .status();
+    assert!(made.unwrap().success());
+    let runs = sb.exe(&["runs", "--format", "json"]);
+    assert_eq!(
+        (runs.code, runs.stdout.as_str()),
+        (0, "[]\n"),
+        "{}",
+        runs.stderr
+    );
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    assert_eq!(
+        sb.exe(&["apply", "-q", "p.toml"]).code,
+        0,
+        "apply creates the schema"
+    );
+    assert_eq!(
+        json(&sb.exe(&["runs", "--format", "json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
