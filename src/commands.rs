@@ -19,7 +19,17 @@ use crate::secrets::Masker;
 use crate::validate::{self, Options};
 
 pub use history::JobStats;
-pub use lint::Output;
+
+/// How output should look, decided once from the global flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// Colour on stdout.
+    pub color: bool,
+    /// Colour on stderr.
+    pub color_err: bool,
+    /// Errors only.
+    pub quiet: bool,
+}
 
 /// Runs a parsed command line; returns the exit code of a command that finished.
 pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {

@@ -40,7 +40,7 @@ pub fn summary(pipeline: &Pipeline, report: &Report, run_id: i64) -> String {
         } else {
             attempts.len().to_string()
         };
-        rows.push([
+        rows.push(vec![
             job.id.0.clone(),
             report.states[i].as_str().to_owned(),
             count,
@@ -48,26 +48,7 @@ pub fn summary(pipeline: &Pipeline, report: &Report, run_id: i64) -> String {
             exit,
         ]);
     }
-    let header = ["JOB", "STATE", "ATTEMPTS", "DURATION", "EXIT"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let line = |out: &mut String, cells: &[String]| {
-        let text: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", text.join("  ").trim_end());
-    };
-    line(&mut out, &header.map(str::to_owned));
-    for row in &rows {
-        line(&mut out, row);
-    }
+    let mut out = table(&["JOB", "STATE", "ATTEMPTS", "DURATION", "EXIT"], &rows);
     let failures: Vec<usize> = (0..pipeline.jobs.len())
         .filter(|&i| matches!(report.states[i], JobState::Failed | JobState::Timeout))
         .collect();

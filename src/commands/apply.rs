@@ -113,9 +113,7 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32
         digest: &digest,
         plan_json: &definition,
         host: &hostname(),
-        user: &std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_default(),
+        user: &user().unwrap_or_default(),
         pid: std::process::id(),
         exe_version: env!("CARGO_PKG_VERSION"),
         resumed_from: args.resume,
@@ -225,6 +223,13 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// The user exe runs as, from `USER` or `LOGNAME`.
+pub(super) fn user() -> Option<String> {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
 }
 
 pub(super) fn hostname() -> String {

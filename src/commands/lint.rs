@@ -11,17 +11,6 @@ use crate::load::{self, LoadOptions, format_of};
 use crate::source::{self, Format};
 use crate::validate::{self, Options};
 
-/// How output should look, decided once from the global flags.
-#[derive(Debug, Clone, Copy)]
-pub struct Output {
-    /// Colour on stdout.
-    pub color: bool,
-    /// Colour on stderr.
-    pub color_err: bool,
-    /// Errors only.
-    pub quiet: bool,
-}
-
 struct Checked {
     file: PathBuf,
     diagnostics: Vec<Diagnostic>,
@@ -29,7 +18,7 @@ struct Checked {
     included: Vec<PathBuf>,
 }
 
-pub(super) fn run(args: &LintArgs, out: Output) -> Result<i32, Error> {
+pub(super) fn run(args: &LintArgs, out: super::Output) -> Result<i32, Error> {
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
