@@ -1,4 +1,5 @@
-//! One attempt of a job, as a worker thread runs it: pre-checks, the command, post-checks.
+//! One attempt of a job with checks, as a worker thread runs it: pre-checks, the command,
+//! post-checks. (The coordinator starts the command of a job without checks itself.)
 //!
 //! Every process it starts (the command and `command` checks) gets its own process group,
 //! which it reports through `on_start` before waiting, so the coordinator can kill it on a
@@ -120,7 +121,7 @@ fn run_process(
 }
 
 /// "working directory wd is not usable: No such file or directory (os error 2)".
-fn with_causes(error: &dyn std::error::Error) -> String {
+pub fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -7,6 +7,7 @@ mod commands;
 pub mod diagnostic;
 pub mod emit;
 pub mod error;
+pub mod events;
 pub mod graph;
 pub mod load;
 pub mod model;

@@ -38,10 +38,13 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, PidfdFlags};
 
 /// How long to wait for the group to vanish after SIGKILL. SIGKILL cannot be caught, so this
 /// only covers the kernel tearing processes down and us reaping them; a process stuck in
@@ -261,18 +264,58 @@ impl Running {
             .wait()
             .map_err(|source| ProcessError::Wait { pgid, source })?
             .status;
-        end_leftovers(pgid, leftover_grace)
-            .map_err(|source| ProcessError::Cleanup { pgid, source })?;
-        match (status.code(), status.signal()) {
-            (Some(code), _) => Ok(Exit::Code(code)),
-            (None, Some(signal)) => Ok(Exit::Signal(signal)),
-            // A blocking wait without WUNTRACED only reports exits and deaths by signal.
-            (None, None) => Err(ProcessError::Wait {
-                pgid,
-                source: io::Error::other(format!("unexpected wait status {status}")),
-            }),
+        end_leftovers(pgid, leftover_grace)?;
+        exit_of(status, pgid)
+    }
+
+    /// A pidfd of the main process: readable once it has exited, so the coordinator can
+    /// wait for many attempts at once, on its own thread.
+    ///
+    /// # Errors
+    ///
+    /// The `pidfd_open` error (out of file descriptors, or a kernel older than 5.3).
+    pub fn pidfd(&self) -> io::Result<OwnedFd> {
+        let pid = Pid::from_raw(self.pgid).ok_or_else(|| io::Error::other("no pid"))?;
+        Ok(rustix::process::pidfd_open(pid, PidfdFlags::empty())?)
+    }
+
+    /// How the main process ended, if it has (without blocking); it is reaped then. What it
+    /// left in its group is not touched: see [`leftovers_alive`] and [`end_leftovers`].
+    ///
+    /// # Errors
+    ///
+    /// [`ProcessError::Wait`] if asking fails.
+    pub fn try_exit(&self) -> Result<Option<Exit>, ProcessError> {
+        let pgid = self.pgid;
+        match self
+            .handle
+            .try_wait()
+            .map_err(|source| ProcessError::Wait { pgid, source })?
+        {
+            Some(output) => exit_of(output.status, pgid).map(Some),
+            None => Ok(None),
         }
     }
+}
+
+fn exit_of(status: std::process::ExitStatus, pgid: i32) -> Result<Exit, ProcessError> {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Ok(Exit::Code(code)),
+        (None, Some(signal)) => Ok(Exit::Signal(signal)),
+        // A wait without WUNTRACED only reports exits and deaths by signal.
+        (None, None) => Err(ProcessError::Wait {
+            pgid,
+            source: io::Error::other(format!("unexpected wait status {status}")),
+        }),
+    }
+}
+
+/// After the group's main process was reaped: reaps what the job left that exe inherited,
+/// and says whether anything of the group is still there.
+#[must_use]
+pub fn leftovers_alive(pgid: i32) -> bool {
+    reap_group(pgid);
+    group_alive(pgid)
 }
 
 /// Sends `signal` (`libc::SIGTERM`, `libc::SIGKILL`, or 0 to probe) to every process in the
@@ -358,17 +401,22 @@ pub fn reap_group(pgid: i32) {
     }
 }
 
-/// TERM, grace, KILL for what the job left in its group after `sh` exited.
-fn end_leftovers(pgid: i32, grace: Duration) -> io::Result<()> {
-    reap_group(pgid);
-    if !group_alive(pgid) {
+/// TERM, grace, KILL for what the job left in its group after its main process was reaped.
+/// It blocks for up to the grace period: a worker calls it, never the coordinator.
+///
+/// # Errors
+///
+/// [`ProcessError::Cleanup`] if the leftovers cannot be signalled.
+pub fn end_leftovers(pgid: i32, grace: Duration) -> Result<(), ProcessError> {
+    let cleanup = |source| ProcessError::Cleanup { pgid, source };
+    if !leftovers_alive(pgid) {
         return Ok(());
     }
-    kill_group(pgid, libc::SIGTERM)?;
+    kill_group(pgid, libc::SIGTERM).map_err(cleanup)?;
     if wait_until_gone(pgid, grace) {
         return Ok(());
     }
-    kill_group(pgid, libc::SIGKILL)?;
+    kill_group(pgid, libc::SIGKILL).map_err(cleanup)?;
     wait_until_gone(pgid, KILL_SETTLE);
     Ok(())
 }
@@ -425,14 +473,17 @@ fn open_log(path: &Path) -> Result<File, ProcessError> {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(error)?;
+    let open = || OpenOptions::new().create(true).append(true).open(path);
+    match open() {
+        // The run's log folder is made by its first attempt; the others find it there.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(error)?;
+            }
+            open().map_err(error)
+        }
+        opened => opened.map_err(error),
     }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(error)
 }
 
 #[cfg(test)]

@@ -1,42 +1,68 @@
 //! The coordinator: runs a pipeline's jobs and owns everything about the run while it runs.
 //!
 //! One thread (this one) owns the scheduler, the table of attempts in flight, every deadline
-//! and every kill. Workers (started as concurrency needs them, then reused) run attempts
-//! inside `std::thread::scope` and report over a channel; a signal thread forwards
-//! SIGINT/SIGTERM into the same channel. So there is no shared mutable run state and no
-//! polling: the loop sleeps until the next event or deadline.
+//! and every kill. It starts the commands of jobs without checks itself and sleeps on their
+//! pidfds (see [`crate::events`]), so a job that ends wakes it directly, as a process wakes
+//! make. Attempts with pre- or post-checks, and the TERM-grace-KILL of what a finished job
+//! left in its group, block: workers (started as they are needed, then reused) run those
+//! inside `std::thread::scope` and report over a channel, as does a signal thread for
+//! SIGINT/SIGTERM; each rings the coordinator's waker. So there is no shared mutable run
+//! state and no polling: the loop sleeps until the next event or deadline.
 //!
 //! Invariants:
 //! - every state change goes through [`Runner::record`], which the scheduler has already
 //!   checked against the transition table; it is shown (and, with history, stored) in order;
+//! - nothing starts before the transitions that start it are committed (persist first);
 //! - a process group is signalled only while its attempt is in flight (its pgid may be
-//!   reused once the worker has reaped it);
+//!   reused once it has been reaped);
 //! - on timeout or cancel: TERM to the group, then KILL after the job's grace period; a
 //!   second Ctrl-C sends KILL at once.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::attempt::{Attempt, Ended};
+use crate::attempt::{self, Attempt, Ended};
+use crate::events::{self, Ready, Waker};
 use crate::model::Pipeline;
-use crate::process::{self, Exit};
+use crate::process::{self, AttemptSpec, Exit, Running};
 use crate::progress::Progress;
 use crate::scheduler::{Config, Outcome, Scheduler};
 use crate::selection::Disposition;
 use crate::state::{JobState, RunState, Transition};
 use crate::store::{Record, Store, StoreError};
 
-/// One attempt for a worker to run.
+/// One attempt, ready to start once its RUNNING transition is committed.
 struct Work<'a> {
     job: usize,
     attempt: Attempt<'a>,
     /// Set when `{{ run.id }}`/`{{ attempt }}` could not be rendered: nothing runs.
     unrenderable: Option<String>,
+}
+
+/// What a worker does: the parts of an attempt that block.
+enum Task<'a> {
+    /// A whole attempt of a job with checks: pre-checks, the command, post-checks.
+    Attempt(Work<'a>),
+    /// Wait for a command the coordinator started but cannot watch (no pidfd), then end
+    /// what it left in its group.
+    Wait {
+        job: usize,
+        running: Box<Running>,
+        grace: Duration,
+    },
+    /// The command ended as `exit` but left processes in its group: TERM, grace, KILL.
+    Leftovers {
+        job: usize,
+        pgid: i32,
+        grace: Duration,
+        exit: Exit,
+    },
 }
 
 /// What the coordinator hears from workers and the signal thread.
@@ -65,6 +91,8 @@ struct Live {
     deadline: Option<Instant>,
     /// Set once the attempt is being stopped.
     stop: Option<Stop>,
+    /// The command, when the coordinator started it itself and waits on its pidfd.
+    own: Option<(Running, OwnedFd)>,
 }
 
 /// An attempt being stopped: TERM was sent (or will be, once its pgid is known).
@@ -120,29 +148,26 @@ pub struct Options {
     pub config: Config,
 }
 
-/// Runs the pipeline. `execute` runs one attempt (the real one is [`crate::attempt::run`]);
-/// tests pass a scripted one.
-pub fn run<F>(
+/// Runs the pipeline.
+pub fn run(
     pipeline: &Pipeline,
     dispositions: &[Disposition],
     options: &Options,
     progress: &Progress,
     store: &mut Store,
-    execute: F,
-) -> Result<Report, RunError>
-where
-    F: Fn(&Attempt<'_>, &dyn Fn(i32)) -> Ended + Sync,
-{
+) -> Result<Report, RunError> {
     let (tx, rx) = mpsc::channel();
+    let waker = Arc::new(Waker::new().map_err(RunError::Wakeup)?);
     let mut signals =
         signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(RunError::Signals)?;
     let signal_handle = signals.handle();
-    let signal_tx = tx.clone();
+    let (signal_tx, signal_waker) = (tx.clone(), Arc::clone(&waker));
     let signal_thread = std::thread::spawn(move || {
         for _ in signals.forever() {
             if signal_tx.send(Event::Signal).is_err() {
                 break;
             }
+            signal_waker.wake();
         }
     });
     let mut runner = Runner {
@@ -164,12 +189,21 @@ where
         next_heartbeat: Instant::now() + HEARTBEAT,
         force_next_commit: false,
     };
-    // Workers are started as concurrency needs them and then reused: one per attempt
-    // would cost a thread (and its stack) per job, as much as a short job itself.
-    let (work_tx, work_rx) = mpsc::channel::<Work<'_>>();
-    let work_rx = Mutex::new(work_rx);
+    // Workers are started as blocking work needs them and then reused: one per task would
+    // cost a thread (and its stack) each time.
+    let (task_tx, task_rx) = mpsc::channel::<Task<'_>>();
+    let task_rx = Mutex::new(task_rx);
     let mut idle_workers = 0usize;
     std::thread::scope(|scope| {
+        let give = |task, idle_workers: &mut usize| {
+            if *idle_workers == 0 {
+                let (task_rx, tx, waker) = (&task_rx, tx.clone(), &*waker);
+                scope.spawn(move || worker(task_rx, &tx, waker));
+            } else {
+                *idle_workers -= 1;
+            }
+            let _ = task_tx.send(task);
+        };
         let start = runner.scheduler.start(runner.now());
         runner.record_all(&start);
         // One turn: schedule what can start, commit everything pending in one transaction
@@ -191,34 +225,30 @@ where
                 }
                 works.clear();
             }
+            // An attempt that ended on the spot (it could not start) may free others: go
+            // round again before sleeping.
+            let mut ended_here = false;
             for work in works {
-                if idle_workers == 0 {
-                    let (work_rx, tx, execute) = (&work_rx, tx.clone(), &execute);
-                    scope.spawn(move || worker(work_rx, &tx, execute));
-                } else {
-                    idle_workers -= 1;
+                match runner.start(work) {
+                    Started::Here => {}
+                    Started::Ended => ended_here = true,
+                    Started::Elsewhere(task) => give(task, &mut idle_workers),
                 }
-                let _ = work_tx.send(work);
+            }
+            if ended_here {
+                continue;
             }
             if runner.scheduler.is_done() && runner.live.is_empty() {
                 break;
             }
-            let first = match runner.next_deadline() {
-                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                    Ok(event) => Some(event),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                },
-                None => match rx.recv() {
-                    Ok(event) => Some(event),
-                    Err(_) => break,
-                },
-            };
+            let timeout = runner
+                .next_deadline()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            for task in runner.wait(&waker, timeout) {
+                give(task, &mut idle_workers);
+            }
             // Events that arrived together are recorded together: one commit, not one each.
-            for event in first
-                .into_iter()
-                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
-            {
+            while let Ok(event) = rx.try_recv() {
                 match event {
                     Event::Started { job, pgid } => runner.started(job, pgid),
                     Event::Ended { job, ended } => {
@@ -230,7 +260,7 @@ where
             }
             runner.enforce_deadlines();
         }
-        drop(work_tx);
+        drop(task_tx);
     });
     signal_handle.close();
     let _ = signal_thread.join();
@@ -249,6 +279,16 @@ where
         elapsed: runner.t0.elapsed(),
         reasons: runner.reasons,
     })
+}
+
+/// Where [`Runner::start`] left an attempt.
+enum Started<'a> {
+    /// Its command runs; the coordinator waits on its pidfd.
+    Here,
+    /// It could not start, and has been recorded as ended.
+    Ended,
+    /// A worker must run (or wait for) it.
+    Elsewhere(Task<'a>),
 }
 
 struct Runner<'a> {
@@ -308,6 +348,9 @@ pub enum RunError {
     /// Signal handlers could not be installed.
     #[error("cannot handle signals: {0}")]
     Signals(std::io::Error),
+    /// The coordinator's waker could not be made (out of file descriptors).
+    #[error("cannot wait for jobs: {0}")]
+    Wakeup(std::io::Error),
     /// The history could not be written; the run was stopped so nothing runs unrecorded.
     #[error("the run was stopped because its history could not be written: {0}")]
     History(StoreError),
@@ -470,6 +513,7 @@ impl<'a> Runner<'a> {
                 pgid: None,
                 deadline: spec.timeout.map(|t| Instant::now() + t),
                 stop: None,
+                own: None,
             },
         );
         // Recorded with the RUNNING transition, before the process starts (persist first).
@@ -497,7 +541,99 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// A launched attempt that was never handed to a worker (the run stopped first).
+    /// Starts a launched attempt whose start is committed. A job without checks has its
+    /// command started here; one with checks goes to a worker, which runs them in order.
+    fn start(&mut self, work: Work<'a>) -> Started<'a> {
+        if let Some(reason) = work.unrenderable {
+            self.ended(work.job, &Ended::Error(reason));
+            return Started::Ended;
+        }
+        let spec = work.attempt.job;
+        if !spec.pre_checks.is_empty() || !spec.post_checks.is_empty() {
+            return Started::Elsewhere(Task::Attempt(work));
+        }
+        let a = &work.attempt;
+        let running = match process::spawn(&AttemptSpec {
+            command: &a.command,
+            env: &a.env,
+            working_dir: a.working_dir,
+            log_path: &a.log_path,
+        }) {
+            Ok(running) => running,
+            Err(e) => {
+                self.ended(work.job, &Ended::Error(attempt::with_causes(&e)));
+                return Started::Ended;
+            }
+        };
+        self.started(work.job, running.pgid());
+        match running.pidfd() {
+            Ok(pidfd) => {
+                if let Some(live) = self.live.get_mut(&work.job) {
+                    live.own = Some((running, pidfd));
+                }
+                Started::Here
+            }
+            Err(_) => Started::Elsewhere(Task::Wait {
+                job: work.job,
+                running: Box::new(running),
+                grace: spec.timeout_grace,
+            }),
+        }
+    }
+
+    /// Sleeps until an event, a deadline or the end of a command started here; takes in
+    /// those that ended. Returns the leftovers to end, for workers.
+    fn wait(&mut self, waker: &Waker, timeout: Option<Duration>) -> Vec<Task<'a>> {
+        let (jobs, pidfds): (Vec<usize>, Vec<&OwnedFd>) = self
+            .live
+            .iter()
+            .filter_map(|(job, live)| live.own.as_ref().map(|(_, pidfd)| (*job, pidfd)))
+            .unzip();
+        let ready = events::wait(waker, &pidfds, timeout).unwrap_or_else(|_| {
+            // poll(2) fails only without memory: look at every process after a short nap.
+            std::thread::sleep(Duration::from_millis(1));
+            Ready {
+                woken: true,
+                exited: (0..jobs.len()).collect(),
+            }
+        });
+        ready
+            .exited
+            .into_iter()
+            .filter_map(|i| self.reap(jobs[i]))
+            .collect()
+    }
+
+    /// A command started here has exited (or may have): reaps it and ends the attempt, or
+    /// returns the leftovers of its group for a worker to end first.
+    fn reap(&mut self, job: usize) -> Option<Task<'a>> {
+        let live = self.live.get_mut(&job)?;
+        let (running, _) = live.own.as_ref()?;
+        let ended = match running.try_exit() {
+            Ok(None) => return None,
+            Ok(Some(exit)) => {
+                let pgid = running.pgid();
+                live.own = None;
+                if process::leftovers_alive(pgid) {
+                    return Some(Task::Leftovers {
+                        job,
+                        pgid,
+                        grace: self.pipeline.jobs[job].timeout_grace,
+                        exit,
+                    });
+                }
+                Ended::Exited(exit)
+            }
+            Err(e) => {
+                live.own = None;
+                Ended::Error(attempt::with_causes(&e))
+            }
+        };
+        self.ended(job, &ended);
+        None
+    }
+
+    /// A launched attempt that was never started (the run stopped first).
     fn unstarted(&mut self, job: usize) {
         self.ended(
             job,
@@ -690,32 +826,50 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// A worker: runs attempts from the queue until the coordinator closes it.
-fn worker<F>(work: &Mutex<Receiver<Work<'_>>>, tx: &Sender<Event>, execute: &F)
-where
-    F: Fn(&Attempt<'_>, &dyn Fn(i32)) -> Ended + Sync,
-{
+/// A worker: runs blocking tasks from the queue until the coordinator closes it.
+fn worker(tasks: &Mutex<Receiver<Task<'_>>>, tx: &Sender<Event>, waker: &Waker) {
+    let send = |event| {
+        let _ = tx.send(event);
+        waker.wake();
+    };
     loop {
         // Only one idle worker waits in `recv`; the others wait for the lock.
-        let next = match work.lock() {
+        let next = match tasks.lock() {
             Ok(queue) => queue.recv(),
             Err(_) => return,
         };
-        let Ok(Work {
-            job,
-            attempt,
-            unrenderable,
-        }) = next
-        else {
+        let Ok(task) = next else {
             return;
         };
-        let ended = match unrenderable {
-            Some(reason) => Ended::Error(reason),
-            None => execute(&attempt, &|pgid| {
-                let _ = tx.send(Event::Started { job, pgid });
-            }),
+        let (job, ended) = match task {
+            Task::Attempt(Work { job, attempt, .. }) => (
+                job,
+                attempt::run(&attempt, &|pgid| send(Event::Started { job, pgid })),
+            ),
+            Task::Wait {
+                job,
+                running,
+                grace,
+            } => (
+                job,
+                running
+                    .wait(grace)
+                    .map_or_else(|e| Ended::Error(attempt::with_causes(&e)), Ended::Exited),
+            ),
+            Task::Leftovers {
+                job,
+                pgid,
+                grace,
+                exit,
+            } => (
+                job,
+                process::end_leftovers(pgid, grace).map_or_else(
+                    |e| Ended::Error(attempt::with_causes(&e)),
+                    |()| Ended::Exited(exit),
+                ),
+            ),
         };
-        let _ = tx.send(Event::Ended { job, ended });
+        send(Event::Ended { job, ended });
     }
 }
 

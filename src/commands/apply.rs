@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use crate::attempt;
 use crate::cli::{ApplyArgs, DurabilityArg, split_ids};
 use crate::diagnostic::{Diagnostic, render_human};
 use crate::error::{EXIT_FAILED, Error};
@@ -137,14 +136,7 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32
         started_at_ms,
         config,
     };
-    let report = runner::run(
-        &pipeline,
-        &dispositions,
-        &options,
-        &progress,
-        &mut store,
-        attempt::run,
-    );
+    let report = runner::run(&pipeline, &dispositions, &options, &progress, &mut store);
     progress.finish();
     let report = report.map_err(|e| Error::Run(e.to_string()))?;
     let code = match report.run_state {
