@@ -3,8 +3,9 @@
 //! One thread (this one) owns the scheduler, the table of attempts in flight, every deadline
 //! and every kill. Workers (started as concurrency needs them, then reused) run attempts
 //! inside `std::thread::scope` and report over a channel; a signal thread forwards
-//! SIGINT/SIGTERM into the same channel. So there is no shared mutable run state and no
-//! polling: the loop sleeps until the next event or deadline.
+//! SIGINT/SIGTERM into the same channel (or, for a run given a [`Cancel`], its holder
+//! does). So there is no shared mutable run state and no polling: the loop sleeps until the
+//! next event or deadline.
 //!
 //! Invariants:
 //! - every state change goes through [`Runner::record`], which the scheduler has already
@@ -16,8 +17,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -40,6 +41,7 @@ struct Work<'a> {
 }
 
 /// What the coordinator hears from workers and the signal thread.
+#[derive(Debug)]
 enum Event {
     /// A worker started a process group for this job's attempt.
     Started { job: usize, pgid: i32 },
@@ -118,6 +120,44 @@ pub struct Options {
     pub started_at_ms: i64,
     /// Parallelism, failure policy, capacity.
     pub config: Config,
+    /// Set when the caller owns SIGINT/SIGTERM and stops the run through this instead.
+    pub cancel: Option<Cancel>,
+}
+
+/// Stops a run from another thread; each call counts as one Ctrl-C (the second kills at
+/// once). A call made before the run starts takes effect when it does.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<Mutex<CancelSlot>>);
+
+#[derive(Debug, Default)]
+struct CancelSlot {
+    run: Option<Sender<Event>>,
+    early: u32,
+}
+
+impl Cancel {
+    /// Stops the run as one Ctrl-C does.
+    pub fn cancel(&self) {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &slot.run {
+            Some(tx) => drop(tx.send(Event::Signal)),
+            None => slot.early += 1,
+        }
+    }
+
+    fn attach(&self, tx: &Sender<Event>) {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for _ in 0..std::mem::take(&mut slot.early) {
+            let _ = tx.send(Event::Signal);
+        }
+        slot.run = Some(tx.clone());
+    }
 }
 
 /// Runs the pipeline. `execute` runs one attempt (the real one is [`crate::attempt::run`]);
@@ -134,17 +174,13 @@ where
     F: Fn(&Attempt<'_>, &dyn Fn(i32)) -> Ended + Sync,
 {
     let (tx, rx) = mpsc::channel();
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(RunError::Signals)?;
-    let signal_handle = signals.handle();
-    let signal_tx = tx.clone();
-    let signal_thread = std::thread::spawn(move || {
-        for _ in signals.forever() {
-            if signal_tx.send(Event::Signal).is_err() {
-                break;
-            }
+    let signal_thread = match &options.cancel {
+        Some(cancel) => {
+            cancel.attach(&tx);
+            None
         }
-    });
+        None => Some(forward_signals(&tx)?),
+    };
     let mut runner = Runner {
         pipeline,
         options,
@@ -232,8 +268,10 @@ where
         }
         drop(work_tx);
     });
-    signal_handle.close();
-    let _ = signal_thread.join();
+    if let Some((handle, thread)) = signal_thread {
+        handle.close();
+        let _ = thread.join();
+    }
     runner.force_next_commit = true;
     runner.flush();
     if let Some(error) = runner.history_error.take() {
@@ -688,6 +726,24 @@ impl<'a> Runner<'a> {
         let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
         unit
     }
+}
+
+/// Starts the thread that turns SIGINT and SIGTERM into events.
+fn forward_signals(
+    tx: &Sender<Event>,
+) -> Result<(signal_hook::iterator::Handle, std::thread::JoinHandle<()>), RunError> {
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(RunError::Signals)?;
+    let handle = signals.handle();
+    let tx = tx.clone();
+    let thread = std::thread::spawn(move || {
+        for _ in signals.forever() {
+            if tx.send(Event::Signal).is_err() {
+                break;
+            }
+        }
+    });
+    Ok((handle, thread))
 }
 
 /// A worker: runs attempts from the queue until the coordinator closes it.
