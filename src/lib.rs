@@ -28,6 +28,7 @@ pub mod state;
 pub mod store;
 pub mod template;
 pub mod validate;
+pub mod watch;
 
 use std::ffi::OsString;
 use std::io::IsTerminal as _;
@@ -83,6 +84,11 @@ fn report(e: &Error, color: bool) {
         }
         Error::History(e) => {
             let mut d = Diagnostic::error("exe::history", e.to_string());
+            d.help = e.help();
+            render_human(&[d], color)
+        }
+        Error::Watch(e) => {
+            let mut d = Diagnostic::error("exe::watch", e.to_string());
             d.help = e.help();
             render_human(&[d], color)
         }
