@@ -22,6 +22,7 @@ pub mod scheduler;
 pub mod secrets;
 pub mod security;
 pub mod selection;
+pub mod signals;
 pub mod source;
 pub mod spec;
 pub mod state;

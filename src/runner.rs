@@ -21,7 +21,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::SIGTERM;
 
 use crate::attempt::{Attempt, Ended};
 use crate::model::Pipeline;
@@ -29,6 +29,7 @@ use crate::process::{self, Exit};
 use crate::progress::Progress;
 use crate::scheduler::{Config, Outcome, Scheduler};
 use crate::selection::Disposition;
+use crate::signals;
 use crate::state::{JobState, RunState, Transition};
 use crate::store::{Record, Store, StoreError};
 
@@ -174,12 +175,12 @@ where
     F: Fn(&Attempt<'_>, &dyn Fn(i32)) -> Ended + Sync,
 {
     let (tx, rx) = mpsc::channel();
-    let signal_thread = match &options.cancel {
+    let signals = match &options.cancel {
         Some(cancel) => {
             cancel.attach(&tx);
             None
         }
-        None => Some(forward_signals(&tx)?),
+        None => Some(signals::Forward::start(&tx, || Event::Signal).map_err(RunError::Signals)?),
     };
     let mut runner = Runner {
         pipeline,
@@ -268,10 +269,7 @@ where
         }
         drop(work_tx);
     });
-    if let Some((handle, thread)) = signal_thread {
-        handle.close();
-        let _ = thread.join();
-    }
+    drop(signals);
     runner.force_next_commit = true;
     runner.flush();
     if let Some(error) = runner.history_error.take() {
@@ -726,24 +724,6 @@ impl<'a> Runner<'a> {
         let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
         unit
     }
-}
-
-/// Starts the thread that turns SIGINT and SIGTERM into events.
-fn forward_signals(
-    tx: &Sender<Event>,
-) -> Result<(signal_hook::iterator::Handle, std::thread::JoinHandle<()>), RunError> {
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(RunError::Signals)?;
-    let handle = signals.handle();
-    let tx = tx.clone();
-    let thread = std::thread::spawn(move || {
-        for _ in signals.forever() {
-            if tx.send(Event::Signal).is_err() {
-                break;
-            }
-        }
-    });
-    Ok((handle, thread))
 }
 
 /// A worker: runs attempts from the queue until the coordinator closes it.

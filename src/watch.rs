@@ -18,13 +18,13 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use indexmap::IndexSet;
-use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::cli::OnBusy;
 use crate::diagnostic::{Diagnostic, render_human};
 use crate::error::Error;
 use crate::model::Pipeline;
 use crate::runner::Cancel;
+use crate::signals;
 
 pub use folders::WatchError;
 use folders::{Folders, Notice};
@@ -92,7 +92,8 @@ where
     A: FnMut(&Pipeline, Cancel) -> Result<i32, Error> + Send,
 {
     let (tx, rx) = mpsc::channel();
-    let _signals = SignalThread::start(&tx)?;
+    let _signals = signals::Forward::start(&tx, || Msg::Signal)
+        .map_err(|e| Error::Run(format!("cannot handle signals: {e}")))?;
     let notices = tx.clone();
     let mut folders = Folders::new(move |notice| {
         let _ = notices.send(Msg::Notice(notice));
@@ -314,41 +315,6 @@ impl Burst {
     fn take(&mut self) -> Vec<PathBuf> {
         let burst = std::mem::take(self);
         burst.paths.into_iter().collect()
-    }
-}
-
-/// Forwards SIGINT and SIGTERM into the loop's channel while it lives.
-struct SignalThread {
-    handle: signal_hook::iterator::Handle,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl SignalThread {
-    fn start(tx: &Sender<Msg>) -> Result<Self, Error> {
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-            .map_err(|e| Error::Run(format!("cannot handle signals: {e}")))?;
-        let handle = signals.handle();
-        let tx = tx.clone();
-        let thread = std::thread::spawn(move || {
-            for _ in signals.forever() {
-                if tx.send(Msg::Signal).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(SignalThread {
-            handle,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for SignalThread {
-    fn drop(&mut self) {
-        self.handle.close();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
