@@ -13,6 +13,7 @@ mod globs;
 mod rules;
 
 use std::io::{IsTerminal as _, Write as _};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
@@ -165,7 +166,10 @@ impl Watch<'_> {
         let ended = std::thread::scope(|scope| {
             let (tx, run_cancel) = (tx.clone(), cancel.clone());
             scope.spawn(move || {
-                let _ = tx.send(Msg::Ended(apply(run_cancel)));
+                // A bug that panics the run must still end this loop, not leave it waiting.
+                let ended = std::panic::catch_unwind(AssertUnwindSafe(|| apply(run_cancel)))
+                    .unwrap_or_else(|_| Err(Error::Run("the run stopped on a bug in exe".into())));
+                let _ = tx.send(Msg::Ended(ended));
             });
             loop {
                 let Some(msg) = self.next(rx) else {
