@@ -30,6 +30,7 @@ from typing import Callable, Optional
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gen  # noqa: E402
+import watch_latency  # noqa: E402
 
 # ------------------------------------------------------------------ model
 
@@ -485,6 +486,8 @@ def main() -> int:
             failed.append(str(e))
             print(f"bench: FAILED {e}", file=sys.stderr)
     report(results, a.quick)
+    if not a.only or a.only in watch_latency.NAME:
+        failed += watch_latency.run(exe, a.work, a.quick, a.runs)
     print(f"\ntotal {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     if failed:
         print(f"\nbench: {len(failed)} command(s) failed:", file=sys.stderr)

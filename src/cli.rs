@@ -1,6 +1,7 @@
 //! The command line, as clap types only. Parsing, not behaviour.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -71,6 +72,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run a pipeline: jobs in parallel as their needs finish, with retries, timeouts and checks.
     Apply(ApplyArgs),
+    /// Apply a pipeline, then apply it again whenever the pipeline or a job's inputs change.
+    Watch(WatchArgs),
     /// List recorded runs, newest first.
     Runs(RunsArgs),
     /// Show one run: its jobs, states, attempts, times, exit codes and logs.
@@ -260,6 +263,36 @@ pub struct ApplyArgs {
     /// power loss may lose the last few transitions.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Normal)]
     pub durability: DurabilityArg,
+}
+
+/// `exe watch`.
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("dry_run", |a| a.hide(true)),
+    mut_arg("resume", |a| a.hide(true)),
+    mut_arg("failed_only", |a| a.hide(true)),
+    mut_arg("allow_changes", |a| a.hide(true))
+)]
+pub struct WatchArgs {
+    /// What each run does: the flags of `apply`.
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    /// How long changes must pause before a rerun starts, so a burst of saves is one rerun
+    /// (`"100ms"`, `"1s"`, ... as durations in the file).
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = crate::spec::parse_duration)]
+    pub debounce: Duration,
+    /// What a change during a run does: stop the run and start again, or let it finish first.
+    #[arg(long, value_enum, default_value_t = OnBusy::Restart)]
+    pub on_busy: OnBusy,
+}
+
+/// `exe watch --on-busy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnBusy {
+    /// Cancel the run (TERM to its jobs' process groups, then KILL after their grace period), then rerun.
+    Restart,
+    /// Let the run finish, then rerun once for every change made meanwhile.
+    Queue,
 }
 
 /// `exe apply --durability`.

@@ -6,6 +6,7 @@ mod init;
 mod lint;
 mod migrate;
 mod plan;
+mod watch;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -59,6 +60,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
             out,
         ),
         Command::Apply(args) => apply::run(&args, out, &db),
+        Command::Watch(args) => watch::run(&args, out, &db),
         Command::Runs(args) => history::runs(&args, out, &db),
         Command::Show(args) => history::show(&args, &db),
         Command::Logs(args) => history::logs(&args, &db),

@@ -40,6 +40,9 @@ pub enum Error {
     /// A run could not go on (signal handling, history written mid-run).
     #[error("{0}")]
     Run(String),
+    /// `exe watch` could not watch the files.
+    #[error("{0}")]
+    Watch(#[from] crate::watch::WatchError),
 }
 
 impl Error {
@@ -52,7 +55,11 @@ impl Error {
                 crate::store::StoreError::UnknownRun { .. }
                 | crate::store::StoreError::UnknownJob { .. },
             ) => EXIT_INVALID,
-            Error::Write { .. } | Error::Io(_) | Error::History(_) | Error::Run(_) => EXIT_FAILED,
+            Error::Write { .. }
+            | Error::Io(_)
+            | Error::History(_)
+            | Error::Run(_)
+            | Error::Watch(_) => EXIT_FAILED,
         }
     }
 }

@@ -23,12 +23,14 @@ pub mod scheduler;
 pub mod secrets;
 pub mod security;
 pub mod selection;
+pub mod signals;
 pub mod source;
 pub mod spec;
 pub mod state;
 pub mod store;
 pub mod template;
 pub mod validate;
+pub mod watch;
 
 use std::ffi::OsString;
 use std::io::IsTerminal as _;
@@ -84,6 +86,11 @@ fn report(e: &Error, color: bool) {
         }
         Error::History(e) => {
             let mut d = Diagnostic::error("exe::history", e.to_string());
+            d.help = e.help();
+            render_human(&[d], color)
+        }
+        Error::Watch(e) => {
+            let mut d = Diagnostic::error("exe::watch", e.to_string());
             d.help = e.help();
             render_human(&[d], color)
         }

@@ -6,8 +6,9 @@
 //! make. Attempts with pre- or post-checks, and the TERM-grace-KILL of what a finished job
 //! left in its group, block: workers (started as they are needed, then reused) run those
 //! inside `std::thread::scope` and report over a channel, as does a signal thread for
-//! SIGINT/SIGTERM; each rings the coordinator's waker. So there is no shared mutable run
-//! state and no polling: the loop sleeps until the next event or deadline.
+//! SIGINT/SIGTERM (or, for a run given a [`Cancel`], its holder); each rings the
+//! coordinator's waker. So there is no shared mutable run state and no polling: the loop
+//! sleeps until the next event or deadline.
 //!
 //! Invariants:
 //! - every state change goes through [`Runner::record`], which the scheduler has already
@@ -25,7 +26,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::SIGTERM;
 
 use crate::attempt::{self, Attempt, Ended};
 use crate::events::{self, Ready, Waker};
@@ -34,6 +35,7 @@ use crate::process::{self, AttemptSpec, Exit, Running};
 use crate::progress::Progress;
 use crate::scheduler::{Config, Outcome, Scheduler};
 use crate::selection::Disposition;
+use crate::signals;
 use crate::state::{JobState, RunState, Transition};
 use crate::store::{Record, Store, StoreError};
 
@@ -66,6 +68,7 @@ enum Task<'a> {
 }
 
 /// What the coordinator hears from workers and the signal thread.
+#[derive(Debug)]
 enum Event {
     /// A worker started a process group for this job's attempt.
     Started { job: usize, pgid: i32 },
@@ -146,6 +149,48 @@ pub struct Options {
     pub started_at_ms: i64,
     /// Parallelism, failure policy, capacity.
     pub config: Config,
+    /// Set when the caller owns SIGINT/SIGTERM and stops the run through this instead.
+    pub cancel: Option<Cancel>,
+}
+
+/// Stops a run from another thread; each call counts as one Ctrl-C (the second kills at
+/// once). A call made before the run starts takes effect when it does.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<Mutex<CancelSlot>>);
+
+#[derive(Debug, Default)]
+struct CancelSlot {
+    run: Option<(Sender<Event>, Arc<Waker>)>,
+    early: u32,
+}
+
+impl Cancel {
+    /// Stops the run as one Ctrl-C does.
+    pub fn cancel(&self) {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &slot.run {
+            Some((tx, waker)) => {
+                let _ = tx.send(Event::Signal);
+                waker.wake();
+            }
+            None => slot.early += 1,
+        }
+    }
+
+    fn attach(&self, tx: &Sender<Event>, waker: &Arc<Waker>) {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for _ in 0..std::mem::take(&mut slot.early) {
+            let _ = tx.send(Event::Signal);
+        }
+        waker.wake();
+        slot.run = Some((tx.clone(), Arc::clone(waker)));
+    }
 }
 
 /// Runs the pipeline.
@@ -158,18 +203,18 @@ pub fn run(
 ) -> Result<Report, RunError> {
     let (tx, rx) = mpsc::channel();
     let waker = Arc::new(Waker::new().map_err(RunError::Wakeup)?);
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(RunError::Signals)?;
-    let signal_handle = signals.handle();
-    let (signal_tx, signal_waker) = (tx.clone(), Arc::clone(&waker));
-    let signal_thread = std::thread::spawn(move || {
-        for _ in signals.forever() {
-            if signal_tx.send(Event::Signal).is_err() {
-                break;
-            }
-            signal_waker.wake();
-        }
-    });
+    let signals = if let Some(cancel) = &options.cancel {
+        cancel.attach(&tx, &waker);
+        None
+    } else {
+        let (tx, waker) = (tx.clone(), Arc::clone(&waker));
+        let forward = signals::Forward::start(move || {
+            let delivered = tx.send(Event::Signal).is_ok();
+            waker.wake();
+            delivered
+        });
+        Some(forward.map_err(RunError::Signals)?)
+    };
     let mut runner = Runner {
         pipeline,
         options,
@@ -262,8 +307,7 @@ pub fn run(
         }
         drop(task_tx);
     });
-    signal_handle.close();
-    let _ = signal_thread.join();
+    drop(signals);
     runner.force_next_commit = true;
     runner.flush();
     if let Some(error) = runner.history_error.take() {

@@ -12,7 +12,7 @@ use crate::recovery;
 use crate::render;
 use crate::resources;
 use crate::resume;
-use crate::runner::{self, Options};
+use crate::runner::{self, Cancel, Options};
 use crate::scheduler::Config;
 use crate::selection::{self, Disposition};
 use crate::state::RunState;
@@ -26,22 +26,60 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32
     let super::Loaded {
         pipeline, warnings, ..
     } = super::load_pipeline(&args.run, &process_env)?;
-    if !out.quiet && !warnings.is_empty() {
-        eprint!("{}", render_human(&warnings, out.color_err));
-    }
-    let mut dispositions = selection::select(
+    show_warnings(&warnings, out);
+    let dispositions = select(&pipeline, args)?;
+    let mut store = open_store(db, args)?;
+    close_orphans(&mut store, out.quiet)?;
+    execute(
+        args,
+        out,
         &pipeline,
+        dispositions,
+        &process_env,
+        &mut store,
+        None,
+    )
+}
+
+/// Shows a loaded pipeline's warnings (unless `-q`).
+pub(super) fn show_warnings(warnings: &[Diagnostic], out: super::Output) {
+    if !out.quiet && !warnings.is_empty() {
+        eprint!("{}", render_human(warnings, out.color_err));
+    }
+}
+
+/// What each job would do by `--skip`, `--only` and `when`.
+pub(super) fn select(pipeline: &Pipeline, args: &ApplyArgs) -> Result<Vec<Disposition>, Error> {
+    selection::select(
+        pipeline,
         &split_ids(&args.run.skip),
         &split_ids(&args.run.only),
     )
-    .map_err(Error::Config)?;
+    .map_err(Error::Config)
+}
+
+/// The history, opened for writing with `--durability`.
+pub(super) fn open_store(db: &Path, args: &ApplyArgs) -> Result<Store, Error> {
     let durability = match args.durability {
         DurabilityArg::Normal => Durability::Normal,
         DurabilityArg::Full => Durability::Full,
     };
-    let mut store = Store::open(db, Access::ReadWrite, durability)?;
-    close_orphans(&mut store, out.quiet)?;
-    let masker = super::masker(&pipeline, &process_env);
+    Ok(Store::open(db, Access::ReadWrite, durability)?)
+}
+
+/// One run of a loaded pipeline, recorded in `store`, with its summary: the part of `apply`
+/// that `watch` repeats. `cancel` is `watch`'s: it owns the signals and stops the run
+/// through it, and reruns rather than resumes, so no resume hint is shown then.
+pub(super) fn execute(
+    args: &ApplyArgs,
+    out: super::Output,
+    pipeline: &Pipeline,
+    mut dispositions: Vec<Disposition>,
+    process_env: &[(String, String)],
+    store: &mut Store,
+    cancel: Option<Cancel>,
+) -> Result<i32, Error> {
+    let masker = super::masker(pipeline, process_env);
     // The run records the pipeline's plan with every job as "run" (what it would do): its
     // digest does not change when a resume skips finished jobs, and each job's actual
     // decision is in its transitions.
@@ -52,10 +90,7 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32
         explanations: &[],
         color: false,
     };
-    let definition = json::render(
-        &Plan::new(&pipeline, &all_run, pipeline.max_parallel),
-        &view,
-    );
+    let definition = json::render(&Plan::new(pipeline, &all_run, pipeline.max_parallel), &view);
     let digest = resume::digest(&definition);
     if let Some(previous) = args.resume {
         let before = store.run(previous)?;
@@ -95,7 +130,7 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32
     } else {
         Resources::default()
     };
-    check_fits(&pipeline, capacity)?;
+    check_fits(pipeline, capacity)?;
     let config = Config {
         max_parallel: args
             .max_parallel
@@ -131,12 +166,14 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32
             color: out.color_err,
         },
     );
+    let resume_hint = cancel.is_none();
     let options = Options {
         run_id,
         started_at_ms,
         config,
+        cancel,
     };
-    let report = runner::run(&pipeline, &dispositions, &options, &progress, &mut store);
+    let report = runner::run(pipeline, &dispositions, &options, &progress, store);
     progress.finish();
     let report = report.map_err(|e| Error::Run(e.to_string()))?;
     let code = match report.run_state {
@@ -146,8 +183,8 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32
     };
     store.finish_run(run_id, report.run_state.as_str(), code, now_ms())?;
     if !out.quiet || report.run_state != RunState::Success {
-        eprint!("\n{}", render::summary(&pipeline, &report, run_id));
-        if report.run_state != RunState::Success {
+        eprint!("\n{}", render::summary(pipeline, &report, run_id));
+        if report.run_state != RunState::Success && resume_hint {
             eprintln!(
                 "Resume with: exe apply {} --resume {run_id}",
                 shell_word(&file)

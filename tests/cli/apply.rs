@@ -1,10 +1,9 @@
 //! `exe apply` through the real binary with real `sh` jobs: ordering, failures, retries,
 //! timeouts, signals, output integrity and faults.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Run, Sandbox};
+use crate::harness::{Run, Sandbox, pid_alive, signal};
 
 fn apply(sb: &Sandbox, args: &[&str]) -> Run {
     let mut all = vec!["apply"];
@@ -24,13 +23,6 @@ fn run_logs(sb: &Sandbox) -> std::path::PathBuf {
         .collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs.pop().unwrap()
-}
-
-fn pid_alive(pid: &str) -> bool {
-    std::path::Path::new(&format!("/proc/{}", pid.trim())).exists()
-        && !std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
-            .unwrap_or_default()
-            .contains("State:\tZ")
 }
 
 #[test]
@@ -167,14 +159,6 @@ fn a_job_that_ignores_term_is_killed_after_the_grace_period() {
         took >= Duration::from_millis(700) && took < Duration::from_secs(4),
         "{took:?}"
     );
-}
-
-fn signal(child: &std::process::Child, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]

@@ -96,6 +96,23 @@ impl Sandbox {
     }
 }
 
+/// Whether a process is alive (a zombie is not: it has exited and waits to be reaped).
+pub fn pid_alive(pid: &str) -> bool {
+    Path::new(&format!("/proc/{}", pid.trim())).exists()
+        && !std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
+            .unwrap_or_default()
+            .contains("State:\tZ")
+}
+
+/// Sends `sig` (`-INT`, `-TERM`, ...) to a background `exe`.
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// The repository root (examples, templates, schemas live there).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

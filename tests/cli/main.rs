@@ -11,3 +11,4 @@ mod loader_props;
 mod migrate;
 mod plan;
 mod schema_and_init;
+mod watch;

@@ -1,0 +1,82 @@
+//! `exe watch`: the watch loop ([`crate::watch`]) around `apply`'s load and run, with one
+//! history opened for every run.
+
+use std::path::{Path, PathBuf};
+
+use super::apply;
+use crate::cli::WatchArgs;
+use crate::diagnostic::{At, Diagnostic};
+use crate::error::Error;
+use crate::watch::{self, Broken, Loaded, Settings};
+
+pub(super) fn run(args: &WatchArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
+    let apply_args = &args.apply;
+    if apply_args.dry_run || apply_args.resume.is_some() {
+        return Err(Error::Usage {
+            message: "`exe watch` starts new runs: --dry-run and --resume belong to `exe apply`"
+                .to_owned(),
+            help: Some(
+                "see the plan with `exe plan FILE`; finish a run with `exe apply FILE --resume RUN`, then watch"
+                    .to_owned(),
+            ),
+        });
+    }
+    let process_env: Vec<(String, String)> = std::env::vars().collect();
+    let mut store = apply::open_store(db, apply_args)?;
+    apply::close_orphans(&mut store, out.quiet)?;
+    let settings = Settings {
+        db: db.to_path_buf(),
+        debounce: args.debounce,
+        on_busy: args.on_busy,
+        quiet: out.quiet,
+        color: out.color_err,
+    };
+    let file = &apply_args.run.file;
+    watch::run(
+        &settings,
+        || match super::load_pipeline(&apply_args.run, &process_env) {
+            Ok(loaded) => {
+                apply::show_warnings(&loaded.warnings, out);
+                Ok(Loaded {
+                    files: loaded
+                        .doc
+                        .provenance
+                        .files()
+                        .map(Path::to_path_buf)
+                        .collect(),
+                    pipeline: loaded.pipeline,
+                })
+            }
+            Err(e) => {
+                let diagnostics = match e {
+                    Error::Config(diagnostics) => diagnostics,
+                    other => vec![Diagnostic::error("exe::io", other.to_string())],
+                };
+                let mut files = vec![file.clone()];
+                files.extend(diagnostics.iter().filter_map(file_of));
+                Err(Broken { diagnostics, files })
+            }
+        },
+        |pipeline, cancel| {
+            let dispositions = apply::select(pipeline, apply_args)?;
+            apply::execute(
+                apply_args,
+                out,
+                pipeline,
+                dispositions,
+                &process_env,
+                &mut store,
+                Some(cancel),
+            )
+        },
+    )
+}
+
+/// The file a problem is in (an include that broke is watched for its fix).
+fn file_of(diagnostic: &Diagnostic) -> Option<PathBuf> {
+    match &diagnostic.at {
+        Some(At::Span { source, .. }) => Some(source.path.clone()),
+        Some(At::File(path)) => Some(path.clone()),
+        _ => None,
+    }
+}
