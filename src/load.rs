@@ -148,14 +148,14 @@ pub fn load_text(
 ) -> Result<(Document, Vec<Diagnostic>), Failure> {
     let mut loader = Loader::default();
     let main = loader.parse(path.to_path_buf(), text, format)?;
-    let (main_source, main_tree) = loader.trees[main].clone();
+    let main_source = Arc::clone(&loader.trees[main].0);
     let mut warnings = Vec::new();
     let mut figment = Figment::new();
     let mut layers = HashMap::new();
     let mut merge_order = vec![main];
-    let legacy = legacy::is_legacy(&main_tree);
+    let legacy = legacy::is_legacy(&loader.trees[main].1);
     if legacy {
-        let (spec, job_index, notes) = legacy::convert(&main_tree, &main_source)?;
+        let (spec, job_index, notes) = legacy::convert(&loader.trees[main].1, &main_source)?;
         warnings.extend(notes);
         let name = format!("legacy file {}", main_source.path.display());
         figment = figment.merge(TreeProvider::new(
