@@ -96,8 +96,8 @@ fn contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     found
 }
 
-/// As nobody, `runs` lists `runs` successful runs, and `show` and `logs` read the newest (its
-/// one job `a` printed `hi`).
+/// As nobody, `runs` lists `runs` successful runs, `show` and `logs` read the newest (its one
+/// job `a` printed `hi`), and `stats` counts them.
 fn reads_work(sb: &Sandbox, nobody: &Nobody, runs: usize) {
     let listed = nobody.exe(sb, &["runs", "--format", "json"]);
     assert_eq!(listed.code, 0, "{}", listed.stderr);
@@ -121,6 +121,9 @@ fn reads_work(sb: &Sandbox, nobody: &Nobody, runs: usize) {
         "{}",
         logs.stderr
     );
+    let stats = nobody.exe(sb, &["stats", "--format", "json"]);
+    assert_eq!(stats.code, 0, "{}", stats.stderr);
+    assert_eq!(json(&stats)[0]["runs"], runs, "{}", stats.stdout);
 }
 
 #[test]
