@@ -126,12 +126,18 @@ fn reads_work(sb: &Sandbox, nobody: &Nobody, runs: usize) {
     assert_eq!(json(&stats)[0]["runs"], runs, "{}", stats.stdout);
 }
 
-#[test]
-fn another_user_reads_a_history_it_cannot_write_and_records_nothing() {
+/// A sandbox where root recorded one run of a job `a` that printed `hi`, and nobody's exe.
+fn one_run_as_root() -> (Sandbox, Nobody) {
     let sb = Sandbox::new();
     sb.file("p.toml", "[jobs.a]\ncommand = \"echo hi\"\n");
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
     let nobody = Nobody::new(&sb);
+    (sb, nobody)
+}
+
+#[test]
+fn another_user_reads_a_history_it_cannot_write_and_records_nothing() {
+    let (sb, nobody) = one_run_as_root();
     share_read_only(sb.path());
     let history = sb.path().join(".exe");
     let before = contents(&history);
@@ -165,10 +171,7 @@ fn another_user_reads_a_history_it_cannot_write_and_records_nothing() {
 
 #[test]
 fn a_checkpointed_history_is_read_without_its_wal_files() {
-    let sb = Sandbox::new();
-    sb.file("p.toml", "[jobs.a]\ncommand = \"echo hi\"\n");
-    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
-    let nobody = Nobody::new(&sb);
+    let (sb, nobody) = one_run_as_root();
     // Another SQLite tool that checkpoints when it closes (here Python's) removes the -wal and
     // -shm files; a reader in a folder it cannot write cannot make them again.
     let closed = Command::new("python3")
