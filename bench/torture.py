@@ -247,7 +247,9 @@ def run(exe: str, work: str, quick: bool, runs: Optional[int]) -> list[str]:
             started, finished = t.markers("started"), t.markers("finished")
             t.check(run_id, started, finished, tally)
             state = t.state(run_id)
-            line += f"{'killed' if was_alive else 'exited'}  run {run_id} {state:9}  "
+            line += (f"{'killed' if was_alive else 'exited'}  run {run_id} {state}: started "
+                     f"{tally.started}, recorded {tally.recorded} (+{tally.before_start} before "
+                     "their start)  ")
             if state == "RUNNING":
                 problems.append(f"run {run_id} is still RUNNING after a resume opened the history")
             newest = t.newest_run()
@@ -255,20 +257,20 @@ def run(exe: str, work: str, quick: bool, runs: Optional[int]) -> list[str]:
                 if resume.returncode != 0 or newest != run_id:
                     problems.append(f"resuming the succeeded run {run_id} did something: exit "
                                     f"{resume.returncode}, {err.strip()}")
-                line += "resume: nothing to do  "
+                line += "resume: nothing to do"
             else:
                 resumed += 1
                 if resume.returncode == 0 and newest > run_id and t.state(newest) == "SUCCESS":
                     finished_resumes += 1
+                    before = (tally.started, tally.recorded)
                     t.check(newest, started, finished, tally)
-                    line += f"resume: run {newest} SUCCESS  "
+                    line += (f"resume: run {newest} SUCCESS: started {tally.started - before[0]}, "
+                             f"recorded {tally.recorded - before[1]}")
                 else:
                     problems.append(f"the resume of run {run_id} did not finish it: exit "
                                     f"{resume.returncode}: {err.strip()}")
-                    line += "resume: FAILED  "
-            line += (f"started {tally.started}, recorded {tally.recorded} "
-                     f"(+{tally.before_start} before their start), phantom {tally.phantom}, "
-                     f"duplicated {tally.duplicated}")
+                    line += "resume: FAILED"
+            line += f"  phantom {tally.phantom}, duplicated {tally.duplicated}"
             total.add_counts(tally)
         print(line)
         for problem in problems:
@@ -276,8 +278,8 @@ def run(exe: str, work: str, quick: bool, runs: Optional[int]) -> list[str]:
         failures += [f"{NAME}: point {point}: {problem}" for problem in problems]
 
     print(f"  summary: {points} points: {killed} killed during a run, {before_run} before a run was "
-          f"recorded, {after_exit} after exe had exited; attempts started {total.started}, "
-          f"recorded {total.recorded}; recorded before their process started "
+          f"recorded, {after_exit} after exe had exited; attempts (killed runs and their resumes) "
+          f"started {total.started}, recorded {total.recorded}; recorded before their process started "
           f"{total.before_start}; phantom records {total.phantom}; duplicated transitions "
           f"{total.duplicated}; resumes that finished {finished_resumes} of {resumed}")
     print(f"  {'PASS' if not failures else f'FAIL: {len(failures)} problems'}")
