@@ -160,12 +160,12 @@ def run(exe: str, work: str, quick: bool, runs: Optional[int]) -> list[str]:
 
     variants = ("", " --name nightly", " --status FAILED", " --until <middle>")
     cmds = []
-    for runs, db in ((big_runs, big), (SMALL, small)):
+    for size, db in ((big_runs, big), (SMALL, small)):
         for label in variants:
             flags = label.split()
             if "<middle>" in flags:  # the start time of the middle run: half the runs are older
                 flags[-1] = middle(db)
-            cmds.append(bench.Cmd(f"exe runs{label}: 20 of {runs:,}", [exe, "--db", db, "runs", *flags],
+            cmds.append(bench.Cmd(f"exe runs{label}: 20 of {size:,}", [exe, "--db", db, "runs", *flags],
                                   check=listing_ok))
     group = bench.Group(NAME, cmds, budget_s=4.0, max_runs=200, warmups=3)
     print(f"measuring {NAME} ...", file=sys.stderr, flush=True)
