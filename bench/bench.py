@@ -32,6 +32,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gen  # noqa: E402
 import watch_latency  # noqa: E402
 
+sys.modules.setdefault("bench", sys.modules[__name__])  # workload modules `import bench`
+import runs_history  # noqa: E402
+import torture  # noqa: E402
+
 # ------------------------------------------------------------------ model
 
 
@@ -485,9 +489,13 @@ def main() -> int:
         except CommandFailed as e:
             failed.append(str(e))
             print(f"bench: FAILED {e}", file=sys.stderr)
-    report(results, a.quick)
-    if not a.only or a.only in watch_latency.NAME:
-        failed += watch_latency.run(exe, a.work, a.quick, a.runs)
+    if results:
+        report(results, a.quick)
+    # Workloads in modules of their own: each measures (or checks), prints its section, and
+    # returns what failed.
+    for workload in (watch_latency, runs_history, torture):
+        if not a.only or a.only in workload.NAME:
+            failed += workload.run(exe, a.work, a.quick, a.runs)
     print(f"\ntotal {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     if failed:
         print(f"\nbench: {len(failed)} command(s) failed:", file=sys.stderr)

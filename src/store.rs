@@ -19,6 +19,7 @@ mod error;
 mod legacy;
 mod read;
 mod schema;
+mod snapshot;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -275,7 +276,9 @@ impl Store {
     /// [`StoreError::NewerSchema`] and is not modified; a file that is not a database gives
     /// [`StoreError::Corrupt`] (as does damage any later query meets). Read-only opens with
     /// `SQLITE_OPEN_READ_ONLY` and never writes; it reads any schema from
-    /// [`schema::READABLE_FROM`] on, and says [`StoreError::NeedsUpgrade`] otherwise.
+    /// [`schema::READABLE_FROM`] on, and says [`StoreError::NeedsUpgrade`] otherwise. In a
+    /// folder it cannot write, a file without its `-wal` and `-shm` is read as immutable
+    /// (see [`snapshot`]).
     pub fn open(path: &Path, access: Access, durability: Durability) -> Result<Store, StoreError> {
         let flags = match access {
             Access::ReadWrite => {
@@ -329,8 +332,16 @@ impl Store {
         // The version is read before anything writes (even `journal_mode`, which changes
         // the file header), so a newer database is left byte for byte as it was. Reading
         // it is also the first read of the file: a non-database fails here.
-        let found =
-            schema::version(&store.conn).map_err(|e| store.err("reading the schema version", e))?;
+        let found = match schema::version(&store.conn) {
+            Ok(found) => found,
+            // A reader in a folder it cannot write, with no -wal/-shm beside the file.
+            Err(e) if access == Access::ReadOnly && snapshot::needs_side_files(&e) => {
+                store.conn = snapshot::open(path)?;
+                schema::version(&store.conn)
+                    .map_err(|e| store.err("reading the schema version", e))?
+            }
+            Err(e) => return Err(store.err("reading the schema version", e)),
+        };
         if found > CURRENT {
             return Err(StoreError::NewerSchema {
                 path: path.to_path_buf(),

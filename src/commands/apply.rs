@@ -175,7 +175,12 @@ pub(super) fn execute(
     };
     let report = runner::run(pipeline, &dispositions, &options, &progress, store);
     progress.finish();
-    let report = report.map_err(|e| Error::Run(e.to_string()))?;
+    // A history that could not be written keeps its own message and help (a full disk: free
+    // space); the display has already said that the run was stopped.
+    let report = report.map_err(|e| match e {
+        runner::RunError::History(e) => Error::History(e),
+        e => Error::Run(e.to_string()),
+    })?;
     let code = match report.run_state {
         RunState::Success => 0,
         RunState::Cancelled => EXIT_INTERRUPTED,

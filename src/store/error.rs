@@ -1,9 +1,10 @@
 //! Why the history store failed, in terms the user can act on.
 //!
 //! `SQLite` reports a handful of conditions the user can fix (a locked, full, read-only,
-//! corrupt or newer database); [`classify`] turns those into their own variants so the
-//! message and the help are about the database file, not about SQL. Everything else is
-//! [`StoreError::Sql`], a bug or an environment problem, with what we were doing.
+//! corrupt or newer database, or a failed read or write); [`classify`] turns those into their
+//! own variants so the message and the help are about the database file, not about SQL.
+//! Everything else is [`StoreError::Sql`], a bug or an environment problem, with what we were
+//! doing.
 
 use std::path::{Path, PathBuf};
 
@@ -70,6 +71,17 @@ pub enum StoreError {
         /// The database file.
         path: PathBuf,
     },
+    /// Read-only, the WAL's shared-memory file could neither be opened nor created, and the
+    /// WAL holds commits that the database file alone does not have.
+    #[error(
+        "the history database {} cannot be read: its write-ahead log ({}-wal) needs a \
+         shared-memory file ({}-shm) that this user can neither open nor create",
+        path.display(), path.display(), path.display()
+    )]
+    WalUnreadable {
+        /// The database file.
+        path: PathBuf,
+    },
     /// Another process held the database locked for longer than the busy timeout.
     #[error("the history database {} stayed locked by another process", path.display())]
     Busy {
@@ -81,6 +93,16 @@ pub enum StoreError {
     DiskFull {
         /// The database file.
         path: PathBuf,
+    },
+    /// The operating system failed a read or write of the database: a quota or a file-size
+    /// limit reached (which `SQLite` reports as I/O errors, unlike a full disk), or a failing
+    /// disk.
+    #[error("cannot read or write the history database {}: {detail}", path.display())]
+    Io {
+        /// The database file.
+        path: PathBuf,
+        /// What `SQLite` reported.
+        detail: String,
     },
     /// No run has this id.
     #[error("there is no run {id} in the history")]
@@ -150,12 +172,22 @@ impl StoreError {
                  and its directory writable or use --db another file"
                     .into()
             }
+            StoreError::WalUnreadable { .. } => {
+                "run `exe runs` once as a user who may write to its folder (that makes the -shm \
+                 file), or copy the database and its -wal file to a folder you can write and use \
+                 --db"
+                    .into()
+            }
             StoreError::Busy { .. } => {
                 "another exe is writing to it; try again, or use --db another file".into()
             }
-            StoreError::DiskFull { .. } => {
-                "free some disk space; what was recorded before is intact".into()
-            }
+            StoreError::DiskFull { .. } => "free some space on that disk; what was recorded \
+                before is intact, and the next exe that records a run closes a run this one \
+                left open as CANCELLED, ready for --resume"
+                .into(),
+            StoreError::Io { .. } => "check that disk: a quota or file-size limit (ulimit -f) \
+                may be reached, or the disk may be failing; what was recorded before is intact"
+                .into(),
             StoreError::UnknownRun { .. } => "`exe runs` lists the runs".into(),
             StoreError::UnknownJob { run, .. } => format!("`exe show {run}` lists its jobs"),
             StoreError::UnknownAttempt { .. }
@@ -171,6 +203,10 @@ pub(crate) fn classify(path: &Path, context: &'static str, err: rusqlite::Error)
     match err.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy { path },
         Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
+        Some(ErrorCode::SystemIoFailure) => StoreError::Io {
+            path,
+            detail: err.to_string(),
+        },
         // After a successful open, CANTOPEN means SQLite could not create the -wal or
         // -shm file next to the database: its directory is read-only.
         Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => StoreError::ReadOnly { path },

@@ -66,8 +66,14 @@ impl Sandbox {
 
     pub fn exe_with(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_exe"));
-        cmd.args(args)
-            .current_dir(self.path())
+        cmd.args(args);
+        self.run(cmd, stdin)
+    }
+
+    /// Runs `cmd` (exe, or a wrapper such as `setpriv` or `sh` that execs it) in the sandbox,
+    /// without the caller's `EXE_*` settings, and collects its output.
+    pub fn run(&self, mut cmd: Command, stdin: Option<&[u8]>) -> Run {
+        cmd.current_dir(self.path())
             .env("NO_COLOR", "1")
             .env_remove("EXE_LOG");
         for (k, _) in std::env::vars() {

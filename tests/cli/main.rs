@@ -6,6 +6,7 @@ mod diagnostics;
 mod examples;
 mod harness;
 mod history;
+mod history_faults;
 mod layering;
 mod loader_props;
 mod migrate;

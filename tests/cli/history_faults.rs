@@ -1,0 +1,463 @@
+//! Faults of the history's storage through the real binary: a database that this user may
+//! only read, and a disk that fills up during a run.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{Run, Sandbox};
+use crate::history::json;
+
+/// The reader of the read-only tests: nobody, who owns nothing in the sandbox.
+const NOBODY: &str = "65534";
+
+/// Runs exe as nobody. The tests run as root, whom file modes do not stop, so only another
+/// user proves that reading commands never need to write. `setpriv` (util-linux) switches
+/// users; exe is linked (or copied) into the sandbox, so nobody can reach it wherever the
+/// build's target folder is.
+struct Nobody {
+    exe: PathBuf,
+}
+
+impl Nobody {
+    /// Fails the test, loudly, where `setpriv` cannot switch to nobody (not root, no setpriv).
+    fn new(sb: &Sandbox) -> Nobody {
+        match Command::new("setpriv")
+            .args(Self::setpriv())
+            .args(["id", "-u"])
+            .output()
+        {
+            Ok(out)
+                if out.status.success()
+                    && String::from_utf8_lossy(&out.stdout).trim() == NOBODY => {}
+            Ok(out) => panic!(
+                "setpriv cannot run a command as nobody here (these tests must run as root): {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => panic!("setpriv (util-linux) is needed to run exe as another user: {e}"),
+        }
+        let exe = sb.path().join("exe");
+        if std::fs::hard_link(env!("CARGO_BIN_EXE_exe"), &exe).is_err() {
+            std::fs::copy(env!("CARGO_BIN_EXE_exe"), &exe).unwrap();
+        }
+        Nobody { exe }
+    }
+
+    fn setpriv() -> [&'static str; 5] {
+        ["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"]
+    }
+
+    fn exe(&self, sb: &Sandbox, args: &[&str]) -> Run {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(Self::setpriv())
+            .arg("--")
+            .arg(&self.exe)
+            .args(args);
+        sb.run(cmd, None)
+    }
+}
+
+/// Makes every folder below `dir` (and `dir`) 0755 and every file 0644 (0755 if it was
+/// executable): others may read everything and write nothing.
+fn share_read_only(dir: &Path) {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            share_read_only(&path);
+        } else {
+            let mode = if meta.permissions().mode() & 0o100 == 0 {
+                0o644
+            } else {
+                0o755
+            };
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+}
+
+/// Every file below `dir`, by path relative to it, with its bytes.
+fn contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut found = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(folder) = todo.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                found.insert(path.strip_prefix(dir).unwrap().to_path_buf(), bytes);
+            }
+        }
+    }
+    found
+}
+
+/// As nobody, `runs` lists `runs` successful runs, `show` and `logs` read the newest (its one
+/// job `a` printed `hi`), and `stats` counts them.
+fn reads_work(sb: &Sandbox, nobody: &Nobody, runs: usize) {
+    let listed = nobody.exe(sb, &["runs", "--format", "json"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let listed = json(&listed);
+    assert_eq!(listed.as_array().unwrap().len(), runs, "{listed}");
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "SUCCESS")
+    );
+    let id = listed[0]["id"].to_string();
+    let show = nobody.exe(sb, &["show", &id]);
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    assert!(show.stdout.contains("a    SUCCESS"), "{}", show.stdout);
+    let logs = nobody.exe(sb, &["logs", &id, "a"]);
+    assert_eq!(
+        (logs.code, logs.stdout.as_str()),
+        (0, "hi\n"),
+        "{}",
+        logs.stderr
+    );
+    let stats = nobody.exe(sb, &["stats", "--format", "json"]);
+    assert_eq!(stats.code, 0, "{}", stats.stderr);
+    assert_eq!(json(&stats)[0]["runs"], runs, "{}", stats.stdout);
+}
+
+/// A sandbox where root recorded one run of a job `a` that printed `hi`, and nobody's exe.
+fn one_run_as_root() -> (Sandbox, Nobody) {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"echo hi\"\n");
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    let nobody = Nobody::new(&sb);
+    (sb, nobody)
+}
+
+#[test]
+fn another_user_reads_a_history_it_cannot_write_and_records_nothing() {
+    let (sb, nobody) = one_run_as_root();
+    share_read_only(sb.path());
+    let history = sb.path().join(".exe");
+    let before = contents(&history);
+    assert!(
+        before.contains_key(Path::new("history.db-wal"))
+            && before.contains_key(Path::new("history.db-shm")),
+        "exe leaves the WAL beside the database: {:?}",
+        before.keys()
+    );
+    reads_work(&sb, &nobody, 1);
+    for args in [
+        &["apply", "p.toml"][..],
+        &["mark-success", "1", "a", "--reason", "by hand", "--yes"],
+    ] {
+        let refused = nobody.exe(&sb, args);
+        assert_eq!(refused.code, 1, "{args:?}: {}", refused.stderr);
+        assert!(!refused.stderr.contains("panicked"), "{}", refused.stderr);
+        assert!(
+            refused
+                .stderr
+                .contains("the history database .exe/history.db is read-only")
+                && refused
+                    .stderr
+                    .contains("reading commands (runs, show, logs) still work"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert_eq!(contents(&history), before, "nothing under .exe was written");
+}
+
+#[test]
+fn a_checkpointed_history_is_read_without_its_wal_files() {
+    let (sb, nobody) = one_run_as_root();
+    // Another SQLite tool that checkpoints when it closes (here Python's) removes the -wal and
+    // -shm files; a reader in a folder it cannot write cannot make them again.
+    let closed = Command::new("python3")
+        .args(["-c", "import sqlite3; c = sqlite3.connect('.exe/history.db'); c.execute('SELECT COUNT(*) FROM runs').fetchall(); c.close()"])
+        .current_dir(sb.path())
+        .status()
+        .unwrap();
+    assert!(closed.success());
+    share_read_only(sb.path());
+    let history = sb.path().join(".exe");
+    let before = contents(&history);
+    assert!(
+        !before.contains_key(Path::new("history.db-wal")),
+        "{:?}",
+        before.keys()
+    );
+    reads_work(&sb, &nobody, 1);
+    assert_eq!(
+        contents(&history),
+        before,
+        "reading created no -wal or -shm file"
+    );
+
+    // A WAL holding commits without its -shm: the database file alone would be an older
+    // history, so reading says why it cannot, and how to fix it.
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    std::fs::remove_file(history.join("history.db-shm")).unwrap();
+    share_read_only(sb.path());
+    let unreadable = nobody.exe(&sb, &["runs"]);
+    assert_eq!(unreadable.code, 1, "{}", unreadable.stderr);
+    assert!(
+        unreadable.stderr.contains("cannot be read: its write-ahead log (.exe/history.db-wal) needs a shared-memory file (.exe/history.db-shm)"),
+        "{}",
+        unreadable.stderr
+    );
+    assert!(
+        unreadable
+            .stderr
+            .contains("run `exe runs` once as a user who may write"),
+        "{}",
+        unreadable.stderr
+    );
+    // As the help says: one read by a user who may write the folder makes the -shm again.
+    assert_eq!(sb.exe(&["runs"]).code, 0);
+    share_read_only(sb.path());
+    reads_work(&sb, &nobody, 2);
+}
+
+/// A tmpfs, unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` reads it); the reason if that is not
+    /// permitted here.
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if out.status.success() {
+            Ok(Tmpfs { dir })
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Bytes still free for files.
+    fn available(&self) -> u64 {
+        let out = Command::new("stat")
+            .args(["-f", "-c", "%a %S"])
+            .arg(self.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (blocks, size) = text.trim().split_once(' ').unwrap();
+        blocks.parse::<u64>().unwrap() * size.parse::<u64>().unwrap()
+    }
+
+    /// Fills the file system with a file of zeros until only `room` bytes (rounded up to a
+    /// page) are left.
+    fn fill(&self, room: u64) -> PathBuf {
+        let ballast = self.path().join("ballast");
+        let size = self.available().saturating_sub(room) / 4096 * 4096;
+        std::fs::write(&ballast, vec![0u8; usize::try_from(size).unwrap()]).unwrap();
+        ballast
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// How the history's disk runs out in [`the_history_runs_out_of_room`].
+enum Limit<'a> {
+    /// The database on a tmpfs that a ballast file fills.
+    Tmpfs(&'a Tmpfs),
+    /// The database on the sandbox's disk and exe under `ulimit -f`: writing past the limit
+    /// fails with EFBIG, as past a quota, which `SQLite` reports as an I/O error.
+    FileSize,
+}
+
+/// Jobs of the chain whose run the full disk interrupts.
+const CHAIN: usize = 40;
+
+/// Records two runs, then runs a chain of [`CHAIN`] jobs with room for about half of its
+/// history, and checks: a clear error and exit 1; no job started after the history failed;
+/// the earlier runs are intact; once there is room, the interrupted run is closed as
+/// CANCELLED with every started attempt recorded, and a resume finishes it.
+fn the_history_runs_out_of_room(limit: &Limit) {
+    let sb = Sandbox::new();
+    let db = match limit {
+        Limit::Tmpfs(fs) => fs.path().join("history.db"),
+        Limit::FileSize => sb.path().join("history.db"),
+    };
+    let db_arg = db.to_str().unwrap();
+    sb.file(
+        "first.toml",
+        "name = \"first\"\n[jobs.a]\ncommand = \"echo hi\"\n",
+    );
+    let mut chain = String::from("name = \"chain\"\n");
+    for i in 0..CHAIN {
+        chain.push_str(&format!("[jobs.j{i}]\ncommand = \"echo j{i} >> ran\"\n"));
+        if i > 0 {
+            chain.push_str(&format!("needs = [\"j{}\"]\n", i - 1));
+        }
+    }
+    sb.file("chain.toml", &chain);
+    let exe = |args: &[&str]| sb.exe(&[&["--db", db_arg][..], args].concat());
+    let show = |id: &str| json(&exe(&["show", id, "--format", "json"]));
+    let ran = || -> Vec<String> {
+        std::fs::read_to_string(sb.path().join("ran"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(exe(&["apply", "-q", "first.toml"]).code, 0);
+    // One whole run of the chain, to learn how much the history grows by.
+    let wal = PathBuf::from(format!("{db_arg}-wal"));
+    let wal_size = || std::fs::metadata(&wal).unwrap().len();
+    let before = wal_size();
+    assert_eq!(exe(&["apply", "-q", "chain.toml"]).code, 0);
+    let growth = wal_size() - before;
+    std::fs::remove_file(sb.path().join("ran")).unwrap();
+    let earlier = [show("1"), show("2")];
+
+    // Room for half a run: the run is recorded, and the room runs out before it ends.
+    let (stopped, ballast) = match limit {
+        Limit::Tmpfs(fs) => {
+            let ballast = fs.fill(growth / 2);
+            (exe(&["apply", "-q", "chain.toml"]), Some(ballast))
+        }
+        Limit::FileSize => {
+            let blocks = (wal_size() + growth / 2) / 512;
+            let mut cmd = Command::new("sh");
+            cmd.args([
+                "-c",
+                "trap '' XFSZ; ulimit -f \"$1\"; shift; exec \"$@\"",
+                "sh",
+            ])
+            .arg(blocks.to_string())
+            .arg(env!("CARGO_BIN_EXE_exe"))
+            .args(["--db", db_arg, "apply", "-q", "chain.toml"]);
+            (sb.run(cmd, None), None)
+        }
+    };
+    assert_eq!(stopped.code, 1, "{}", stopped.stderr);
+    assert!(!stopped.stderr.contains("panicked"), "{}", stopped.stderr);
+    assert!(
+        stopped.stderr.contains("cannot write the run history")
+            && stopped.stderr.contains("stopping the run"),
+        "the room ran out during the run: {}",
+        stopped.stderr
+    );
+    let diagnostic = match limit {
+        Limit::Tmpfs(_) => format!("the disk holding the history database {db_arg} is full"),
+        Limit::FileSize => format!("cannot read or write the history database {db_arg}"),
+    };
+    assert!(stopped.stderr.contains(&diagnostic), "{}", stopped.stderr);
+    assert!(stopped.stderr.contains("help: "), "{}", stopped.stderr);
+    let started = ran();
+    assert!(
+        started.len() < CHAIN,
+        "the run stopped starting jobs: {started:?}"
+    );
+    if let Some(ballast) = ballast {
+        std::fs::remove_file(ballast).unwrap();
+    }
+
+    assert_eq!(
+        [show("1"), show("2")],
+        earlier,
+        "the earlier runs are intact"
+    );
+    let listed = json(&exe(&["runs", "--format", "json"]));
+    assert_eq!(listed[0]["id"], 3);
+    assert_eq!(
+        listed[0]["state"], "RUNNING",
+        "reading commands close nothing"
+    );
+    let next = exe(&["apply", "first.toml"]);
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    assert!(
+        next.stderr
+            .contains("run 3 was left RUNNING by an exe that died; it is now CANCELLED"),
+        "{}",
+        next.stderr
+    );
+    let closed = show("3");
+    assert_eq!(closed["run"]["state"], "CANCELLED");
+    let attempts = closed["attempts"].as_array().unwrap();
+    for job in &started {
+        assert!(
+            attempts.iter().any(|a| a["job_id"] == job.as_str()),
+            "{job} ran but has no attempt: {closed}"
+        );
+    }
+    for a in attempts {
+        assert!(
+            started.iter().any(|job| a["job_id"] == job.as_str()) || a["outcome"] == "CANCELLED",
+            "recorded as done but never ran: {a}"
+        );
+    }
+    let resumed = exe(&["apply", "-q", "chain.toml", "--resume", "3"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let all = ran();
+    for i in 0..CHAIN {
+        assert!(all.contains(&format!("j{i}")), "j{i} never ran: {all:?}");
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_run_and_keeps_the_history() {
+    match Tmpfs::mount("4m") {
+        Ok(fs) => the_history_runs_out_of_room(&Limit::Tmpfs(&fs)),
+        Err(why) => {
+            // Not permitted here (not root, or no mount in this container): the same run
+            // under a file-size limit, which fails the history's writes the same way.
+            eprintln!("cannot mount a tmpfs ({why}); running out of room under ulimit -f instead");
+            the_history_runs_out_of_room(&Limit::FileSize);
+        }
+    }
+}
+
+#[test]
+fn a_file_size_limit_stops_the_run_and_keeps_the_history() {
+    the_history_runs_out_of_room(&Limit::FileSize);
+}
+
+#[test]
+fn a_log_dir_on_a_full_disk_fails_the_job_not_exe() {
+    let fs = match Tmpfs::mount("1m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("cannot mount a tmpfs ({why}); there is no full disk to put logs on");
+            return;
+        }
+    };
+    fs.fill(0);
+    let sb = Sandbox::new();
+    let logs = fs.path().join("logs");
+    sb.file(
+        "p.toml",
+        format!(
+            "log_dir = \"{}\"\n[jobs.a]\ncommand = \"echo hi\"\n[jobs.b]\ncommand = \"echo b > b\"\nneeds = [\"a\"]\n",
+            logs.display()
+        ),
+    );
+    let run = sb.exe(&["apply", "p.toml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    // The job's own write to its log fails (the shell's `echo` exits 1); exe records that,
+    // and does not start what needs it.
+    let detail = json(&sb.exe(&["show", "1", "--format", "json"]));
+    assert_eq!(detail["run"]["state"], "FAILED");
+    assert_eq!(detail["jobs"][0]["state"], "FAILED", "{detail}");
+    assert_eq!(detail["attempts"][0]["exit_code"], 1, "{detail}");
+    assert!(!sb.path().join("b").exists());
+}
