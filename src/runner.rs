@@ -434,6 +434,8 @@ impl<'a> Runner<'a> {
             let result = self.store.record(self.options.run_id, &records);
             drop(records);
             if let Err(e) = result {
+                // Not recorded, so not shown: the terminal never says more than the history.
+                self.to_show.clear();
                 self.stop_for_history(e);
             }
         }

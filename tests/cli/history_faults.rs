@@ -332,7 +332,7 @@ fn the_history_runs_out_of_room(limit: &Limit) {
     let (stopped, ballast) = match limit {
         Limit::Tmpfs(fs) => {
             let ballast = fs.fill(growth / 2);
-            (exe(&["apply", "-q", "chain.toml"]), Some(ballast))
+            (exe(&["apply", "chain.toml"]), Some(ballast))
         }
         Limit::FileSize => {
             let blocks = (wal_size() + growth / 2) / 512;
@@ -344,7 +344,7 @@ fn the_history_runs_out_of_room(limit: &Limit) {
             ])
             .arg(blocks.to_string())
             .arg(env!("CARGO_BIN_EXE_exe"))
-            .args(["--db", db_arg, "apply", "-q", "chain.toml"]);
+            .args(["--db", db_arg, "apply", "chain.toml"]);
             (sb.run(cmd, None), None)
         }
     };
@@ -404,6 +404,17 @@ fn the_history_runs_out_of_room(limit: &Limit) {
             started.iter().any(|job| a["job_id"] == job.as_str()) || a["outcome"] == "CANCELLED",
             "recorded as done but never ran: {a}"
         );
+    }
+    // The terminal said no more than the history holds: every job it showed as started
+    // has a recorded attempt.
+    for line in stopped.stderr.lines() {
+        if let Some(job) = line.strip_suffix(" started") {
+            assert!(
+                attempts.iter().any(|a| a["job_id"] == job),
+                "shown as started but not recorded: {job}\n{}",
+                stopped.stderr
+            );
+        }
     }
     let resumed = exe(&["apply", "-q", "chain.toml", "--resume", "3"]);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
