@@ -74,8 +74,18 @@ enum Event {
     Started { job: usize, pgid: i32 },
     /// A worker's attempt ended.
     Ended { job: usize, ended: Ended },
-    /// SIGINT or SIGTERM.
+    /// SIGINT or SIGTERM, or a [`Cancel`].
+    Stop(StopBy),
+}
+
+/// Who stops a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopBy {
+    /// Ctrl-C or SIGTERM (or a caller passing one on): the second one kills at once.
     Signal,
+    /// `exe watch` starting again after a change: jobs are stopped gracefully, and it
+    /// does not count as a first Ctrl-C.
+    Restart,
 }
 
 /// Why the coordinator is stopping an attempt.
@@ -161,22 +171,32 @@ pub struct Cancel(Arc<Mutex<CancelSlot>>);
 #[derive(Debug, Default)]
 struct CancelSlot {
     run: Option<(Sender<Event>, Arc<Waker>)>,
-    early: u32,
+    early: Vec<StopBy>,
 }
 
 impl Cancel {
     /// Stops the run as one Ctrl-C does.
     pub fn cancel(&self) {
+        self.stop(StopBy::Signal);
+    }
+
+    /// Stops the run to start it again: like [`Cancel::cancel`], said so, and not counted
+    /// as a Ctrl-C.
+    pub fn restart(&self) {
+        self.stop(StopBy::Restart);
+    }
+
+    fn stop(&self, by: StopBy) {
         let mut slot = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match &slot.run {
             Some((tx, waker)) => {
-                let _ = tx.send(Event::Signal);
+                let _ = tx.send(Event::Stop(by));
                 waker.wake();
             }
-            None => slot.early += 1,
+            None => slot.early.push(by),
         }
     }
 
@@ -185,8 +205,8 @@ impl Cancel {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for _ in 0..std::mem::take(&mut slot.early) {
-            let _ = tx.send(Event::Signal);
+        for by in std::mem::take(&mut slot.early) {
+            let _ = tx.send(Event::Stop(by));
         }
         waker.wake();
         slot.run = Some((tx.clone(), Arc::clone(waker)));
@@ -209,7 +229,7 @@ pub fn run(
     } else {
         let (tx, waker) = (tx.clone(), Arc::clone(&waker));
         let forward = signals::Forward::start(move || {
-            let delivered = tx.send(Event::Signal).is_ok();
+            let delivered = tx.send(Event::Stop(StopBy::Signal)).is_ok();
             waker.wake();
             delivered
         });
@@ -300,7 +320,7 @@ pub fn run(
                         idle_workers += 1;
                         runner.ended(job, &ended);
                     }
-                    Event::Signal => runner.interrupted(),
+                    Event::Stop(by) => runner.interrupted(by),
                 }
             }
             runner.enforce_deadlines();
@@ -784,16 +804,28 @@ impl<'a> Runner<'a> {
         self.record_all(&transitions);
     }
 
-    /// Ctrl-C or SIGTERM: stop starting jobs and stop the running ones; a second one kills.
-    fn interrupted(&mut self) {
-        self.signals += 1;
+    /// Ctrl-C or SIGTERM (or a restart): stop starting jobs and stop the running ones; a
+    /// second signal kills.
+    fn interrupted(&mut self, by: StopBy) {
+        if by == StopBy::Signal {
+            self.signals += 1;
+        }
         if !self.cancelling {
             self.cancelling = true;
             let now = self.now();
-            let transitions = self.scheduler.cancel(now, "interrupted");
+            let (reason, note) = match by {
+                StopBy::Signal => (
+                    "interrupted",
+                    "interrupted: stopping running jobs (press Ctrl-C again to kill them now)",
+                ),
+                StopBy::Restart => (
+                    "restarted after a change",
+                    "stopping running jobs to start again",
+                ),
+            };
+            let transitions = self.scheduler.cancel(now, reason);
             self.record_all(&transitions);
-            self.progress
-                .note("interrupted: stopping running jobs (press Ctrl-C again to kill them now)");
+            self.progress.note(note);
         }
         let kill_now = self.signals >= 2;
         for (job, live) in &mut self.live {

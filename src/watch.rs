@@ -180,7 +180,7 @@ impl Watch<'_> {
                         match self.settings.on_busy {
                             OnBusy::Restart if !cancelled => {
                                 self.say(&format!("change detected: {named}, restarting"));
-                                cancel.cancel();
+                                cancel.restart();
                                 cancelled = true;
                             }
                             OnBusy::Restart => {}

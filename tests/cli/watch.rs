@@ -237,6 +237,7 @@ fn a_restart_kills_the_old_process_tree_and_ctrl_c_the_new_one() {
     let first = pids(&sb, 1);
     sb.file("src/a.txt", "changed");
     watch.wait_for("change detected: src/a.txt, restarting", 1);
+    watch.wait_for("stopping running jobs to start again", 1);
     let second = pids(&sb, 2);
     wait_gone(&first, "the restarted run's processes");
     let stderr = watch.stop_after(Duration::ZERO);
