@@ -35,6 +35,7 @@ import watch_latency  # noqa: E402
 sys.modules.setdefault("bench", sys.modules[__name__])  # workload modules `import bench`
 import runs_history  # noqa: E402
 import torture  # noqa: E402
+import peers  # noqa: E402
 
 # ------------------------------------------------------------------ model
 
@@ -72,10 +73,15 @@ class Result:
     cmd: Cmd
     wall: list[float] = field(default_factory=list)  # seconds, one per timed run
     rss_kib: list[int] = field(default_factory=list)  # KiB, max RSS of each warm-up run (rss_run)
+    cpu: list[float] = field(default_factory=list)  # seconds, user + system, one per timed run
 
     @property
     def median(self) -> float:
         return statistics.median(self.wall)
+
+    @property
+    def median_cpu(self) -> float:
+        return statistics.median(self.cpu) if self.cpu else 0.0
 
     @property
     def min(self) -> float:
@@ -112,8 +118,11 @@ sys.exit(rc)
 """
 
 
-def _spawn(argv: list[str], cmd: Cmd, out_fd: int) -> tuple[float, int]:
-    """Spawn argv in cmd's folder and environment, wait; (wall seconds, rc).
+def _spawn(argv: list[str], cmd: Cmd, out_fd: int) -> tuple[float, int, float]:
+    """Spawn argv in cmd's folder and environment, wait; (wall seconds, rc, CPU seconds).
+
+    CPU is user + system time from wait4: the command's own and that of every process
+    it waited for (a runner's jobs included).
 
     posix_spawn (vfork and exec) keeps the measuring process's own cost in the
     wall time as small as it can be; /bin/true in the startup group shows it.
@@ -131,24 +140,24 @@ def _spawn(argv: list[str], cmd: Cmd, out_fd: int) -> tuple[float, int]:
     try:
         t0 = time.perf_counter()
         pid = os.posix_spawn(prog, argv, env, file_actions=actions)
-        _, status = os.waitpid(pid, 0)
+        _, status, usage = os.wait4(pid, 0)
         t1 = time.perf_counter()
     finally:
         if old:
             os.chdir(old)
-    return t1 - t0, os.waitstatus_to_exitcode(status)
+    return t1 - t0, os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime
 
 
-def timed_run(cmd: Cmd) -> tuple[float, int]:
-    """A timed run: (wall seconds, exit code); output discarded."""
+def timed_run(cmd: Cmd) -> tuple[float, int, float]:
+    """A timed run: (wall seconds, exit code, CPU seconds); output discarded."""
     if cmd.before:
         cmd.before()
     return _spawn(cmd.argv, cmd, DEVNULL)
 
 
-def rss_run(cmd: Cmd) -> tuple[float, int, int, str]:
+def rss_run(cmd: Cmd) -> tuple[float, int, int, str, float]:
     """A run that also reads peak RSS and keeps the output:
-    (wall seconds, max RSS KiB, exit code, stdout and stderr).
+    (wall seconds, max RSS KiB, exit code, stdout and stderr, CPU seconds).
 
     Under `/usr/bin/time -f '%e %M'` when present; wall time is still
     perf_counter around it (GNU time's %e has 10 ms resolution), so it
@@ -164,14 +173,14 @@ def rss_run(cmd: Cmd) -> tuple[float, int, int, str]:
             argv = [GNU_TIME, "-f", "%e %M", "-o", stats.name, *cmd.argv]
         else:
             argv = [sys.executable, "-S", "-c", RSS_HELPER, stats.name, *cmd.argv]
-        wall, rc = _spawn(argv, cmd, out.fileno())
+        wall, rc, cpu = _spawn(argv, cmd, out.fileno())
         out.seek(0)
         output = out.read().decode("utf-8", "replace")
         # GNU time puts "Command exited with non-zero status N" before the figures.
         last = (stats.read().strip().splitlines() or ["0 0"])[-1].split()
     if not GNU_TIME:
         wall = float(last[0])
-    return wall, int(float(last[1])), rc, output
+    return wall, int(float(last[1])), rc, output, cpu
 
 
 def measure(group: Group, quick: bool, fixed_runs: Optional[int] = None) -> list[Result]:
@@ -191,7 +200,7 @@ def measure(group: Group, quick: bool, fixed_runs: Optional[int] = None) -> list
     for i in range(1 if quick else max(1, group.warmups)):
         round_time = 0.0
         for r in results:
-            wall, rss, rc, out = rss_run(r.cmd)
+            wall, rss, rc, out, cpu = rss_run(r.cmd)
             err = r.cmd.check(rc, out) if r.cmd.check else (f"exit code {rc}" if rc else None)
             if err:
                 shown = out if len(out) < 4000 else out[:4000] + "\n[... cut]"
@@ -200,6 +209,7 @@ def measure(group: Group, quick: bool, fixed_runs: Optional[int] = None) -> list
             round_time += wall
             if quick:
                 r.wall.append(wall)
+                r.cpu.append(cpu)
     if quick:
         return results
 
@@ -210,10 +220,11 @@ def measure(group: Group, quick: bool, fixed_runs: Optional[int] = None) -> list
         runs = max(group.min_runs, min(group.max_runs, runs))
     for _ in range(runs):
         for r in results:
-            wall, rc = timed_run(r.cmd)
+            wall, rc, cpu = timed_run(r.cmd)
             if rc != 0:
                 raise CommandFailed(f"{r.cmd.name}: exit code {rc} in a timed run")
             r.wall.append(wall)
+            r.cpu.append(cpu)
     return results
 
 
@@ -280,6 +291,14 @@ def suite(exe: str, work: str) -> list[Group]:
     groups.append(lint(2_000, "yaml"))
     groups.append(lint(2_000, "json"))
     groups.append(lint(100_000, "toml", budget_s=10.0, min_runs=5, max_runs=50, warmups=1))
+
+    def plan(n: int, **kw) -> Group:
+        c = Cmd(f"exe plan {n:,} jobs", [exe, "plan", files[(n, "toml")]], cwd=work, jobs=n)
+        return Group(c.name, [c], **kw)
+
+    groups.append(plan(200))
+    groups.append(plan(2_000))
+    groups.append(plan(100_000, budget_s=10.0, min_runs=5, max_runs=50, warmups=1))
     groups += apply_groups(exe, work, make)
     return groups
 
@@ -315,6 +334,14 @@ def apply_groups(exe: str, work: str, make: Optional[str]) -> list[Group]:
         if make:
             cmds.append(Cmd(f"make: {name}", [make, "-s", f"-j{parallel}"], cwd=folder,
                             notes="baseline", jobs=len(jobs)))
+        floor = peers.floor(jobs, parallel, folder)
+        if floor:
+            tool, argv = floor
+            cmds.append(Cmd(f"{tool}: {name}", argv, cwd=folder, notes="floor", jobs=len(jobs)))
+        for peer in peers.PEERS:
+            if shutil.which(peer):
+                argv = getattr(peers, peer)(jobs, parallel, folder)
+                cmds.append(Cmd(f"{peer}: {name}", argv, cwd=folder, notes="peer", jobs=len(jobs)))
         slow = len(jobs) >= 2_000 or "sleep" in name
         groups.append(Group(f"apply: {name}", cmds, budget_s=8.0 if slow else 4.0,
                             min_runs=3 if slow else 5, max_runs=100, warmups=1 if slow else 2))
@@ -363,9 +390,9 @@ def report(results: dict[str, Result], quick: bool) -> None:
         if r.cmd.jobs:
             per_job = f"{us(r.median / r.cmd.jobs)}/job"
             notes = f"{notes}, {per_job}" if notes else per_job
-        rows.append([r.cmd.name, ms(r.median), ms(r.min), str(len(r.wall)),
+        rows.append([r.cmd.name, ms(r.median), ms(r.min), ms(r.median_cpu), str(len(r.wall)),
                      f"{r.peak_rss / 1024:.1f} MiB", notes])
-    print(table(rows, ["name", "median", "min", "runs", "peak RSS", "notes"]))
+    print(table(rows, ["name", "median", "min", "CPU", "runs", "peak RSS", "notes"]))
 
     get = results.get
     exe_v, make_v, floor = get("exe --version"), get("make --version"), get("/bin/true")
@@ -402,6 +429,17 @@ def report(results: dict[str, Result], quick: bool) -> None:
             if make_r:
                 print(f"  {name:38} exe {ms(exe_r.median):>11}  make {ms(make_r.median):>11}"
                       f"  ratio {exe_r.median / make_r.median:.2f}")
+        others = [(name, r, make_r) for name, _, make_r, _ in apply_rows for r in results.values()
+                  if r.cmd.notes in ("floor", "peer") and r.cmd.name.endswith(f": {name}")]
+        if others:
+            print()
+            print("The same workloads with the floor (xargs or a bash loop) and the peers on PATH"
+                  " (median, and ratio to make):")
+            for name, r, make_r in others:
+                ratio = f"  ratio {r.median / make_r.median:.2f}" if make_r else ""
+                print(f"  {r.cmd.name:50} {ms(r.median):>11}{ratio}")
+        for line in peers.missing():
+            print(f"  skipped: {line}")
 
     verdicts = []  # (label, met, detail)
     for name, exe_r, make_r, target in apply_rows:
@@ -420,6 +458,13 @@ def report(results: dict[str, Result], quick: bool) -> None:
                             (2_000, 0.050, "lint 2,000 jobs <= 50 ms")):
         if n in lints:
             verdicts.append((label, lints[n].median <= limit, f"median {ms(lints[n].median)}"))
+    plans = {r.cmd.jobs: r for r in results.values() if r.cmd.name.startswith("exe plan")}
+    if 2_000 in plans and 100_000 in plans:
+        small = plans[2_000].median / 2_000
+        big = plans[100_000].median / 100_000
+        verdicts.append(("plan 100,000 jobs: per-job cost within 2x of the 2,000-job per-job cost",
+                         big <= 2 * small,
+                         f"{us(big)}/job vs {us(small)}/job = {big / small:.2f}x"))
     if 2_000 in lints and 100_000 in lints:
         small = lints[2_000].median / 2_000
         big = lints[100_000].median / 100_000
