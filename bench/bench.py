@@ -459,18 +459,13 @@ def report(results: dict[str, Result], quick: bool) -> None:
         if n in lints:
             verdicts.append((label, lints[n].median <= limit, f"median {ms(lints[n].median)}"))
     plans = {r.cmd.jobs: r for r in results.values() if r.cmd.name.startswith("exe plan")}
-    if 2_000 in plans and 100_000 in plans:
-        small = plans[2_000].median / 2_000
-        big = plans[100_000].median / 100_000
-        verdicts.append(("plan 100,000 jobs: per-job cost within 2x of the 2,000-job per-job cost",
-                         big <= 2 * small,
-                         f"{us(big)}/job vs {us(small)}/job = {big / small:.2f}x"))
-    if 2_000 in lints and 100_000 in lints:
-        small = lints[2_000].median / 2_000
-        big = lints[100_000].median / 100_000
-        verdicts.append(("100,000 jobs: per-job cost within 2x of the 2,000-job per-job cost",
-                         big <= 2 * small,
-                         f"{us(big)}/job vs {us(small)}/job = {big / small:.2f}x"))
+    for what, by_size in (("lint", lints), ("plan", plans)):
+        if 2_000 in by_size and 100_000 in by_size:
+            small = by_size[2_000].median / 2_000
+            big = by_size[100_000].median / 100_000
+            verdicts.append((f"{what} 100,000 jobs: per-job cost within 2x of the 2,000-job"
+                             " per-job cost", big <= 2 * small,
+                             f"{us(big)}/job vs {us(small)}/job = {big / small:.2f}x"))
     if verdicts:
         print()
         print("Verdicts" + (" (quick mode: one run each, indicative only)" if quick else "") + ":")
