@@ -208,7 +208,9 @@ pub fn env_manifest(pipeline: &Pipeline, job: &Job) -> Manifest {
 pub struct Fingerprinter<'p> {
     pipeline: &'p Pipeline,
     excluded: Excluded,
-    cache: RefCell<Cache>,
+    /// Loaded at the first file hashed: a run or plan that hashes nothing does not pay for
+    /// reading it.
+    cache: RefCell<Option<Cache>>,
     cache_file: PathBuf,
 }
 
@@ -221,7 +223,7 @@ impl<'p> Fingerprinter<'p> {
         Fingerprinter {
             pipeline,
             excluded: Excluded::new(db, logs),
-            cache: RefCell::new(Cache::load(&cache_file)),
+            cache: RefCell::new(None),
             cache_file,
         }
     }
@@ -233,12 +235,13 @@ impl<'p> Fingerprinter<'p> {
         let paths = files::inputs(base, &spec.inputs, &self.excluded)?;
         let base = std::path::absolute(base).unwrap_or_else(|_| base.clone());
         let mut cache = self.cache.borrow_mut();
+        let cache = cache.get_or_insert_with(|| Cache::load(&self.cache_file));
         let mut entries = Vec::with_capacity(paths.len());
         for path in paths {
             let hash = cache
                 .hash(&path)
                 .map_err(|e| format!("cannot read input {}: {e}", path.display()))?;
-            let name = path.strip_prefix(&base).unwrap_or(&path);
+            let name = files::below(&path, &base).unwrap_or(path.as_os_str());
             entries.push((name.to_string_lossy().into_owned(), hash));
         }
         Ok(Fingerprint {
@@ -272,7 +275,11 @@ impl<'p> Fingerprinter<'p> {
     /// Writes the hash cache beside the history, if it changed. A failure (a read-only
     /// folder) only costs the next command some hashing, so it is logged, not reported.
     pub fn save_cache(&self) {
-        if let Err(e) = self.cache.borrow_mut().save(&self.cache_file) {
+        let mut cache = self.cache.borrow_mut();
+        let Some(cache) = cache.as_mut() else {
+            return;
+        };
+        if let Err(e) = cache.save(&self.cache_file) {
             tracing::debug!(file = %self.cache_file.display(), "hash cache not saved: {e}");
         }
     }

@@ -22,6 +22,7 @@
 //! Entries unused for [`KEEP_DAYS`] days are dropped when it is saved.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::io::Read as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::MetadataExt as _;
@@ -88,7 +89,8 @@ struct Entry {
 /// Content hashes by path and [`Stamp`]; see the module docs.
 #[derive(Debug, Default)]
 pub struct Cache {
-    entries: HashMap<PathBuf, Entry>,
+    /// By path bytes: hashing and comparing a `PathBuf` parses its components.
+    entries: HashMap<OsString, Entry>,
     /// Set when an entry was added, replaced or dropped, or first used today.
     changed: bool,
     today: u32,
@@ -122,7 +124,7 @@ impl Cache {
         let read_at = nanos(SystemTime::now());
         let meta = std::fs::metadata(path)?;
         let stamp = Stamp::of(&meta);
-        if let Some(entry) = self.entries.get_mut(path)
+        if let Some(entry) = self.entries.get_mut(path.as_os_str())
             && entry.stamp == stamp
         {
             if entry.day != self.today {
@@ -138,9 +140,9 @@ impl Cache {
                 day: self.today,
                 hash,
             };
-            self.entries.insert(path.to_path_buf(), entry);
+            self.entries.insert(path.as_os_str().to_owned(), entry);
             self.changed = true;
-        } else if self.entries.remove(path).is_some() {
+        } else if self.entries.remove(path.as_os_str()).is_some() {
             self.changed = true;
         }
         Ok(hash)
@@ -200,11 +202,11 @@ fn day(t: SystemTime) -> u32 {
 /// `MAGIC`, then per entry: path length (u32), path bytes, size, mtime, ctime, inode,
 /// device (8 bytes each), day (4), hash (32); all little-endian; then a BLAKE3 checksum of
 /// everything before it.
-fn encode(entries: &HashMap<PathBuf, Entry>) -> Vec<u8> {
+fn encode(entries: &HashMap<OsString, Entry>) -> Vec<u8> {
     let mut out = Vec::with_capacity(MAGIC.len() + entries.len() * (ENTRY_TAIL + 64) + 32);
     out.extend_from_slice(MAGIC);
     for (path, e) in entries {
-        let bytes = path.as_os_str().as_bytes();
+        let bytes = path.as_bytes();
         let Ok(len) = u32::try_from(bytes.len()) else {
             continue;
         };
@@ -224,7 +226,7 @@ fn encode(entries: &HashMap<PathBuf, Entry>) -> Vec<u8> {
 }
 
 /// The entries of an [`encode`]d cache; `None` if anything about it is off.
-fn decode(bytes: &[u8]) -> Option<HashMap<PathBuf, Entry>> {
+fn decode(bytes: &[u8]) -> Option<HashMap<OsString, Entry>> {
     let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
     if blake3::hash(body).as_bytes() != sum {
         return None;
@@ -249,7 +251,7 @@ fn decode(bytes: &[u8]) -> Option<HashMap<PathBuf, Entry>> {
             day: u32::from_le_bytes(fields[40..44].try_into().ok()?),
             hash: fields[44..76].try_into().ok()?,
         };
-        entries.insert(PathBuf::from(std::ffi::OsStr::from_bytes(path)), entry);
+        entries.insert(OsStr::from_bytes(path).to_owned(), entry);
         rest = tail;
     }
     Some(entries)
@@ -293,7 +295,7 @@ mod tests {
         for (i, name) in ["/a/b.sql", "/weird \n name", "/x"].iter().enumerate() {
             let n = i64::try_from(i).unwrap();
             entries.insert(
-                PathBuf::from(name),
+                OsString::from(name),
                 Entry {
                     stamp: stamp(n * SECOND, n * SECOND + 5),
                     day: 20_000,
@@ -304,7 +306,7 @@ mod tests {
         let bytes = encode(&entries);
         let back = decode(&bytes).unwrap();
         assert_eq!(back.len(), 3);
-        let e = back[Path::new("/weird \n name")];
+        let e = back[OsStr::new("/weird \n name")];
         assert_eq!(
             (e.stamp, e.day, e.hash),
             (stamp(SECOND, SECOND + 5), 20_000, [1; 32])
@@ -336,7 +338,7 @@ mod tests {
             day: 0,
             hash: [7; 32],
         };
-        cache.entries.insert(file.clone(), entry);
+        cache.entries.insert(file.clone().into_os_string(), entry);
         assert_eq!(cache.hash(&file).unwrap(), [7; 32], "served from the cache");
         assert!(cache.changed, "used today: the day is updated");
 
@@ -348,7 +350,7 @@ mod tests {
             *blake3::hash(b"second").as_bytes()
         );
         assert!(
-            !cache.entries.contains_key(&file),
+            !cache.entries.contains_key(file.as_os_str()),
             "a racy entry is dropped"
         );
     }
@@ -363,7 +365,7 @@ mod tests {
         let today = cache.today;
         for (name, day) in [("/new", today), ("/old", today - KEEP_DAYS - 1)] {
             cache.entries.insert(
-                PathBuf::from(name),
+                OsString::from(name),
                 Entry {
                     stamp: stamp(1, 1),
                     day,

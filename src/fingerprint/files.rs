@@ -17,6 +17,8 @@
 //! match (any depth with `**`), without entering hidden folders unless a component of the
 //! pattern starts with a dot; links are followed (a link loop is skipped).
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -42,23 +44,44 @@ impl Excluded {
     /// Excludes the history database `db` (and every file named like `db` with a suffix)
     /// and everything in `folders`.
     pub fn new(db: &Path, folders: impl IntoIterator<Item = PathBuf>) -> Excluded {
+        let mut folders: Vec<PathBuf> = folders.into_iter().map(|f| absolute(&f)).collect();
+        // Jobs usually share one log folder.
+        folders.sort_unstable();
+        folders.dedup();
         Excluded {
             prefixes: vec![absolute(db)],
-            folders: Arc::new(folders.into_iter().map(|f| absolute(&f)).collect()),
+            folders: Arc::new(folders),
         }
     }
 
     fn contains(&self, path: &Path) -> bool {
-        let text = path.as_os_str().as_encoded_bytes();
+        let text = path.as_os_str().as_bytes();
         self.prefixes
             .iter()
-            .any(|p| text.starts_with(p.as_os_str().as_encoded_bytes()))
+            .any(|p| text.starts_with(p.as_os_str().as_bytes()))
             || in_folders(&self.folders, path)
     }
 }
 
+/// Is `path` one of `folders` or below one? (By bytes: this runs for every path walked.)
 fn in_folders(folders: &[PathBuf], path: &Path) -> bool {
-    folders.iter().any(|f| path.starts_with(f))
+    folders
+        .iter()
+        .any(|f| path == f || below(path, f).is_some())
+}
+
+/// `path` relative to `dir` when it is below it (`a/b` for `/x/a/b` below `/x`), compared
+/// by bytes rather than by parsed components. Both are paths exe built, without `.` or
+/// doubled separators.
+pub fn below<'a>(path: &'a Path, dir: &Path) -> Option<&'a OsStr> {
+    let dir = dir.as_os_str().as_bytes();
+    let dir = dir.strip_suffix(b"/").unwrap_or(dir);
+    let rest = path
+        .as_os_str()
+        .as_bytes()
+        .strip_prefix(dir)?
+        .strip_prefix(b"/")?;
+    Some(OsStr::from_bytes(rest))
 }
 
 /// `path` made absolute against the current directory, without resolving links.
@@ -87,7 +110,7 @@ pub fn inputs(
                 continue;
             }
             if found.is_dir {
-                for file in walk(&found.path, None, false, excluded)? {
+                for file in walk(&found.path, None, false, excluded, Vec::new())? {
                     if !file.is_dir && !excluded.contains(&file.path) {
                         files.push(file.path);
                     }
@@ -97,7 +120,8 @@ pub fn inputs(
             }
         }
     }
-    files.sort_unstable();
+    // By bytes, not by `Path`'s component order, which parses both paths at every compare.
+    files.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
     files.dedup();
     Ok(files)
 }
@@ -143,25 +167,34 @@ fn matches(base: &Path, pattern: &str, excluded: &Excluded) -> Result<Vec<Found>
         });
     }
     let rest_pattern = Pattern::new(&rest.join("/")).map_err(invalid)?;
-    let depth = (!rest.iter().any(|c| c.contains("**"))).then_some(rest.len());
+    // Components before the first `**` each match one level: the walk prunes by them.
+    let levels = rest
+        .iter()
+        .take_while(|c| !c.contains("**"))
+        .map(|c| Pattern::new(c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
+    let depth = (levels.len() == rest.len()).then_some(rest.len());
     let dotted = rest.iter().any(|c| c.starts_with('.'));
-    let mut found = walk(&root, depth, dotted, excluded)?;
+    let mut found = walk(&root, depth, dotted, excluded, levels)?;
     found.retain(|f| {
-        f.path
-            .strip_prefix(&root)
-            .is_ok_and(|rel| rest_pattern.matches_path_with(rel, SHELL))
+        below(&f.path, &root)
+            .and_then(OsStr::to_str)
+            .is_some_and(|rel| rest_pattern.matches_with(rel, SHELL))
     });
     Ok(found)
 }
 
-/// Every path below `root` (not `root` itself), at most `depth` deep, entering hidden
-/// folders only when `hidden` is set, never entering excluded folders. A missing root
-/// has nothing below it.
+/// Every path below `root` (not `root` itself), at most `depth` deep, whose name at each
+/// depth `d` matches `levels[d - 1]` (while there are levels), entering hidden folders
+/// only when `hidden` is set, never entering excluded folders. A missing root has nothing
+/// below it.
 fn walk(
     root: &Path,
     depth: Option<usize>,
     hidden: bool,
     excluded: &Excluded,
+    levels: Vec<Pattern>,
 ) -> Result<Vec<Found>, String> {
     let folders = Arc::clone(&excluded.folders);
     let walker = ignore::WalkBuilder::new(root)
@@ -169,7 +202,15 @@ fn walk(
         .hidden(!hidden)
         .follow_links(true)
         .max_depth(depth)
-        .filter_entry(move |e| !in_folders(&folders, e.path()))
+        .filter_entry(move |e| {
+            let level = e.depth().checked_sub(1).and_then(|d| levels.get(d));
+            let named = level.is_none_or(|p| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|name| p.matches_with(name, SHELL))
+            });
+            named && !in_folders(&folders, e.path())
+        })
         .build();
     let mut found = Vec::new();
     for entry in walker {
