@@ -288,9 +288,7 @@ impl<'p> Fingerprinter<'p> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::{LoadOptions, load_text};
-    use crate::source::Format;
-    use crate::validate::{Options, validate};
+    use crate::validate::{Options, from_toml};
 
     fn h(byte: u8) -> Hash {
         [byte; 32]
@@ -332,20 +330,11 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect()
         };
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fingerprint-test.toml");
-        let (doc, _) = load_text(
-            &path,
-            text.to_owned(),
-            Format::Toml,
-            &LoadOptions::default(),
-        )
-        .unwrap_or_else(|e| panic!("{e:?}"));
         let options = Options {
             process_env: pairs(process_env),
             cli_env: pairs(cli_env),
         };
-        let (p, diags) = validate(&doc, &options);
-        p.unwrap_or_else(|| panic!("{diags:?}"))
+        from_toml(text, &options)
     }
 
     fn env_of(p: &Pipeline) -> Manifest {

@@ -257,12 +257,8 @@ fn own_changes(
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::load::{LoadOptions, load_text};
-    use crate::source::Format;
-    use crate::validate::{Options, validate};
+    use crate::validate::{Options, from_toml};
 
     /// a -> b -> c, and d alone; every job has inputs.
     fn pipeline() -> Pipeline {
@@ -270,16 +266,7 @@ mod tests {
                     [jobs.b]\ncommand = \"true\"\ninputs = [\"x\"]\nneeds = [\"a\"]\n\
                     [jobs.c]\ncommand = \"true\"\ninputs = [\"x\"]\nneeds = [\"b\"]\n\
                     [jobs.d]\ncommand = \"true\"\ninputs = [\"x\"]\n";
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("up-to-date-test.toml");
-        let (doc, _) = load_text(
-            &path,
-            text.to_owned(),
-            Format::Toml,
-            &LoadOptions::default(),
-        )
-        .unwrap_or_else(|e| panic!("{e:?}"));
-        let (p, diags) = validate(&doc, &Options::default());
-        p.unwrap_or_else(|| panic!("{diags:?}"))
+        from_toml(text, &Options::default())
     }
 
     const RUN: Disposition = Disposition::Run;

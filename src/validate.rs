@@ -1100,3 +1100,16 @@ fn merge(base: JobSpec, over: JobSpec) -> JobSpec {
 pub fn has_errors(diags: &[Diagnostic]) -> bool {
     diags.iter().any(|d| d.severity == Severity::Error)
 }
+
+/// A valid pipeline from TOML text (its working dir is the crate's folder), for unit
+/// tests of what comes after validation. Panics on any error.
+#[cfg(test)]
+pub(crate) fn from_toml(text: &str, options: &Options) -> Pipeline {
+    use crate::load::{LoadOptions, load_text};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-pipeline.toml");
+    let format = crate::source::Format::Toml;
+    let (doc, _) = load_text(&path, text.to_owned(), format, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let (pipeline, diags) = validate(&doc, options);
+    pipeline.unwrap_or_else(|| panic!("{diags:?}"))
+}

@@ -350,6 +350,20 @@ mod tests {
     }
 
     #[test]
+    fn below_compares_whole_components() {
+        let rel = |p: &str, d: &str| below(Path::new(p), Path::new(d)).map(|r| r.to_owned());
+        assert_eq!(rel("/x/a/b", "/x"), Some("a/b".into()));
+        assert_eq!(rel("/x/a", "/x/"), Some("a".into()));
+        assert_eq!(rel("/a", "/"), Some("a".into()));
+        assert_eq!(rel("/xy/a", "/x"), None, "a sibling that shares a prefix");
+        assert_eq!(rel("/x", "/x"), None);
+        let logs = [PathBuf::from("/w/.exe/logs")];
+        assert!(in_folders(&logs, Path::new("/w/.exe/logs")));
+        assert!(in_folders(&logs, Path::new("/w/.exe/logs/3/a.log")));
+        assert!(!in_folders(&logs, Path::new("/w/.exe/logs-old/a.log")));
+    }
+
+    #[test]
     fn a_bad_pattern_is_an_error_not_a_panic() {
         let dir = tree(&[]);
         let err = inputs(dir.path(), &["[".to_owned()], &Excluded::default()).unwrap_err();

@@ -245,20 +245,20 @@ fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-#[test]
-fn a_failed_job_is_not_up_to_date_and_jobs_without_inputs_always_run() {
-    let sb = Sandbox::new();
-    sb.file(
-        "p.toml",
-        r#"
+/// `setup` has no inputs; `build` fails until the file `ok` exists.
+const SETUP_BUILD: &str = r#"
 [jobs.setup]
 command = "echo setup >> runs.log"
 
 [jobs.build]
 command = "echo build >> runs.log; test -e ok"
 inputs = ["src/*"]
-"#,
-    );
+"#;
+
+#[test]
+fn a_failed_job_is_not_up_to_date_and_jobs_without_inputs_always_run() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", SETUP_BUILD);
     sb.file("src/main.c", "int main;\n");
     let failed = sb.exe(&["apply", "p.toml"]);
     assert_eq!(failed.code, 1);
@@ -272,18 +272,7 @@ inputs = ["src/*"]
     assert_eq!(apply(&sb, &[]), ["setup"]);
 
     // A job that needs one without inputs reruns with it.
-    sb.file(
-        "p.toml",
-        r#"
-[jobs.setup]
-command = "echo setup >> runs.log"
-
-[jobs.build]
-command = "echo build >> runs.log; test -e ok"
-inputs = ["src/*"]
-needs = ["setup"]
-"#,
-    );
+    sb.file("p.toml", format!("{SETUP_BUILD}needs = [\"setup\"]\n"));
     apply(&sb, &[]);
     assert_eq!(apply(&sb, &[]), ["setup", "build"]);
 }
