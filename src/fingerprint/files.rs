@@ -351,7 +351,7 @@ mod tests {
 
     #[test]
     fn below_compares_whole_components() {
-        let rel = |p: &str, d: &str| below(Path::new(p), Path::new(d)).map(|r| r.to_owned());
+        let rel = |p: &str, d: &str| below(Path::new(p), Path::new(d)).map(ToOwned::to_owned);
         assert_eq!(rel("/x/a/b", "/x"), Some("a/b".into()));
         assert_eq!(rel("/x/a", "/x/"), Some("a".into()));
         assert_eq!(rel("/a", "/"), Some("a".into()));
