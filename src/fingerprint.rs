@@ -17,7 +17,7 @@
 pub mod cache;
 pub mod files;
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::path::{Path, PathBuf};
 
 use crate::model::{Job, Pipeline};
@@ -207,9 +207,10 @@ pub fn env_manifest(pipeline: &Pipeline, job: &Job) -> Manifest {
 #[derive(Debug)]
 pub struct Fingerprinter<'p> {
     pipeline: &'p Pipeline,
-    excluded: Excluded,
-    /// Loaded at the first file hashed: a run or plan that hashes nothing does not pay for
-    /// reading it.
+    db: PathBuf,
+    /// Made, and the cache loaded, at the first job fingerprinted: a run or plan of jobs
+    /// without `inputs` pays for neither.
+    excluded: OnceCell<Excluded>,
     cache: RefCell<Option<Cache>>,
     cache_file: PathBuf,
 }
@@ -217,14 +218,12 @@ pub struct Fingerprinter<'p> {
 impl<'p> Fingerprinter<'p> {
     /// Fingerprints `pipeline`'s jobs, with the hash cache of the history database `db`.
     pub fn new(pipeline: &'p Pipeline, db: &Path) -> Fingerprinter<'p> {
-        let logs = std::iter::once(pipeline.log_dir.clone())
-            .chain(pipeline.jobs.iter().map(|j| j.log_dir.clone()));
-        let cache_file = Cache::path_for(db);
         Fingerprinter {
             pipeline,
-            excluded: Excluded::new(db, logs),
+            db: db.to_path_buf(),
+            excluded: OnceCell::new(),
             cache: RefCell::new(None),
-            cache_file,
+            cache_file: Cache::path_for(db),
         }
     }
 
@@ -232,7 +231,15 @@ impl<'p> Fingerprinter<'p> {
     pub fn job(&self, job: usize) -> Result<Fingerprint, String> {
         let spec = &self.pipeline.jobs[job];
         let base = &self.pipeline.working_dir;
-        let paths = files::inputs(base, &spec.inputs, &self.excluded)?;
+        let excluded = self.excluded.get_or_init(|| {
+            let mut logs: Vec<&Path> = std::iter::once(self.pipeline.log_dir.as_path())
+                .chain(self.pipeline.jobs.iter().map(|j| j.log_dir.as_path()))
+                .collect();
+            logs.sort_unstable();
+            logs.dedup();
+            Excluded::new(&self.db, logs.into_iter().map(Path::to_path_buf))
+        });
+        let paths = files::inputs(base, &spec.inputs, excluded)?;
         let base = std::path::absolute(base).unwrap_or_else(|_| base.clone());
         let mut cache = self.cache.borrow_mut();
         let cache = cache.get_or_insert_with(|| Cache::load(&self.cache_file));

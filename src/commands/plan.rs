@@ -46,7 +46,8 @@ fn plan(args: &PlanArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
     } = super::load_pipeline(run, &process_env)?;
     let dispositions = selection::select(&pipeline, &split_ids(&run.skip), &split_ids(&run.only))
         .map_err(Error::Config)?;
-    let history = if run.force {
+    // Under `--force`, or with no job that has `inputs`, the history has nothing to say.
+    let history = if run.force || pipeline.jobs.iter().all(|j| j.inputs.is_empty()) {
         None
     } else {
         super::history::open_read(db).unwrap_or_else(|e| {

@@ -45,7 +45,6 @@ impl Excluded {
     /// and everything in `folders`.
     pub fn new(db: &Path, folders: impl IntoIterator<Item = PathBuf>) -> Excluded {
         let mut folders: Vec<PathBuf> = folders.into_iter().map(|f| absolute(&f)).collect();
-        // Jobs usually share one log folder.
         folders.sort_unstable();
         folders.dedup();
         Excluded {
