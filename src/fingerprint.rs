@@ -239,7 +239,7 @@ impl<'p> Fingerprinter<'p> {
             logs.dedup();
             Excluded::new(&self.db, logs.into_iter().map(Path::to_path_buf))
         });
-        let paths = files::inputs(base, &spec.inputs, excluded)?;
+        let paths = files::inputs(base, &spec.inputs, &spec.outputs, excluded)?;
         let base = std::path::absolute(base).unwrap_or_else(|_| base.clone());
         let mut cache = self.cache.borrow_mut();
         let cache = cache.get_or_insert_with(|| Cache::load(&self.cache_file));

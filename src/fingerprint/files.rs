@@ -11,7 +11,8 @@
 //!
 //! exe's own files are never inputs: the history database with its side files
 //! (`history.db-wal`, `-shm`, `-hashes`) and the log folders change on every run. Log
-//! folders are not even walked, so a `**` beside thousands of old logs stays quick.
+//! folders are not even walked, so a `**` beside thousands of old logs stays quick. A
+//! job's own `outputs` are not its inputs either.
 //!
 //! A pattern is walked from its longest literal leading folder, only as deep as it can
 //! match (any depth with `**`), without entering hidden folders unless a component of the
@@ -96,12 +97,25 @@ struct Found {
 
 /// The files `patterns` match under `base`, sorted, without duplicates, as absolute paths.
 /// An error names a folder that could not be read or a pattern that is not a glob.
+/// Files the job's own `outputs` name (or that are below a folder they name) are left
+/// out: a job that writes into its own input folders would otherwise never be up to date.
 pub fn inputs(
     base: &Path,
     patterns: &[String],
+    outputs: &[String],
     excluded: &Excluded,
 ) -> Result<Vec<PathBuf>, String> {
     let base = absolute(base);
+    let outputs: Vec<Pattern> = outputs
+        .iter()
+        .filter_map(|o| Pattern::new(&anchored(&base, o)).ok())
+        .collect();
+    let own_output = |path: &Path| {
+        !outputs.is_empty()
+            && path
+                .ancestors()
+                .any(|p| outputs.iter().any(|o| o.matches_path_with(p, SHELL)))
+    };
     let mut files = Vec::new();
     for pattern in patterns {
         for found in matches(&base, pattern, excluded)? {
@@ -119,10 +133,22 @@ pub fn inputs(
             }
         }
     }
+    files.retain(|f| !own_output(f));
     // By bytes, not by `Path`'s component order, which parses both paths at every compare.
     files.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
     files.dedup();
     Ok(files)
+}
+
+/// `pattern` as an absolute pattern: under `base` (escaped: its `[` or `*` are literal)
+/// unless it is absolute already.
+fn anchored(base: &Path, pattern: &str) -> String {
+    if Path::new(pattern).is_absolute() {
+        pattern.to_owned()
+    } else {
+        let base = Pattern::escape(&base.to_string_lossy());
+        format!("{}/{pattern}", base.trim_end_matches('/'))
+    }
 }
 
 /// The `outputs` patterns that match no existing path (file, folder or link target).
@@ -256,7 +282,7 @@ mod tests {
 
     fn list(dir: &Path, patterns: &[&str], excluded: &Excluded) -> Vec<String> {
         let patterns: Vec<String> = patterns.iter().map(|p| (*p).to_owned()).collect();
-        names(dir, &inputs(dir, &patterns, excluded).unwrap())
+        names(dir, &inputs(dir, &patterns, &[], excluded).unwrap())
     }
 
     #[test]
@@ -328,10 +354,25 @@ mod tests {
     }
 
     #[test]
+    fn a_jobs_own_outputs_are_not_its_inputs() {
+        let dir = tree(&["src/a.c", "src/gen.c", "src/out/x.o", "src/out/y.o"]);
+        let strings =
+            |list: &[&str]| -> Vec<String> { list.iter().map(|s| (*s).to_owned()).collect() };
+        let found = inputs(
+            dir.path(),
+            &strings(&["src"]),
+            &strings(&["src/gen.c", "src/out"]),
+            &Excluded::default(),
+        )
+        .unwrap();
+        assert_eq!(names(dir.path(), &found), ["src/a.c"]);
+    }
+
+    #[test]
     fn wildcards_in_the_base_are_literal() {
         let dir = tree(&["we[ir]d/a.txt", "wed/a.txt"]);
         let base = dir.path().join("we[ir]d");
-        let found = inputs(&base, &["*.txt".to_owned()], &Excluded::default()).unwrap();
+        let found = inputs(&base, &["*.txt".to_owned()], &[], &Excluded::default()).unwrap();
         assert_eq!(names(&base, &found), ["a.txt"]);
     }
 
@@ -365,7 +406,7 @@ mod tests {
     #[test]
     fn a_bad_pattern_is_an_error_not_a_panic() {
         let dir = tree(&[]);
-        let err = inputs(dir.path(), &["[".to_owned()], &Excluded::default()).unwrap_err();
+        let err = inputs(dir.path(), &["[".to_owned()], &[], &Excluded::default()).unwrap_err();
         assert!(err.starts_with("invalid glob `[`"), "{err}");
     }
 }

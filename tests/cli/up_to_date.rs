@@ -295,6 +295,19 @@ fn a_resume_skips_what_is_up_to_date_among_the_jobs_it_reruns() {
 }
 
 #[test]
+fn a_job_whose_outputs_are_among_its_input_files_is_up_to_date_next_time() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.gen]\ncommand = \"cat src/in.txt > src/gen.txt; echo gen >> runs.log\"\n\
+         inputs = [\"src\"]\noutputs = [\"src/gen.txt\"]\n",
+    );
+    sb.file("src/in.txt", "x");
+    assert_eq!(apply(&sb, &[]), ["gen"]);
+    assert_eq!(apply(&sb, &[]), Vec::<String>::new());
+}
+
+#[test]
 fn a_pattern_that_matches_nothing_yet_sees_new_files() {
     let sb = Sandbox::new();
     sb.file(
