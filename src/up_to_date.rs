@@ -171,6 +171,13 @@ pub fn check(
         .filter(|&j| !pipeline.jobs[j].inputs.is_empty())
         .collect();
     let mut starts: Vec<Option<LastStart>> = vec![None; pipeline.jobs.len()];
+    if with_inputs.is_empty() {
+        // Nothing to decide: no query, no fingerprint.
+        return Ok(Verdicts {
+            dispositions,
+            changes: vec![None; pipeline.jobs.len()],
+        });
+    }
     if let Some(store) = history {
         let ids: Vec<&str> = with_inputs
             .iter()
