@@ -170,7 +170,6 @@ pub fn check(
     let with_inputs: Vec<usize> = (0..pipeline.jobs.len())
         .filter(|&j| !pipeline.jobs[j].inputs.is_empty())
         .collect();
-    let mut starts: Vec<Option<LastStart>> = vec![None; pipeline.jobs.len()];
     if with_inputs.is_empty() {
         // Nothing to decide: no query, no fingerprint.
         return Ok(Verdicts {
@@ -178,6 +177,7 @@ pub fn check(
             changes: vec![None; pipeline.jobs.len()],
         });
     }
+    let mut starts: Vec<Option<LastStart>> = vec![None; pipeline.jobs.len()];
     if let Some(store) = history {
         let ids: Vec<&str> = with_inputs
             .iter()
