@@ -20,7 +20,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use glob::{MatchOptions, Pattern};
@@ -175,6 +175,9 @@ fn matches(base: &Path, pattern: &str, excluded: &Excluded) -> Result<Vec<Found>
     let mut root = base.to_path_buf();
     let mut rest: Vec<String> = Vec::new();
     for component in Path::new(pattern).components() {
+        if component == Component::CurDir {
+            continue; // `./src/*.c` is `src/*.c`: one spelling, one set of paths
+        }
         let text = component.as_os_str().to_string_lossy();
         if rest.is_empty() && !has_wildcard(&text) {
             root.push(component);
@@ -314,6 +317,10 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(list(dir.path(), &[".git/*"], &none), [".git/config"]);
+        assert_eq!(
+            list(dir.path(), &["./sql/./*.sql"], &none),
+            ["sql/a.sql", "sql/b.sql"]
+        );
         assert_eq!(
             list(dir.path(), &["*"], &none),
             ["notes.txt", "sql/a.sql", "sql/b.sql", "sql/deep/c.sql"]
