@@ -35,6 +35,7 @@ import watch_latency  # noqa: E402
 sys.modules.setdefault("bench", sys.modules[__name__])  # workload modules `import bench`
 import runs_history  # noqa: E402
 import torture  # noqa: E402
+import inputs  # noqa: E402
 import peers  # noqa: E402
 
 # ------------------------------------------------------------------ model
@@ -533,7 +534,7 @@ def main() -> int:
         report(results, a.quick)
     # Workloads in modules of their own: each measures (or checks), prints its section, and
     # returns what failed.
-    for workload in (watch_latency, runs_history, torture):
+    for workload in (watch_latency, runs_history, torture, inputs):
         if not a.only or a.only in workload.NAME:
             failed += workload.run(exe, a.work, a.quick, a.runs)
     print(f"\ntotal {time.perf_counter() - t0:.1f} s", file=sys.stderr)

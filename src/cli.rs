@@ -193,6 +193,10 @@ pub struct RunArgs {
     /// Run only these jobs; the jobs they need count as done (repeatable, or a comma list).
     #[arg(long, value_name = "ID")]
     pub only: Vec<String>,
+    /// Run jobs even when they are up to date (jobs with `inputs` whose last success had
+    /// the same command, environment and input contents).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `exe plan`.

@@ -14,9 +14,13 @@ use std::path::PathBuf;
 use crate::cli::{Cli, Command, PlanArgs, PlanFormat, RunArgs};
 use crate::diagnostic::Diagnostic;
 use crate::error::Error;
+use crate::fingerprint::Fingerprinter;
 use crate::load::{self, Document, LoadOptions};
 use crate::model::Pipeline;
 use crate::secrets::Masker;
+use crate::selection::Disposition;
+use crate::store::Store;
+use crate::up_to_date;
 use crate::validate::{self, Options};
 
 pub use history::JobStats;
@@ -58,6 +62,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
                 max_parallel: args.max_parallel.map(|n| n as usize),
             },
             out,
+            &db,
         ),
         Command::Apply(args) => apply::run(&args, out, &db),
         Command::Watch(args) => watch::run(&args, out, &db),
@@ -66,7 +71,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
         Command::Logs(args) => history::logs(&args, &db),
         Command::MarkSuccess(args) => history::mark_success(&args, &db),
         Command::Stats(args) => history::stats(&args, out, &db),
-        Command::Plan(args) => plan::run(&args, out),
+        Command::Plan(args) => plan::run(&args, out, &db),
     }
 }
 
@@ -112,6 +117,27 @@ fn load_pipeline(run: &RunArgs, process_env: &[(String, String)]) -> Result<Load
         }),
         None => Err(Error::Config(warnings)),
     }
+}
+
+/// The dispositions with up-to-date jobs skipped (none under `--force`), and what changed
+/// for each job with `inputs` that runs (see [`up_to_date`]), as text for the plan.
+fn up_to_date(
+    pipeline: &Pipeline,
+    dispositions: Vec<Disposition>,
+    force: bool,
+    history: Option<&Store>,
+    fingerprinter: &Fingerprinter<'_>,
+) -> Result<(Vec<Disposition>, Vec<Option<Vec<String>>>), Error> {
+    if force {
+        return Ok((dispositions, Vec::new()));
+    }
+    let verdicts = up_to_date::check(pipeline, dispositions, history, fingerprinter)?;
+    let changes = verdicts
+        .changes
+        .into_iter()
+        .map(|c| c.map(|c| c.iter().map(ToString::to_string).collect()))
+        .collect();
+    Ok((verdicts.dispositions, changes))
 }
 
 /// Masks every secret a job could see, or a command could have been rendered from.

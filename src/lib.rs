@@ -8,6 +8,7 @@ pub mod diagnostic;
 pub mod emit;
 pub mod error;
 pub mod events;
+pub mod fingerprint;
 pub mod graph;
 pub mod load;
 pub mod model;
@@ -29,6 +30,7 @@ pub mod spec;
 pub mod state;
 pub mod store;
 pub mod template;
+pub mod up_to_date;
 pub mod validate;
 pub mod watch;
 

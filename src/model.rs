@@ -4,6 +4,7 @@
 //! and form no cycle (the [`Dag`] proves it), durations and sizes are parsed, templates are
 //! rendered. Nothing is optional that has a default. Nothing in here reads a file.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -54,6 +55,10 @@ pub struct Pipeline {
     pub notify: Notify,
     /// Inherited variables and the pipeline's `env`, rendered: every job starts from these.
     pub env: Vec<(String, String)>,
+    /// Names in `env` inherited wholesale from the caller (`inherit_env = true`) that the
+    /// pipeline does not set itself: the shell's own state (`OLDPWD`, `SHLVL`, ...), which
+    /// changes from one command to the next, so fingerprints leave it out.
+    pub ambient_env: BTreeSet<String>,
     /// `--env K=V` values, which win over everything.
     pub env_overrides: Vec<(String, String)>,
     /// Jobs in file order; indexes are used by `needs` and the DAG.

@@ -71,6 +71,9 @@ pub struct Step {
     pub layer: usize,
     /// Whether it runs.
     pub decision: Decision,
+    /// For a job with `inputs` the selection runs: what changed since its last success
+    /// (empty when it is up to date); `None` for the others and under `--force`.
+    pub changes: Option<Vec<String>>,
 }
 
 /// What a run would do.
@@ -134,6 +137,7 @@ impl<'p> Plan<'p> {
                 job,
                 layer: layer_of[job],
                 decision: decisions[job].clone(),
+                changes: None,
             })
             .collect();
         Plan {
@@ -145,6 +149,15 @@ impl<'p> Plan<'p> {
             to_run,
             skipped: decisions.len() - to_run,
         }
+    }
+
+    /// Adds what changed for each job (by index; see [`Step::changes`]).
+    #[must_use]
+    pub fn with_changes(mut self, mut changes: Vec<Option<Vec<String>>>) -> Plan<'p> {
+        for step in &mut self.steps {
+            step.changes = changes.get_mut(step.job).and_then(Option::take);
+        }
+        self
     }
 
     /// The job a step is about.
@@ -279,6 +292,7 @@ mod tests {
             security_policy: SecurityPolicy::default(),
             notify: Notify::default(),
             env: Vec::new(),
+            ambient_env: std::collections::BTreeSet::new(),
             env_overrides: Vec::new(),
             jobs,
             dag: Dag::new(&needs).unwrap(),

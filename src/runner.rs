@@ -30,6 +30,7 @@ use signal_hook::consts::SIGTERM;
 
 use crate::attempt::{self, Attempt, Ended};
 use crate::events::{self, Ready, Waker};
+use crate::fingerprint::Fingerprinter;
 use crate::model::Pipeline;
 use crate::process::{self, AttemptSpec, Exit, Running};
 use crate::progress::Progress;
@@ -37,7 +38,7 @@ use crate::scheduler::{Config, Outcome, Scheduler};
 use crate::selection::Disposition;
 use crate::signals;
 use crate::state::{JobState, RunState, Transition};
-use crate::store::{Record, Store, StoreError};
+use crate::store::{JobFingerprint, Record, Store, StoreError};
 
 /// One attempt, ready to start once its RUNNING transition is committed.
 struct Work<'a> {
@@ -152,7 +153,7 @@ pub struct Report {
 
 /// Settings of one run.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct Options<'a> {
     /// The run's id in the history (in log paths and `{{ run.id }}`).
     pub run_id: i64,
     /// When the run started, in milliseconds since the Unix epoch (times are recorded so).
@@ -161,6 +162,8 @@ pub struct Options {
     pub config: Config,
     /// Set when the caller owns SIGINT/SIGTERM and stops the run through this instead.
     pub cancel: Option<Cancel>,
+    /// Takes what a job with `inputs` starts with, recorded with its first RUNNING.
+    pub fingerprints: &'a Fingerprinter<'a>,
 }
 
 /// Stops a run from another thread; each call counts as one Ctrl-C (the second kills at
@@ -217,7 +220,7 @@ impl Cancel {
 pub fn run(
     pipeline: &Pipeline,
     dispositions: &[Disposition],
-    options: &Options,
+    options: &Options<'_>,
     progress: &Progress,
     store: &mut Store,
 ) -> Result<Report, RunError> {
@@ -357,7 +360,7 @@ enum Started<'a> {
 
 struct Runner<'a> {
     pipeline: &'a Pipeline,
-    options: &'a Options,
+    options: &'a Options<'a>,
     progress: &'a Progress,
     scheduler: Scheduler,
     live: HashMap<usize, Live>,
@@ -392,6 +395,10 @@ enum Pending {
         job: usize,
         number: u32,
         pgid: i32,
+    },
+    Fingerprint {
+        job: usize,
+        fingerprint: Option<JobFingerprint>,
     },
     Ended {
         job: usize,
@@ -489,6 +496,10 @@ impl<'a> Runner<'a> {
                 job: *job,
                 number: *number,
                 pgid: *pgid,
+            },
+            Pending::Fingerprint { job, fingerprint } => Record::Fingerprint {
+                job: *job,
+                fingerprint: fingerprint.as_ref(),
             },
             Pending::Ended {
                 job,
@@ -589,6 +600,11 @@ impl<'a> Runner<'a> {
             at: now,
             log: log_path.display().to_string(),
         });
+        if number == 1
+            && let Some(fingerprint) = self.options.fingerprints.at_start(job)
+        {
+            self.pending.push(Pending::Fingerprint { job, fingerprint });
+        }
         self.progress.attempt_started(job, number, &log_path);
         let command = spec.command.for_attempt(self.options.run_id, number);
         Work {

@@ -2,8 +2,9 @@
 //!
 //! `--skip` and `when = false` skip a job; a skipped job counts as done for the jobs that
 //! need it (the older tool's meaning). `--only` runs just the named jobs, and every other
-//! job counts as done. A matrix job's id names all of its expansions. Later decisions (up
-//! to date, resumed) add to this list; the planner shows it and the scheduler starts from it.
+//! job counts as done. A matrix job's id names all of its expansions. Later decisions
+//! (resumed: `resume.rs`, up to date: `up_to_date.rs`) add to this list; the planner shows
+//! it and the scheduler starts from it.
 
 use crate::diagnostic::{At, Diagnostic, did_you_mean};
 use crate::model::Pipeline;
@@ -36,6 +37,8 @@ pub enum SkipReason {
         /// The resumed run.
         run: i64,
     },
+    /// Its fingerprint matches its last success and its outputs exist (see `up_to_date`).
+    UpToDate,
 }
 
 /// How a job carried over as done is recorded; `resume.rs` reads it back, so a run that
@@ -55,6 +58,7 @@ impl std::fmt::Display for SkipReason {
                 f,
                 "did not fail in run {run} (--failed-only); a plain --resume runs it"
             ),
+            SkipReason::UpToDate => f.write_str("up to date"),
         }
     }
 }

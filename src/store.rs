@@ -16,6 +16,7 @@
 //! - A database newer than this code is never written to.
 
 mod error;
+mod fingerprints;
 mod legacy;
 mod read;
 mod schema;
@@ -133,6 +134,14 @@ pub enum Record<'a> {
         /// Its process group, to find survivors after a crash.
         pgid: Option<i32>,
     },
+    /// What a job with `inputs` started its first attempt with (recorded with its RUNNING
+    /// transition); `None` when the fingerprint could not be taken.
+    Fingerprint {
+        /// The job's index.
+        job: usize,
+        /// The digests and manifests.
+        fingerprint: Option<&'a JobFingerprint>,
+    },
     /// An attempt ended. Recorded once per started attempt.
     AttemptEnded {
         /// The job's index.
@@ -150,6 +159,45 @@ pub enum Record<'a> {
         /// Why, for people.
         reason: &'a str,
     },
+}
+
+/// A job's fingerprint as the history keeps it: the digests of its command, environment
+/// and inputs, and the manifests (names with hashes) the last two are digests of. What
+/// they contain is `fingerprint`'s business; the store keeps bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFingerprint {
+    /// Digest of the rendered command.
+    pub command: Vec<u8>,
+    /// Digest of the environment manifest.
+    pub env: Vec<u8>,
+    /// The environment manifest.
+    pub env_manifest: Vec<u8>,
+    /// Digest of the inputs manifest.
+    pub inputs: Vec<u8>,
+    /// The inputs manifest.
+    pub inputs_manifest: Vec<u8>,
+}
+
+/// The digests of a recorded fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    /// Digest of the rendered command.
+    pub command: Vec<u8>,
+    /// Digest of the environment manifest (see [`Store::manifest`]).
+    pub env: Vec<u8>,
+    /// Digest of the inputs manifest (see [`Store::manifest`]).
+    pub inputs: Vec<u8>,
+}
+
+/// A job's most recent recorded start with a fingerprint, in any run of its pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastStart {
+    /// The run it started in.
+    pub run: i64,
+    /// The job's state in that run now (`SUCCESS`, `FAILED`, `RUNNING`, ...).
+    pub state: String,
+    /// What it started with; `None` when that could not be taken.
+    pub digests: Option<Digests>,
 }
 
 /// Which runs [`Store::runs`] returns. Every field narrows the list; `limit` 0 means all.

@@ -5,7 +5,7 @@
 //! dependency cycles, numeric ranges, regexes, `working_dir`, and the security policy.
 //! Job fields are layered here: `defaults` < templates (in `extends` order) < the job.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -163,10 +163,15 @@ impl<'d> Validator<'d> {
                 at,
             );
         }
-        let inherited = inherited(
-            spec.inherit_env.as_ref().unwrap_or(&InheritEnv::All(true)),
-            &options.process_env,
-        );
+        let inherit = spec.inherit_env.as_ref().unwrap_or(&InheritEnv::All(true));
+        let inherited = inherited(inherit, &options.process_env);
+        // The caller's whole environment, shell state included, is not part of what the
+        // pipeline says; fingerprints leave it out (names the pipeline sets are kept below).
+        let mut ambient_env: BTreeSet<String> = if matches!(inherit, InheritEnv::All(true)) {
+            inherited.iter().map(|(k, _)| k.clone()).collect()
+        } else {
+            BTreeSet::new()
+        };
         let vars = to_value(&spec.vars.clone().unwrap_or_default());
         let pipeline_ctx =
             context! { name => name.clone(), file => self.doc.main.path.display().to_string() };
@@ -192,6 +197,7 @@ impl<'d> Validator<'d> {
             let rendered = self.render_str(&value, &here, || {
                 context! { vars => vars.clone(), env => to_value(&process_env), pipeline => pipeline_ctx.clone() }
             });
+            ambient_env.remove(&key);
             top_env.push((key, rendered));
         }
         let mut template_env: BTreeMap<String, String> = options
@@ -260,6 +266,7 @@ impl<'d> Validator<'d> {
                 webhook: notify.webhook.map(|w| w.url),
             },
             env: base_env.into_iter().collect(),
+            ambient_env,
             env_overrides: options.cli_env.clone(),
             jobs,
             dag: dag?,
@@ -657,7 +664,26 @@ impl<'d> Validator<'d> {
                 .into_iter()
                 .flatten()
                 .enumerate()
-                .map(|(i, s)| v.render_str(s, &v.field(draft, &[name, &i.to_string()]), make_ctx))
+                .map(|(i, s)| {
+                    let here = v.field(draft, &[name, &i.to_string()]);
+                    let rendered = v.render_str(s, &here, make_ctx);
+                    if let Err(e) = glob::Pattern::new(&rendered) {
+                        let at = v.at(&here);
+                        v.error(
+                            "exe::config::invalid_glob",
+                            format!(
+                                "invalid glob `{rendered}` in `{name}` of job `{id}`: {}",
+                                e.msg
+                            ),
+                            at,
+                        )
+                        .help = Some(
+                            "`*`, `?`, `**` and `[...]` are special; write `[[]` for a literal `[`"
+                                .to_owned(),
+                        );
+                    }
+                    rendered
+                })
                 .collect()
         };
         let inputs = list(self, "inputs", spec.inputs.as_ref());
@@ -1073,4 +1099,17 @@ fn merge(base: JobSpec, over: JobSpec) -> JobSpec {
 /// Whether any diagnostic is an error.
 pub fn has_errors(diags: &[Diagnostic]) -> bool {
     diags.iter().any(|d| d.severity == Severity::Error)
+}
+
+/// A valid pipeline from TOML text (its working dir is the crate's folder), for unit
+/// tests of what comes after validation. Panics on any error.
+#[cfg(test)]
+pub(crate) fn from_toml(text: &str, options: &Options) -> Pipeline {
+    use crate::load::{LoadOptions, load_text};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-pipeline.toml");
+    let format = crate::source::Format::Toml;
+    let (doc, _) = load_text(&path, text.to_owned(), format, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let (pipeline, diags) = validate(&doc, options);
+    pipeline.unwrap_or_else(|| panic!("{diags:?}"))
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use crate::cli::{ApplyArgs, DurabilityArg, split_ids};
 use crate::diagnostic::{Diagnostic, render_human};
 use crate::error::{EXIT_FAILED, Error};
+use crate::fingerprint::Fingerprinter;
 use crate::model::{Pipeline, Resources};
 use crate::plan::{Plan, View, json};
 use crate::progress::{Progress, Style};
@@ -120,6 +121,16 @@ pub(super) fn execute(
             args.failed_only,
         );
     }
+    // Up to date is decided after resume: the jobs a resume runs again are checked like
+    // any others, and the jobs it carries over as done stay done.
+    let fingerprinter = Fingerprinter::new(pipeline, store.path());
+    let (dispositions, _) = super::up_to_date(
+        pipeline,
+        dispositions,
+        args.run.force,
+        Some(store),
+        &fingerprinter,
+    )?;
     // Reading the machine costs a few milliseconds: only when a job asks for resources.
     let asks = pipeline
         .jobs
@@ -172,9 +183,11 @@ pub(super) fn execute(
         started_at_ms,
         config,
         cancel,
+        fingerprints: &fingerprinter,
     };
     let report = runner::run(pipeline, &dispositions, &options, &progress, store);
     progress.finish();
+    fingerprinter.save_cache();
     // A history that could not be written keeps its own message and help (a full disk: free
     // space); the display has already said that the run was stopped.
     let report = report.map_err(|e| match e {

@@ -10,7 +10,8 @@ use crate::render;
 use crate::spec::parse_duration;
 use crate::store::{Access, Durability, RunFilter, Store, StoreError};
 
-fn open_read(db: &Path) -> Result<Option<Store>, Error> {
+/// The history at `db` opened read-only; `None` when there is none yet.
+pub(super) fn open_read(db: &Path) -> Result<Option<Store>, Error> {
     if !db.exists() {
         return Ok(None);
     }

@@ -1,10 +1,15 @@
 //! `exe plan`: load, validate and select like `apply`, then show what would run.
+//!
+//! It reads the history (if there is one) to tell which jobs are up to date, and never
+//! writes it; it may save the hash cache beside it (see `fingerprint::cache`).
 
 use std::io::Write as _;
+use std::path::Path;
 
 use crate::cli::{PlanArgs, PlanFormat, split_ids};
 use crate::diagnostic::{Diagnostic, render_human};
 use crate::error::{EXIT_FAILED, Error};
+use crate::fingerprint::Fingerprinter;
 use crate::plan::explain::{self, Explainer};
 use crate::plan::{Plan, View, graph_formats, json, text};
 use crate::selection;
@@ -12,8 +17,8 @@ use crate::selection;
 /// `--detailed-exitcode`: something would run (Terraform's "changes present").
 const EXIT_CHANGES: i32 = 2;
 
-pub(super) fn run(args: &PlanArgs, out: super::Output) -> Result<i32, Error> {
-    let result = plan(args, out);
+pub(super) fn run(args: &PlanArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
+    let result = plan(args, out, db);
     if !args.detailed_exitcode {
         return result;
     }
@@ -25,7 +30,7 @@ pub(super) fn run(args: &PlanArgs, out: super::Output) -> Result<i32, Error> {
     })
 }
 
-fn plan(args: &PlanArgs, out: super::Output) -> Result<i32, Error> {
+fn plan(args: &PlanArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
     let run = &args.run;
     if args.max_parallel == Some(0) {
         return Err(Error::Usage {
@@ -41,6 +46,28 @@ fn plan(args: &PlanArgs, out: super::Output) -> Result<i32, Error> {
     } = super::load_pipeline(run, &process_env)?;
     let dispositions = selection::select(&pipeline, &split_ids(&run.skip), &split_ids(&run.only))
         .map_err(Error::Config)?;
+    // Under `--force`, or with no job that has `inputs`, the history has nothing to say.
+    let history = if run.force || pipeline.jobs.iter().all(|j| j.inputs.is_empty()) {
+        None
+    } else {
+        super::history::open_read(db).unwrap_or_else(|e| {
+            eprintln!(
+                "warning: cannot read the run history, so no job is shown as up to date: {e}"
+            );
+            None
+        })
+    };
+    let fingerprinter = Fingerprinter::new(&pipeline, db);
+    let (dispositions, changes) = super::up_to_date(
+        &pipeline,
+        dispositions,
+        run.force,
+        history.as_ref(),
+        &fingerprinter,
+    )?;
+    if history.is_some() {
+        fingerprinter.save_cache();
+    }
     // Every secret a job could see, or a command could have been rendered from.
     let masker = super::masker(&pipeline, &process_env);
     let mut explanations = Vec::new();
@@ -66,7 +93,8 @@ fn plan(args: &PlanArgs, out: super::Output) -> Result<i32, Error> {
         &pipeline,
         &dispositions,
         args.max_parallel.unwrap_or(pipeline.max_parallel),
-    );
+    )
+    .with_changes(changes);
     let view = View {
         masker: &masker,
         show_env: args.show_env,

@@ -76,6 +76,11 @@ fn job(plan: &Plan<'_>, step: &Step, view: &View<'_>) -> Value {
         json!(if step.decision.runs() { "run" } else { "skip" }),
     );
     out.insert("reason".into(), json!(step.decision.reason()));
+    // Only for jobs it was decided for: the plan a run records (and digests, to compare on
+    // `--resume`) stays as it was before up-to-date decisions existed.
+    if let Some(changes) = &step.changes {
+        out.insert("changes".into(), json!(changes));
+    }
     out.insert("needs".into(), json!(plan.needs(job)));
     out.insert(
         "command".into(),

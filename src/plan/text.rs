@@ -75,6 +75,9 @@ fn job(plan: &Plan<'_>, step: &Step, view: &View<'_>, out: &mut String) {
     if let Some(reason) = step.decision.reason() {
         detail("reason", &reason);
     }
+    if let Some(changes) = step.changes.as_ref().filter(|c| !c.is_empty()) {
+        detail("why", &changes.join("; "));
+    }
     let needs = plan.needs(job);
     if !needs.is_empty() {
         detail("needs", &needs.join(", "));

@@ -76,6 +76,34 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX transitions_by_job ON transitions(run, job, id);
     ",
+    // 2: what each job with `inputs` started with, to tell whether it is up to date.
+    //
+    // One row per job start (its first attempt), recorded with its RUNNING transition and
+    // never changed; whether that start succeeded is the job's state in that run. `name`
+    // and `job_id` repeat the run's and the job's, so a job's last start, in any run of its
+    // pipeline, is one index seek. The digests are NULL when the fingerprint could not be
+    // taken (an unreadable input): such a start matches nothing. A manifest (the names and
+    // hashes a digest covers, to say what changed) is stored once per distinct content.
+    "
+    CREATE TABLE manifests (
+        id      INTEGER PRIMARY KEY,
+        digest  BLOB    NOT NULL UNIQUE,
+        body    BLOB    NOT NULL
+    );
+
+    CREATE TABLE fingerprints (
+        run      INTEGER NOT NULL,
+        job      INTEGER NOT NULL,
+        name     TEXT    NOT NULL,
+        job_id   TEXT    NOT NULL,
+        command  BLOB,
+        env      BLOB REFERENCES manifests(digest),
+        inputs   BLOB REFERENCES manifests(digest),
+        PRIMARY KEY (run, job),
+        FOREIGN KEY (run, job) REFERENCES jobs(run, idx)
+    ) WITHOUT ROWID;
+    CREATE INDEX fingerprints_by_job ON fingerprints(name, job_id, run);
+    ",
 ];
 
 /// The schema version this code writes.
@@ -85,6 +113,9 @@ pub(crate) const CURRENT: i64 = MIGRATIONS.len() as i64;
 /// The oldest schema version this code's queries can read without upgrading it (what a
 /// read-only open accepts). Raise it when a migration changes a column the queries use.
 pub(crate) const READABLE_FROM: i64 = 1;
+
+/// The first schema version with fingerprints; read-only opens of older ones have none.
+pub(crate) const FINGERPRINTS_FROM: i64 = 2;
 
 /// The `user_version` of the open database.
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {

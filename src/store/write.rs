@@ -37,7 +37,13 @@ impl Store {
                     let (&Record::AttemptEnded { job, number, .. }
                     | &Record::AttemptGroup { job, number, .. }) = record
                     else {
-                        unreachable!("only an attempt's end or group can match no row")
+                        let &Record::Fingerprint { job, .. } = record else {
+                            unreachable!(
+                                "only an attempt's end or group, or a fingerprint, can match no row"
+                            )
+                        };
+                        drop(tx);
+                        return Err(self.unknown(run, &job.to_string()));
                     };
                     return Err(StoreError::UnknownAttempt { run, job, number });
                 }
@@ -46,7 +52,8 @@ impl Store {
                         Record::Transition { job, .. }
                         | Record::AttemptStarted { job, .. }
                         | Record::AttemptEnded { job, .. }
-                        | Record::AttemptGroup { job, .. } => *job,
+                        | Record::AttemptGroup { job, .. }
+                        | Record::Fingerprint { job, .. } => *job,
                     };
                     drop(tx);
                     return Err(self.unknown(run, &job.to_string()));
@@ -192,7 +199,8 @@ fn insert_run(tx: &Transaction, run: &NewRun) -> rusqlite::Result<i64> {
     Ok(id)
 }
 
-/// Inserts one record; `Ok(false)` when an attempt's end matched no open attempt.
+/// Inserts one record; `Ok(false)` when an attempt's end or group matched no open attempt,
+/// or a fingerprint no job.
 fn insert_record(tx: &Transaction, run: i64, record: &Record) -> rusqlite::Result<bool> {
     match *record {
         Record::Transition {
@@ -250,6 +258,9 @@ fn insert_record(tx: &Transaction, run: i64, record: &Record) -> rusqlite::Resul
                 reason
             ])
             .map(|changed| changed == 1),
+        Record::Fingerprint { job, fingerprint } => {
+            super::fingerprints::insert(tx, run, index_sql(job), fingerprint)
+        }
         Record::AttemptGroup { job, number, pgid } => tx
             .prepare_cached(
                 "UPDATE attempts SET pgid = ?4

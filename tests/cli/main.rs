@@ -12,4 +12,5 @@ mod loader_props;
 mod migrate;
 mod plan;
 mod schema_and_init;
+mod up_to_date;
 mod watch;

@@ -171,6 +171,37 @@ fn a_burst_of_writes_is_one_rerun() {
 }
 
 #[test]
+fn a_rerun_starts_only_the_changed_jobs_and_those_that_need_them() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        r#"
+[jobs.a]
+command = "echo a >> runs.txt"
+inputs = ["a/*"]
+[jobs.b]
+command = "echo b >> runs.txt"
+inputs = ["b/*"]
+[jobs.c]
+command = "echo c >> runs.txt"
+inputs = ["c/*"]
+needs = ["a"]
+"#,
+    );
+    for dir in ["a", "b", "c"] {
+        sb.file(&format!("{dir}/in.txt"), "0");
+    }
+    let watch = Watching::start(&sb, &["p.toml"]);
+    watch.wait_idle(1);
+    sb.file("a/in.txt", "1");
+    watch.wait_idle(2);
+    let stderr = watch.stop_after(Duration::ZERO);
+    let ran = std::fs::read_to_string(sb.path().join("runs.txt")).unwrap();
+    assert_eq!(ran, "a\nb\nc\na\nc\n", "{stderr}");
+    assert!(stderr.contains("b SKIPPED: up to date"), "{stderr}");
+}
+
+#[test]
 fn a_job_writing_its_outputs_logs_and_history_never_starts_a_rerun() {
     // The case that loops go-task and watchexec: every write below lands in a watched
     // folder and matches an input glob, but is an output, in log_dir, the history or
@@ -306,7 +337,8 @@ fn a_broken_edit_shows_its_problems_and_the_fix_runs_again() {
         "{stderr}"
     );
     assert_eq!(lines(&sb, "runs.txt"), 1);
-    sb.file("p.toml", COUNTER);
+    // The fix also changes the job's command: the same job as before would be up to date.
+    sb.file("p.toml", COUNTER.replace("echo run", "echo fixed"));
     watch.wait_idle(3);
     let stderr = watch.stop_after(Duration::ZERO);
     assert_eq!(lines(&sb, "runs.txt"), 2, "{stderr}");
