@@ -458,6 +458,12 @@ impl Store {
         self.conn
             .pragma_update(None, "synchronous", sync)
             .map_err(|e| self.err("setting synchronous", e))?;
+        // A run writes a few pages per commit and reads little back: 512 KiB of page cache
+        // (SQLite's default is 2 MiB) keeps a 2,000-job apply's peak memory down; a
+        // transaction larger than the cache spills to the WAL early, which is safe.
+        self.conn
+            .pragma_update(None, "cache_size", -512)
+            .map_err(|e| self.err("setting cache_size", e))?;
         // By default the last connection to close checkpoints the WAL into the database and
         // deletes it: two fsyncs per exe run (that checkpoint, then the next run's new WAL
         // header), measured at 10% of a one-job apply. The WAL is the durable record either
@@ -921,6 +927,42 @@ mod tests {
         drop(s);
         let ro = Store::open(&fixture, Access::ReadOnly, Durability::Normal).unwrap();
         assert_eq!(ro.runs(&RunFilter::default()).unwrap().len(), 2);
+    }
+
+    /// Made by `exe apply` of this release (schema 2: fingerprints) on a two-job pipeline
+    /// whose `load` job has inputs and whose `report` job fails, then checkpointed.
+    #[test]
+    fn the_checked_in_v2_database_opens_and_reads_its_fingerprints() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/history/v2.db");
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        std::fs::copy(&fixture, &db).unwrap();
+        let mut s = Store::open(&db, Access::ReadWrite, Durability::Normal).unwrap();
+        let runs = s.runs(&RunFilter::default()).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(
+            (runs[0].name.as_str(), runs[0].state.as_str()),
+            ("v2-fixture", "FAILED")
+        );
+        let states: Vec<String> = s
+            .jobs(runs[0].id)
+            .unwrap()
+            .into_iter()
+            .map(|j| j.state)
+            .collect();
+        assert_eq!(states, ["SUCCESS", "FAILED"]);
+        let starts = s.last_starts("v2-fixture", &["load", "report"]).unwrap();
+        let load = starts[0].as_ref().expect("load started with a fingerprint");
+        assert_eq!((load.run, load.state.as_str()), (runs[0].id, "SUCCESS"));
+        let digests = load.digests.as_ref().expect("its digests were recorded");
+        assert!(s.manifest(&digests.inputs).unwrap().is_some());
+        assert!(
+            starts[1].is_none(),
+            "a job without inputs has no fingerprint"
+        );
+        assert_eq!(schema::version(&s.conn).unwrap(), CURRENT);
+        let id = s.create_run(&new_run("new", 9, &[])).unwrap();
+        assert!(id > runs[0].id);
     }
 
     #[test]
