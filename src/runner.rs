@@ -52,6 +52,10 @@ struct Work<'a> {
 enum Task<'a> {
     /// A whole attempt of a job with checks: pre-checks, the command, post-checks.
     Attempt(Work<'a>),
+    /// Start the command of a job without checks and hand it back to the coordinator,
+    /// which waits on it: spawning blocks until the program is loaded, so while other jobs
+    /// run, spawns go to workers and the coordinator keeps recording.
+    Spawn(Work<'a>),
     /// Wait for a command the coordinator started but cannot watch (no pidfd), then end
     /// what it left in its group.
     Wait {
@@ -75,6 +79,12 @@ enum Event {
     Started { job: usize, pgid: i32 },
     /// A worker's attempt ended.
     Ended { job: usize, ended: Ended },
+    /// A worker started this job's command for the coordinator to wait on.
+    Spawned {
+        job: usize,
+        running: Box<Running>,
+        pidfd: OwnedFd,
+    },
     /// SIGINT or SIGTERM, or a [`Cancel`].
     Stop(StopBy),
 }
@@ -319,6 +329,14 @@ pub fn run(
             while let Ok(event) = rx.try_recv() {
                 match event {
                     Event::Started { job, pgid } => runner.started(job, pgid),
+                    Event::Spawned {
+                        job,
+                        running,
+                        pidfd,
+                    } => {
+                        idle_workers += 1;
+                        runner.spawned(job, *running, pidfd);
+                    }
                     Event::Ended { job, ended } => {
                         idle_workers += 1;
                         runner.ended(job, &ended);
@@ -634,32 +652,35 @@ impl<'a> Runner<'a> {
         if !spec.pre_checks.is_empty() || !spec.post_checks.is_empty() {
             return Started::Elsewhere(Task::Attempt(work));
         }
-        let a = &work.attempt;
-        let running = match process::spawn(&AttemptSpec {
-            command: &a.command,
-            env: &a.env,
-            working_dir: a.working_dir,
-            log_path: &a.log_path,
-        }) {
+        if self.live.len() > 1 {
+            // Others are in flight (or starting): spawn beside them, not in their way.
+            return Started::Elsewhere(Task::Spawn(work));
+        }
+        let running = match spawn(&work.attempt) {
             Ok(running) => running,
             Err(e) => {
                 self.ended(work.job, &Ended::Error(attempt::with_causes(&e)));
                 return Started::Ended;
             }
         };
-        self.started(work.job, running.pgid());
-        match running.pidfd() {
-            Ok(pidfd) => {
-                if let Some(live) = self.live.get_mut(&work.job) {
-                    live.own = Some((running, pidfd));
-                }
-                Started::Here
-            }
-            Err(_) => Started::Elsewhere(Task::Wait {
+        if let Ok(pidfd) = running.pidfd() {
+            self.spawned(work.job, running, pidfd);
+            Started::Here
+        } else {
+            self.started(work.job, running.pgid());
+            Started::Elsewhere(Task::Wait {
                 job: work.job,
                 running: Box::new(running),
                 grace: spec.timeout_grace,
-            }),
+            })
+        }
+    }
+
+    /// A command started for the coordinator: it is in flight, watched through its pidfd.
+    fn spawned(&mut self, job: usize, running: Running, pidfd: OwnedFd) {
+        self.started(job, running.pgid());
+        if let Some(live) = self.live.get_mut(&job) {
+            live.own = Some((running, pidfd));
         }
     }
 
@@ -940,6 +961,30 @@ fn worker(tasks: &Mutex<Receiver<Task<'_>>>, tx: &Sender<Event>, waker: &Waker) 
                 job,
                 attempt::run(&attempt, &|pgid| send(Event::Started { job, pgid })),
             ),
+            Task::Spawn(Work { job, attempt, .. }) => match spawn(&attempt) {
+                Ok(running) => {
+                    if let Ok(pidfd) = running.pidfd() {
+                        send(Event::Spawned {
+                            job,
+                            running: Box::new(running),
+                            pidfd,
+                        });
+                        continue;
+                    }
+                    // Not watchable: this worker waits for it instead.
+                    send(Event::Started {
+                        job,
+                        pgid: running.pgid(),
+                    });
+                    (
+                        job,
+                        running
+                            .wait(attempt.job.timeout_grace)
+                            .map_or_else(|e| Ended::Error(attempt::with_causes(&e)), Ended::Exited),
+                    )
+                }
+                Err(e) => (job, Ended::Error(attempt::with_causes(&e))),
+            },
             Task::Wait {
                 job,
                 running,
@@ -965,6 +1010,16 @@ fn worker(tasks: &Mutex<Receiver<Task<'_>>>, tx: &Sender<Event>, waker: &Waker) 
         };
         send(Event::Ended { job, ended });
     }
+}
+
+/// Starts the command of an attempt of a job without checks.
+fn spawn(a: &Attempt<'_>) -> Result<Running, process::ProcessError> {
+    process::spawn(&AttemptSpec {
+        command: &a.command,
+        env: &a.env,
+        working_dir: a.working_dir,
+        log_path: &a.log_path,
+    })
 }
 
 fn libc_signal(kill: bool) -> i32 {
