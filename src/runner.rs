@@ -1,10 +1,12 @@
 //! The coordinator: runs a pipeline's jobs and owns everything about the run while it runs.
 //!
 //! One thread (this one) owns the scheduler, the table of attempts in flight, every deadline
-//! and every kill. It starts the commands of jobs without checks itself and sleeps on their
-//! pidfds (see [`crate::events`]), so a job that ends wakes it directly, as a process wakes
-//! make. Attempts with pre- or post-checks, and the TERM-grace-KILL of what a finished job
-//! left in its group, block: workers (started as they are needed, then reused) run those
+//! and every kill. It waits on the pidfds of the commands of jobs without checks (see
+//! [`crate::events`]), so a job that ends wakes it directly, as a process wakes make. It
+//! spawns such a command itself when nothing else is in flight (a chain); otherwise a
+//! worker spawns it (spawning blocks until the program is loaded) and hands it back.
+//! Attempts with pre- or post-checks, and the TERM-grace-KILL of what a finished job left
+//! in its group, block too: workers (started as they are needed, then reused) run those
 //! inside `std::thread::scope` and report over a channel, as does a signal thread for
 //! SIGINT/SIGTERM (or, for a run given a [`Cancel`], its holder); each rings the
 //! coordinator's waker. So there is no shared mutable run state and no polling: the loop
