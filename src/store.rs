@@ -411,10 +411,7 @@ impl Store {
                 }
             }
             Access::ReadWrite => {
-                let mode: String = store
-                    .conn
-                    .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-                    .map_err(|e| store.err("switching to WAL", e))?;
+                let mode = store.switch_to_wal()?;
                 if !mode.eq_ignore_ascii_case("wal") {
                     tracing::warn!(mode, "the history database could not switch to WAL");
                 }
@@ -427,6 +424,29 @@ impl Store {
             .pragma_update(None, "foreign_keys", true)
             .map_err(|e| store.err("enabling foreign keys", e))?;
         Ok(store)
+    }
+
+    /// Puts the database in WAL mode (a no-op when it already is) and returns the mode.
+    ///
+    /// Switching takes an exclusive lock, and SQLite reports a conflict at once instead of
+    /// calling the busy handler: when several exe start on a new database together, all but
+    /// one would fail. So a conflict is retried, for as long as the busy timeout.
+    fn switch_to_wal(&self) -> Result<String, StoreError> {
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match self
+                .conn
+                .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            {
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                result => return result.map_err(|e| self.err("switching to WAL", e)),
+            }
+        }
     }
 
     /// A fresh database in memory, for tests and `--dry-run`.
