@@ -428,7 +428,7 @@ impl Store {
 
     /// Puts the database in WAL mode (a no-op when it already is) and returns the mode.
     ///
-    /// Switching takes an exclusive lock, and SQLite reports a conflict at once instead of
+    /// Switching takes an exclusive lock, and `SQLite` reports a conflict at once instead of
     /// calling the busy handler: when several exe start on a new database together, all but
     /// one would fail. So a conflict is retried, for as long as the busy timeout.
     fn switch_to_wal(&self) -> Result<String, StoreError> {
