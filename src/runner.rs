@@ -53,11 +53,11 @@ struct Work<'a> {
 /// What a worker does: the parts of an attempt that block.
 enum Task<'a> {
     /// A whole attempt of a job with checks: pre-checks, the command, post-checks.
-    Attempt(Work<'a>),
+    Attempt { job: usize, attempt: Attempt<'a> },
     /// Start the command of a job without checks and hand it back to the coordinator,
     /// which waits on it: spawning blocks until the program is loaded, so while other jobs
     /// run, spawns go to workers and the coordinator keeps recording.
-    Spawn(Work<'a>),
+    Spawn { job: usize, attempt: Attempt<'a> },
     /// Wait for a command the coordinator started but cannot watch (no pidfd), then end
     /// what it left in its group.
     Wait {
@@ -646,32 +646,37 @@ impl<'a> Runner<'a> {
     /// Starts a launched attempt whose start is committed. A job without checks has its
     /// command started here; one with checks goes to a worker, which runs them in order.
     fn start(&mut self, work: Work<'a>) -> Started<'a> {
-        if let Some(reason) = work.unrenderable {
-            self.ended(work.job, &Ended::Error(reason));
+        let Work {
+            job,
+            attempt,
+            unrenderable,
+        } = work;
+        if let Some(reason) = unrenderable {
+            self.ended(job, &Ended::Error(reason));
             return Started::Ended;
         }
-        let spec = work.attempt.job;
+        let spec = attempt.job;
         if !spec.pre_checks.is_empty() || !spec.post_checks.is_empty() {
-            return Started::Elsewhere(Task::Attempt(work));
+            return Started::Elsewhere(Task::Attempt { job, attempt });
         }
         if self.live.len() > 1 {
             // Others are in flight (or starting): spawn beside them, not in their way.
-            return Started::Elsewhere(Task::Spawn(work));
+            return Started::Elsewhere(Task::Spawn { job, attempt });
         }
-        let running = match spawn(&work.attempt) {
+        let running = match spawn(&attempt) {
             Ok(running) => running,
             Err(e) => {
-                self.ended(work.job, &Ended::Error(attempt::with_causes(&e)));
+                self.ended(job, &Ended::Error(attempt::with_causes(&e)));
                 return Started::Ended;
             }
         };
         if let Ok(pidfd) = running.pidfd() {
-            self.spawned(work.job, running, pidfd);
+            self.spawned(job, running, pidfd);
             Started::Here
         } else {
-            self.started(work.job, running.pgid());
+            self.started(job, running.pgid());
             Started::Elsewhere(Task::Wait {
-                job: work.job,
+                job,
                 running: Box::new(running),
                 grace: spec.timeout_grace,
             })
@@ -959,11 +964,11 @@ fn worker(tasks: &Mutex<Receiver<Task<'_>>>, tx: &Sender<Event>, waker: &Waker) 
             return;
         };
         let (job, ended) = match task {
-            Task::Attempt(Work { job, attempt, .. }) => (
+            Task::Attempt { job, attempt } => (
                 job,
                 attempt::run(&attempt, &|pgid| send(Event::Started { job, pgid })),
             ),
-            Task::Spawn(Work { job, attempt, .. }) => match spawn(&attempt) {
+            Task::Spawn { job, attempt } => match spawn(&attempt) {
                 Ok(running) => {
                     if let Ok(pidfd) = running.pidfd() {
                         send(Event::Spawned {

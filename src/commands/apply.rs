@@ -113,13 +113,8 @@ pub(super) fn execute(
             });
         }
         let ids: Vec<&str> = pipeline.jobs.iter().map(|j| j.id.0.as_str()).collect();
-        dispositions = resume::dispositions(
-            &ids,
-            dispositions,
-            &store.jobs(previous)?,
-            previous,
-            args.failed_only,
-        );
+        dispositions =
+            resume::dispositions(&ids, dispositions, &before_jobs, previous, args.failed_only);
     }
     // Up to date is decided after resume: the jobs a resume runs again are checked like
     // any others, and the jobs it carries over as done stay done.

@@ -419,31 +419,16 @@ fn stats_give_durations_and_failure_rates_per_job() {
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
     let stats = json(&sb.exe(&["stats", "--format", "json"]));
-    let b = stats
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["job"] == "b")
-        .unwrap();
+    let b = job_stats(&stats, "b");
     assert_eq!(
         (b["runs"].as_u64(), b["failed"].as_u64()),
         (Some(3), Some(1))
     );
-    let c = stats
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["job"] == "c")
-        .unwrap();
+    let c = job_stats(&stats, "c");
     assert_eq!(c["runs"], 2, "c never ran in the failed run");
     assert!(b["p95_ms"].as_i64().unwrap() >= b["p50_ms"].as_i64().unwrap());
     let last_two = json(&sb.exe(&["stats", "--format", "json", "--last", "2"]));
-    let b = last_two
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["job"] == "b")
-        .unwrap();
+    let b = job_stats(&last_two, "b");
     assert_eq!(
         (b["runs"].as_u64(), b["failed"].as_u64()),
         (Some(2), Some(0))
@@ -646,4 +631,14 @@ fn a_database_left_without_a_schema_reads_as_no_runs() {
             .len(),
         1
     );
+}
+
+/// One job's entry in `exe stats --format json`.
+fn job_stats<'a>(stats: &'a serde_json::Value, job: &str) -> &'a serde_json::Value {
+    stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["job"] == job)
+        .unwrap()
 }
