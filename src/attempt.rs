@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::checks;
 use crate::model::{Check, Job};
-use crate::process::{self, AttemptSpec, Exit};
+use crate::process::{self, AttemptSpec, Exit, Finished, Usage};
 
 /// How an attempt ended, as the worker saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,9 +17,14 @@ pub enum Ended {
     /// A pre-check failed; the command did not run.
     PreCheckFailed(String),
     /// The command ended (and, if it exited 0, every post-check passed).
-    Exited(Exit),
+    Exited(Finished),
     /// The command exited 0 but a post-check failed.
-    PostCheckFailed(String),
+    PostCheckFailed {
+        /// Which check failed, and how.
+        reason: String,
+        /// What the command used.
+        usage: Usage,
+    },
     /// exe could not run it (working directory, log file, spawn).
     Error(String),
 }
@@ -47,17 +52,32 @@ pub fn run(attempt: &Attempt<'_>, on_start: &dyn Fn(i32)) -> Ended {
             CheckError::Exe(r) => Ended::Error(r),
         };
     }
-    let exit = match run_process(attempt, &attempt.command, on_start) {
-        Ok(exit) => exit,
+    let finished = match run_process(attempt, &attempt.command, on_start) {
+        Ok(finished) => finished,
         Err(e) => return Ended::Error(e),
     };
-    if exit != Exit::Code(0) {
-        return Ended::Exited(exit);
+    if finished.exit != Exit::Code(0) {
+        return Ended::Exited(finished);
     }
     match run_checks(attempt, &attempt.job.post_checks, on_start) {
-        Ok(()) => Ended::Exited(exit),
-        Err(CheckError::Failed(r)) => Ended::PostCheckFailed(r),
+        Ok(()) => Ended::Exited(finished),
+        Err(CheckError::Failed(reason)) => Ended::PostCheckFailed {
+            reason,
+            usage: finished.usage,
+        },
         Err(CheckError::Exe(r)) => Ended::Error(r),
+    }
+}
+
+impl Ended {
+    /// What the command used, when it ran to its end.
+    #[must_use]
+    pub fn usage(&self) -> Option<Usage> {
+        match self {
+            Ended::Exited(finished) => Some(finished.usage),
+            Ended::PostCheckFailed { usage, .. } => Some(*usage),
+            Ended::PreCheckFailed(_) | Ended::Error(_) => None,
+        }
     }
 }
 
@@ -83,7 +103,10 @@ fn run_checks(
                 checks::log_clean(path, patterns).map_err(CheckError::Failed)?;
             }
             Check::Command(run) => {
-                match run_process(attempt, run, on_start).map_err(CheckError::Exe)? {
+                match run_process(attempt, run, on_start)
+                    .map_err(CheckError::Exe)?
+                    .exit
+                {
                     Exit::Code(0) => {}
                     Exit::Code(code) => {
                         return Err(CheckError::Failed(format!(
@@ -106,7 +129,7 @@ fn run_process(
     attempt: &Attempt<'_>,
     command: &str,
     on_start: &dyn Fn(i32),
-) -> Result<Exit, String> {
+) -> Result<Finished, String> {
     let spec = AttemptSpec {
         command,
         env: &attempt.env,

@@ -1,6 +1,7 @@
 //! Runs one attempt of a shell job and owns the process-group primitives around it.
 //!
-//! An attempt is `/bin/sh -c <command>` started through duct, with exactly the environment it
+//! An attempt is `/bin/sh -c <command>` (or the program itself, when the command is plain words;
+//! see [`spawn`]) started with std's `Command`, with exactly the environment it
 //! is given, in its working directory, with stdin from `/dev/null` and stdout and stderr both
 //! appended to one log file. The worker thread blocks in [`Running::wait`]; deadlines belong to
 //! the coordinator, which ends an attempt early with [`kill_group`] on its pgid.
@@ -17,8 +18,9 @@
 //!   [`become_subreaper`] called at start, no process of the group is left (not even a zombie).
 //! - [`kill_group`], [`group_alive`] and [`reap_group`] refuse pgids below 2: `killpg(0, _)`
 //!   would signal exe's own group and `killpg(1, _)` every process exe may signal.
-//! - [`reap_group`] only reaps inside one job's group, and only after its `sh` has been reaped
-//!   by duct; a `waitpid(-1)` could steal the exit status of an attempt duct still waits on.
+//! - The main process is reaped only by [`Running`] (`wait4` on its pid, which also gives its
+//!   [`Usage`]); [`reap_group`] only reaps inside one job's group, and only after that; a
+//!   `waitpid(-1)` could steal the exit status of an attempt still being waited on.
 //!
 //! Limits: a job that leaves its group (`setsid`, `set -m`) escapes the group kill, and if it
 //! is orphaned to exe as subreaper its zombie is not reaped (only `waitpid(-1)` would find it);
@@ -30,10 +32,10 @@
 //! # Unsafe
 //!
 //! The crate denies `unsafe_code` (`deny`, not `forbid`: a module-level `allow` cannot relax
-//! `forbid`); this module allows it for three libc calls that have no safe wrapper in std:
-//! `killpg`, `waitpid` and `prctl`. Each passes only integers (and, for `waitpid`, a pointer to
-//! a local `c_int`), so none can violate memory safety; each block says why in a `// SAFETY:`
-//! comment.
+//! `forbid`); this module allows it for five libc calls that have no safe wrapper in std:
+//! `killpg`, `waitpid`, `wait4`, `getrusage` and `prctl`. Each passes only integers (and, for the waits,
+//! pointers to locals of the types they write), so none can violate memory safety; each block
+//! says why in a `// SAFETY:` comment. (std's `Child::wait` reaps too, but drops the usage.)
 #![allow(unsafe_code)]
 
 use std::fs::{self, File, OpenOptions};
@@ -41,6 +43,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -72,8 +75,31 @@ pub struct AttemptSpec<'a> {
 /// A running attempt: the leader of its own process group.
 #[derive(Debug)]
 pub struct Running {
-    handle: duct::Handle,
+    /// The pid of the main process, which is also its group's id.
     pgid: i32,
+}
+
+/// How the attempt's main process ended, and what it used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// Its exit code or signal.
+    pub exit: Exit,
+    /// What the kernel counted for it.
+    pub usage: Usage,
+}
+
+/// What the kernel counted for a finished process (`wait4`): the process itself and every
+/// child it waited for (a `sh -c 'a | b'` counts `a` and `b`), but not children it left
+/// running or did not wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Peak resident memory of the largest of those processes, in KiB; `None` when it is
+    /// not above exe's own peak, which the kernel folds into it (see [`Running::wait`]).
+    pub max_rss_kib: Option<u64>,
+    /// CPU time in user mode.
+    pub user_cpu: Duration,
+    /// CPU time in the kernel on its behalf.
+    pub system_cpu: Duration,
 }
 
 /// How the attempt's main process ended. Data, not an error.
@@ -149,13 +175,13 @@ pub fn spawn(spec: &AttemptSpec<'_>) -> Result<Running, ProcessError> {
             source,
         })?;
         if let Some(program) = find_program(words[0], spec.env)
-            && let Ok(running) = start(&duct::cmd(program, &words[1..]), spec, log)
+            && let Ok(running) = start(&program, &words[1..], spec, log)
         {
             return Ok(running);
         }
     }
     // An absolute shell path: the job's PATH (which may be absent) must not pick the shell.
-    start(&duct::cmd("/bin/sh", ["-c", spec.command]), spec, log)
+    start(Path::new("/bin/sh"), &["-c", spec.command], spec, log)
         .map_err(|source| ProcessError::Spawn { source })
 }
 
@@ -216,30 +242,28 @@ fn find_program(name: &str, env: &[(String, String)]) -> Option<PathBuf> {
         .find(|p| executable(p))
 }
 
-fn start(expression: &duct::Expression, spec: &AttemptSpec<'_>, log: File) -> io::Result<Running> {
-    let handle = expression
-        .dir(spec.working_dir)
-        .full_env(spec.env.iter().map(|(name, value)| (name, value)))
-        .stdin_null()
-        // duct applies the outermost (last chained) redirection first, so this order means
-        // `>log 2>&1`; the reverse order would send stderr to exe's own stdout.
-        .stderr_to_stdout()
-        .stdout_file(log)
-        .unchecked()
-        .before_spawn(|command| {
-            // pgid 0 means "a new group named after the child's pid".
-            command.process_group(0);
-            Ok(())
-        })
-        .start()?;
-    // A single command, not a pipeline, so duct started exactly one process.
-    let child = handle.pids()[0];
+fn start(program: &Path, args: &[&str], spec: &AttemptSpec<'_>, log: File) -> io::Result<Running> {
+    let stderr = log.try_clone()?;
+    let child = Command::new(program)
+        .args(args)
+        .current_dir(spec.working_dir)
+        .env_clear()
+        .envs(spec.env.iter().map(|(name, value)| (name, value)))
+        .stdin(Stdio::null())
+        // Two descriptors of one open file description: appends from both streams keep their order.
+        .stdout(log)
+        .stderr(stderr)
+        // pgid 0 means "a new group named after the child's pid".
+        .process_group(0)
+        .spawn()?;
     #[expect(
         clippy::cast_possible_wrap,
         reason = "std got this pid as a positive pid_t and widened it to u32; Linux pids stay below 2^22"
     )]
-    let pgid = child as i32;
-    Ok(Running { handle, pgid })
+    let pgid = child.id() as i32;
+    // The `Child` is dropped without waiting: [`Running`] reaps the pid itself with `wait4`,
+    // which (unlike `Child::wait`) also returns what the process used.
+    Ok(Running { pgid })
 }
 
 impl Running {
@@ -249,23 +273,20 @@ impl Running {
         self.pgid
     }
 
-    /// Blocks until the main `sh` exits. Then sends SIGTERM to whatever is still left in the
-    /// process group (a job's background children end with it), waits up to `leftover_grace`,
-    /// then sends SIGKILL, and reaps. Returns how the main process ended.
+    /// Blocks until the main process exits. Then sends SIGTERM to whatever is still left in
+    /// the process group (a job's background children end with it), waits up to
+    /// `leftover_grace`, then sends SIGKILL, and reaps. Returns how the main process ended.
     ///
     /// # Errors
     ///
-    /// [`ProcessError::Wait`] if waiting for `sh` fails, [`ProcessError::Cleanup`] if the
-    /// leftovers cannot be signalled.
-    pub fn wait(self, leftover_grace: Duration) -> Result<Exit, ProcessError> {
-        let pgid = self.pgid;
-        let status = self
-            .handle
-            .wait()
-            .map_err(|source| ProcessError::Wait { pgid, source })?
-            .status;
-        end_leftovers(pgid, leftover_grace)?;
-        exit_of(status, pgid)
+    /// [`ProcessError::Wait`] if waiting fails, [`ProcessError::Cleanup`] if the leftovers
+    /// cannot be signalled.
+    pub fn wait(self, leftover_grace: Duration) -> Result<Finished, ProcessError> {
+        let finished = self
+            .reap(0)?
+            .ok_or_else(|| self.wait_error(io::Error::other("wait4 returned no child")))?;
+        end_leftovers(self.pgid, leftover_grace)?;
+        Ok(finished)
     }
 
     /// A pidfd of the main process: readable once it has exited, so the coordinator can
@@ -285,28 +306,85 @@ impl Running {
     /// # Errors
     ///
     /// [`ProcessError::Wait`] if asking fails.
-    pub fn try_exit(&self) -> Result<Option<Exit>, ProcessError> {
-        let pgid = self.pgid;
-        match self
-            .handle
-            .try_wait()
-            .map_err(|source| ProcessError::Wait { pgid, source })?
+    pub fn try_exit(&self) -> Result<Option<Finished>, ProcessError> {
+        self.reap(libc::WNOHANG)
+    }
+
+    /// `wait4` on the main process: `None` when `flags` has `WNOHANG` and it is still running.
+    fn reap(&self, flags: libc::c_int) -> Result<Option<Finished>, ProcessError> {
+        let mut status: libc::c_int = 0;
+        // SAFETY: all-zero bytes are a valid `rusage` (integers and timevals only).
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: `status` and `usage` are live, writable locals of the types wait4 writes
+            // for the whole call; the pid is our own unreaped child (pgid >= 2, see `start`).
+            let reaped = unsafe { libc::wait4(self.pgid, &raw mut status, flags, &raw mut usage) };
+            match reaped {
+                0 => return Ok(None),
+                pid if pid == self.pgid => break,
+                _ => {
+                    let error = io::Error::last_os_error();
+                    if error.kind() != io::ErrorKind::Interrupted {
+                        return Err(self.wait_error(error));
+                    }
+                }
+            }
+        }
+        let status = std::process::ExitStatus::from_raw(status);
+        let exit = match (status.code(), status.signal()) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(signal)) => Exit::Signal(signal),
+            // A wait without WUNTRACED only reports exits and deaths by signal.
+            (None, None) => {
+                return Err(
+                    self.wait_error(io::Error::other(format!("unexpected wait status {status}")))
+                );
+            }
+        };
+        let mut usage = Usage::from(&usage);
+        // Linux starts a new program's peak RSS at the peak of the process it replaced, and a
+        // spawned child starts out sharing exe's memory: a figure no larger than exe's own
+        // peak may be exe's, so it is not reported as the job's.
+        if usage
+            .max_rss_kib
+            .is_some_and(|kib| kib <= own_peak_rss_kib())
         {
-            Some(output) => exit_of(output.status, pgid).map(Some),
-            None => Ok(None),
+            usage.max_rss_kib = None;
+        }
+        Ok(Some(Finished { exit, usage }))
+    }
+
+    fn wait_error(&self, source: io::Error) -> ProcessError {
+        ProcessError::Wait {
+            pgid: self.pgid,
+            source,
         }
     }
 }
 
-fn exit_of(status: std::process::ExitStatus, pgid: i32) -> Result<Exit, ProcessError> {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => Ok(Exit::Code(code)),
-        (None, Some(signal)) => Ok(Exit::Signal(signal)),
-        // A wait without WUNTRACED only reports exits and deaths by signal.
-        (None, None) => Err(ProcessError::Wait {
-            pgid,
-            source: io::Error::other(format!("unexpected wait status {status}")),
-        }),
+/// exe's own peak RSS so far, in KiB (0 if it cannot be read).
+fn own_peak_rss_kib() -> u64 {
+    // SAFETY: all-zero bytes are a valid `rusage` (integers and timevals only).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a live, writable local of the type getrusage writes.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut usage) } != 0 {
+        return 0;
+    }
+    u64::try_from(usage.ru_maxrss).unwrap_or(0)
+}
+
+impl From<&libc::rusage> for Usage {
+    fn from(usage: &libc::rusage) -> Self {
+        let time = |t: libc::timeval| {
+            Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+                + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+        };
+        Usage {
+            // Linux reports ru_maxrss in KiB.
+            max_rss_kib: u64::try_from(usage.ru_maxrss).ok(),
+            user_cpu: time(usage.ru_utime),
+            system_cpu: time(usage.ru_stime),
+        }
     }
 }
 
@@ -380,7 +458,7 @@ pub fn become_subreaper() -> io::Result<()> {
 ///
 /// Call it only after the group's main `sh` has been reaped (that is, from or after
 /// [`Running::wait`]): before that, `waitpid(-pgid)` could reap `sh` itself and take its exit
-/// status from duct.
+/// status and usage from [`Running`].
 pub fn reap_group(pgid: i32) {
     if check_pgid(pgid).is_err() {
         return;
@@ -574,7 +652,7 @@ mod tests {
         }
 
         fn run(&self, command: &str) -> Exit {
-            self.spawn(command).wait(GRACE).unwrap()
+            self.spawn(command).wait(GRACE).unwrap().exit
         }
 
         fn log(&self) -> String {
@@ -622,7 +700,10 @@ mod tests {
         let pgid = running.pgid();
         let start = Instant::now();
         let killer = kill_after(pgid, Duration::from_millis(200), libc::SIGTERM);
-        assert_eq!(running.wait(GRACE).unwrap(), Exit::Signal(libc::SIGTERM));
+        assert_eq!(
+            running.wait(GRACE).unwrap().exit,
+            Exit::Signal(libc::SIGTERM)
+        );
         killer.join().unwrap();
         assert!(start.elapsed() < Duration::from_secs(1));
         assert!(!group_alive(pgid));
@@ -640,7 +721,10 @@ mod tests {
             assert!(group_alive(pgid), "TERM was ignored, so the group lives");
             kill_group(pgid, libc::SIGKILL).unwrap();
         });
-        assert_eq!(running.wait(GRACE).unwrap(), Exit::Signal(libc::SIGKILL));
+        assert_eq!(
+            running.wait(GRACE).unwrap().exit,
+            Exit::Signal(libc::SIGKILL)
+        );
         coordinator.join().unwrap();
         assert!(!group_alive(pgid));
     }
@@ -651,7 +735,7 @@ mod tests {
         let start = Instant::now();
         let running = fixture.spawn("exec >&-; sleep 100 &");
         let pgid = running.pgid();
-        assert_eq!(running.wait(GRACE).unwrap(), Exit::Code(0));
+        assert_eq!(running.wait(GRACE).unwrap().exit, Exit::Code(0));
         assert!(start.elapsed() < Duration::from_secs(2));
         assert!(!group_alive(pgid));
     }
@@ -662,7 +746,7 @@ mod tests {
         let start = Instant::now();
         let running = fixture.spawn("(sleep 100 &) ; echo done");
         let pgid = running.pgid();
-        assert_eq!(running.wait(GRACE).unwrap(), Exit::Code(0));
+        assert_eq!(running.wait(GRACE).unwrap().exit, Exit::Code(0));
         assert!(start.elapsed() < Duration::from_secs(2));
         assert!(!group_alive(pgid));
         assert_eq!(fixture.log(), "done\n");
@@ -676,11 +760,24 @@ mod tests {
         // The main shell lingers so the subshell has set its trap before the cleanup's TERM.
         let running = fixture.spawn(r#"(trap "" TERM; sleep 100) & sleep 0.2"#);
         let pgid = running.pgid();
-        assert_eq!(running.wait(grace).unwrap(), Exit::Code(0));
+        assert_eq!(running.wait(grace).unwrap().exit, Exit::Code(0));
         let elapsed = start.elapsed();
         assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
         assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
         assert!(!group_alive(pgid));
+    }
+
+    #[test]
+    fn usage_is_the_commands_own() {
+        let fixture = Fixture::new();
+        let busy = fixture
+            .spawn("i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done")
+            .wait(GRACE)
+            .unwrap();
+        assert!(busy.usage.user_cpu + busy.usage.system_cpu >= Duration::from_millis(5));
+        // `true` is far smaller than this test binary, whose peak the kernel folds in.
+        let small = fixture.spawn("true").wait(GRACE).unwrap();
+        assert_eq!(small.usage.max_rss_kib, None);
     }
 
     #[test]
@@ -727,7 +824,10 @@ mod tests {
         let start = Instant::now();
         let running = fixture.spawn("sleep 100");
         let killer = kill_after(running.pgid(), Duration::from_millis(300), libc::SIGTERM);
-        assert_eq!(running.wait(GRACE).unwrap(), Exit::Signal(libc::SIGTERM));
+        assert_eq!(
+            running.wait(GRACE).unwrap().exit,
+            Exit::Signal(libc::SIGTERM)
+        );
         killer.join().unwrap();
         assert!(start.elapsed() < Duration::from_secs(1));
     }

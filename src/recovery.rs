@@ -90,6 +90,7 @@ fn close(store: &mut Store, run: &RunRow, now_ms: i64) -> Result<Vec<Leftover>, 
             at_ms: now_ms,
             exit_code: None,
             signal: None,
+            usage: None,
             outcome: "CANCELLED",
             reason: "exe died",
         });

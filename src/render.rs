@@ -20,6 +20,25 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// ", cpu 12.5 ms, max RSS 3.2 MiB" for an attempt whose usage was recorded, else "".
+fn usage(a: &crate::store::AttemptRow) -> String {
+    let (Some(user), Some(system)) = (a.user_cpu_us, a.system_cpu_us) else {
+        return String::new();
+    };
+    #[allow(clippy::cast_precision_loss)] // display only
+    let cpu_ms = (user + system) as f64 / 1000.0;
+    let mut text = if cpu_ms < 1000.0 {
+        format!(", cpu {cpu_ms:.1} ms")
+    } else {
+        format!(", cpu {:.2} s", cpu_ms / 1000.0)
+    };
+    if let Some(kib) = a.max_rss_kib {
+        #[allow(clippy::cast_precision_loss)] // display only
+        let _ = write!(text, ", max RSS {:.1} MiB", kib as f64 / 1024.0);
+    }
+    text
+}
+
 /// The table of every job (state, attempts, duration, exit), the failures with their
 /// reasons and logs, and one closing line.
 pub fn summary(pipeline: &Pipeline, report: &Report, run_id: i64) -> String {
@@ -263,11 +282,12 @@ pub fn run_detail(
             let outcome = a.outcome.as_deref().unwrap_or("RUNNING");
             let _ = writeln!(
                 out,
-                "  {} #{} {} {}  {}",
+                "  {} #{} {} {}{}  {}",
                 a.job_id,
                 a.number,
                 timestamp(a.started_at_ms),
                 outcome,
+                usage(a),
                 a.log_path
             );
         }

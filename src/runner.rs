@@ -34,7 +34,7 @@ use crate::attempt::{self, Attempt, Ended};
 use crate::events::{self, Ready, Waker};
 use crate::fingerprint::Fingerprinter;
 use crate::model::Pipeline;
-use crate::process::{self, AttemptSpec, Exit, Running};
+use crate::process::{self, AttemptSpec, Exit, Finished, Running, Usage};
 use crate::progress::Progress;
 use crate::scheduler::{Config, Outcome, Scheduler};
 use crate::selection::Disposition;
@@ -65,12 +65,13 @@ enum Task<'a> {
         running: Box<Running>,
         grace: Duration,
     },
-    /// The command ended as `exit` but left processes in its group: TERM, grace, KILL.
+    /// The command ended as `finished` says but left processes in its group: TERM, grace,
+    /// KILL.
     Leftovers {
         job: usize,
         pgid: i32,
         grace: Duration,
-        exit: Exit,
+        finished: Finished,
     },
 }
 
@@ -425,6 +426,7 @@ enum Pending {
         number: u32,
         at: Duration,
         exit: Option<Exit>,
+        usage: Option<Usage>,
         outcome: &'static str,
         reason: String,
     },
@@ -526,6 +528,7 @@ impl<'a> Runner<'a> {
                 number,
                 at,
                 exit,
+                usage,
                 outcome,
                 reason,
             } => Record::AttemptEnded {
@@ -540,6 +543,7 @@ impl<'a> Runner<'a> {
                     Some(Exit::Signal(s)) => Some(*s),
                     _ => None,
                 },
+                usage: *usage,
                 outcome,
                 reason,
             },
@@ -721,7 +725,7 @@ impl<'a> Runner<'a> {
         let (running, _) = live.own.as_ref()?;
         let ended = match running.try_exit() {
             Ok(None) => return None,
-            Ok(Some(exit)) => {
+            Ok(Some(finished)) => {
                 let pgid = running.pgid();
                 live.own = None;
                 if process::leftovers_alive(pgid) {
@@ -729,10 +733,10 @@ impl<'a> Runner<'a> {
                         job,
                         pgid,
                         grace: self.pipeline.jobs[job].timeout_grace,
-                        exit,
+                        finished,
                     });
                 }
-                Ended::Exited(exit)
+                Ended::Exited(finished)
             }
             Err(e) => {
                 live.own = None;
@@ -776,26 +780,32 @@ impl<'a> Runner<'a> {
         };
         let now = self.now();
         let (outcome, exit) = match (live.stop.map(|s| s.reason), ended) {
-            (Some(KillReason::Timeout), Ended::Exited(exit)) => (Outcome::TimedOut, Some(*exit)),
+            (Some(KillReason::Timeout), Ended::Exited(done)) => {
+                (Outcome::TimedOut, Some(done.exit))
+            }
             (Some(KillReason::Timeout), _) => (Outcome::TimedOut, None),
-            (Some(KillReason::Cancel), Ended::Exited(exit)) => (Outcome::Cancelled, Some(*exit)),
+            (Some(KillReason::Cancel), Ended::Exited(done)) => {
+                (Outcome::Cancelled, Some(done.exit))
+            }
             (Some(KillReason::Cancel), _) => (Outcome::Cancelled, None),
-            (None, Ended::Exited(Exit::Code(0))) => (Outcome::Success, Some(Exit::Code(0))),
-            (None, Ended::Exited(exit @ Exit::Code(code))) => (
-                Outcome::Failed {
-                    exit_code: Some(*code),
-                    reason: format!("exit code {code}"),
-                },
-                Some(*exit),
-            ),
-            (None, Ended::Exited(exit @ Exit::Signal(signal))) => (
-                Outcome::Failed {
-                    exit_code: None,
-                    reason: format!("killed by signal {signal}"),
-                },
-                Some(*exit),
-            ),
-            (None, Ended::PostCheckFailed(reason)) => (
+            (None, Ended::Exited(done)) => match done.exit {
+                Exit::Code(0) => (Outcome::Success, Some(done.exit)),
+                Exit::Code(code) => (
+                    Outcome::Failed {
+                        exit_code: Some(code),
+                        reason: format!("exit code {code}"),
+                    },
+                    Some(done.exit),
+                ),
+                Exit::Signal(signal) => (
+                    Outcome::Failed {
+                        exit_code: None,
+                        reason: format!("killed by signal {signal}"),
+                    },
+                    Some(done.exit),
+                ),
+            },
+            (None, Ended::PostCheckFailed { reason, .. }) => (
                 Outcome::Failed {
                     exit_code: Some(0),
                     reason: format!("post-check failed: {reason}"),
@@ -830,6 +840,7 @@ impl<'a> Runner<'a> {
             number: live.attempt,
             at: now,
             exit,
+            usage: ended.usage(),
             outcome: state,
             reason,
         });
@@ -1006,12 +1017,12 @@ fn worker(tasks: &Mutex<Receiver<Task<'_>>>, tx: &Sender<Event>, waker: &Waker) 
                 job,
                 pgid,
                 grace,
-                exit,
+                finished,
             } => (
                 job,
                 process::end_leftovers(pgid, grace).map_or_else(
                     |e| Ended::Error(attempt::with_causes(&e)),
-                    |()| Ended::Exited(exit),
+                    |()| Ended::Exited(finished),
                 ),
             ),
         };

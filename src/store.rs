@@ -29,6 +29,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
+use crate::process::Usage;
+
 pub use self::error::StoreError;
 use self::error::classify;
 pub use self::legacy::Imported;
@@ -154,6 +156,8 @@ pub enum Record<'a> {
         exit_code: Option<i32>,
         /// The signal that killed it, if one did.
         signal: Option<i32>,
+        /// What its command used, when it ran to its end.
+        usage: Option<Usage>,
         /// The outcome's name (e.g. `SUCCESS`, `FAILED`, `TIMEOUT`).
         outcome: &'a str,
         /// Why, for people.
@@ -288,6 +292,12 @@ pub struct AttemptRow {
     pub log_path: String,
     /// Its process group.
     pub pgid: Option<i32>,
+    /// Peak RSS of its command, in KiB, when known.
+    pub max_rss_kib: Option<i64>,
+    /// User CPU time of its command, in microseconds, when known.
+    pub user_cpu_us: Option<i64>,
+    /// System CPU time of its command, in microseconds, when known.
+    pub system_cpu_us: Option<i64>,
 }
 
 /// One entry of the audit trail.
@@ -580,6 +590,11 @@ mod tests {
                     at_ms: 1500,
                     exit_code: Some(0),
                     signal: None,
+                    usage: Some(Usage {
+                        max_rss_kib: Some(2048),
+                        user_cpu: Duration::from_micros(1500),
+                        system_cpu: Duration::from_millis(3),
+                    }),
                     outcome: "SUCCESS",
                     reason: "exit 0",
                 },
@@ -608,6 +623,10 @@ mod tests {
             ("build", 1, Some(0))
         );
         assert_eq!(
+            (a[0].max_rss_kib, a[0].user_cpu_us, a[0].system_cpu_us),
+            (Some(2048), Some(1500), Some(3000))
+        );
+        assert_eq!(
             (a[0].ended_at_ms, a[0].pgid, a[0].outcome.as_deref()),
             (Some(1500), Some(77), Some("SUCCESS"))
         );
@@ -626,6 +645,7 @@ mod tests {
             at_ms: 9,
             exit_code: Some(1),
             signal: None,
+            usage: None,
             outcome: "FAILED",
             reason: "",
         };
@@ -738,6 +758,7 @@ mod tests {
                     at_ms: 4,
                     exit_code: Some(3),
                     signal: None,
+                    usage: None,
                     outcome: "FAILED",
                     reason: "exit 3",
                 },
@@ -980,9 +1001,19 @@ mod tests {
             starts[1].is_none(),
             "a job without inputs has no fingerprint"
         );
+        // Attempts from before usage was recorded read as unknown, upgraded or not.
+        let old = s.attempts(runs[0].id).unwrap();
+        assert!(
+            old.iter()
+                .all(|a| a.user_cpu_us.is_none() && a.max_rss_kib.is_none())
+        );
         assert_eq!(schema::version(&s.conn).unwrap(), CURRENT);
         let id = s.create_run(&new_run("new", 9, &[])).unwrap();
         assert!(id > runs[0].id);
+        drop(s);
+        let ro = Store::open(&fixture, Access::ReadOnly, Durability::Normal).unwrap();
+        assert_eq!(schema::version(&ro.conn).unwrap(), 2);
+        assert_eq!(ro.attempts(runs[0].id).unwrap().len(), old.len());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use rusqlite::{Row, ToSql, params};
 
+use super::schema::{self, USAGE_FROM};
 use super::{AttemptRow, JobRow, RunFilter, RunRow, Store, StoreError, TransitionRow};
 
 const RUN_COLUMNS: &str = "id, name, file, digest, state, started_at, ended_at, exit_code, \
@@ -145,16 +146,34 @@ impl Store {
             .map_err(|e| self.err("listing jobs", e))
     }
 
+    /// Whether the attempts table has the usage columns (a read-only open may be older).
+    fn has_usage(&self) -> rusqlite::Result<bool> {
+        Ok(schema::version(&self.conn)? >= USAGE_FROM)
+    }
+
     /// The attempts of a run, in the order they started.
     pub fn attempts(&self, run: i64) -> Result<Vec<AttemptRow>, StoreError> {
         self.run(run)?;
         self.conn
             .prepare_cached(
-                "SELECT a.job, j.job_id, a.number, a.started_at, a.ended_at, a.exit_code,
-                        a.signal, a.outcome, a.reason, a.log_path, a.pgid
-                 FROM attempts a JOIN jobs j ON j.run = a.run AND j.idx = a.job
-                 WHERE a.run = ?1
-                 ORDER BY a.id",
+                if self
+                    .has_usage()
+                    .map_err(|e| self.err("reading the schema version", e))?
+                {
+                    "SELECT a.job, j.job_id, a.number, a.started_at, a.ended_at, a.exit_code,
+                            a.signal, a.outcome, a.reason, a.log_path, a.pgid,
+                            a.max_rss_kib, a.user_cpu_us, a.system_cpu_us
+                     FROM attempts a JOIN jobs j ON j.run = a.run AND j.idx = a.job
+                     WHERE a.run = ?1
+                     ORDER BY a.id"
+                } else {
+                    // A read-only open of a database from before usage was recorded.
+                    "SELECT a.job, j.job_id, a.number, a.started_at, a.ended_at, a.exit_code,
+                            a.signal, a.outcome, a.reason, a.log_path, a.pgid, NULL, NULL, NULL
+                     FROM attempts a JOIN jobs j ON j.run = a.run AND j.idx = a.job
+                     WHERE a.run = ?1
+                     ORDER BY a.id"
+                },
             )
             .and_then(|mut st| {
                 st.query_map(params![run], |row| {
@@ -170,6 +189,9 @@ impl Store {
                         reason: row.get(8)?,
                         log_path: row.get(9)?,
                         pgid: row.get(10)?,
+                        max_rss_kib: row.get(11)?,
+                        user_cpu_us: row.get(12)?,
+                        system_cpu_us: row.get(13)?,
                     })
                 })?
                 .collect()

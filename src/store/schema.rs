@@ -104,6 +104,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX fingerprints_by_job ON fingerprints(name, job_id, run);
     ",
+    // 3: what each attempt's command used, as `wait4` reports it: peak RSS in KiB, and user
+    // and system CPU time in microseconds. Set with the attempt's end; NULL for attempts
+    // recorded before this version, imported ones, and those whose command never ran to
+    // its end in exe's hands (a spawn failure, a failed pre-check, exe killed).
+    "
+    ALTER TABLE attempts ADD COLUMN max_rss_kib   INTEGER;
+    ALTER TABLE attempts ADD COLUMN user_cpu_us   INTEGER;
+    ALTER TABLE attempts ADD COLUMN system_cpu_us INTEGER;
+    ",
 ];
 
 /// The schema version this code writes.
@@ -116,6 +125,9 @@ pub(crate) const READABLE_FROM: i64 = 1;
 
 /// The first schema version with fingerprints; read-only opens of older ones have none.
 pub(crate) const FINGERPRINTS_FROM: i64 = 2;
+
+/// The first schema version with attempts' usage; read-only opens of older ones have none.
+pub(crate) const USAGE_FROM: i64 = 3;
 
 /// The `user_version` of the open database.
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -239,12 +239,14 @@ fn insert_record(tx: &Transaction, run: i64, record: &Record) -> rusqlite::Resul
             at_ms,
             exit_code,
             signal,
+            usage,
             outcome,
             reason,
         } => tx
             .prepare_cached(
                 "UPDATE attempts
-                 SET ended_at = ?4, exit_code = ?5, signal = ?6, outcome = ?7, reason = ?8
+                 SET ended_at = ?4, exit_code = ?5, signal = ?6, outcome = ?7, reason = ?8,
+                     max_rss_kib = ?9, user_cpu_us = ?10, system_cpu_us = ?11
                  WHERE run = ?1 AND job = ?2 AND number = ?3 AND ended_at IS NULL",
             )?
             .execute(params![
@@ -255,7 +257,10 @@ fn insert_record(tx: &Transaction, run: i64, record: &Record) -> rusqlite::Resul
                 exit_code,
                 signal,
                 outcome,
-                reason
+                reason,
+                usage.and_then(|u| u.max_rss_kib).map(saturating_i64),
+                usage.map(|u| micros(u.user_cpu)),
+                usage.map(|u| micros(u.system_cpu)),
             ])
             .map(|changed| changed == 1),
         Record::Fingerprint { job, fingerprint } => {
@@ -269,6 +274,14 @@ fn insert_record(tx: &Transaction, run: i64, record: &Record) -> rusqlite::Resul
             .execute(params![run, index_sql(job), number, pgid])
             .map(|changed| changed == 1),
     }
+}
+
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn micros(time: std::time::Duration) -> i64 {
+    i64::try_from(time.as_micros()).unwrap_or(i64::MAX)
 }
 
 #[allow(clippy::too_many_arguments)] // one per column of the audit trail

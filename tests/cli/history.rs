@@ -642,3 +642,52 @@ fn job_stats<'a>(stats: &'a serde_json::Value, job: &str) -> &'a serde_json::Val
         .find(|s| s["job"] == job)
         .unwrap()
 }
+
+#[test]
+fn attempts_record_cpu_time_and_peak_memory() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.big]\ncommand = \"dd if=/dev/zero of=/dev/null bs=64M count=1\"\n\
+         [jobs.spin]\ncommand = \"i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done\"\n\
+         [jobs.checked]\ncommand = \"dd if=/dev/zero of=/dev/null bs=64M count=1\"\n\
+         post_checks = [{ check = \"command\", run = \"true\" }]\n\
+         [jobs.blocked]\ncommand = \"true\"\n\
+         pre_checks = [{ check = \"file_exists\", path = \"missing\" }]\n",
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    let id = newest_run(&sb);
+    let detail = json(&sb.exe(&["show", &id, "--format", "json"]));
+    let attempt = |job: &str| {
+        detail["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["job_id"] == job)
+            .unwrap_or_else(|| panic!("no attempt of {job}: {detail}"))
+            .clone()
+    };
+    let cpu = |a: &serde_json::Value| {
+        a["user_cpu_us"].as_i64().unwrap() + a["system_cpu_us"].as_i64().unwrap()
+    };
+    // dd's 64 MiB buffer is filled, so it is resident; this holds for the coordinator's
+    // own spawn (`big`) and for a worker's (`checked`, which has a check).
+    for job in ["big", "checked"] {
+        let a = attempt(job);
+        assert!(a["max_rss_kib"].as_i64().unwrap() >= 64 * 1024, "{a}");
+    }
+    let spin = attempt("spin");
+    assert!(cpu(&spin) >= 5_000, "a 50,000-step shell loop: {spin}");
+    // A pre-check failed: the command never ran, so nothing was measured.
+    let blocked = attempt("blocked");
+    assert!(
+        blocked["user_cpu_us"].is_null() && blocked["max_rss_kib"].is_null(),
+        "{blocked}"
+    );
+    let text = sb.exe(&["show", &id]).stdout;
+    let big_line = text.lines().find(|l| l.contains("big #1")).unwrap();
+    assert!(
+        big_line.contains(", cpu ") && big_line.contains(", max RSS 6"),
+        "{text}"
+    );
+}
