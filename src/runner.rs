@@ -478,17 +478,21 @@ impl<'a> Runner<'a> {
             .all(|p| matches!(p, Pending::Group { .. }));
         if !only_groups || self.force_next_commit {
             self.force_next_commit = false;
-            let pending = std::mem::take(&mut self.pending);
+            let mut pending = std::mem::take(&mut self.pending);
             let records: Vec<Record<'_>> = pending.iter().map(|p| self.to_record(p)).collect();
             let result = self.store.record(self.options.run_id, &records);
             drop(records);
+            // The buffer is kept: a run commits once per event, and regrowing it each time
+            // showed in profiles.
+            pending.clear();
+            self.pending = pending;
             if let Err(e) = result {
                 // Not recorded, so not shown: the terminal never says more than the history.
                 self.to_show.clear();
                 self.stop_for_history(e);
             }
         }
-        for t in std::mem::take(&mut self.to_show) {
+        for t in self.to_show.drain(..) {
             self.progress.transition(&t);
         }
     }

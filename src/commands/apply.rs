@@ -180,21 +180,31 @@ pub(super) fn execute(
         cancel,
         fingerprints: &fingerprinter,
     };
+    // Without the thread, SQLite checkpoints inside the commit that crosses the threshold,
+    // while the next job waits.
+    let checkpointer = store.checkpoint_in_background().ok();
     let report = runner::run(pipeline, &dispositions, &options, &progress, store);
     progress.finish();
     fingerprinter.save_cache();
     // A history that could not be written keeps its own message and help (a full disk: free
     // space); the display has already said that the run was stopped.
-    let report = report.map_err(|e| match e {
-        runner::RunError::History(e) => Error::History(e),
-        e => Error::Run(e.to_string()),
-    })?;
-    let code = match report.run_state {
-        RunState::Success => 0,
-        RunState::Cancelled => EXIT_INTERRUPTED,
-        RunState::Failed | RunState::Running => EXIT_FAILED,
-    };
-    store.finish_run(run_id, report.run_state.as_str(), code, now_ms())?;
+    let ended = report
+        .map_err(|e| match e {
+            runner::RunError::History(e) => Error::History(e),
+            e => Error::Run(e.to_string()),
+        })
+        .and_then(|report| {
+            let code = match report.run_state {
+                RunState::Success => 0,
+                RunState::Cancelled => EXIT_INTERRUPTED,
+                RunState::Failed | RunState::Running => EXIT_FAILED,
+            };
+            store.finish_run(run_id, report.run_state.as_str(), code, now_ms())?;
+            Ok((report, code))
+        });
+    let stopped = checkpointer.map_or(Ok(()), |c| store.stop_background_checkpoints(c));
+    let (report, code) = ended?;
+    stopped?;
     if !out.quiet || report.run_state != RunState::Success {
         eprint!("\n{}", render::summary(pipeline, &report, run_id));
         if report.run_state != RunState::Success && resume_hint {
