@@ -298,3 +298,85 @@ fn span_in(tree: &Node, path: &[String], key: bool) -> Option<std::ops::Range<us
     }
     tree.find(path).map(|n| n.span.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{LoadOptions, load_text};
+    use crate::source::Format;
+
+    const TEXT: &str = r#"
+[vars]
+kept = 1
+replaced = { inner = 1 }
+
+[jobs.a]
+command = "true"
+
+[profiles.ci.vars]
+from_profile = 2
+"#;
+
+    fn provenance(profile: Option<&str>, sets: &[&str]) -> Provenance {
+        let options = LoadOptions {
+            profile: profile.map(str::to_owned),
+            sets: sets.iter().map(|s| (*s).to_owned()).collect(),
+            use_env: false,
+        };
+        let (doc, _) = load_text(Path::new("p.toml"), TEXT.to_owned(), Format::Toml, &options)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        doc.provenance
+    }
+
+    fn path(dotted: &str) -> Vec<String> {
+        dotted.split('.').map(str::to_owned).collect()
+    }
+
+    fn written(p: &Provenance, dotted: &str) -> Option<String> {
+        match p.locate(&[path(dotted)])? {
+            At::Span { source, span } => Some(source.text[span].to_owned()),
+            other => Some(format!("{other:?}")),
+        }
+    }
+
+    #[test]
+    fn a_later_map_merges_and_a_later_value_replaces() {
+        let p = provenance(None, &["vars.replaced=5", "vars.added=6"]);
+        assert!(matches!(
+            p.origin(&path("vars.kept")),
+            Some(Origin::File(_))
+        ));
+        assert!(
+            matches!(p.origin(&path("vars.replaced")), Some(Origin::Flag(f)) if f == "--set vars.replaced=5")
+        );
+        assert!(matches!(
+            p.origin(&path("vars.added")),
+            Some(Origin::Flag(_))
+        ));
+        // The map the flag replaced is gone from the merged document.
+        assert!(p.origin(&path("vars.replaced.inner")).is_none());
+        // The `vars` map itself is last merged by the flags.
+        assert!(
+            matches!(p.origin(&path("vars")), Some(Origin::Flag(f)) if f == "--set vars.added=6")
+        );
+        assert_eq!(written(&p, "vars.kept").as_deref(), Some("1"));
+        assert!(p.origin(&path("vars.missing")).is_none());
+    }
+
+    #[test]
+    fn profile_values_point_into_the_profile() {
+        let p = provenance(Some("ci"), &[]);
+        assert_eq!(written(&p, "vars.from_profile").as_deref(), Some("2"));
+        assert_eq!(written(&p, "vars.kept").as_deref(), Some("1"));
+        assert!(matches!(
+            p.origin(&path("vars.from_profile")),
+            Some(Origin::File(_))
+        ));
+        // Without the profile, its values are not in the merged document.
+        assert!(
+            provenance(None, &[])
+                .origin(&path("vars.from_profile"))
+                .is_none()
+        );
+    }
+}
