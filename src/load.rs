@@ -2,23 +2,29 @@
 //! came from.
 //!
 //! Layers, later wins: included files in order < the file < `profiles.<name>` <
-//! `EXE_<PATH>` environment variables < `--set path=value`. figment does the merging and
-//! tags every value with the layer that supplied it; the parsed [`Node`] trees are kept so
-//! a tag and a key path lead back to a file, line and column ([`Provenance::locate`]).
+//! `EXE_<PATH>` environment variables < `--set path=value`. Layers are merged as figment
+//! merges (maps key by key, any other value replaced) into one figment value, which is
+//! deserialized into the spec and then dropped; the parsed [`Node`] trees are kept so a key
+//! path leads back to its layer and to a file, line and column ([`Provenance::locate`]).
 //! Nothing here spawns a process or writes a file.
+
+mod provenance;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use figment::providers::Env;
-use figment::value::{Dict, Empty, Map, Num, Tag, Value as FValue};
-use figment::{Figment, Metadata, Profile, Provider};
+use figment::value::{Dict, Empty, Num, Tag, Value as FValue};
+use figment::{Profile, Provider};
+use indexmap::IndexMap;
 
 use crate::diagnostic::{At, Diagnostic, did_you_mean};
 use crate::source::{self, Format, Node, SourceFile, Value};
 use crate::spec::legacy;
 use crate::spec::{JobSpec, PipelineSpec};
+use provenance::{Layer, find};
+pub use provenance::{Origin, Provenance};
 
 /// What to layer on top of the files.
 #[derive(Debug, Default, Clone)]
@@ -44,37 +50,6 @@ pub struct Document {
     pub removed: Vec<Vec<String>>,
     /// Where each value came from.
     pub provenance: Provenance,
-}
-
-/// The layer a value came from.
-#[derive(Debug, Clone)]
-pub enum Origin {
-    /// A file (the main one or an include).
-    File(Arc<SourceFile>),
-    /// An `EXE_*` environment variable.
-    Env(String),
-    /// A `--set` flag.
-    Flag(String),
-}
-
-#[derive(Debug)]
-enum Layer {
-    File(usize),
-    Legacy(usize, HashMap<String, usize>),
-    Env,
-    Flag(String),
-}
-
-/// Answers "where did this value come from?" for any key path of the merged document.
-#[derive(Debug)]
-pub struct Provenance {
-    figment: Figment,
-    root: FValue,
-    layers: HashMap<String, Layer>,
-    trees: Vec<(Arc<SourceFile>, Node)>,
-    /// Indexes into `trees` in the order their layers were merged (includes first).
-    merge_order: Vec<usize>,
-    profile: Option<String>,
 }
 
 /// The top-level keys a file may set; `EXE_*` variables are layered only under these.
@@ -150,63 +125,58 @@ pub fn load_text(
     let main = loader.parse(path.to_path_buf(), text, format)?;
     let main_source = Arc::clone(&loader.trees[main].0);
     let mut warnings = Vec::new();
-    let mut figment = Figment::new();
-    let mut layers = HashMap::new();
-    let mut merge_order = vec![main];
+    let mut layers = Vec::new();
     let legacy = legacy::is_legacy(&loader.trees[main].1);
     if legacy {
-        let (spec, job_index, notes) = legacy::convert(&loader.trees[main].1, &main_source)?;
+        let (spec, jobs, notes) = legacy::convert(&loader.trees[main].1, &main_source)?;
         warnings.extend(notes);
-        let name = format!("legacy file {}", main_source.path.display());
-        figment = figment.merge(TreeProvider::new(
-            &name,
-            FValue::serialize(&spec).map_err(|e| {
-                vec![Diagnostic::error(
-                    "exe::config::legacy",
-                    format!("could not convert the legacy file: {e}"),
-                )]
-            })?,
-        ));
-        layers.insert(name, Layer::Legacy(main, job_index));
+        let value = FValue::serialize(&spec).map_err(|e| {
+            vec![Diagnostic::error(
+                "exe::config::legacy",
+                format!("could not convert the legacy file: {e}"),
+            )]
+        })?;
+        layers.push(Layer::Legacy {
+            tree: main,
+            value,
+            jobs,
+        });
     } else {
-        let files = loader.includes(main)?;
-        merge_order.clone_from(&files);
-        for index in files {
-            let (source, tree) = &loader.trees[index];
-            let name = format!("file {}", source.path.display());
-            figment = figment.merge(TreeProvider::new(&name, to_figment(tree)));
-            layers.insert(name, Layer::File(index));
-        }
+        layers.extend(loader.includes(main)?.into_iter().map(Layer::File));
     }
     if let Some(profile) = &options.profile {
-        let key = FValue::from(profile.clone());
-        let found = figment.find_value("profiles").ok().and_then(|p| {
-            p.into_dict()
-                .and_then(|mut d| d.remove(key.as_str().unwrap_or_default()))
-        });
-        let Some(found) = found else {
-            let names: Vec<String> = figment
-                .find_value("profiles")
-                .ok()
-                .and_then(FValue::into_dict)
-                .map(|d| d.into_keys().collect())
+        // Only the files' `profiles` are merged to look the profile up.
+        let profiles = layers
+            .iter()
+            .fold(FValue::from(Dict::new()), |merged, layer| {
+                let value = match layer {
+                    Layer::File(i) => loader.trees[*i].1.get("profiles").map(to_figment),
+                    Layer::Legacy { value, .. } => find(value, &["profiles".to_owned()]).cloned(),
+                    _ => None,
+                };
+                match value {
+                    Some(value) => merge(merged, value),
+                    None => merged,
+                }
+            });
+        let profiles = profiles.as_dict();
+        if profiles.and_then(|d| d.get(profile)).is_none() {
+            let names: Vec<&str> = profiles
+                .map(|d| d.keys().map(String::as_str).collect())
                 .unwrap_or_default();
             let mut d = Diagnostic::error(
                 "exe::config::unknown_profile",
                 format!("unknown profile `{profile}`"),
             )
             .at(Some(At::Flag(format!("--profile {profile}"))));
-            d = d.help(
-                match did_you_mean(profile, names.iter().map(String::as_str)) {
-                    Some(hint) => hint,
-                    None if names.is_empty() => "this pipeline defines no `profiles`".to_owned(),
-                    None => format!("profiles defined: {}", names.join(", ")),
-                },
-            );
+            d = d.help(match did_you_mean(profile, names.iter().copied()) {
+                Some(hint) => hint,
+                None if names.is_empty() => "this pipeline defines no `profiles`".to_owned(),
+                None => format!("profiles defined: {}", names.join(", ")),
+            });
             return Err(vec![d].into());
-        };
-        // Values keep the tag of the file that wrote them; `locate` adds the prefix back.
-        figment = figment.merge(TreeProvider::new("profile", found));
+        }
+        layers.push(Layer::Profile);
     }
     if options.use_env {
         let env = Env::prefixed("EXE_").split("__").filter(|key| {
@@ -219,11 +189,16 @@ pub fn load_text(
                     .as_str(),
             )
         });
-        layers.insert(env.metadata().name.to_string(), Layer::Env);
-        figment = figment.merge(env);
+        let value = env
+            .data()
+            .ok()
+            .and_then(|mut data| data.remove(&Profile::Default))
+            .unwrap_or_default();
+        if !value.is_empty() {
+            layers.push(Layer::Env(FValue::from(value)));
+        }
     }
-    for (i, set) in options.sets.iter().enumerate() {
-        let name = format!("--set #{i}");
+    for set in &options.sets {
         let value = parse_set(set).map_err(|message| {
             vec![
                 Diagnostic::error("exe::cli::invalid_set", message)
@@ -233,18 +208,14 @@ pub fn load_text(
                     ),
             ]
         })?;
-        figment = figment.merge(TreeProvider::new(&name, value));
-        layers.insert(name, Layer::Flag(format!("--set {set}")));
+        layers.push(Layer::Flag {
+            flag: format!("--set {set}"),
+            value,
+        });
     }
-    let root = figment
-        .find_value("")
-        .unwrap_or_else(|_| FValue::from(Dict::new()));
     let provenance = Provenance {
-        figment,
-        root,
-        layers,
         trees: loader.trees,
-        merge_order,
+        layers,
         profile: options.profile.clone(),
     };
     warnings.append(&mut loader.warnings);
@@ -262,31 +233,22 @@ pub fn load_text(
         }) => (spec, errors, removed),
     };
     order_jobs(&mut spec, &provenance);
+    let document = Document {
+        spec,
+        main: main_source,
+        legacy,
+        removed,
+        provenance,
+    };
     if !errors.is_empty() {
-        let partial = Document {
-            spec,
-            main: main_source,
-            legacy,
-            removed,
-            provenance,
-        };
         let mut diagnostics = errors;
         diagnostics.extend(warnings);
         return Err(Failure {
             diagnostics,
-            partial: Some(Box::new(partial)),
+            partial: Some(Box::new(document)),
         });
     }
-    Ok((
-        Document {
-            spec,
-            main: main_source,
-            legacy,
-            removed,
-            provenance,
-        },
-        warnings,
-    ))
+    Ok((document, warnings))
 }
 
 /// Reads a file as a user-facing diagnostic when it cannot be read.
@@ -565,29 +527,20 @@ fn syntax_diagnostic(source: &Arc<SourceFile>, e: source::SyntaxError) -> Diagno
     d
 }
 
-/// A parsed file (or a prepared value) as a figment layer.
-struct TreeProvider {
-    name: String,
-    dict: std::cell::RefCell<Option<Dict>>,
-}
-
-impl TreeProvider {
-    fn new(name: &str, value: FValue) -> Self {
-        TreeProvider {
-            name: name.to_owned(),
-            dict: std::cell::RefCell::new(value.into_dict()),
+/// figment's `merge` of two values: maps merge key by key, anything else is replaced.
+fn merge(base: FValue, over: FValue) -> FValue {
+    match (base, over) {
+        (FValue::Dict(_, mut base), FValue::Dict(tag, over)) => {
+            for (key, value) in over {
+                let value = match base.remove(&key) {
+                    Some(old) => merge(old, value),
+                    None => value,
+                };
+                base.insert(key, value);
+            }
+            FValue::Dict(tag, base)
         }
-    }
-}
-
-impl Provider for TreeProvider {
-    fn metadata(&self) -> Metadata {
-        Metadata::named(self.name.clone())
-    }
-
-    fn data(&self) -> figment::Result<Map<Profile, Dict>> {
-        // figment asks once per merge; handing the dict over avoids copying 100,000 jobs.
-        Ok(Profile::Default.collect(self.dict.borrow_mut().take().unwrap_or_default()))
+        (_, over) => over,
     }
 }
 
@@ -664,14 +617,39 @@ struct Extracted {
     removed: Vec<Vec<String>>,
 }
 
+/// The merged document: every layer's values over the earlier layers'.
+fn merged(p: &Provenance) -> FValue {
+    let mut root = FValue::from(Dict::new());
+    for layer in &p.layers {
+        let value = match layer {
+            Layer::File(i) => to_figment(&p.trees[*i].1),
+            Layer::Legacy { value, .. } | Layer::Env(value) | Layer::Flag { value, .. } => {
+                value.clone()
+            }
+            // The profile is looked up in the files merged so far; one that is not a map
+            // sets nothing (validation says why).
+            Layer::Profile => {
+                let path = ["profiles".to_owned(), p.profile.clone().unwrap_or_default()];
+                match find(&root, &path) {
+                    Some(found) if found.as_dict().is_some() => found.clone(),
+                    _ => continue,
+                }
+            }
+        };
+        root = merge(root, value);
+    }
+    root
+}
+
 /// Deserializes the merged document; on failure, isolates each key so that every problem
 /// is reported, not just the first serde meets, and extracts what remains without them.
 fn extract(p: &Provenance) -> Result<PipelineSpec, Extracted> {
-    if let Ok(spec) = p.root.deserialize::<PipelineSpec>() {
+    if let Some(spec) = extract_by_job(merged(p)) {
         return Ok(spec);
     }
+    let root = merged(p);
     let mut found = Vec::new();
-    isolate_pipeline(&p.root, &[], &mut found);
+    isolate_pipeline(&root, &[], &mut found);
     let errors = found
         .iter()
         .map(|e| {
@@ -680,7 +658,7 @@ fn extract(p: &Provenance) -> Result<PipelineSpec, Extracted> {
             })
         })
         .collect();
-    let (partial, removed) = without_invalid(&p.root, &found);
+    let (partial, removed) = without_invalid(root, &found);
     Err(Extracted {
         errors,
         partial,
@@ -688,13 +666,39 @@ fn extract(p: &Provenance) -> Result<PipelineSpec, Extracted> {
     })
 }
 
+/// The spec of a valid document, its jobs deserialized one at a time and each freed once
+/// read, so the merged document and the spec are never both whole in memory. `None` if
+/// anything is invalid.
+fn extract_by_job(mut root: FValue) -> Option<PipelineSpec> {
+    let jobs = match &mut root {
+        FValue::Dict(_, dict) => match dict.remove("jobs") {
+            Some(FValue::Dict(_, jobs)) => Some(jobs),
+            Some(other) => {
+                dict.insert("jobs".to_owned(), other);
+                None
+            }
+            None => None,
+        },
+        _ => None,
+    };
+    let mut spec = root.deserialize::<PipelineSpec>().ok()?;
+    drop(root);
+    if let Some(jobs) = jobs {
+        let mut map = IndexMap::with_capacity(jobs.len());
+        for (id, job) in jobs {
+            map.insert(id, job.deserialize::<JobSpec>().ok()?);
+        }
+        spec.jobs = Some(map);
+    }
+    Some(spec)
+}
+
 /// The spec with every invalid value left out. Leaving one out can uncover another (a
 /// table that now lacks a required key), so this repeats a few times, silently.
 fn without_invalid(
-    root: &FValue,
+    mut root: FValue,
     errors: &[figment::Error],
 ) -> (Option<PipelineSpec>, Vec<Vec<String>>) {
-    let mut root = root.clone();
     let mut removed = Vec::new();
     let mut pending: Vec<Vec<String>> = errors.iter().map(error_path).collect();
     for _ in 0..8 {
@@ -808,171 +812,47 @@ fn prefixed(mut e: figment::Error, prefix: &[String]) -> figment::Error {
     e
 }
 
-/// Puts jobs in the order they were first written, across layers.
+/// Puts jobs in the order they were first written, across layers (in place: a second map
+/// of 100,000 jobs would double the peak memory of a load).
 fn order_jobs(spec: &mut PipelineSpec, p: &Provenance) {
-    let Some(mut jobs) = spec.jobs.take() else {
+    let Some(jobs) = spec.jobs.as_mut() else {
         return;
     };
-    let mut ordered = indexmap::IndexMap::with_capacity(jobs.len());
+    let mut position: HashMap<&str, usize> = HashMap::with_capacity(jobs.len());
     let profile_path = p
         .profile
         .as_ref()
         .map(|name| vec!["profiles".to_owned(), name.clone(), "jobs".to_owned()]);
-    for tree in p.merge_order.iter().map(|&i| &p.trees[i].1) {
+    for tree in p.merged_trees() {
         let mut maps = vec![tree.get("jobs")];
         if let Some(path) = &profile_path {
             maps.push(tree.find(path));
         }
         for map in maps.into_iter().flatten() {
-            if let Value::Map(entries) = &map.value {
-                for (key, _) in entries {
-                    if let Some(job) = jobs.swap_remove(&key.name) {
-                        ordered.insert(key.name.clone(), job);
-                    }
-                }
-            }
-            if let Value::Seq(items) = &map.value {
+            let ids: Box<dyn Iterator<Item = &str>> = match &map.value {
+                Value::Map(entries) => Box::new(entries.iter().map(|(key, _)| key.name.as_str())),
                 // Legacy files: jobs are an array of objects with `id`.
-                for item in items {
-                    if let Some(Value::Str(id)) = item.get("id").map(|n| &n.value)
-                        && let Some(job) = jobs.swap_remove(id)
-                    {
-                        ordered.insert(id.clone(), job);
-                    }
+                Value::Seq(items) => {
+                    Box::new(items.iter().filter_map(
+                        |item| match item.get("id").map(|n| &n.value) {
+                            Some(Value::Str(id)) => Some(id.as_str()),
+                            _ => None,
+                        },
+                    ))
                 }
+                _ => Box::new(std::iter::empty()),
+            };
+            for id in ids {
+                let next = position.len();
+                position.entry(id).or_insert(next);
             }
         }
     }
-    jobs.sort_keys();
-    ordered.extend(jobs);
-    spec.jobs = Some(ordered);
-}
-
-impl Provenance {
-    /// The layer that supplied the value at `path` of the merged document.
-    pub fn origin(&self, path: &[String]) -> Option<Origin> {
-        let value = find(&self.root, path)?;
-        let meta = self.figment.get_metadata(value.tag())?;
-        Some(match self.layers.get(meta.name.as_ref())? {
-            Layer::File(i) | Layer::Legacy(i, _) => Origin::File(self.trees[*i].0.clone()),
-            Layer::Env => Origin::Env(env_var_name(path)),
-            Layer::Flag(flag) => Origin::Flag(flag.clone()),
-        })
-    }
-
-    /// Where the value at `path` was written: the first of `paths` that exists in the
-    /// merged document is used (a job field may come from the job, a template or `defaults`).
-    pub fn locate(&self, paths: &[Vec<String>]) -> Option<At> {
-        self.locate_inner(paths, false)
-    }
-
-    /// Like [`Provenance::locate`], but points at the key rather than its value.
-    pub fn locate_key(&self, paths: &[Vec<String>]) -> Option<At> {
-        self.locate_inner(paths, true)
-    }
-
-    pub(crate) fn locate_inner(&self, paths: &[Vec<String>], key: bool) -> Option<At> {
-        for path in paths {
-            let Some(value) = find(&self.root, path) else {
-                continue;
-            };
-            let meta = self.figment.get_metadata(value.tag())?;
-            return match self.layers.get(meta.name.as_ref())? {
-                Layer::File(i) => {
-                    let (source, tree) = &self.trees[*i];
-                    // The profile is merged after every file, so a value it sets is the one in force.
-                    let mut candidates = Vec::new();
-                    if let Some(name) = &self.profile {
-                        candidates.push(
-                            ["profiles".to_owned(), name.clone()]
-                                .into_iter()
-                                .chain(path.iter().cloned())
-                                .collect(),
-                        );
-                    }
-                    candidates.push(path.clone());
-                    let span = candidates.iter().find_map(|c| span_in(tree, c, key));
-                    Some(match span {
-                        Some(span) => At::Span {
-                            source: source.clone(),
-                            span,
-                        },
-                        None => At::File(source.path.clone()),
-                    })
-                }
-                Layer::Legacy(i, jobs) => {
-                    let (source, tree) = &self.trees[*i];
-                    let span = legacy::source_path(path, jobs).and_then(|c| span_in(tree, &c, key));
-                    Some(match span {
-                        Some(span) => At::Span {
-                            source: source.clone(),
-                            span,
-                        },
-                        None => At::File(source.path.clone()),
-                    })
-                }
-                Layer::Env => Some(At::Env(env_var_name(path))),
-                Layer::Flag(flag) => Some(At::Flag(flag.clone())),
-            };
-        }
-        None
-    }
-
-    /// The main file's own spec, without includes, profiles or other layers (for `migrate`).
-    pub fn main_spec(&self) -> Result<PipelineSpec, Vec<Diagnostic>> {
-        let Some((source, tree)) = self.trees.first() else {
-            return Ok(PipelineSpec::default());
-        };
-        let mut spec: PipelineSpec = to_figment(tree).deserialize().map_err(|e| {
-            let at = |path: &[String], key: bool| {
-                let span = if key {
-                    path.split_last()
-                        .and_then(|(l, p)| tree.find(p)?.get_key(l))
-                        .map(|k| k.span.clone())
-                } else {
-                    None
-                };
-                let span = span.or_else(|| tree.find(path).map(|n| n.span.clone()));
-                Some(span.map_or_else(
-                    || At::File(source.path.clone()),
-                    |span| At::Span {
-                        source: source.clone(),
-                        span,
-                    },
-                ))
-            };
-            vec![diagnose(&e, &at)]
-        })?;
-        if let (Some(jobs), Some(Value::Map(order))) =
-            (spec.jobs.as_mut(), tree.get("jobs").map(|j| &j.value))
-        {
-            let position: HashMap<&str, usize> = order
-                .iter()
-                .enumerate()
-                .map(|(i, (k, _))| (k.name.as_str(), i))
-                .collect();
-            jobs.sort_by_cached_key(|id, _| {
-                position.get(id.as_str()).copied().unwrap_or(usize::MAX)
-            });
-        }
-        Ok(spec)
-    }
-
-    /// Every file that was read, the main one included.
-    pub fn files(&self) -> impl Iterator<Item = &Path> {
-        self.trees.iter().map(|(source, _)| source.path.as_path())
-    }
-
-    /// The folder relative paths in the value at `path` are relative to: the folder of the
-    /// file that set it, or the current folder for environment variables and flags.
-    pub fn base_dir(&self, path: &[String]) -> Option<PathBuf> {
-        match self.origin(path)? {
-            Origin::File(source) => {
-                Some(source.path.parent().unwrap_or(Path::new("")).to_path_buf())
-            }
-            Origin::Env(_) | Origin::Flag(_) => std::env::current_dir().ok(),
-        }
-    }
+    // Jobs no file names (from `--set` or the environment) come last, by id.
+    jobs.sort_by_cached_key(|id, _| match position.get(id.as_str()) {
+        Some(&at) => (at, String::new()),
+        None => (usize::MAX, id.clone()),
+    });
 }
 
 /// Turns a figment deserialization error into a diagnostic, placed by `at(path, on_key)`.
@@ -1065,28 +945,6 @@ pub fn dotted(path: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(".")
-}
-
-fn find<'a>(root: &'a FValue, path: &[String]) -> Option<&'a FValue> {
-    let mut value = root;
-    for part in path {
-        value = match value {
-            FValue::Dict(_, dict) => dict.get(part)?,
-            FValue::Array(_, items) => items.get(part.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(value)
-}
-
-fn span_in(tree: &Node, path: &[String], key: bool) -> Option<std::ops::Range<usize>> {
-    if key {
-        let (last, parent) = path.split_last()?;
-        if let Some(k) = tree.find(parent)?.get_key(last) {
-            return Some(k.span.clone());
-        }
-    }
-    tree.find(path).map(|n| n.span.clone())
 }
 
 #[cfg(test)]

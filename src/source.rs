@@ -378,9 +378,27 @@ impl MapBuilder {
         Ok(())
     }
 
-    pub(crate) fn finish(self) -> Vec<(Key, Node)> {
+    pub(crate) fn finish(mut self) -> Vec<(Key, Node)> {
+        // Trees are kept for the whole run; growth slack in 100,000 small maps adds up.
+        self.entries.shrink_to_fit();
         self.entries
     }
+}
+
+/// A list's items as nodes, in a list of exactly their number.
+///
+/// (`into_iter().map(..).collect()` would reuse the parser's buffer, sized for its larger
+/// items and kept for the whole run.)
+pub(crate) fn seq<I: IntoIterator<IntoIter: ExactSizeIterator>>(
+    items: I,
+    mut node: impl FnMut(I::Item) -> Result<Node, SyntaxError>,
+) -> Result<Vec<Node>, SyntaxError> {
+    let items = items.into_iter();
+    let mut nodes = Vec::with_capacity(items.len());
+    for item in items {
+        nodes.push(node(item)?);
+    }
+    Ok(nodes)
 }
 
 /// Converts a character index (saphyr counts characters) into a byte offset.

@@ -5,11 +5,16 @@
 //! dependency cycles, numeric ranges, regexes, `working_dir`, and the security policy.
 //! Job fields are layered here: `defaults` < templates (in `extends` order) < the job.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::diagnostic::{At, Diagnostic, Severity, did_you_mean};
+use indexmap::IndexMap;
+
 use crate::graph::Dag;
 use crate::load::{Document, dotted};
 use crate::model::{Check, Job, JobId, Notify, Pipeline, Resources, RetryPolicy};
@@ -59,12 +64,42 @@ fn path(parts: &[&str]) -> Vec<String> {
 }
 
 /// One job entry before its fields are turned into a [`Job`].
-struct Draft {
-    key: String,
-    spec: JobSpec,
-    /// Where the job's fields may have been written, highest precedence first.
-    origins: Vec<Vec<String>>,
+#[derive(Clone)]
+struct Draft<'d> {
+    key: &'d str,
+    spec: Fields<'d>,
+    /// The templates the job extends, base-most first.
+    chain: Vec<String>,
     matrix: Vec<(String, serde_json::Value)>,
+}
+
+impl Draft<'_> {
+    /// Where the job's fields may have been written, highest precedence first.
+    fn origins(&self) -> Vec<Vec<String>> {
+        let mut origins = vec![path(&["jobs", self.key])];
+        origins.extend(self.chain.iter().rev().map(|t| path(&["templates", t])));
+        origins.push(path(&["defaults"]));
+        origins
+    }
+}
+
+/// A job's fields: as written when neither `defaults` nor a template adds any (most jobs:
+/// no copy of them is made), else merged (shared by a matrix's expansions).
+#[derive(Clone)]
+enum Fields<'d> {
+    Written(&'d JobSpec),
+    Merged(Rc<JobSpec>),
+}
+
+impl std::ops::Deref for Fields<'_> {
+    type Target = JobSpec;
+
+    fn deref(&self) -> &JobSpec {
+        match self {
+            Fields::Written(spec) => spec,
+            Fields::Merged(spec) => spec,
+        }
+    }
 }
 
 impl<'d> Validator<'d> {
@@ -236,7 +271,7 @@ impl<'d> Validator<'d> {
                 let mut chain = names.clone();
                 chain.push(names[0]);
                 let origins: Vec<Vec<String>> = first
-                    .origins
+                    .origins()
                     .iter()
                     .map(|o| [o.clone(), path(&["needs"])].concat())
                     .collect();
@@ -297,17 +332,14 @@ impl<'d> Validator<'d> {
     }
 
     /// Every job after `extends` and matrix expansion, in file order.
-    fn drafts(&mut self) -> Vec<Draft> {
+    fn drafts(&mut self) -> Vec<Draft<'d>> {
         let spec = self.spec();
-        let templates = spec.templates.clone().unwrap_or_default();
-        let defaults = spec.defaults.clone().unwrap_or_default();
-        let jobs: Vec<(String, JobSpec)> = spec
-            .jobs
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if jobs.is_empty() {
+        let no_templates = BTreeMap::new();
+        let templates = spec.templates.as_ref().unwrap_or(&no_templates);
+        let blank = JobSpec::default();
+        let defaults = spec.defaults.as_ref().unwrap_or(&blank);
+        let jobs = spec.jobs.as_ref();
+        if jobs.is_none_or(IndexMap::is_empty) {
             self.warn(
                 "exe::config::no_jobs",
                 "the pipeline has no jobs".to_owned(),
@@ -315,10 +347,10 @@ impl<'d> Validator<'d> {
             )
             .help = Some("add jobs under `jobs`; `exe init` writes an example".to_owned());
         }
-        let mut drafts = Vec::with_capacity(jobs.len());
-        for (key, job) in jobs {
-            if !JobId::is_valid(&key) {
-                let at = self.at_key(&[path(&["jobs", &key])]);
+        let mut drafts = Vec::with_capacity(jobs.map_or(0, IndexMap::len));
+        for (key, job) in jobs.into_iter().flatten() {
+            if !JobId::is_valid(key) {
+                let at = self.at_key(&[path(&["jobs", key])]);
                 self.error(
                     "exe::config::invalid_id",
                     format!("invalid job id `{key}`"),
@@ -327,29 +359,34 @@ impl<'d> Validator<'d> {
                 .help = Some("job ids may contain letters, digits, `_`, `.` and `-`".to_owned());
             }
             let chain = self.extends_chain(
-                &key,
+                key,
                 job.extends
                     .as_ref()
                     .or(defaults.extends.as_ref())
                     .map(|e| e.0.clone())
                     .unwrap_or_default(),
-                &templates,
+                templates,
             );
-            let mut merged = defaults.clone();
-            for name in &chain {
-                merged = merge(merged, templates[name].clone());
-            }
-            merged = merge(merged, job);
-            let mut origins = vec![path(&["jobs", &key])];
-            origins.extend(chain.iter().rev().map(|t| path(&["templates", t])));
-            origins.push(path(&["defaults"]));
-            let combos = self.matrix(&key, merged.matrix.clone().unwrap_or_default(), &origins);
+            let spec = if chain.is_empty() && *defaults == blank {
+                Fields::Written(job)
+            } else {
+                let mut merged = defaults.clone();
+                for name in &chain {
+                    merged = merge(merged, templates[name].clone());
+                }
+                Fields::Merged(Rc::new(merge(merged, job.clone())))
+            };
+            let draft = Draft {
+                key,
+                spec,
+                chain,
+                matrix: Vec::new(),
+            };
+            let combos = self.matrix(&draft, draft.spec.matrix.clone().unwrap_or_default());
             for matrix in combos {
                 drafts.push(Draft {
-                    key: key.clone(),
-                    spec: merged.clone(),
-                    origins: origins.clone(),
                     matrix,
+                    ..draft.clone()
                 });
             }
         }
@@ -431,14 +468,15 @@ impl<'d> Validator<'d> {
     /// The combinations of a matrix, in key order; one empty combination without a matrix.
     fn matrix(
         &mut self,
-        key: &str,
+        draft: &Draft<'_>,
         matrix: BTreeMap<String, Vec<serde_json::Value>>,
-        origins: &[Vec<String>],
     ) -> Vec<Vec<(String, serde_json::Value)>> {
+        let key = draft.key;
         let mut combos: Vec<Vec<(String, serde_json::Value)>> = vec![Vec::new()];
         for (name, values) in matrix {
             if values.is_empty() {
-                let here: Vec<Vec<String>> = origins
+                let here: Vec<Vec<String>> = draft
+                    .origins()
                     .iter()
                     .map(|o| [o.clone(), path(&["matrix", &name])].concat())
                     .collect();
@@ -451,7 +489,8 @@ impl<'d> Validator<'d> {
                 return Vec::new();
             }
             if combos.len().saturating_mul(values.len()) > MAX_MATRIX {
-                let here: Vec<Vec<String>> = origins
+                let here: Vec<Vec<String>> = draft
+                    .origins()
                     .iter()
                     .map(|o| [o.clone(), path(&["matrix"])].concat())
                     .collect();
@@ -495,7 +534,7 @@ impl<'d> Validator<'d> {
     #[allow(clippy::unused_self)] // a method so call sites read like the other lookups
     fn field(&self, draft: &Draft, field: &[&str]) -> Vec<Vec<String>> {
         draft
-            .origins
+            .origins()
             .iter()
             .map(|o| [o.clone(), path(field)].concat())
             .collect()
@@ -512,7 +551,7 @@ impl<'d> Validator<'d> {
         policy: SecurityPolicy,
     ) -> (Job, Vec<String>) {
         let spec = &draft.spec;
-        let id = expanded_id(&draft.key, &draft.matrix);
+        let id = expanded_id(draft.key, &draft.matrix);
         let matrix_map: BTreeMap<&str, &serde_json::Value> =
             draft.matrix.iter().map(|(k, v)| (k.as_str(), v)).collect();
         let params = spec.with.clone().unwrap_or_default();
@@ -522,7 +561,7 @@ impl<'d> Validator<'d> {
                 env => ctx.env.clone(),
                 params => to_value(&params),
                 matrix => to_value(&matrix_map),
-                job => context! { id => id.clone(), name => draft.key.clone() },
+                job => context! { id => id.clone(), name => draft.key },
                 pipeline => ctx.pipeline.clone(),
             }
         };
@@ -556,7 +595,7 @@ impl<'d> Validator<'d> {
             // `command`?"): that diagnostic is already there.
             None if self.command_was_invalid(draft) => Text::Static(String::new()),
             None => {
-                let at = self.at_key(&[path(&["jobs", &draft.key])]);
+                let at = self.at_key(&[path(&["jobs", draft.key])]);
                 self.error(
                     "exe::config::missing_command",
                     format!("job `{id}` has no `command`"),
@@ -852,15 +891,16 @@ impl<'d> Validator<'d> {
     }
 
     /// Resolves every job's `needs` into indexes, reporting unknown ids.
-    fn needs(&mut self, drafts: &[Draft], rendered: &[Vec<String>]) -> Vec<Vec<usize>> {
-        let mut by_id: HashMap<String, Vec<usize>> = HashMap::with_capacity(drafts.len());
+    fn needs(&mut self, drafts: &[Draft<'_>], rendered: &[Vec<String>]) -> Vec<Vec<usize>> {
+        // A job's expansions are next to each other: an id names a range of drafts.
+        let mut by_id: HashMap<Cow<'_, str>, Range<usize>> = HashMap::with_capacity(drafts.len());
         for (i, d) in drafts.iter().enumerate() {
-            by_id.entry(d.key.clone()).or_default().push(i);
+            by_id
+                .entry(Cow::Borrowed(d.key))
+                .and_modify(|r| r.end = i + 1)
+                .or_insert(i..i + 1);
             if !d.matrix.is_empty() {
-                by_id
-                    .entry(expanded_id(&d.key, &d.matrix))
-                    .or_default()
-                    .push(i);
+                by_id.insert(Cow::Owned(expanded_id(d.key, &d.matrix)), i..i + 1);
             }
         }
         let mut all = Vec::with_capacity(drafts.len());
@@ -868,15 +908,15 @@ impl<'d> Validator<'d> {
         for (d, rendered) in drafts.iter().zip(rendered) {
             let mut needs = Vec::new();
             for (n, need) in rendered.iter().enumerate() {
-                if let Some(targets) = by_id.get(need) {
-                    needs.extend(targets);
+                if let Some(targets) = by_id.get(need.as_str()) {
+                    needs.extend(targets.clone());
                 } else {
-                    if !reported.insert((d.key.clone(), n)) {
+                    if !reported.insert((d.key, n)) {
                         continue;
                     }
                     let here = self.field(d, &["needs", &n.to_string()]);
                     let at = self.at(&here);
-                    let hint = did_you_mean(need, drafts.iter().map(|d| d.key.as_str()))
+                    let hint = did_you_mean(need, drafts.iter().map(|d| d.key))
                         .unwrap_or_else(|| "`needs` lists ids of jobs in this pipeline".to_owned());
                     self.error(
                         "exe::config::unknown_need",

@@ -49,7 +49,7 @@ fn node(value: ast::Value<'_>) -> Result<Node, SyntaxError> {
         ast::Value::BooleanLit(b) => leaf(b.range, Value::Bool(b.value)),
         ast::Value::NullKeyword(n) => leaf(n.range, Value::Null),
         ast::Value::Array(a) => {
-            let items = a.elements.into_iter().map(node).collect::<Result<_, _>>()?;
+            let items = super::seq(a.elements, node)?;
             leaf(a.range, Value::Seq(items))
         }
         ast::Value::Object(o) => {

@@ -93,12 +93,7 @@ fn node(value: Spanned<DeValue<'_>>, depth: usize) -> Result<Node, SyntaxError> 
                     span,
                 ));
             }
-            Value::Seq(
-                items
-                    .into_iter()
-                    .map(|item| node(item, depth + 1))
-                    .collect::<Result<_, _>>()?,
-            )
+            Value::Seq(super::seq(items, |item| node(item, depth + 1))?)
         }
         DeValue::Table(table) => table_value(table, depth, span.clone())?,
     };

@@ -147,14 +147,17 @@ impl Builder<'_> {
                     Some(Frame::Seq {
                         start,
                         anchor,
-                        items,
-                    }) => (
-                        Node {
-                            span: start..range.end.max(start),
-                            value: Value::Seq(items),
-                        },
-                        anchor,
-                    ),
+                        mut items,
+                    }) => {
+                        items.shrink_to_fit();
+                        (
+                            Node {
+                                span: start..range.end.max(start),
+                                value: Value::Seq(items),
+                            },
+                            anchor,
+                        )
+                    }
                     Some(Frame::Map {
                         start,
                         anchor,
