@@ -37,6 +37,7 @@ import runs_history  # noqa: E402
 import torture  # noqa: E402
 import inputs  # noqa: E402
 import peers  # noqa: E402
+import store_cost  # noqa: E402
 
 # ------------------------------------------------------------------ model
 
@@ -534,7 +535,7 @@ def main() -> int:
         report(results, a.quick)
     # Workloads in modules of their own: each measures (or checks), prints its section, and
     # returns what failed.
-    for workload in (watch_latency, runs_history, torture, inputs):
+    for workload in (watch_latency, runs_history, torture, inputs, store_cost):
         if not a.only or a.only in workload.NAME:
             failed += workload.run(exe, a.work, a.quick, a.runs)
     print(f"\ntotal {time.perf_counter() - t0:.1f} s", file=sys.stderr)
