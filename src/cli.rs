@@ -76,7 +76,7 @@ pub enum Command {
     Watch(WatchArgs),
     /// List recorded runs, newest first.
     Runs(RunsArgs),
-    /// Show one run: its jobs, states, attempts, times, exit codes and logs.
+    /// Show one run: its jobs, states, attempts, times, exit codes, CPU time, memory and logs.
     Show(ShowArgs),
     /// Print a job's log from a run.
     Logs(LogsArgs),

@@ -229,7 +229,7 @@ impl<'d> Validator<'d> {
         });
         for (key, value) in resolved {
             let here = vec![path(&["env", &key])];
-            let rendered = self.render_str(&value, &here, || {
+            let rendered = self.render_str(&value, |_| here.clone(), || {
                 context! { vars => vars.clone(), env => to_value(&process_env), pipeline => pipeline_ctx.clone() }
             });
             ambient_env.remove(&key);
@@ -577,8 +577,7 @@ impl<'d> Validator<'d> {
         });
         let mut env = Vec::with_capacity(resolved.len());
         for (key, value) in resolved {
-            let here = self.field(draft, &["env", &key]);
-            let value = self.render_str(&value, &here, make_ctx);
+            let value = self.render_str(&value, |v| v.field(draft, &["env", &key]), make_ctx);
             env.push((key, value));
         }
         let full_env: HashMap<&str, &str> = ctx
@@ -659,7 +658,7 @@ impl<'d> Validator<'d> {
         let description = spec
             .description
             .as_ref()
-            .map(|d| self.render_str(d, &self.field(draft, &["description"]), make_ctx));
+            .map(|d| self.render_str(d, |v| v.field(draft, &["description"]), make_ctx));
         let timeout = spec.timeout.map(|t| t.0);
         if timeout == Some(Duration::ZERO) {
             let at = self.at(&self.field(draft, &["timeout"]));
@@ -705,7 +704,7 @@ impl<'d> Validator<'d> {
                 .enumerate()
                 .map(|(i, s)| {
                     let here = v.field(draft, &[name, &i.to_string()]);
-                    let rendered = v.render_str(s, &here, make_ctx);
+                    let rendered = v.render_str(s, |_| here.clone(), make_ctx);
                     if let Err(e) = glob::Pattern::new(&rendered) {
                         let at = v.at(&here);
                         v.error(
@@ -731,7 +730,7 @@ impl<'d> Validator<'d> {
             None | Some(When::Bool(true)) => true,
             Some(When::Bool(false)) => false,
             Some(When::Expr(expr)) => {
-                template::truthy(&self.render_str(expr, &self.field(draft, &["when"]), make_ctx))
+                template::truthy(&self.render_str(expr, |v| v.field(draft, &["when"]), make_ctx))
             }
         };
         let job_log_dir = spec
@@ -744,7 +743,7 @@ impl<'d> Validator<'d> {
             .flat_map(|n| n.0.iter())
             .enumerate()
             .map(|(i, n)| {
-                self.render_str(n, &self.field(draft, &["needs", &i.to_string()]), make_ctx)
+                self.render_str(n, |v| v.field(draft, &["needs", &i.to_string()]), make_ctx)
             })
             .collect();
         let job = Job {
@@ -841,7 +840,7 @@ impl<'d> Validator<'d> {
             let text = |v: &mut Self, key: &str, s: &str| {
                 let here = v.field(draft, &[field, &n, key]);
                 let s = v.interpolate(s, lookup, &here);
-                v.render_str(&s, &here, make_ctx)
+                v.render_str(&s, |_| here.clone(), make_ctx)
             };
             out.push(match check {
                 CheckSpec::FileExists { path } => {
@@ -1004,10 +1003,12 @@ impl<'d> Validator<'d> {
         out
     }
 
+    /// `text` rendered; on an error, reported at the key paths `here` gives (worked out only
+    /// then: building them for every value was a fifth of a 100,000-job lint).
     fn render_str(
         &mut self,
         text: &str,
-        here: &[Vec<String>],
+        here: impl FnOnce(&Self) -> Vec<Vec<String>>,
         ctx: impl FnOnce() -> JValue,
     ) -> String {
         // The older tool had no templates: its files load unchanged, `{{` and all.
@@ -1017,7 +1018,8 @@ impl<'d> Validator<'d> {
         match template::render_now(text, ctx) {
             Ok(s) => s,
             Err(e) => {
-                let at = self.at(here);
+                let here = here(self);
+                let at = self.at(&here);
                 let field = here.first().map(|p| dotted(p)).unwrap_or_default();
                 self.error(
                     "exe::config::template",
