@@ -318,17 +318,22 @@ RUN_WORKLOADS = (
 )
 
 
+def run_workload(folder: str, jobs: list, parallel: int) -> None:
+    """The folder of one engine workload: `pipeline.toml` for exe, a `Makefile` for make."""
+    os.makedirs(folder)
+    with open(os.path.join(folder, "pipeline.toml"), "w") as f:
+        f.write(gen.exe_pipeline(jobs, parallel))
+    with open(os.path.join(folder, "Makefile"), "w") as f:
+        f.write(gen.makefile(jobs))
+
+
 def apply_groups(exe: str, work: str, make: Optional[str]) -> list[Group]:
     """`exe apply` against `make -j` on the same jobs, interleaved run by run."""
     groups = []
     for i, (name, make_jobs, parallel, _) in enumerate(RUN_WORKLOADS):
         jobs = make_jobs()
         folder = os.path.join(work, f"run-{i}")
-        os.makedirs(folder)
-        with open(os.path.join(folder, "pipeline.toml"), "w") as f:
-            f.write(gen.exe_pipeline(jobs, parallel))
-        with open(os.path.join(folder, "Makefile"), "w") as f:
-            f.write(gen.makefile(jobs))
+        run_workload(folder, jobs, parallel)
         # Logs stay between runs, as they do for users (each run writes its own folder);
         # deleting them every run makes ext4 slow down inode creation for recently freed ones.
         cmds = [Cmd(f"apply: {name}", [exe, "apply", "--output", "quiet", "pipeline.toml"], cwd=folder,

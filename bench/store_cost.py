@@ -21,7 +21,6 @@ import subprocess
 from typing import Optional
 
 import bench
-import gen
 
 NAME = "store cost"
 TARGET = 1.10  # with the store / without, at most
@@ -78,11 +77,7 @@ def run(exe: str, work: str, quick: bool, runs: Optional[int]) -> list[str]:
     for i, (name, make_jobs, parallel, _) in enumerate(bench.RUN_WORKLOADS):
         jobs = make_jobs()
         folder = os.path.join(work, f"store-{i}")
-        os.makedirs(folder)
-        with open(os.path.join(folder, "pipeline.toml"), "w") as f:
-            f.write(gen.exe_pipeline(jobs, parallel))
-        with open(os.path.join(folder, "Makefile"), "w") as f:
-            f.write(gen.makefile(jobs))
+        bench.run_workload(folder, jobs, parallel)
         argv = [patched, "apply", "--output", "quiet", "pipeline.toml"]
         cmds = [bench.Cmd(f"with store: {name}", argv, cwd=folder, jobs=len(jobs)),
                 bench.Cmd(f"without store: {name}", argv, cwd=folder, jobs=len(jobs),

@@ -1004,7 +1004,7 @@ impl<'d> Validator<'d> {
     }
 
     /// `text` rendered; on an error, reported at the key paths `here` gives (worked out only
-    /// then: building them for every value was a fifth of a 100,000-job lint).
+    /// then: building them for every value was about a tenth of a 100,000-job lint).
     fn render_str(
         &mut self,
         text: &str,
