@@ -79,16 +79,19 @@ impl Store {
         // Removing the hook through rusqlite drops the closure, which holds the only sender:
         // the thread's wait ends. (The pragma alone would replace the hook in SQLite but
         // leave the closure alive.)
-        let restored = self
+        let removed = self
             .conn
-            .wal_hook(None::<fn(&mut Wal, i32) -> rusqlite::Result<()>>)
+            .wal_hook(None::<fn(&mut Wal, i32) -> rusqlite::Result<()>>);
+        if removed.is_ok() {
+            // Only then is the thread sure to end; otherwise it is left to end with exe.
+            let _ = checkpointer.thread.join();
+        }
+        removed
             .and_then(|()| {
                 self.conn
                     .pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
             })
-            .map_err(|e| self.err("restoring automatic checkpoints", e));
-        let _ = checkpointer.thread.join();
-        restored
+            .map_err(|e| self.err("restoring automatic checkpoints", e))
     }
 }
 
