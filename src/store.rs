@@ -937,6 +937,13 @@ mod tests {
             ..RunFilter::default()
         };
         assert_eq!(ids(both), rev(&[3, 1]));
+        let failed_before = |until| RunFilter {
+            state: Some("FAILED".into()),
+            until_ms: Some(until),
+            ..RunFilter::default()
+        };
+        assert_eq!(ids(failed_before(301)), rev(&[2]));
+        assert_eq!(ids(failed_before(200)), rev(&[]));
     }
 
     #[test]

@@ -62,14 +62,17 @@ impl Store {
         }
         // A row's `started_at` comes after its plan JSON (kilobytes, on overflow pages), so a
         // time filter checked row by row reads those pages for every row it passes over: 270 ms
-        // for `--until 30d` over 50,000 runs. Alone, it is answered from the started_at index
-        // (0.8 ms); with a name or state, that index leads and the time is checked per row.
+        // for `--until 30d` over 50,000 runs. So the ids are found first, from an index that
+        // holds the time (`started_at` alone, or with the name or the state: schema 4), and
+        // only the rows listed are read.
         let by_time;
-        if clauses.is_empty() && !times.is_empty() {
-            by_time = format!("id IN (SELECT id FROM runs WHERE {})", times.join(" AND "));
-            clauses.push(&by_time);
-        } else {
+        if !times.is_empty() {
             clauses.extend(times);
+            by_time = format!(
+                "id IN (SELECT id FROM runs WHERE {})",
+                clauses.join(" AND ")
+            );
+            clauses = vec![&by_time];
         }
         // SQLite reads a negative LIMIT as "no limit".
         let limit = if filter.limit == 0 {

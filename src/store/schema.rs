@@ -113,6 +113,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE attempts ADD COLUMN user_cpu_us   INTEGER;
     ALTER TABLE attempts ADD COLUMN system_cpu_us INTEGER;
     ",
+    // 4: a name or state together with a time range, answered from an index alone. A
+    // run's `started_at` is stored after its plan JSON (on overflow pages), so checking it
+    // row by row read those pages for every run of that name: 83-112 ms over 50,000 runs.
+    "
+    CREATE INDEX runs_by_name_started  ON runs(name, started_at);
+    CREATE INDEX runs_by_state_started ON runs(state, started_at);
+    ",
 ];
 
 /// The schema version this code writes.
