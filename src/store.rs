@@ -56,6 +56,9 @@ const ENGINE_ACTOR: &str = "exe";
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The schema version of the open database: what a read-only open found, or what a
+    /// read-write open migrated it to. Queries for later columns check it.
+    version: i64,
 }
 
 /// Whether the store may write.
@@ -378,6 +381,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            version: 0,
         };
         store
             .conn
@@ -418,6 +422,7 @@ impl Store {
         // No `PRAGMA quick_check` on open: it reads every page (~150 ms on a 1,000,000-job
         // history), which every `apply` and `exe runs` would pay. A file that is not a
         // database already failed above, and damage a query meets is reported as Corrupt.
+        store.version = found;
         match access {
             Access::ReadOnly => {
                 if found < READABLE_FROM {
@@ -474,7 +479,11 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        let mut store = Store { conn, path };
+        let mut store = Store {
+            conn,
+            path,
+            version: 0,
+        };
         store.migrate()?;
         store
             .conn
@@ -521,7 +530,10 @@ impl Store {
 
     fn migrate(&mut self) -> Result<(), StoreError> {
         match schema::migrate(&mut self.conn, MIGRATIONS) {
-            Ok(Migrated::UpTo(_)) => Ok(()),
+            Ok(Migrated::UpTo(version)) => {
+                self.version = version;
+                Ok(())
+            }
             Ok(Migrated::Newer(found)) => Err(StoreError::NewerSchema {
                 path: self.path.clone(),
                 found,
@@ -983,13 +995,21 @@ mod tests {
         assert_eq!(extra, 0);
     }
 
-    #[test]
-    fn the_checked_in_v1_database_opens_and_reads() {
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/history/v1.db");
+    /// The checked-in database `name`, and a copy of it opened read-write (so upgraded).
+    fn upgraded_fixture(name: &str) -> (PathBuf, tempfile::TempDir, Store) {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/history")
+            .join(name);
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("history.db");
         std::fs::copy(&fixture, &db).unwrap();
-        let mut s = Store::open(&db, Access::ReadWrite, Durability::Normal).unwrap();
+        let store = Store::open(&db, Access::ReadWrite, Durability::Normal).unwrap();
+        (fixture, dir, store)
+    }
+
+    #[test]
+    fn the_checked_in_v1_database_opens_and_reads() {
+        let (fixture, _dir, mut s) = upgraded_fixture("v1.db");
         let runs = s.runs(&RunFilter::default()).unwrap();
         assert_eq!(
             runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
@@ -1018,11 +1038,7 @@ mod tests {
     /// whose `load` job has inputs and whose `report` job fails, then checkpointed.
     #[test]
     fn the_checked_in_v2_database_opens_and_reads_its_fingerprints() {
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/history/v2.db");
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("history.db");
-        std::fs::copy(&fixture, &db).unwrap();
-        let mut s = Store::open(&db, Access::ReadWrite, Durability::Normal).unwrap();
+        let (fixture, _dir, mut s) = upgraded_fixture("v2.db");
         let runs = s.runs(&RunFilter::default()).unwrap();
         assert_eq!(runs.len(), 1);
         assert_eq!(

@@ -6,7 +6,7 @@
 
 use rusqlite::{OptionalExtension as _, Transaction, params};
 
-use super::schema::{self, FINGERPRINTS_FROM};
+use super::schema::FINGERPRINTS_FROM;
 use super::{Digests, JobFingerprint, LastStart, Store, StoreError};
 
 impl Store {
@@ -18,9 +18,7 @@ impl Store {
         name: &str,
         jobs: &[&str],
     ) -> Result<Vec<Option<LastStart>>, StoreError> {
-        let version =
-            schema::version(&self.conn).map_err(|e| self.err("reading the schema version", e))?;
-        if version < FINGERPRINTS_FROM {
+        if self.version < FINGERPRINTS_FROM {
             return Ok(vec![None; jobs.len()]);
         }
         let mut st = self

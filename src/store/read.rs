@@ -7,7 +7,7 @@
 
 use rusqlite::{Row, ToSql, params};
 
-use super::schema::{self, USAGE_FROM};
+use super::schema::USAGE_FROM;
 use super::{AttemptRow, JobRow, RunFilter, RunRow, Store, StoreError, TransitionRow};
 
 const RUN_COLUMNS: &str = "id, name, file, digest, state, started_at, ended_at, exit_code, \
@@ -149,20 +149,13 @@ impl Store {
             .map_err(|e| self.err("listing jobs", e))
     }
 
-    /// Whether the attempts table has the usage columns (a read-only open may be older).
-    fn has_usage(&self) -> rusqlite::Result<bool> {
-        Ok(schema::version(&self.conn)? >= USAGE_FROM)
-    }
-
     /// The attempts of a run, in the order they started.
     pub fn attempts(&self, run: i64) -> Result<Vec<AttemptRow>, StoreError> {
         self.run(run)?;
         self.conn
             .prepare_cached(
-                if self
-                    .has_usage()
-                    .map_err(|e| self.err("reading the schema version", e))?
-                {
+                // A read-only open may be of a database from before usage was recorded.
+                if self.version >= USAGE_FROM {
                     "SELECT a.job, j.job_id, a.number, a.started_at, a.ended_at, a.exit_code,
                             a.signal, a.outcome, a.reason, a.log_path, a.pgid,
                             a.max_rss_kib, a.user_cpu_us, a.system_cpu_us
@@ -170,7 +163,6 @@ impl Store {
                      WHERE a.run = ?1
                      ORDER BY a.id"
                 } else {
-                    // A read-only open of a database from before usage was recorded.
                     "SELECT a.job, j.job_id, a.number, a.started_at, a.ended_at, a.exit_code,
                             a.signal, a.outcome, a.reason, a.log_path, a.pgid, NULL, NULL, NULL
                      FROM attempts a JOIN jobs j ON j.run = a.run AND j.idx = a.job

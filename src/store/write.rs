@@ -18,7 +18,7 @@ const CONSTRAINT_FOREIGNKEY: i32 = 787;
 impl Store {
     /// Records a new run and its jobs; returns its id.
     pub fn create_run(&mut self, run: &NewRun) -> Result<i64, StoreError> {
-        let Store { conn, path } = self;
+        let Store { conn, path, .. } = self;
         let tx = begin(conn, path, "starting a run")?;
         let id = insert_run(&tx, run).map_err(|e| classify(path, "recording a new run", e))?;
         tx.commit()
@@ -28,7 +28,7 @@ impl Store {
 
     /// Records a batch of facts about `run` in one transaction.
     pub fn record(&mut self, run: i64, batch: &[Record]) -> Result<(), StoreError> {
-        let Store { conn, path } = self;
+        let Store { conn, path, .. } = self;
         let tx = begin(conn, path, "recording")?;
         for record in batch {
             match insert_record(&tx, run, record) {
@@ -112,7 +112,7 @@ impl Store {
         reason: &str,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        let Store { conn, path } = self;
+        let Store { conn, path, .. } = self;
         let tx = begin(conn, path, "marking a job successful")?;
         let found = tx
             .prepare_cached("SELECT idx FROM jobs WHERE run = ?1 AND job_id = ?2")
