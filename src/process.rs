@@ -3,8 +3,9 @@
 //! An attempt is `/bin/sh -c <command>` (or the program itself, when the command is plain words;
 //! see [`spawn`]) started with std's `Command`, with exactly the environment it
 //! is given, in its working directory, with stdin from `/dev/null` and stdout and stderr both
-//! appended to one log file. The worker thread blocks in [`Running::wait`]; deadlines belong to
-//! the coordinator, which ends an attempt early with [`kill_group`] on its pgid.
+//! appended to one log file. The coordinator waits on its pidfd ([`Running::pidfd`],
+//! [`Running::try_exit`]), or a worker blocks in [`Running::wait`]; deadlines belong to the
+//! coordinator, which ends an attempt early with [`kill_group`] on its pgid.
 //!
 //! Invariants:
 //! - Every attempt leads its own process group (pgid == pid of `sh`), set in the child before
