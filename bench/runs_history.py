@@ -7,8 +7,8 @@ work folder, one of 50,000 runs (2,000 in quick mode) and one of 500, and
 the middle run) is timed on both, interleaved by `measure()`.
 
 Each database is what exe itself writes: `exe apply` of a 20-job pipeline
-makes the schema and one real run, and that run's rows (the run with its plan
-JSON, its jobs, attempts and transitions) are copied with new ids, times,
+makes the schema and one real run, and that run's rows (the run, its plan JSON,
+its jobs, attempts and transitions) are copied with new ids, times,
 pipeline names and outcomes, in one transaction with Python's sqlite3. About
 one run in 13 ends FAILED (its last job failed) and one in 50 CANCELLED. The
 big database is about 950 MB (the plan JSON of a 20-job run is 11.5 kB) and
@@ -60,16 +60,18 @@ def build(exe: str, folder: str, runs: int) -> str:
     subprocess.run([exe, "--db", db, "apply", "-q", "--output", "quiet", "p.toml"],
                    cwd=folder, check=True, stdout=subprocess.DEVNULL)
     conn = sqlite3.connect(db, isolation_level=None)
-    run = conn.execute("SELECT * FROM runs").fetchone()
+    (file, digest, state, t0, t1, host, user, pid, version) = conn.execute(
+        "SELECT file, digest, state, started_at, ended_at, host, user, pid, exe_version"
+        " FROM runs").fetchone()
+    (plan,) = conn.execute("SELECT json FROM plans WHERE run = 1").fetchone()
     jobs = conn.execute("SELECT idx, job_id FROM jobs WHERE run = 1 ORDER BY idx").fetchall()
     attempts = conn.execute(
         "SELECT job, number, started_at, ended_at, exit_code, signal, outcome, reason, log_path, pgid"
-        " FROM attempts WHERE run = 1 ORDER BY id").fetchall()
+        " FROM attempts WHERE run = 1").fetchall()
     transitions = conn.execute(
         "SELECT job, from_state, to_state, at, reason, actor FROM transitions WHERE run = 1 ORDER BY id"
     ).fetchall()
-    assert len(jobs) == JOBS_PER_RUN and run[5] == "SUCCESS", "the template run must succeed"
-    t0 = run[6]
+    assert len(jobs) == JOBS_PER_RUN and state == "SUCCESS", "the template run must succeed"
     last_job = JOBS_PER_RUN - 1
     # A minute apart in id order, all before the template run (id 1).
     start = t0 - (runs + 1) * 60_000
@@ -79,8 +81,12 @@ def build(exe: str, folder: str, runs: int) -> str:
             shift = start + rid * 60_000 - t0
             state = outcome(rid)
             code = {"SUCCESS": 0, "FAILED": 1, "CANCELLED": 130}[state]
-            yield (rid, PIPELINES[rid % 3], run[2], run[3], run[4], state, run[6] + shift,
-                   run[7] + shift, code, run[9], run[10], run[11], run[12])
+            yield (rid, PIPELINES[rid % 3], file, digest, state, t0 + shift, t1 + shift, code,
+                   host, user, pid, version)
+
+    def plans_rows():
+        for rid in range(2, runs + 1):
+            yield rid, plan
 
     def jobs_rows():
         for rid in range(2, runs + 1):
@@ -102,26 +108,27 @@ def build(exe: str, folder: str, runs: int) -> str:
         for rid in range(2, runs + 1):
             shift = start + rid * 60_000 - t0
             state = outcome(rid)
-            for job, frm, to, at, reason, actor in transitions:
+            for n, (job, frm, to, at, reason, actor) in enumerate(transitions, 1):
                 if job == last_job and frm == "RUNNING" and state != "SUCCESS":
                     to, reason = state, ("exit code 1" if state == "FAILED" else "interrupted")
-                yield rid, job, frm, to, at + shift, reason, actor
+                yield rid, n, job, frm, to, at + shift, reason, actor
 
     # One transaction; no journal while building (a crash here only loses the bench's file).
     conn.execute("PRAGMA journal_mode = DELETE")
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("BEGIN")
     conn.executemany(
-        "INSERT INTO runs (id, name, file, digest, plan_json, state, started_at, ended_at,"
-        " exit_code, host, user, pid, exe_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO runs (id, name, file, digest, state, started_at, ended_at,"
+        " exit_code, host, user, pid, exe_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         runs_rows())
+    conn.executemany("INSERT INTO plans (run, json) VALUES (?,?)", plans_rows())
     conn.executemany("INSERT INTO jobs (run, idx, job_id) VALUES (?,?,?)", jobs_rows())
     conn.executemany(
         "INSERT INTO attempts (run, job, number, started_at, ended_at, exit_code, signal, outcome,"
         " reason, log_path, pgid) VALUES (?,?,?,?,?,?,?,?,?,?,?)", attempts_rows())
     conn.executemany(
-        "INSERT INTO transitions (run, job, from_state, to_state, at, reason, actor)"
-        " VALUES (?,?,?,?,?,?,?)", transitions_rows())
+        "INSERT INTO transitions (run, id, job, from_state, to_state, at, reason, actor)"
+        " VALUES (?,?,?,?,?,?,?,?)", transitions_rows())
     conn.execute("COMMIT")
     conn.execute("PRAGMA journal_mode = WAL")  # as exe leaves it
     conn.close()

@@ -27,6 +27,7 @@ mod write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
@@ -314,7 +315,7 @@ pub struct AttemptRow {
 /// One entry of the audit trail.
 #[derive(Debug, Clone, Serialize)]
 pub struct TransitionRow {
-    /// Its id, increasing in the order recorded.
+    /// Its place in the run's audit trail: 1 for the first transition recorded.
     pub id: i64,
     /// The job's index.
     pub job: usize,
@@ -529,9 +530,21 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
+        let before = self.version;
         match schema::migrate(&mut self.conn, MIGRATIONS) {
             Ok(Migrated::UpTo(version)) => {
                 self.version = version;
+                if before > 0 && version > before {
+                    // An upgrade that copied tables left a WAL as large as they are (1 GB
+                    // for 50,000 runs), which SQLite reuses but never shrinks. Once moved
+                    // into the database, it is cut back. Busy readers only postpone that.
+                    if let Err(e) = self
+                        .conn
+                        .wal_checkpoint_v2(None::<&str>, CheckpointMode::TRUNCATE)
+                    {
+                        tracing::debug!(error = %e, "the WAL was not cut back after the upgrade");
+                    }
+                }
                 Ok(())
             }
             Ok(Migrated::Newer(found)) => Err(StoreError::NewerSchema {
@@ -761,6 +774,29 @@ mod tests {
             .map(|a| a.log_path.clone())
             .collect();
         assert_eq!(order, ["l1", "l2"]);
+    }
+
+    #[test]
+    fn each_run_numbers_its_transitions_without_preparing_again() {
+        let mut s = Store::open_in_memory().unwrap();
+        let ids = jobs(&["a", "b"]);
+        let first = s.create_run(&new_run("p", 1, &ids)).unwrap();
+        let second = s.create_run(&new_run("p", 2, &ids)).unwrap();
+        for (n, at) in (0..40).enumerate() {
+            let run = if n % 3 == 0 { first } else { second };
+            s.record(run, &[t(n % 2, "PENDING", "QUEUED", at)]).unwrap();
+        }
+        let numbers =
+            |run| -> Vec<i64> { s.transitions(run).unwrap().iter().map(|t| t.id).collect() };
+        assert_eq!(numbers(first), (1..=14).collect::<Vec<_>>());
+        assert_eq!(numbers(second), (1..=26).collect::<Vec<_>>());
+        let insert = s.conn.prepare_cached(write::INSERT_TRANSITION).unwrap();
+        assert!(insert.get_status(rusqlite::StatementStatus::Run) >= 40);
+        assert_eq!(
+            insert.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "each new run id made SQLite prepare the insert again"
+        );
     }
 
     #[test]
@@ -1074,6 +1110,106 @@ mod tests {
         let ro = Store::open(&fixture, Access::ReadOnly, Durability::Normal).unwrap();
         assert_eq!(schema::version(&ro.conn).unwrap(), 2);
         assert_eq!(ro.attempts(runs[0].id).unwrap().len(), old.len());
+    }
+
+    /// v3.db and v4.db were made by `exe apply` of the release with that schema, on a
+    /// three-job pipeline (`load` with inputs, `flaky` failing twice with one retry,
+    /// `report` needing both), then `exe mark-success 1 flaky` and `exe apply --resume 1`,
+    /// then checkpointed.
+    #[test]
+    fn the_checked_in_v3_database_upgrades_and_reads() {
+        upgrades_three_job_fixture("v3.db", "v3-fixture", 3);
+    }
+
+    #[test]
+    fn the_checked_in_v4_database_upgrades_and_reads() {
+        upgrades_three_job_fixture("v4.db", "v4-fixture", 4);
+    }
+
+    /// Schema 5 clustered attempts and transitions and moved plans: the facts survive the
+    /// upgrade, and read the same from the old schema as it is.
+    fn upgrades_three_job_fixture(file: &str, name: &str, version: i64) {
+        let (fixture, _dir, mut s) = upgraded_fixture(file);
+        assert_eq!(schema::version(&s.conn).unwrap(), CURRENT);
+        let runs = s.runs(&RunFilter::default()).unwrap();
+        assert_eq!(
+            runs.iter()
+                .map(|r| (r.id, r.name.as_str(), r.state.as_str()))
+                .collect::<Vec<_>>(),
+            [(2, name, "SUCCESS"), (1, name, "FAILED")]
+        );
+        let states = |s: &Store, run| -> Vec<(String, String, u32)> {
+            s.jobs(run)
+                .unwrap()
+                .into_iter()
+                .map(|j| (j.id, j.state, j.attempts))
+                .collect()
+        };
+        let own = |v: &[(&str, &str, u32)]| -> Vec<(String, String, u32)> {
+            v.iter()
+                .map(|&(j, st, n)| (j.to_owned(), st.to_owned(), n))
+                .collect()
+        };
+        let first = own(&[
+            ("load", "SUCCESS", 1),
+            ("flaky", "SUCCESS", 2),
+            ("report", "CANCELLED", 0),
+        ]);
+        assert_eq!(states(&s, 1), first);
+        let second = own(&[
+            ("load", "SKIPPED", 0),
+            ("flaky", "SKIPPED", 0),
+            ("report", "SUCCESS", 1),
+        ]);
+        assert_eq!(states(&s, 2), second);
+        // Each run's audit trail is numbered from 1, in the order it was recorded; the
+        // mark-success stays last in run 1, with its actor.
+        let trail = s.transitions(1).unwrap();
+        assert_eq!(
+            trail.iter().map(|t| t.id).collect::<Vec<_>>(),
+            (1..=11).collect::<Vec<_>>()
+        );
+        let last = trail.last().unwrap();
+        assert_eq!(
+            (last.job_id.as_str(), last.to.as_str(), last.reason.as_str()),
+            ("flaky", "SUCCESS", "checked by hand")
+        );
+        assert_ne!(last.actor, ENGINE_ACTOR);
+        let ids = |s: &Store, run| -> Vec<i64> {
+            s.transitions(run).unwrap().iter().map(|t| t.id).collect()
+        };
+        assert_eq!(ids(&s, 2), [1, 2, 3, 4, 5]);
+        // Attempts keep their numbers, outcomes and usage, in the order they started.
+        let attempts = s.attempts(1).unwrap();
+        assert_eq!(
+            attempts
+                .iter()
+                .map(|a| (a.job_id.as_str(), a.number, a.outcome.as_deref()))
+                .collect::<Vec<_>>(),
+            [
+                ("load", 1, Some("SUCCESS")),
+                ("flaky", 1, Some("FAILED")),
+                ("flaky", 2, Some("FAILED"))
+            ]
+        );
+        assert!(attempts.iter().all(|a| a.user_cpu_us.is_some()));
+        let plan = s.plan_json(1).unwrap();
+        assert!(plan.contains("\"flaky\""), "{plan}");
+        // New facts follow on: the run's next transition is number 6.
+        s.record(2, &[t(2, "SUCCESS", "SUCCESS", 1)]).unwrap();
+        assert_eq!(ids(&s, 2).last(), Some(&6));
+        let id = s.create_run(&new_run("new", 9, &jobs(&["a"]))).unwrap();
+        assert_eq!(id, 3);
+        assert_eq!(s.plan_json(id).unwrap(), "{\"jobs\":[]}");
+        drop(s);
+        // Read as it is (read-only), the old schema gives the same answers.
+        let ro = Store::open(&fixture, Access::ReadOnly, Durability::Normal).unwrap();
+        assert_eq!(schema::version(&ro.conn).unwrap(), version);
+        assert_eq!(states(&ro, 1), first);
+        assert_eq!(states(&ro, 2), second);
+        assert_eq!(ids(&ro, 2), [1, 2, 3, 4, 5]);
+        assert_eq!(ro.attempts(1).unwrap().len(), 3);
+        assert_eq!(ro.plan_json(1).unwrap(), plan);
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! Both tables only grow. A manifest is inserted once per distinct content (`INSERT OR
 //! IGNORE` on its digest), so unchanged inputs cost one small row per start.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use rusqlite::{OptionalExtension as _, Transaction, params};
 
 use super::schema::FINGERPRINTS_FROM;
@@ -23,39 +26,68 @@ impl Store {
         }
         let mut st = self
             .conn
+            // `+?1`, `+?2`: the values without the parameters themselves, which would make
+            // SQLite prepare this LIMIT query again for every job (see `write::INSERT_TRANSITION`).
             .prepare_cached(
-                "SELECT f.run, f.command, f.env, f.inputs,
-                        COALESCE((SELECT to_state FROM transitions t
-                                  WHERE t.run = f.run AND t.job = f.job
-                                  ORDER BY t.id DESC LIMIT 1), 'PENDING')
+                "SELECT f.run, f.job, f.command, f.env, f.inputs
                  FROM fingerprints f
-                 WHERE f.name = ?1 AND f.job_id = ?2
+                 WHERE f.name = +?1 AND f.job_id = +?2
                  ORDER BY f.run DESC LIMIT 1",
             )
             .map_err(|e| self.err("reading fingerprints", e))?;
-        jobs.iter()
+        let found: Vec<Option<(i64, i64, Option<Digests>)>> = jobs
+            .iter()
             .map(|job| {
                 st.query_row(params![name, job], |row| {
-                    let command: Option<Vec<u8>> = row.get(1)?;
-                    let env: Option<Vec<u8>> = row.get(2)?;
-                    let inputs: Option<Vec<u8>> = row.get(3)?;
-                    Ok(LastStart {
-                        run: row.get(0)?,
-                        state: row.get(4)?,
-                        digests: match (command, env, inputs) {
-                            (Some(command), Some(env), Some(inputs)) => Some(Digests {
-                                command,
-                                env,
-                                inputs,
-                            }),
-                            _ => None,
-                        },
-                    })
+                    let command: Option<Vec<u8>> = row.get(2)?;
+                    let env: Option<Vec<u8>> = row.get(3)?;
+                    let inputs: Option<Vec<u8>> = row.get(4)?;
+                    let digests = match (command, env, inputs) {
+                        (Some(command), Some(env), Some(inputs)) => Some(Digests {
+                            command,
+                            env,
+                            inputs,
+                        }),
+                        _ => None,
+                    };
+                    Ok((row.get(0)?, row.get(1)?, digests))
                 })
                 .optional()
                 .map_err(|e| self.err("reading fingerprints", e))
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        // The jobs' states, one pass per run they last started in (usually one or two).
+        let mut states: HashMap<i64, HashMap<i64, String>> = HashMap::new();
+        for &(run, ..) in found.iter().flatten() {
+            if let Entry::Vacant(slot) = states.entry(run) {
+                slot.insert(self.states(run)?);
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|start| {
+                start.map(|(run, job, digests)| LastStart {
+                    run,
+                    state: states[&run]
+                        .get(&job)
+                        .map_or_else(|| "PENDING".to_owned(), Clone::clone),
+                    digests,
+                })
+            })
+            .collect())
+    }
+
+    /// The current state of each job of `run` that has a transition, by job index.
+    fn states(&self, run: i64) -> Result<HashMap<i64, String>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT job, to_state, MAX(id) FROM transitions WHERE run = ?1 GROUP BY job",
+            )
+            .and_then(|mut st| {
+                st.query_map([run], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .map_err(|e| self.err("reading job states", e))
     }
 
     /// The manifest with this digest, if the history has it.

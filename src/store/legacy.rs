@@ -161,12 +161,17 @@ impl Store {
                 .or_else(|| jobs.iter().filter_map(|j| j.at).max())
                 .unwrap_or(start);
             tx.execute(
-                "INSERT INTO runs (name, file, digest, plan_json, state, started_at, ended_at, exit_code, host, user, pid, exe_version)
-                 VALUES (?1, ?2, '', '{}', ?3, ?4, ?5, ?6, '', '', 0, 'executioner')",
+                "INSERT INTO runs (name, file, digest, state, started_at, ended_at, exit_code, host, user, pid, exe_version)
+                 VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, '', '', 0, 'executioner')",
                 params![run.name, file, run_state(&run.status), start, end, run.exit_code],
             )
             .map_err(|e| classify(&path, "importing", e))?;
             let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO plans (run, json) VALUES (?1, '{}')",
+                params![id],
+            )
+            .map_err(|e| classify(&path, "importing", e))?;
             for (index, job) in (0_i64..).zip(&jobs) {
                 let at = job.at.unwrap_or(end);
                 let state = job_state(&job.status);
@@ -181,7 +186,7 @@ impl Store {
                     &[&id, &index, &job.id],
                 )?;
                 insert(
-                    "INSERT INTO transitions (run, job, from_state, to_state, at, reason, actor) VALUES (?1, ?2, 'PENDING', ?3, ?4, ?5, 'executioner')",
+                    "INSERT INTO transitions (run, id, job, from_state, to_state, at, reason, actor) VALUES (?1, ?2 + 1, ?2, 'PENDING', ?3, ?4, ?5, 'executioner')",
                     &[
                         &id,
                         &index,

@@ -7,7 +7,7 @@
 
 use rusqlite::{Row, ToSql, params};
 
-use super::schema::USAGE_FROM;
+use super::schema::{PLANS_FROM, USAGE_FROM};
 use super::{AttemptRow, JobRow, RunFilter, RunRow, Store, StoreError, TransitionRow};
 
 const RUN_COLUMNS: &str = "id, name, file, digest, state, started_at, ended_at, exit_code, \
@@ -109,7 +109,11 @@ impl Store {
     /// The plan of a run, as the JSON it was recorded with.
     pub fn plan_json(&self, run: i64) -> Result<String, StoreError> {
         self.conn
-            .prepare_cached("SELECT plan_json FROM runs WHERE id = ?1")
+            .prepare_cached(if self.version >= PLANS_FROM {
+                "SELECT json FROM plans WHERE run = ?1"
+            } else {
+                "SELECT plan_json FROM runs WHERE id = ?1"
+            })
             .and_then(|mut st| st.query_row([run], |row| row.get(0)))
             .map_err(|e| match e {
                 rusqlite::Error::QueryReturnedNoRows => StoreError::UnknownRun { id: run },
@@ -123,12 +127,13 @@ impl Store {
         self.run(run)?;
         self.conn
             .prepare_cached(
+                // One pass over the run's transitions: with `MAX`, SQLite takes the other
+                // columns from the row that has it (each job's last transition).
                 "SELECT j.idx, j.job_id, t.to_state, t.reason,
                         (SELECT COUNT(*) FROM attempts a WHERE a.run = j.run AND a.job = j.idx)
                  FROM jobs j
-                 LEFT JOIN transitions t ON t.id = (
-                     SELECT id FROM transitions
-                     WHERE run = j.run AND job = j.idx ORDER BY id DESC LIMIT 1)
+                 LEFT JOIN (SELECT job, to_state, reason, MAX(id)
+                            FROM transitions WHERE run = ?1 GROUP BY job) t ON t.job = j.idx
                  WHERE j.run = ?1
                  ORDER BY j.idx",
             )
@@ -149,7 +154,8 @@ impl Store {
             .map_err(|e| self.err("listing jobs", e))
     }
 
-    /// The attempts of a run, in the order they started.
+    /// The attempts of a run, in the order they started (within one millisecond, by job
+    /// index and number).
     pub fn attempts(&self, run: i64) -> Result<Vec<AttemptRow>, StoreError> {
         self.run(run)?;
         self.conn
@@ -161,13 +167,13 @@ impl Store {
                             a.max_rss_kib, a.user_cpu_us, a.system_cpu_us
                      FROM attempts a JOIN jobs j ON j.run = a.run AND j.idx = a.job
                      WHERE a.run = ?1
-                     ORDER BY a.id"
+                     ORDER BY a.started_at, a.job, a.number"
                 } else {
                     "SELECT a.job, j.job_id, a.number, a.started_at, a.ended_at, a.exit_code,
                             a.signal, a.outcome, a.reason, a.log_path, a.pgid, NULL, NULL, NULL
                      FROM attempts a JOIN jobs j ON j.run = a.run AND j.idx = a.job
                      WHERE a.run = ?1
-                     ORDER BY a.id"
+                     ORDER BY a.started_at, a.job, a.number"
                 },
             )
             .and_then(|mut st| {
@@ -194,12 +200,13 @@ impl Store {
             .map_err(|e| self.err("listing attempts", e))
     }
 
-    /// The audit trail of a run, in the order recorded.
+    /// The audit trail of a run, in the order recorded, numbered from 1 (also in a database
+    /// from before schema 5, read as it is, whose ids counted all runs' transitions).
     pub fn transitions(&self, run: i64) -> Result<Vec<TransitionRow>, StoreError> {
         self.run(run)?;
         self.conn
             .prepare_cached(
-                "SELECT t.id, t.job, j.job_id, t.from_state, t.to_state, t.at, t.reason, t.actor
+                "SELECT ROW_NUMBER() OVER (ORDER BY t.id), t.job, j.job_id, t.from_state, t.to_state, t.at, t.reason, t.actor
                  FROM transitions t JOIN jobs j ON j.run = t.run AND j.idx = t.job
                  WHERE t.run = ?1
                  ORDER BY t.id",

@@ -120,6 +120,68 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_by_name_started  ON runs(name, started_at);
     CREATE INDEX runs_by_state_started ON runs(state, started_at);
     ",
+    // 5: fewer pages written per commit. A job's start and end wrote four b-trees (attempts
+    // and its (run, job, number) index, transitions and its (run, job, id) index); now each
+    // table is its own index, kept in the order it grows:
+    // - attempts are keyed by (run, job, number), and are read in the order they started;
+    // - transitions are keyed by (run, id), where `id` counts a run's transitions from 1 in
+    //   the order recorded (the audit trail's order). A job's current state is the last of
+    //   its run's transitions for it;
+    // - the plan JSON moves out of `runs` to `plans`: updating a run's end or heartbeat no
+    //   longer rewrites the plan's overflow pages.
+    "
+    CREATE TABLE attempts_v5 (
+        run            INTEGER NOT NULL,
+        job            INTEGER NOT NULL,
+        number         INTEGER NOT NULL,
+        started_at     INTEGER NOT NULL,
+        ended_at       INTEGER,
+        exit_code      INTEGER,
+        signal         INTEGER,
+        outcome        TEXT,
+        reason         TEXT,
+        log_path       TEXT    NOT NULL,
+        pgid           INTEGER,
+        max_rss_kib    INTEGER,
+        user_cpu_us    INTEGER,
+        system_cpu_us  INTEGER,
+        PRIMARY KEY (run, job, number),
+        FOREIGN KEY (run, job) REFERENCES jobs(run, idx)
+    ) WITHOUT ROWID;
+    INSERT INTO attempts_v5
+        SELECT run, job, number, started_at, ended_at, exit_code, signal, outcome, reason,
+               log_path, pgid, max_rss_kib, user_cpu_us, system_cpu_us
+        FROM attempts;
+    DROP TABLE attempts;
+    ALTER TABLE attempts_v5 RENAME TO attempts;
+
+    CREATE TABLE transitions_v5 (
+        run         INTEGER NOT NULL,
+        id          INTEGER NOT NULL,
+        job         INTEGER NOT NULL,
+        from_state  TEXT    NOT NULL,
+        to_state    TEXT    NOT NULL,
+        at          INTEGER NOT NULL,
+        reason      TEXT    NOT NULL,
+        actor       TEXT    NOT NULL,
+        PRIMARY KEY (run, id),
+        FOREIGN KEY (run, job) REFERENCES jobs(run, idx)
+    ) WITHOUT ROWID;
+    INSERT INTO transitions_v5
+        SELECT run, ROW_NUMBER() OVER (PARTITION BY run ORDER BY id), job, from_state,
+               to_state, at, reason, actor
+        FROM transitions;
+    DROP INDEX transitions_by_job;
+    DROP TABLE transitions;
+    ALTER TABLE transitions_v5 RENAME TO transitions;
+
+    CREATE TABLE plans (
+        run   INTEGER PRIMARY KEY REFERENCES runs(id),
+        json  TEXT    NOT NULL
+    );
+    INSERT INTO plans SELECT id, plan_json FROM runs;
+    ALTER TABLE runs DROP COLUMN plan_json;
+    ",
 ];
 
 /// The schema version this code writes.
@@ -135,6 +197,9 @@ pub(crate) const FINGERPRINTS_FROM: i64 = 2;
 
 /// The first schema version with attempts' usage; read-only opens of older ones have none.
 pub(crate) const USAGE_FROM: i64 = 3;
+
+/// The first schema version with the plan JSON in `plans` (before, in `runs.plan_json`).
+pub(crate) const PLANS_FROM: i64 = 5;
 
 /// The `user_version` of the open database.
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {

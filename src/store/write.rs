@@ -175,15 +175,14 @@ pub(super) fn insert_run_for_bench(tx: &Transaction, run: &NewRun) -> rusqlite::
 
 fn insert_run(tx: &Transaction, run: &NewRun) -> rusqlite::Result<i64> {
     tx.prepare_cached(
-        "INSERT INTO runs (name, file, digest, plan_json, started_at, host, user, pid,
-                           exe_version, resumed_from)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO runs (name, file, digest, started_at, host, user, pid, exe_version,
+                           resumed_from)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         run.name,
         run.file,
         run.digest,
-        run.plan_json,
         run.started_at_ms,
         run.host,
         run.user,
@@ -192,6 +191,8 @@ fn insert_run(tx: &Transaction, run: &NewRun) -> rusqlite::Result<i64> {
         run.resumed_from,
     ])?;
     let id = tx.last_insert_rowid();
+    tx.prepare_cached("INSERT INTO plans (run, json) VALUES (?1, ?2)")?
+        .execute(params![id, run.plan_json])?;
     let mut job = tx.prepare_cached("INSERT INTO jobs (run, idx, job_id) VALUES (?1, ?2, ?3)")?;
     for (index, job_id) in run.jobs.iter().enumerate() {
         job.execute(params![id, index_sql(index), job_id])?;
@@ -284,6 +285,15 @@ fn micros(time: std::time::Duration) -> i64 {
     i64::try_from(time.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// Adds a transition as its run's next number: one seek to the end of the run's range of
+/// the primary key. `+?1`, not `?1`: compared to a bound parameter in a MAX or LIMIT
+/// query, `SQLite` prepares the statement again for each new value, which cost more than
+/// the insert itself.
+pub(super) const INSERT_TRANSITION: &str =
+    "INSERT INTO transitions (run, id, job, from_state, to_state, at, reason, actor)
+     VALUES (?1, (SELECT COALESCE(MAX(id), 0) + 1 FROM transitions WHERE run = +?1),
+             ?2, ?3, ?4, ?5, ?6, ?7)";
+
 #[allow(clippy::too_many_arguments)] // one per column of the audit trail
 fn insert_transition(
     tx: &Transaction,
@@ -295,11 +305,8 @@ fn insert_transition(
     reason: &str,
     actor: &str,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO transitions (run, job, from_state, to_state, at, reason, actor)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![run, job, from, to, at_ms, reason, actor])?;
+    tx.prepare_cached(INSERT_TRANSITION)?
+        .execute(params![run, job, from, to, at_ms, reason, actor])?;
     Ok(())
 }
 
