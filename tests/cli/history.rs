@@ -633,6 +633,61 @@ fn a_database_left_without_a_schema_reads_as_no_runs() {
     );
 }
 
+#[test]
+fn a_schema_4_history_reads_the_same_before_and_after_apply_upgrades_it() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path().join(".exe")).unwrap();
+    std::fs::copy(
+        crate::harness::repo().join("tests/fixtures/history/v4.db"),
+        sb.path().join(".exe/history.db"),
+    )
+    .unwrap();
+    let show = |run: &str| {
+        let shown = sb.exe(&["show", run, "--format", "json"]);
+        assert_eq!(shown.code, 0, "{}", shown.stderr);
+        let mut doc = json(&shown);
+        // The part of the audit trail and attempts that an upgrade must keep as it was.
+        let trail: Vec<_> = doc["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} {}->{} {}",
+                    t["id"], t["job_id"], t["from"], t["to"], t["actor"]
+                )
+            })
+            .collect();
+        let attempts: Vec<_> = doc["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| format!("{} #{} {}", a["job_id"], a["number"], a["outcome"]))
+            .collect();
+        let jobs = doc["jobs"].take();
+        (trail, attempts, jobs)
+    };
+    // Read as it is: the read-only commands do not upgrade.
+    let before = show("1");
+    assert_eq!(before.0.len(), 11, "{:?}", before.0);
+    assert!(before.0[0].starts_with("1 "), "{:?}", before.0);
+    assert!(
+        before.0[10].contains("\"flaky\" \"FAILED\"->\"SUCCESS\""),
+        "{:?}",
+        before.0
+    );
+    assert_eq!(show("2").0.len(), 5);
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    let applied = sb.exe(&["apply", "-q", "p.toml"]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert_eq!(show("1"), before, "run 1 reads the same after the upgrade");
+    let runs = json(&sb.exe(&["runs", "--format", "json"]));
+    assert_eq!(runs[0]["id"], 3, "a new run after the old ones");
+    let third = show("3");
+    assert_eq!(third.0.len(), 3, "{:?}", third.0);
+    assert!(third.0[0].starts_with("1 "), "numbered from 1 in its run");
+}
+
 /// One job's entry in `exe stats --format json`.
 fn job_stats<'a>(stats: &'a serde_json::Value, job: &str) -> &'a serde_json::Value {
     stats
