@@ -81,6 +81,7 @@ impl Store {
     fn states(&self, run: i64) -> Result<HashMap<i64, String>, StoreError> {
         self.conn
             .prepare_cached(
+                // With `MAX(id)`, SQLite takes `to_state` from the job's last transition.
                 "SELECT job, to_state, MAX(id) FROM transitions WHERE run = ?1 GROUP BY job",
             )
             .and_then(|mut st| {
