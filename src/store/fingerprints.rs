@@ -10,7 +10,7 @@ use std::collections::hash_map::Entry;
 use rusqlite::{OptionalExtension as _, Transaction, params};
 
 use super::schema::FINGERPRINTS_FROM;
-use super::{Digests, JobFingerprint, LastStart, Store, StoreError};
+use super::{Digests, JobFingerprint, JobRow, LastStart, Store, StoreError};
 
 impl Store {
     /// For each of `jobs` (ids), its most recent recorded start in a run of pipeline
@@ -56,11 +56,11 @@ impl Store {
                 .map_err(|e| self.err("reading fingerprints", e))
             })
             .collect::<Result<_, _>>()?;
-        // The jobs' states, one pass per run they last started in (usually one or two).
-        let mut states: HashMap<i64, HashMap<i64, String>> = HashMap::new();
+        // The jobs' states, read once per run they last started in (usually one or two).
+        let mut runs: HashMap<i64, Vec<JobRow>> = HashMap::new();
         for &(run, ..) in found.iter().flatten() {
-            if let Entry::Vacant(slot) = states.entry(run) {
-                slot.insert(self.states(run)?);
+            if let Entry::Vacant(slot) = runs.entry(run) {
+                slot.insert(self.jobs(run)?);
             }
         }
         Ok(found
@@ -68,27 +68,15 @@ impl Store {
             .map(|start| {
                 start.map(|(run, job, digests)| LastStart {
                     run,
-                    state: states[&run]
-                        .get(&job)
-                        .map_or_else(|| "PENDING".to_owned(), Clone::clone),
+                    // A run's jobs are listed by index, from 0.
+                    state: usize::try_from(job)
+                        .ok()
+                        .and_then(|job| runs[&run].get(job))
+                        .map_or_else(|| "PENDING".to_owned(), |row| row.state.clone()),
                     digests,
                 })
             })
             .collect())
-    }
-
-    /// The current state of each job of `run` that has a transition, by job index.
-    fn states(&self, run: i64) -> Result<HashMap<i64, String>, StoreError> {
-        self.conn
-            .prepare_cached(
-                // With `MAX(id)`, SQLite takes `to_state` from the job's last transition.
-                "SELECT job, to_state, MAX(id) FROM transitions WHERE run = ?1 GROUP BY job",
-            )
-            .and_then(|mut st| {
-                st.query_map([run], |row| Ok((row.get(0)?, row.get(1)?)))?
-                    .collect()
-            })
-            .map_err(|e| self.err("reading job states", e))
     }
 
     /// The manifest with this digest, if the history has it.
