@@ -22,6 +22,9 @@ fn environment() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // On by default only with debug assertions; it is what names the undefined value
+        // ("`vars.regoin` is undefined"), which release builds must say too.
+        env.set_debug(true);
         env.set_fuel(Some(FUEL));
         env.set_recursion_limit(64);
         env
