@@ -11,6 +11,7 @@ pub mod events;
 pub mod fingerprint;
 pub mod graph;
 pub mod load;
+pub mod logs;
 pub mod model;
 pub mod plan;
 pub mod process;

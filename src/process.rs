@@ -39,7 +39,7 @@
 //! says why in a `// SAFETY:` comment. (std's `Child::wait` reaps too, but drops the usage.)
 #![allow(unsafe_code)]
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -49,6 +49,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, PidfdFlags};
+
+use crate::logs;
 
 /// How long to wait for the group to vanish after SIGKILL. SIGKILL cannot be caught, so this
 /// only covers the kernel tearing processes down and us reaping them; a process stuck in
@@ -548,21 +550,10 @@ fn check_working_dir(path: &Path) -> Result<(), ProcessError> {
 }
 
 fn open_log(path: &Path) -> Result<File, ProcessError> {
-    let error = |source| ProcessError::LogFile {
+    logs::open(path).map_err(|source| ProcessError::LogFile {
         path: path.to_path_buf(),
         source,
-    };
-    let open = || OpenOptions::new().create(true).append(true).open(path);
-    match open() {
-        // The run's log folder is made by its first attempt; the others find it there.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent).map_err(error)?;
-            }
-            open().map_err(error)
-        }
-        opened => opened.map_err(error),
-    }
+    })
 }
 
 #[cfg(test)]

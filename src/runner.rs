@@ -24,6 +24,7 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +34,7 @@ use signal_hook::consts::SIGTERM;
 use crate::attempt::{self, Attempt, Ended};
 use crate::events::{self, Ready, Waker};
 use crate::fingerprint::Fingerprinter;
+use crate::logs;
 use crate::model::Pipeline;
 use crate::process::{self, AttemptSpec, Exit, Finished, Running, Usage};
 use crate::progress::Progress;
@@ -275,7 +277,18 @@ pub fn run(
     let (task_tx, task_rx) = mpsc::channel::<Task<'_>>();
     let task_rx = Mutex::new(task_rx);
     let mut idle_workers = 0usize;
-    std::thread::scope(|scope| {
+    // The first attempts' logs are made ahead, on a thread of their own (see `logs`).
+    let to_run: Vec<logs::Owner<'_>> = (pipeline.jobs.iter().enumerate())
+        .filter(|&(index, _)| matches!(dispositions[index], Disposition::Run))
+        .map(|(index, job)| logs::Owner::of(index, job))
+        .collect();
+    let stop_making_logs = AtomicBool::new(false);
+    let made_logs = std::thread::scope(|scope| {
+        let making_logs = (to_run.len() > 1).then(|| {
+            let (to_run, stop) = (&to_run, &stop_making_logs);
+            let run = options.run_id;
+            scope.spawn(move || logs::create_ahead(run, to_run, stop))
+        });
         let give = |task, idle_workers: &mut usize| {
             if *idle_workers == 0 {
                 let (task_rx, tx, waker) = (&task_rx, tx.clone(), &*waker);
@@ -348,9 +361,19 @@ pub fn run(
                 }
             }
             runner.enforce_deadlines();
+            if runner.cancelling {
+                stop_making_logs.store(true, Ordering::Relaxed);
+            }
         }
         drop(task_tx);
+        stop_making_logs.store(true, Ordering::Relaxed);
+        making_logs.and_then(|thread| thread.join().ok())
     });
+    if let Some(made) = made_logs {
+        logs::remove_unused(options.run_id, &made, |job| {
+            runner.scheduler.attempts(job) > 0
+        });
+    }
     drop(signals);
     runner.force_next_commit = true;
     runner.flush();
@@ -591,16 +614,7 @@ impl<'a> Runner<'a> {
     }
 
     fn log_path(&self, job: usize, attempt: u32) -> PathBuf {
-        let job_ref = &self.pipeline.jobs[job];
-        let name = if attempt <= 1 {
-            format!("{}.log", job_ref.id)
-        } else {
-            format!("{}@{attempt}.log", job_ref.id)
-        };
-        job_ref
-            .log_dir
-            .join(self.options.run_id.to_string())
-            .join(name)
+        logs::path(&self.pipeline.jobs[job], self.options.run_id, attempt)
     }
 
     /// Marks the attempt in flight and returns the work for a worker.

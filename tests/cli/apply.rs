@@ -107,6 +107,34 @@ fn continue_on_error_runs_independent_branches_and_still_fails() {
     );
 }
 
+/// Logs are made ahead of the jobs (`src/logs.rs`); the run folder still ends up holding
+/// exactly the logs of the jobs that started, here two of six.
+#[test]
+fn only_jobs_that_started_leave_a_log() {
+    let sb = Sandbox::new();
+    let mut text =
+        String::from("[jobs.bad]\ncommand = \"echo no; exit 1\"\n[jobs.ok]\ncommand = \"true\"\n");
+    for i in 0..4 {
+        text += &format!("[jobs.after{i}]\ncommand = \"true\"\nneeds = [\"bad\"]\n");
+    }
+    sb.file("p.toml", &text);
+    let run = apply(
+        &sb,
+        &["--max-parallel", "1", "--continue-on-error", "p.toml"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let mut names: Vec<String> = std::fs::read_dir(run_logs(&sb))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["bad.log", "ok.log"]);
+    assert_eq!(
+        std::fs::read_to_string(run_logs(&sb).join("bad.log")).unwrap(),
+        "no\n"
+    );
+}
+
 #[test]
 fn retries_until_success_keep_each_attempts_log() {
     let sb = Sandbox::new();
