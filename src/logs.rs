@@ -3,20 +3,24 @@
 //! An attempt writes to `<log_dir>/<run>/<job>.log` (`<job>@<n>.log` from the second
 //! attempt on). Creating a file costs tens of microseconds on a journalled file system
 //! such as ext4 (an inode and a directory entry), and the coordinator paid it between one
-//! job's end and the next one's start: 5% of a 200-job chain (`docs/performance.md`). So a
-//! thread of the run creates the first attempts' files in advance, in file order, while
-//! the jobs run; the coordinator then opens a file that is already there. Files made for
-//! jobs that never started (skipped for a failed need, or the run was stopped) are
-//! removed at the end of the run.
+//! job's end and the next one's start (`docs/performance.md`). So a thread of the run
+//! ([`Ahead`]) creates the first attempts' files in advance, in file order, while the jobs
+//! run; the coordinator then opens a file that is already there. Files made for jobs that
+//! never started (skipped for a failed need, or the run was stopped) are removed at the
+//! end of the run.
 //!
-//! Invariants: this thread only ever creates files that did not exist, and only those are
-//! removed, and only when their job made no attempt in the run; it gives up on the first
-//! error (the coordinator reports it, with the job, when it opens the file itself).
+//! Invariants: the thread only ever creates files that did not exist, and only those are
+//! removed, and only when their job made no attempt in the run; it stays at most
+//! [`LOOKAHEAD`] files ahead of the jobs started, so a run stopped early has little to
+//! remove; it gives up on the first error (the coordinator reports it, with the job, when
+//! it opens the file itself).
 
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::Thread;
 
 use crate::model::{Job, JobId};
 
@@ -75,33 +79,76 @@ pub fn open(path: &Path) -> io::Result<fs::File> {
     }
 }
 
-/// Creates the first attempt's log of each of `jobs`, in that order, until all exist or
-/// `stop` is set. Returns those whose file it created (not those found already there).
-pub fn create_ahead<'a>(run: i64, jobs: &[Owner<'a>], stop: &AtomicBool) -> Vec<Owner<'a>> {
-    let mut made = Vec::new();
-    for owner in jobs {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let path = owner.path(run, 1);
-        let create = || OpenOptions::new().write(true).create_new(true).open(&path);
-        let created = match create() {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => path
-                .parent()
-                .map_or(Err(e), fs::create_dir_all)
-                .and_then(|()| create()),
-            created => created,
-        };
-        match created {
-            Ok(_) => made.push(*owner),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(_) => break,
-        }
-    }
-    made
+/// How many logs [`Ahead`] makes beyond the jobs started: far more than any
+/// `max_parallel` starts at once, few enough to remove quickly when a run stops early.
+pub const LOOKAHEAD: usize = 256;
+
+/// Makes the first attempts' logs ahead of the jobs, paced by the coordinator.
+#[derive(Debug, Default)]
+pub struct Ahead {
+    started: AtomicUsize,
+    stopped: AtomicBool,
+    /// The thread running [`Ahead::create`], once it has started, to wake it.
+    thread: OnceLock<Thread>,
 }
 
-/// Removes the logs [`create_ahead`] made for jobs that did not start in the run.
+impl Ahead {
+    /// Creates the first attempt's log of each of `jobs` in run `run`, in that order, until
+    /// all exist or [`Ahead::stop`] is called. Returns those whose file it created (not
+    /// those found already there). Runs on a thread of its own.
+    pub fn create<'a>(&self, run: i64, jobs: &[Owner<'a>]) -> Vec<Owner<'a>> {
+        let _ = self.thread.set(std::thread::current());
+        let mut made = Vec::new();
+        for (i, owner) in jobs.iter().enumerate() {
+            while !self.stopped.load(Ordering::Acquire)
+                && i >= self.started.load(Ordering::Acquire) + LOOKAHEAD
+            {
+                std::thread::park();
+            }
+            if self.stopped.load(Ordering::Acquire) {
+                break;
+            }
+            let path = owner.path(run, 1);
+            let create = || OpenOptions::new().write(true).create_new(true).open(&path);
+            let created = match create() {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => path
+                    .parent()
+                    .map_or(Err(e), fs::create_dir_all)
+                    .and_then(|()| create()),
+                created => created,
+            };
+            match created {
+                Ok(_) => made.push(*owner),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(_) => break,
+            }
+        }
+        made
+    }
+
+    /// A job's first attempt started: the thread may go one file further. It is woken
+    /// once per half [`LOOKAHEAD`], not per job.
+    pub fn job_started(&self) {
+        let started = self.started.fetch_add(1, Ordering::AcqRel) + 1;
+        if started.is_multiple_of(LOOKAHEAD / 2) {
+            self.wake();
+        }
+    }
+
+    /// No more files: the run is over or stopping.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+    }
+}
+
+/// Removes the logs [`Ahead::create`] made for jobs that did not start in the run.
 pub fn remove_unused(run: i64, made: &[Owner<'_>], started: impl Fn(usize) -> bool) {
     for owner in made.iter().filter(|owner| !started(owner.job)) {
         // Nothing was written to it; if it is already gone, so much the better.
@@ -117,11 +164,28 @@ mod tests {
 
     /// Jobs `a`, `b` and `c`, logging under `log_dir`.
     fn pipeline(log_dir: &Path) -> Pipeline {
+        jobs(log_dir, &["a", "b", "c"])
+    }
+
+    fn jobs(log_dir: &Path, ids: &[&str]) -> Pipeline {
         let mut text = format!("log_dir = {:?}\n", log_dir.display().to_string());
-        for id in ["a", "b", "c"] {
+        for id in ids {
             text += &format!("[jobs.{id}]\ncommand = \"true\"\n");
         }
         from_toml(&text, &Options::default())
+    }
+
+    fn count(folder: &Path) -> usize {
+        fs::read_dir(folder).map_or(0, Iterator::count)
+    }
+
+    /// Waits (up to 10 s) until `folder` holds `n` files; returns how many it holds.
+    fn wait_for(folder: &Path, n: usize) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while count(folder) < n && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        count(folder)
     }
 
     fn owners(p: &Pipeline) -> Vec<Owner<'_>> {
@@ -146,7 +210,7 @@ mod tests {
         // `b` was opened by the coordinator first: not made here, so never removed here.
         fs::create_dir_all(dir.path().join("4")).expect("the run's folder");
         fs::write(dir.path().join("4/b.log"), "output").expect("b's log");
-        let made = create_ahead(4, &owners(&p), &AtomicBool::new(false));
+        let made = Ahead::default().create(4, &owners(&p));
         assert_eq!(made.iter().map(|o| o.job).collect::<Vec<_>>(), [0, 2]);
         remove_unused(4, &made, |job| job == 0);
         assert!(dir.path().join("4/a.log").exists(), "a started");
@@ -155,16 +219,42 @@ mod tests {
     }
 
     #[test]
+    fn it_stays_within_the_lookahead_of_the_jobs_started() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let ids: Vec<String> = (0..LOOKAHEAD * 2).map(|i| format!("j{i}")).collect();
+        let p = jobs(
+            dir.path(),
+            &ids.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let (owners, folder) = (owners(&p), dir.path().join("9"));
+        let ahead = Ahead::default();
+        std::thread::scope(|scope| {
+            let thread = scope.spawn(|| ahead.create(9, &owners));
+            assert_eq!(wait_for(&folder, LOOKAHEAD), LOOKAHEAD);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert_eq!(count(&folder), LOOKAHEAD, "no further until jobs start");
+            for _ in 0..LOOKAHEAD / 2 {
+                ahead.job_started();
+            }
+            assert_eq!(wait_for(&folder, LOOKAHEAD * 3 / 2), LOOKAHEAD * 3 / 2);
+            ahead.stop();
+            assert_eq!(thread.join().expect("no panic").len(), LOOKAHEAD * 3 / 2);
+        });
+    }
+
+    #[test]
     fn a_stopped_run_makes_nothing_more() {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let p = pipeline(dir.path());
-        assert!(create_ahead(1, &owners(&p), &AtomicBool::new(true)).is_empty());
+        let ahead = Ahead::default();
+        ahead.stop();
+        assert!(ahead.create(1, &owners(&p)).is_empty());
         assert!(!dir.path().join("1").exists());
     }
 
     #[test]
     fn an_unwritable_log_dir_stops_it_quietly() {
         let p = pipeline(Path::new("/proc/no-logs-here"));
-        assert!(create_ahead(1, &owners(&p), &AtomicBool::new(false)).is_empty());
+        assert!(Ahead::default().create(1, &owners(&p)).is_empty());
     }
 }

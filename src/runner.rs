@@ -24,7 +24,6 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -253,6 +252,7 @@ pub fn run(
         });
         Some(forward.map_err(RunError::Signals)?)
     };
+    let logs_ahead = logs::Ahead::default();
     let mut runner = Runner {
         pipeline,
         options,
@@ -271,6 +271,7 @@ pub fn run(
         history_error: None,
         next_heartbeat: Instant::now() + HEARTBEAT,
         force_next_commit: false,
+        logs_ahead: &logs_ahead,
     };
     // Workers are started as blocking work needs them and then reused: one per task would
     // cost a thread (and its stack) each time.
@@ -282,12 +283,10 @@ pub fn run(
         .filter(|&(index, _)| matches!(dispositions[index], Disposition::Run))
         .map(|(index, job)| logs::Owner::of(index, job))
         .collect();
-    let stop_making_logs = AtomicBool::new(false);
     let made_logs = std::thread::scope(|scope| {
         let making_logs = (to_run.len() > 1).then(|| {
-            let (to_run, stop) = (&to_run, &stop_making_logs);
-            let run = options.run_id;
-            scope.spawn(move || logs::create_ahead(run, to_run, stop))
+            let (to_run, ahead, run) = (&to_run, runner.logs_ahead, options.run_id);
+            scope.spawn(move || ahead.create(run, to_run))
         });
         let give = |task, idle_workers: &mut usize| {
             if *idle_workers == 0 {
@@ -362,11 +361,11 @@ pub fn run(
             }
             runner.enforce_deadlines();
             if runner.cancelling {
-                stop_making_logs.store(true, Ordering::Relaxed);
+                runner.logs_ahead.stop();
             }
         }
         drop(task_tx);
-        stop_making_logs.store(true, Ordering::Relaxed);
+        runner.logs_ahead.stop();
         making_logs.and_then(|thread| thread.join().ok())
     });
     if let Some(made) = made_logs {
@@ -424,6 +423,8 @@ struct Runner<'a> {
     next_heartbeat: Instant,
     /// Commit at the next flush even if only process groups are pending.
     force_next_commit: bool,
+    /// Makes the first attempts' logs ahead of the jobs; told of each first start.
+    logs_ahead: &'a logs::Ahead,
 }
 
 /// A fact waiting for the next commit.
@@ -642,10 +643,11 @@ impl<'a> Runner<'a> {
             at: now,
             log: log_path.display().to_string(),
         });
-        if number == 1
-            && let Some(fingerprint) = self.options.fingerprints.at_start(job)
-        {
-            self.pending.push(Pending::Fingerprint { job, fingerprint });
+        if number == 1 {
+            self.logs_ahead.job_started();
+            if let Some(fingerprint) = self.options.fingerprints.at_start(job) {
+                self.pending.push(Pending::Fingerprint { job, fingerprint });
+            }
         }
         self.progress.attempt_started(job, number, &log_path);
         let command = spec.command.for_attempt(self.options.run_id, number);

@@ -209,6 +209,9 @@ fn ctrl_c_cancels_kills_every_process_and_exits_130() {
         !pid_alive(&read(&sb, "child")),
         "a process started by exe survived Ctrl-C"
     );
+    // `later`'s log, made ahead, went with the run: it never started.
+    assert!(run_logs(&sb).join("long.log").exists());
+    assert!(!run_logs(&sb).join("later.log").exists());
 }
 
 #[test]
