@@ -27,7 +27,16 @@ use crate::model::{Job, JobId};
 /// The log of attempt `attempt` (from 1) of `job` in run `run`.
 #[must_use]
 pub fn path(job: &Job, run: i64, attempt: u32) -> PathBuf {
-    Owner::of(0, job).path(run, attempt)
+    file(&job.log_dir, &job.id, run, attempt)
+}
+
+fn file(log_dir: &Path, id: &JobId, run: i64, attempt: u32) -> PathBuf {
+    let name = if attempt <= 1 {
+        format!("{id}.log")
+    } else {
+        format!("{id}@{attempt}.log")
+    };
+    log_dir.join(run.to_string()).join(name)
 }
 
 /// What names a job's logs, apart from the run and the attempt; it can go to another thread.
@@ -50,13 +59,8 @@ impl<'a> Owner<'a> {
         }
     }
 
-    fn path(&self, run: i64, attempt: u32) -> PathBuf {
-        let name = if attempt <= 1 {
-            format!("{}.log", self.id)
-        } else {
-            format!("{}@{attempt}.log", self.id)
-        };
-        self.log_dir.join(run.to_string()).join(name)
+    fn first_log(&self, run: i64) -> PathBuf {
+        file(self.log_dir, self.id, run, 1)
     }
 }
 
@@ -108,7 +112,7 @@ impl Ahead {
             if self.stopped.load(Ordering::Acquire) {
                 break;
             }
-            let path = owner.path(run, 1);
+            let path = owner.first_log(run);
             let create = || OpenOptions::new().write(true).create_new(true).open(&path);
             let created = match create() {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => path
@@ -152,7 +156,7 @@ impl Ahead {
 pub fn remove_unused(run: i64, made: &[Owner<'_>], started: impl Fn(usize) -> bool) {
     for owner in made.iter().filter(|owner| !started(owner.job)) {
         // Nothing was written to it; if it is already gone, so much the better.
-        let _ = fs::remove_file(owner.path(run, 1));
+        let _ = fs::remove_file(owner.first_log(run));
     }
 }
 
