@@ -70,14 +70,20 @@ impl<'a> Owner<'a> {
 ///
 /// The error of creating the folder or opening the file.
 pub fn open(path: &Path) -> io::Result<fs::File> {
-    let open = || OpenOptions::new().create(true).append(true).open(path);
-    match open() {
-        // The run's log folder is made by its first attempt; the others find it there.
+    in_folder(path, |p| {
+        OpenOptions::new().create(true).append(true).open(p)
+    })
+}
+
+/// `open(path)`, and if its folder is missing, the same again once the folder is made:
+/// the run's log folder is made by whichever comes first, the others find it there.
+fn in_folder(path: &Path, open: impl Fn(&Path) -> io::Result<fs::File>) -> io::Result<fs::File> {
+    match open(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent)?;
             }
-            open()
+            open(path)
         }
         opened => opened,
     }
@@ -112,15 +118,9 @@ impl Ahead {
             if self.stopped.load(Ordering::Acquire) {
                 break;
             }
-            let path = owner.first_log(run);
-            let create = || OpenOptions::new().write(true).create_new(true).open(&path);
-            let created = match create() {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => path
-                    .parent()
-                    .map_or(Err(e), fs::create_dir_all)
-                    .and_then(|()| create()),
-                created => created,
-            };
+            let created = in_folder(&owner.first_log(run), |p| {
+                OpenOptions::new().write(true).create_new(true).open(p)
+            });
             match created {
                 Ok(_) => made.push(*owner),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}

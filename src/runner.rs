@@ -360,9 +360,6 @@ pub fn run(
                 }
             }
             runner.enforce_deadlines();
-            if runner.cancelling {
-                runner.logs_ahead.stop();
-            }
         }
         drop(task_tx);
         runner.logs_ahead.stop();
@@ -589,6 +586,7 @@ impl<'a> Runner<'a> {
         self.history_error = Some(error);
         if !self.cancelling {
             self.cancelling = true;
+            self.logs_ahead.stop();
             let now = self.now();
             let _ = self
                 .scheduler
@@ -887,6 +885,7 @@ impl<'a> Runner<'a> {
         }
         if !self.cancelling {
             self.cancelling = true;
+            self.logs_ahead.stop();
             let now = self.now();
             let (reason, note) = match by {
                 StopBy::Signal => (
