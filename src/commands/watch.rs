@@ -22,6 +22,12 @@ pub(super) fn run(args: &WatchArgs, out: super::Output, db: &Path) -> Result<i32
         });
     }
     let process_env: Vec<(String, String)> = std::env::vars().collect();
+    let file = &apply_args.run.file;
+    if !file.exists() {
+        // Missing from the start is a mistyped name, not an edit in progress: say so as
+        // `apply` would, and stop instead of waiting for the file to appear.
+        super::load_pipeline(&apply_args.run, &process_env)?;
+    }
     let mut store = apply::open_store(db, apply_args)?;
     apply::close_orphans(&mut store, out.quiet)?;
     let settings = Settings {
@@ -31,7 +37,6 @@ pub(super) fn run(args: &WatchArgs, out: super::Output, db: &Path) -> Result<i32
         quiet: out.quiet,
         color: out.color_err,
     };
-    let file = &apply_args.run.file;
     watch::run(
         &settings,
         || match super::load_pipeline(&apply_args.run, &process_env) {

@@ -70,6 +70,13 @@ impl Sandbox {
         self.run(cmd, stdin)
     }
 
+    /// Runs exe under `timeout 20`, for a case where the bug would be a hang: exit 124 then.
+    pub fn exe_or_hang(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new("timeout");
+        cmd.arg("20").arg(env!("CARGO_BIN_EXE_exe")).args(args);
+        self.run(cmd, None)
+    }
+
     /// Runs `cmd` (exe, or a wrapper such as `setpriv` or `sh` that execs it) in the sandbox,
     /// without the caller's `EXE_*` settings, and collects its output.
     pub fn run(&self, mut cmd: Command, stdin: Option<&[u8]>) -> Run {

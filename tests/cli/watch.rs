@@ -318,6 +318,20 @@ fn a_new_file_in_a_watched_folder_is_seen_when_it_is_an_input() {
 }
 
 #[test]
+fn a_pipeline_file_missing_at_the_start_is_an_error_not_a_wait() {
+    let sb = Sandbox::new();
+    let run = sb.exe_or_hang(&["watch", "pipline.toml"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot read pipline.toml"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("watching"), "{}", run.stderr);
+    assert!(!sb.path().join(".exe").exists(), "no history was made");
+}
+
+#[test]
 fn a_broken_edit_shows_its_problems_and_the_fix_runs_again() {
     let sb = Sandbox::new();
     sb.file("p.toml", COUNTER);
