@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::state::RunState;
+
 /// exe runs pipelines of shell jobs with dependencies, and checks them.
 #[derive(Debug, Parser)]
 #[command(name = "exe", version, about, max_term_width = 100)]
@@ -106,8 +108,13 @@ pub struct RunsArgs {
     /// Only runs of this pipeline name.
     #[arg(long)]
     pub name: Option<String>,
-    /// Only runs in this state (RUNNING, SUCCESS, FAILED, CANCELLED).
-    #[arg(long, value_name = "STATE")]
+    /// Only runs in this state (RUNNING, SUCCESS, FAILED, CANCELLED; any case).
+    #[arg(
+        long,
+        value_name = "STATE",
+        ignore_case = true,
+        value_parser = clap::builder::PossibleValuesParser::new(RunState::ALL.map(RunState::as_str)),
+    )]
     pub status: Option<String>,
     /// Only runs started at or after this time (`2026-11-26`, `2026-11-26T08:00`, or `2h` ago).
     #[arg(long, value_name = "WHEN")]
@@ -115,7 +122,7 @@ pub struct RunsArgs {
     /// Only runs started before this time (same forms as --since).
     #[arg(long, value_name = "WHEN")]
     pub until: Option<String>,
-    /// At most this many runs.
+    /// At most this many runs (0: all of them).
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
     /// Output format.
@@ -165,8 +172,8 @@ pub struct MarkSuccessArgs {
     /// The jobs to record as successful.
     #[arg(required = true)]
     pub jobs: Vec<String>,
-    /// Why (kept in the audit trail).
-    #[arg(long, required = true)]
+    /// Why (kept in the audit trail; it cannot be blank).
+    #[arg(long, required = true, value_parser = not_blank)]
     pub reason: String,
     /// Do not ask for confirmation.
     #[arg(long, short)]
@@ -427,6 +434,15 @@ pub enum TargetFormat {
     Yaml,
     /// JSON.
     Json,
+}
+
+/// `--reason` of mark-success: an audit trail entry must say something.
+fn not_blank(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        Err("say why the jobs count as successful; the reason is kept in the audit trail".into())
+    } else {
+        Ok(text.to_owned())
+    }
 }
 
 #[cfg(test)]

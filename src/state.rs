@@ -102,6 +102,14 @@ pub enum RunState {
 }
 
 impl RunState {
+    /// Every run state, in the order a run goes through them.
+    pub const ALL: [RunState; 4] = [
+        RunState::Running,
+        RunState::Success,
+        RunState::Failed,
+        RunState::Cancelled,
+    ];
+
     /// The name users read and the history stores: `"RUNNING"`, `"SUCCESS"`, ...
     pub fn as_str(self) -> &'static str {
         match self {

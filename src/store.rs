@@ -338,6 +338,33 @@ fn index_sql(job: usize) -> i64 {
     i64::try_from(job).expect("a job index fits in i64")
 }
 
+/// Refuses a path that exists and is not a regular file (through symlinks): `SQLite` would
+/// say "disk I/O error" for a folder, read a device as an empty database, and block for
+/// good opening a named pipe.
+fn refuse_non_file(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let Ok(metadata) = std::fs::metadata(path) else {
+        // Missing (created or reported by the open), or unreadable (the open says why).
+        return Ok(());
+    };
+    let kind = metadata.file_type();
+    let kind = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_dir() {
+        "a folder"
+    } else if kind.is_fifo() {
+        "a named pipe"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a device"
+    };
+    Err(StoreError::NotAFile {
+        path: path.to_path_buf(),
+        kind,
+    })
+}
+
 impl Store {
     /// Opens (and with [`Access::ReadWrite`], creates and migrates) the database at `path`.
     ///
@@ -350,6 +377,7 @@ impl Store {
     /// folder it cannot write, a file without its `-wal` and `-shm` is read as immutable
     /// (see [`snapshot`]).
     pub fn open(path: &Path, access: Access, durability: Durability) -> Result<Store, StoreError> {
+        refuse_non_file(path)?;
         let flags = match access {
             Access::ReadWrite => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

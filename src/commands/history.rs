@@ -24,6 +24,15 @@ pub(super) fn open_read(db: &Path) -> Result<Option<Store>, Error> {
     }
 }
 
+/// What `runs` and `stats` say when [`open_read`] found no history.
+fn nothing_recorded(db: &Path) -> String {
+    if db.exists() {
+        format!("No runs recorded yet ({} holds none).", db.display())
+    } else {
+        format!("No runs recorded yet ({} does not exist).", db.display())
+    }
+}
+
 fn no_history(db: &Path) -> Error {
     Error::Usage {
         message: format!("there is no run history at {}", db.display()),
@@ -36,7 +45,7 @@ pub(super) fn runs(args: &RunsArgs, out: super::Output, db: &Path) -> Result<i32
         if args.format == ListFormat::Json {
             println!("[]");
         } else if !out.quiet {
-            eprintln!("No runs recorded yet ({} does not exist).", db.display());
+            eprintln!("{}", nothing_recorded(db));
         }
         return Ok(0);
     };
@@ -222,7 +231,7 @@ pub struct JobStats {
 pub(super) fn stats(args: &StatsArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
     let Some(store) = open_read(db)? else {
         if !out.quiet {
-            eprintln!("No runs recorded yet ({} does not exist).", db.display());
+            eprintln!("{}", nothing_recorded(db));
         }
         return Ok(0);
     };

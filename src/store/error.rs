@@ -21,6 +21,15 @@ pub enum StoreError {
         /// `SQLite`'s reason.
         source: rusqlite::Error,
     },
+    /// The path names a folder, a device, a pipe or a socket: `SQLite` needs a regular file
+    /// (a pipe would block the open for good).
+    #[error("the history database {} is {kind}, not a file", path.display())]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead: "a folder", "a named pipe", ...
+        kind: &'static str,
+    },
     /// The directory that should hold the database could not be created.
     #[error("cannot create the directory for the history database {}: {source}", path.display())]
     CreateDir {
@@ -152,6 +161,14 @@ impl StoreError {
             StoreError::Open { .. } | StoreError::CreateDir { .. } => {
                 "check the path and its permissions, or use --db (or EXE_DB) to choose another file"
                     .into()
+            }
+            StoreError::NotAFile { path, kind } => {
+                let example = if *kind == "a folder" {
+                    format!(" such as {}", path.join("history.db").display())
+                } else {
+                    String::new()
+                };
+                format!("give --db (or EXE_DB) the path of a file{example}; exe creates it")
             }
             StoreError::NewerSchema { .. } => {
                 "this database was written by a newer exe; use that exe, or --db another file"

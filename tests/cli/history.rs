@@ -277,6 +277,90 @@ fn bad_databases_get_a_clear_error_and_are_not_touched() {
 }
 
 #[test]
+fn a_db_that_is_not_a_file_is_refused_at_once() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    std::fs::create_dir(sb.path().join("hist")).unwrap();
+    let folder = sb.exe(&["--db", "hist", "apply", "p.toml"]);
+    assert_eq!(folder.code, 2, "{}", folder.stderr);
+    insta::assert_snapshot!("db_is_a_folder", folder.stderr);
+    assert_eq!(sb.exe(&["--db", "hist", "runs"]).code, 2);
+    assert_eq!(
+        std::fs::read_dir(sb.path().join("hist")).unwrap().count(),
+        0
+    );
+    // A named pipe would block the open until something writes to it.
+    let made = std::process::Command::new("mkfifo")
+        .arg("pipe")
+        .current_dir(sb.path())
+        .status();
+    assert!(made.unwrap().success());
+    for command in [&["runs"][..], &["show", "1"], &["apply", "p.toml"]] {
+        let run = sb.exe_or_hang(&[&["--db", "pipe"][..], command].concat());
+        assert_eq!(run.code, 2, "{command:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("pipe is a named pipe, not a file"),
+            "{}",
+            run.stderr
+        );
+    }
+    let device = sb.exe(&["--db", "/dev/null", "runs"]);
+    assert_eq!(device.code, 2, "{}", device.stderr);
+    assert!(
+        device.stderr.contains("/dev/null is a device, not a file"),
+        "{}",
+        device.stderr
+    );
+}
+
+#[test]
+fn history_flags_refuse_what_they_cannot_mean() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    // A state that no run can be in is a typo, not an empty result.
+    let bogus = sb.exe(&["runs", "--status", "succeeded"]);
+    assert_eq!(bogus.code, 2, "{}", bogus.stderr);
+    assert!(
+        bogus
+            .stderr
+            .contains("[possible values: RUNNING, SUCCESS, FAILED, CANCELLED]"),
+        "{}",
+        bogus.stderr
+    );
+    let lower = json(&sb.exe(&["runs", "--status", "success", "--format", "json"]));
+    assert_eq!(lower.as_array().unwrap().len(), 1);
+    // An audit entry must say why.
+    for reason in ["", "   "] {
+        let blank = sb.exe(&["mark-success", "1", "a", "--reason", reason, "--yes"]);
+        assert_eq!(blank.code, 2, "{}", blank.stderr);
+        assert!(
+            blank
+                .stderr
+                .contains("the reason is kept in the audit trail"),
+            "{}",
+            blank.stderr
+        );
+    }
+    let detail = json(&sb.exe(&["show", "1", "--format", "json"]));
+    assert!(
+        detail["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["actor"] == "exe"),
+        "nothing was recorded: {detail}"
+    );
+    // An empty file is a history with no runs, not a missing one.
+    sb.file("empty.db", "");
+    let empty = sb.exe(&["--db", "empty.db", "runs"]);
+    assert_eq!(
+        (empty.code, empty.stderr.as_str()),
+        (0, "No runs recorded yet (empty.db holds none).\n")
+    );
+}
+
+#[test]
 fn concurrent_applies_on_one_database_get_unique_ids() {
     let sb = Sandbox::new();
     sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
