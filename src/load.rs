@@ -9,6 +9,7 @@
 //! Nothing here spawns a process or writes a file.
 
 mod provenance;
+mod words;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -888,12 +889,33 @@ pub(crate) fn diagnose(
         )
         .at(at(&path, true))
         .help(format!("add `{name}`")),
-        Kind::InvalidType(actual, expected) => Diagnostic::error(
-            "exe::config::invalid_type",
-            format!("`{}` must be {expected}, found {actual}", dotted(&path)),
-        )
-        .at(at(&path, false))
-        .label(format!("expected {expected}")),
+        Kind::InvalidType(actual, expected) => {
+            let expected = words::expected(expected);
+            Diagnostic::error(
+                "exe::config::invalid_type",
+                format!(
+                    "`{}` must be {expected}, found {}",
+                    dotted(&path),
+                    words::found(actual)
+                ),
+            )
+            .at(at(&path, false))
+            .label(format!("expected {expected}"))
+        }
+        // A number of the right kind but out of its range: `max_parallel = -3`.
+        Kind::InvalidValue(actual, expected) => {
+            let expected = words::expected(expected);
+            Diagnostic::error(
+                "exe::config::invalid_value",
+                format!(
+                    "`{}` must be {expected}, found {}",
+                    dotted(&path),
+                    words::found(actual)
+                ),
+            )
+            .at(at(&path, false))
+            .label(format!("expected {expected}"))
+        }
         Kind::UnknownVariant(name, expected) => {
             let help = did_you_mean(name, expected.iter().copied())
                 .unwrap_or_else(|| format!("valid values: {}", expected.join(", ")));
