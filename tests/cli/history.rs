@@ -813,7 +813,12 @@ fn attempts_record_cpu_time_and_peak_memory() {
     // own spawn (`big`) and for a worker's (`checked`, which has a check).
     for job in ["big", "checked"] {
         let a = attempt(job);
-        assert!(a["max_rss_kib"].as_i64().unwrap() >= 64 * 1024, "{a}");
+        assert!(
+            a["max_rss_kib"]
+                .as_i64()
+                .is_some_and(|kib| kib >= 64 * 1024),
+            "{a}"
+        );
     }
     let spin = attempt("spin");
     assert!(cpu(&spin) >= 5_000, "a 50,000-step shell loop: {spin}");
