@@ -889,24 +889,17 @@ pub(crate) fn diagnose(
         )
         .at(at(&path, true))
         .help(format!("add `{name}`")),
-        Kind::InvalidType(actual, expected) => {
+        // A value of the wrong kind (`max_parallel = "four"`), or of the right kind out of
+        // its range (`max_parallel = -3`).
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+            let code = if matches!(e.kind, Kind::InvalidType(..)) {
+                "exe::config::invalid_type"
+            } else {
+                "exe::config::invalid_value"
+            };
             let expected = words::expected(expected);
             Diagnostic::error(
-                "exe::config::invalid_type",
-                format!(
-                    "`{}` must be {expected}, found {}",
-                    dotted(&path),
-                    words::found(actual)
-                ),
-            )
-            .at(at(&path, false))
-            .label(format!("expected {expected}"))
-        }
-        // A number of the right kind but out of its range: `max_parallel = -3`.
-        Kind::InvalidValue(actual, expected) => {
-            let expected = words::expected(expected);
-            Diagnostic::error(
-                "exe::config::invalid_value",
+                code,
                 format!(
                     "`{}` must be {expected}, found {}",
                     dotted(&path),
