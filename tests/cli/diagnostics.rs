@@ -24,6 +24,12 @@ const CASES: &[Case] = &[
         json: "{\"max_parallel\": \"four\", \"jobs\": {\"a\": {\"command\": \"true\"}}}\n",
     },
     Case {
+        name: "out_of_range",
+        toml: "max_parallel = -3\n[jobs.a]\ncommand = \"true\"\n",
+        yaml: "max_parallel: -3\njobs:\n  a:\n    command: \"true\"\n",
+        json: "{\"max_parallel\": -3, \"jobs\": {\"a\": {\"command\": \"true\"}}}\n",
+    },
+    Case {
         name: "invalid_duration",
         toml: "[jobs.a]\ncommand = \"true\"\ntimeout = \"5x\"\n",
         yaml: "jobs:\n  a:\n    command: \"true\"\n    timeout: 5x\n",
