@@ -1,7 +1,7 @@
 //! `exe init`: write a commented starter pipeline from `templates/`.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::cli::InitArgs;
 use crate::error::Error;
@@ -22,6 +22,53 @@ const STARTERS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The starter's text for `path`, whose extension picks the format: the starter itself, or
+/// its twin in that format (`basic` and `basic-yaml`). A starter is never written in a
+/// format other than its name's: the file would not load.
+fn in_format_of(
+    path: &Path,
+    template: &str,
+    ext: &str,
+    text: &'static str,
+) -> Result<&'static str, Error> {
+    let wanted = match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => "toml",
+        Some("yaml" | "yml") => "yaml",
+        Some("json") => "json",
+        _ => {
+            return Err(Error::Usage {
+                message: format!("{}: exe reads pipelines by their extension", path.display()),
+                help: Some("name the file `.toml`, `.yaml`, `.yml` or `.json`".to_owned()),
+            });
+        }
+    };
+    if wanted == ext {
+        return Ok(text);
+    }
+    let base = template.strip_suffix("-yaml").unwrap_or(template);
+    let twin = if wanted == "toml" {
+        base.to_owned()
+    } else {
+        format!("{base}-{wanted}")
+    };
+    match STARTERS
+        .iter()
+        .find(|(name, e, _)| *name == twin && *e == wanted)
+    {
+        Some(&(_, _, twin_text)) => Ok(twin_text),
+        None => Err(Error::Usage {
+            message: format!(
+                "the starter `{template}` is written in {}, not {}",
+                ext.to_ascii_uppercase(),
+                wanted.to_ascii_uppercase()
+            ),
+            help: Some(format!(
+                "write it as `.{ext}`, then `exe migrate FILE --to {wanted}` converts it"
+            )),
+        }),
+    }
+}
+
 pub(super) fn run(args: &InitArgs) -> Result<i32, Error> {
     if args.list {
         let mut out = std::io::stdout().lock();
@@ -30,17 +77,17 @@ pub(super) fn run(args: &InitArgs) -> Result<i32, Error> {
         }
         return Ok(0);
     }
-    let Some((_, ext, text)) = STARTERS.iter().find(|(name, _, _)| *name == args.template) else {
+    let Some(&(_, ext, text)) = STARTERS.iter().find(|(name, _, _)| *name == args.template) else {
         let names: Vec<&str> = STARTERS.iter().map(|(n, _, _)| *n).collect();
         return Err(Error::Usage {
             message: format!("unknown starter `{}`", args.template),
             help: Some(format!("starters: {}", names.join(", "))),
         });
     };
-    let path = args
-        .path
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("pipeline.{ext}")));
+    let (path, text) = match &args.path {
+        None => (PathBuf::from(format!("pipeline.{ext}")), text),
+        Some(path) => (path.clone(), in_format_of(path, &args.template, ext, text)?),
+    };
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
     if args.force {

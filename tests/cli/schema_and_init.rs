@@ -66,3 +66,35 @@ fn default_init_writes_pipeline_toml() {
     assert!(sb.path().join("pipeline.toml").is_file());
     assert_eq!(sb.exe(&["lint", "pipeline.toml"]).code, 0);
 }
+
+#[test]
+fn the_file_name_picks_the_starters_format_and_a_mismatch_is_refused() {
+    let sb = Sandbox::new();
+    // The default starter, asked for as YAML, is its YAML twin: the file loads.
+    for file in ["p.yaml", "p.yml"] {
+        assert_eq!(sb.exe(&["init", file]).code, 0);
+        assert_eq!(sb.exe(&["lint", file]).code, 0, "{file}");
+    }
+    assert_eq!(
+        sb.exe(&["init", "--template", "basic-yaml", "p.toml"]).code,
+        0
+    );
+    assert_eq!(sb.exe(&["lint", "p.toml"]).code, 0);
+    // No twin, or no format at all: nothing is written that would not load.
+    for (args, says) in [
+        (
+            &["init", "--template", "etl", "etl.yaml"][..],
+            "written in TOML, not YAML",
+        ),
+        (&["init", "p.json"], "written in TOML, not JSON"),
+        (
+            &["init", "pipeline.txt"],
+            "exe reads pipelines by their extension",
+        ),
+    ] {
+        let run = sb.exe(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{}", run.stderr);
+        assert!(!sb.path().join(args.last().unwrap()).exists());
+    }
+}
