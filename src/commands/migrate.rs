@@ -82,9 +82,14 @@ fn import_history(
     out: super::Output,
 ) -> Result<i32, Error> {
     if !old.is_file() {
+        let what = if old.exists() {
+            "is not a file"
+        } else {
+            "does not exist"
+        };
         return Err(Error::Usage {
-            message: format!("{} is not a file", old.display()),
-            help: None,
+            message: format!("{} {what}", old.display()),
+            help: Some("--history takes the SQLite file executioner kept its runs in".to_owned()),
         });
     }
     let mut store = Store::open(db, Access::ReadWrite, Durability::Normal)?;

@@ -74,6 +74,14 @@ pub enum StoreError {
         /// What `SQLite` found.
         detail: String,
     },
+    /// `exe migrate --history` was given a file that is not the older tool's history.
+    #[error("{} is not a history of the older executioner: {detail}", path.display())]
+    NotAnOldHistory {
+        /// The file given to `--history`.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// A write was needed but the file (or its directory) is read-only.
     #[error("the history database {} is read-only", path.display())]
     ReadOnly {
@@ -184,6 +192,11 @@ impl StoreError {
                  history; or use --db another file",
                 path.display()
             ),
+            StoreError::NotAnOldHistory { .. } => {
+                "--history takes the SQLite file executioner kept its runs in (the one with a \
+                 `job_history` table); the file was only read"
+                    .into()
+            }
             StoreError::ReadOnly { .. } => {
                 "reading commands (runs, show, logs) still work; to record runs, make the file \
                  and its directory writable or use --db another file"

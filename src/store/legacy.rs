@@ -78,7 +78,7 @@ impl Store {
             path: old.to_path_buf(),
             source,
         })?;
-        let corrupt = |detail: String| StoreError::Corrupt {
+        let corrupt = |detail: String| StoreError::NotAnOldHistory {
             path: old.to_path_buf(),
             detail,
         };

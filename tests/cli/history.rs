@@ -564,7 +564,31 @@ INSERT INTO job_history (run_id, id, status, application_name, last_run) VALUES
         "{}",
         again.stderr
     );
-    assert_eq!(sb.exe(&["migrate", "--history", "missing.db"]).code, 2);
+    let missing = sb.exe(&["migrate", "--history", "missing.db"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("missing.db does not exist"),
+        "{}",
+        missing.stderr
+    );
+    // A file that is not the older tool's history is a mistake on the command line; the
+    // help is about what --history takes, not about exe's own database.
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    let wrong = sb.exe(&["migrate", "--history", "p.toml"]);
+    assert_eq!(wrong.code, 2, "{}", wrong.stderr);
+    assert!(
+        wrong
+            .stderr
+            .contains("p.toml is not a history of the older executioner"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(wrong.stderr.contains("--history takes"), "{}", wrong.stderr);
+    assert!(
+        !wrong.stderr.contains("move p.toml aside"),
+        "{}",
+        wrong.stderr
+    );
 }
 
 /// Kills exe with SIGKILL at 20 points of a run and checks the history each time: every
