@@ -6,9 +6,13 @@
 //! each unfinished job, a transition to CANCELLED with the reason "exe died", an end for each
 //! attempt left open, and the run state CANCELLED. Nothing earlier is changed, and the run
 //! stays resumable. Process groups of its attempts that are still alive are reported, with
-//! the command that ends them: exe does not kill what it cannot prove is its own.
+//! the command that ends them. exe offers to end one itself only when it can prove the group
+//! is still the attempt's ([`Leftover::provably_ours`]), and only if the user says yes.
+//!
+//! Only runs of this host have their groups looked at: a pgid recorded on another machine
+//! names nothing here.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::store::{Record, RunFilter, RunRow, Store, StoreError};
 
@@ -25,6 +29,67 @@ pub struct Leftover {
     pub job: String,
     /// The group still alive.
     pub pgid: i32,
+    /// When the attempt started, in ms since the Unix epoch.
+    pub started_at_ms: i64,
+    /// The last time its exe was known to be alive: its run's last heartbeat (or start).
+    pub owner_seen_ms: i64,
+}
+
+/// exe records an attempt, then starts its process: the process starts within this of the
+/// recorded time. Also covers the 10 ms resolution of `/proc` start times.
+const START_SLACK_MS: i64 = 2_000;
+
+impl Leftover {
+    /// Whether the group is provably the attempt's: one of its processes started while the
+    /// dead exe was known to be alive, between the attempt's start and the later of its run's
+    /// last heartbeat and the start plus [`START_SLACK_MS`]. A pgid is not handed out again
+    /// while any process is in the group, so such a process shows the number was never reused
+    /// since. Processes that all started later (or a `/proc` exe cannot read) prove nothing.
+    pub fn provably_ours(&self) -> bool {
+        let from = self.started_at_ms - START_SLACK_MS;
+        let to = self.owner_seen_ms.max(self.started_at_ms + START_SLACK_MS);
+        member_started_between(self.pgid, from, to)
+    }
+}
+
+/// Whether a process of group `pgid` started between `from_ms` and `to_ms` (ms since the
+/// Unix epoch), by the start times in `/proc`.
+fn member_started_between(pgid: i32, from_ms: i64, to_ms: i64) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    // `/proc` counts start times in clock ticks since boot (CLOCK_BOOTTIME).
+    let since_boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    let since_boot_ms = since_boot.tv_sec * 1000 + since_boot.tv_nsec / 1_000_000;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let booted_ms = now_ms - since_boot_ms;
+    let ticks = i64::try_from(rustix::param::clock_ticks_per_second()).unwrap_or(100);
+    entries.filter_map(Result::ok).any(|entry| {
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit()));
+        is_pid
+            && std::fs::read_to_string(entry.path().join("stat"))
+                .ok()
+                .and_then(|stat| group_and_start(&stat))
+                .is_some_and(|(group, start_ticks)| {
+                    let started_ms = booted_ms + start_ticks * 1000 / ticks;
+                    group == pgid && (from_ms..=to_ms).contains(&started_ms)
+                })
+    })
+}
+
+/// `pgrp` (field 5) and `starttime` (field 22, in clock ticks) of a `/proc/PID/stat` line.
+/// Field 2, the command name, is in parentheses and may itself hold spaces and `)`, so the
+/// fields are counted after its last `)`.
+fn group_and_start(stat: &str) -> Option<(i32, i64)> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // `after_name` starts at field 3.
+    Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
 }
 
 /// Closes every orphaned run; returns the ids closed and the process groups still alive.
@@ -47,7 +112,7 @@ pub fn close_orphans(
         if run.state != "RUNNING" || !orphaned(&run, host, now_ms) {
             continue;
         }
-        match close(store, &run, now_ms) {
+        match close(store, &run, run.host == host, now_ms) {
             Ok(left) => {
                 leftovers.extend(left);
                 closed.push(run.id);
@@ -78,7 +143,14 @@ fn runs_exe(pid: u32) -> bool {
     })
 }
 
-fn close(store: &mut Store, run: &RunRow, now_ms: i64) -> Result<Vec<Leftover>, StoreError> {
+/// Closes `run`; returns the groups of its attempts still alive when `here` (it ran on this
+/// host), none otherwise.
+fn close(
+    store: &mut Store,
+    run: &RunRow,
+    here: bool,
+    now_ms: i64,
+) -> Result<Vec<Leftover>, StoreError> {
     let jobs = store.jobs(run.id)?;
     let attempts = store.attempts(run.id)?;
     let mut batch = Vec::new();
@@ -94,11 +166,16 @@ fn close(store: &mut Store, run: &RunRow, now_ms: i64) -> Result<Vec<Leftover>, 
             outcome: "CANCELLED",
             reason: "exe died",
         });
-        if let Some(pgid) = attempt.pgid.filter(|&g| crate::process::group_alive(g)) {
+        let alive = attempt
+            .pgid
+            .filter(|&g| here && crate::process::group_alive(g));
+        if let Some(pgid) = alive {
             leftovers.push(Leftover {
                 run: run.id,
                 job: attempt.job_id.clone(),
                 pgid,
+                started_at_ms: attempt.started_at_ms,
+                owner_seen_ms: run.heartbeat_at_ms.unwrap_or(run.started_at_ms),
             });
         }
     }
@@ -159,5 +236,81 @@ mod tests {
         );
         // This test binary is `executioner-<hash>`: an exe as far as the check goes.
         assert!(runs_exe(std::process::id()));
+    }
+
+    /// A store holding one RUNNING run of `host` (pid above `pid_max`, last heartbeat at 0)
+    /// whose only attempt is open, in this test process's own group: a live one.
+    fn dead_run_with_a_live_group(host: &str) -> (Store, i32) {
+        let mut store = Store::open_in_memory().unwrap();
+        let jobs = ["long".to_owned()];
+        let id = store
+            .create_run(&crate::store::NewRun {
+                name: "p",
+                file: "p.toml",
+                digest: "",
+                plan_json: "{}",
+                host,
+                user: "u",
+                pid: 4_194_305,
+                exe_version: "0",
+                resumed_from: None,
+                started_at_ms: 0,
+                jobs: &jobs,
+            })
+            .unwrap();
+        let group = rustix::process::getpgrp().as_raw_nonzero().get();
+        store
+            .record(
+                id,
+                &[Record::AttemptStarted {
+                    job: 0,
+                    number: 1,
+                    at_ms: 0,
+                    log_path: "long.log",
+                    pgid: Some(group),
+                }],
+            )
+            .unwrap();
+        (store, group)
+    }
+
+    #[test]
+    fn only_runs_of_this_host_have_their_groups_reported() {
+        let now = 100_000;
+        let (mut store, group) = dead_run_with_a_live_group("here");
+        let (closed, leftovers) = close_orphans(&mut store, "here", now).unwrap();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(leftovers.len(), 1);
+        assert_eq!(leftovers[0].pgid, group);
+        // Started long before the run's recorded start: not provably the attempt's.
+        assert!(!leftovers[0].provably_ours());
+        // The same pgid recorded on another machine names nothing here.
+        let (mut store, _) = dead_run_with_a_live_group("elsewhere");
+        let (closed, leftovers) = close_orphans(&mut store, "here", now).unwrap();
+        assert_eq!((closed.len(), leftovers.len()), (1, 0));
+    }
+
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        let stat = "4242 (we ird) (name) S 1 4240 4240 0 -1 4194560 10 0 0 0 0 0 0 0 20 0 1 0 \
+                    987654 1000 10 18446744073709551615";
+        assert_eq!(group_and_start(stat), Some((4240, 987_654)));
+        assert_eq!(group_and_start("4242 (x) S 1"), None);
+    }
+
+    #[test]
+    fn a_group_is_matched_by_when_its_processes_started() {
+        let group = rustix::process::getpgrp().as_raw_nonzero().get();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap())
+            .unwrap();
+        // This test process is in its group and started before now.
+        assert!(member_started_between(group, 0, now + 1_000));
+        assert!(!member_started_between(group, now + 60_000, now + 120_000));
+        assert!(
+            !member_started_between(4_194_305, 0, now + 1_000),
+            "no such group"
+        );
     }
 }

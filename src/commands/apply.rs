@@ -1,5 +1,6 @@
 //! `exe apply`: load, validate, select (or resume), record, run, and say how it went.
 
+use std::io::IsTerminal as _;
 use std::path::Path;
 
 use crate::cli::{ApplyArgs, DurabilityArg, split_ids};
@@ -228,11 +229,39 @@ pub(super) fn close_orphans(store: &mut Store, quiet: bool) -> Result<(), Error>
             );
         }
     }
+    let interactive = !quiet && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     for l in leftovers {
-        eprintln!(
-            "process group {} of job `{}` (run {}) is still running; end it with: kill -- -{}",
-            l.pgid, l.job, l.run, l.pgid
+        let what = format!(
+            "process group {} of job `{}` (run {}) is still running",
+            l.pgid, l.job, l.run
         );
+        if interactive && l.provably_ours() {
+            offer_to_end(&what, l.pgid)?;
+        } else {
+            eprintln!("{what}; end it with: kill -- -{}", l.pgid);
+        }
+    }
+    Ok(())
+}
+
+/// Asks whether to end an orphaned group that is provably the dead run's, and does.
+fn offer_to_end(what: &str, pgid: i32) -> Result<(), Error> {
+    let grace = crate::validate::DEFAULT_GRACE;
+    eprint!(
+        "{what}. End it (SIGTERM, then SIGKILL after {})? [y/N] ",
+        render::duration(grace)
+    );
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
+        eprintln!("Left running; end it later with: kill -- -{pgid}");
+        return Ok(());
+    }
+    let ended = crate::process::end_leftovers(pgid, grace);
+    if ended.is_ok() && !crate::process::group_alive(pgid) {
+        eprintln!("Ended process group {pgid}.");
+    } else {
+        eprintln!("Process group {pgid} is still there after SIGKILL; see `ps -g {pgid}`.");
     }
     Ok(())
 }

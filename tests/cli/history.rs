@@ -1,7 +1,7 @@
 //! The run history through the real binary: runs, show, logs, resume, mark-success, and
 //! databases that are newer, corrupt or shared by concurrent runs.
 
-use crate::harness::{Run, Sandbox};
+use crate::harness::{Run, Sandbox, pid_alive};
 
 pub(crate) fn json(run: &Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout)
@@ -400,9 +400,10 @@ fn concurrent_applies_on_one_database_get_unique_ids() {
     assert_eq!(ids.len(), 160, "every run id is unique");
 }
 
-#[test]
-fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
-    let sb = Sandbox::new();
+/// Starts `p.toml` (its job `long` sleeps in the background of its shell), kills exe with
+/// SIGKILL once the job's process group is recorded, and returns the job shell's pid: its
+/// group's id.
+fn orphan_a_long_job(sb: &Sandbox) -> String {
     sb.file("p.toml", "[jobs.long]\ncommand = \"echo $$ > pid; sleep 100\"\n[jobs.after]\ncommand = \"touch after\"\nneeds = [\"long\"]\n");
     let mut child = sb.spawn(&["apply", "-q", "p.toml"]);
     let pid_file = sb.path().join("pid");
@@ -426,10 +427,16 @@ fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
     }
     child.kill().unwrap(); // SIGKILL: exe gets no chance to record anything more
     child.wait().unwrap();
-    let job_pid = std::fs::read_to_string(&pid_file)
+    std::fs::read_to_string(&pid_file)
         .unwrap()
         .trim()
-        .to_owned();
+        .to_owned()
+}
+
+#[test]
+fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
+    let sb = Sandbox::new();
+    let job_pid = orphan_a_long_job(&sb);
     // The next exe that opens the history closes the orphaned run and reports the job's group.
     sb.file("q.toml", "[jobs.x]\ncommand = \"true\"\n");
     let next = sb.exe(&["apply", "q.toml"]);
@@ -492,6 +499,60 @@ fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
     ]);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert!(sb.path().join("after").exists());
+}
+
+/// `exe apply q.toml` on a terminal (`script` gives it one), answering `answer`.
+fn apply_on_a_terminal(sb: &Sandbox, answer: &[u8]) -> Run {
+    sb.file("q.toml", "[jobs.x]\ncommand = \"true\"\n");
+    let mut cmd = std::process::Command::new("script");
+    cmd.args([
+        "-qec",
+        &format!("'{}' apply q.toml", env!("CARGO_BIN_EXE_exe")),
+        "/dev/null",
+    ]);
+    sb.run(cmd, Some(answer))
+}
+
+#[test]
+fn on_a_terminal_exe_offers_to_end_a_dead_runs_group() {
+    let sb = Sandbox::new();
+    let job_pid = orphan_a_long_job(&sb);
+    let next = apply_on_a_terminal(&sb, b"y\n");
+    assert_eq!(next.code, 0, "{}", next.stdout);
+    assert!(
+        next.stdout.contains(&format!(
+            "process group {job_pid} of job `long` (run 1) is still running. \
+             End it (SIGTERM, then SIGKILL after 5.0s)? [y/N]"
+        )),
+        "{}",
+        next.stdout
+    );
+    assert!(
+        next.stdout
+            .contains(&format!("Ended process group {job_pid}.")),
+        "{}",
+        next.stdout
+    );
+    assert!(!pid_alive(&job_pid), "the job's shell is gone");
+}
+
+#[test]
+fn a_group_the_user_keeps_is_left_running() {
+    let sb = Sandbox::new();
+    let job_pid = orphan_a_long_job(&sb);
+    let next = apply_on_a_terminal(&sb, b"n\n");
+    assert_eq!(next.code, 0, "{}", next.stdout);
+    assert!(
+        next.stdout.contains(&format!(
+            "Left running; end it later with: kill -- -{job_pid}"
+        )),
+        "{}",
+        next.stdout
+    );
+    assert!(pid_alive(&job_pid), "the job's shell was left alone");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{job_pid}")])
+        .status();
 }
 
 #[test]
