@@ -154,7 +154,7 @@ pub(super) fn execute(
         digest: &digest,
         plan_json: &definition,
         host: &hostname(),
-        user: &user().unwrap_or_default(),
+        user: &user(),
         pid: std::process::id(),
         exe_version: env!("CARGO_PKG_VERSION"),
         resumed_from: args.resume,
@@ -307,10 +307,28 @@ pub fn now_ms() -> i64 {
 }
 
 /// The user exe runs as, from `USER` or `LOGNAME`.
-pub(super) fn user() -> Option<String> {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
+/// Who runs exe, for the history and the audit trail: the name of the real user id in
+/// `/etc/passwd`, else `USER` or `LOGNAME` (users known only to a directory service), else
+/// `uid N`. Not `USER` first: cron, containers and CI often leave it unset, and after `su`
+/// it can name someone else.
+pub(super) fn user() -> String {
+    let uid = rustix::process::getuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
         .ok()
+        .and_then(|passwd| user_named(&passwd, uid))
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .or_else(|| std::env::var("LOGNAME").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// The name of `uid` in the text of a passwd file (`name:password:uid:...` lines).
+fn user_named(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id = fields.nth(1)?;
+        (id.parse() == Ok(uid) && !name.is_empty()).then(|| name.to_owned())
+    })
 }
 
 pub(super) fn hostname() -> String {
@@ -328,5 +346,27 @@ fn shell_word(text: &str) -> String {
         text.to_owned()
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_is_named_by_the_passwd_line_of_its_uid() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      # a comment\n\
+                      ana:x:1000:1000:Ana,,,:/home/ana:/bin/sh\n\
+                      broken\n";
+        assert_eq!(user_named(passwd, 1000).as_deref(), Some("ana"));
+        assert_eq!(user_named(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(user_named(passwd, 5), None);
+    }
+
+    #[test]
+    fn exe_always_knows_who_runs_it() {
+        // Whatever the environment says (CI may leave USER unset), the uid names someone.
+        assert!(!user().is_empty());
     }
 }

@@ -197,7 +197,7 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
             return Ok(1);
         }
     }
-    let user = super::apply::user().unwrap_or_else(|| "unknown".to_owned());
+    let user = super::apply::user();
     let actor = format!("{user}@{}", super::apply::hostname());
     for job in &args.jobs {
         store.mark_success(args.run, job, &actor, &args.reason, super::apply::now_ms())?;

@@ -201,7 +201,14 @@ fn mark_success_is_audited_and_lets_a_resume_pass() {
         .find(|t| t["to"] == "SUCCESS" && t["job_id"] == "b")
         .unwrap();
     assert_eq!(audit["reason"], "fixed by hand");
-    assert_ne!(audit["actor"], "exe");
+    // user@host, with the user named by the uid even where USER is unset (cron, CI).
+    let actor = audit["actor"].as_str().unwrap();
+    assert!(
+        actor
+            .split_once('@')
+            .is_some_and(|(user, _)| !user.is_empty()),
+        "{actor}"
+    );
     let b_attempts: Vec<_> = detail["attempts"]
         .as_array()
         .unwrap()
@@ -221,6 +228,16 @@ fn mark_success_is_audited_and_lets_a_resume_pass() {
     );
     let bad = sb.exe(&["mark-success", &id, "zz", "--reason", "x", "--yes"]);
     assert_eq!(bad.code, 2);
+    // A run started where USER and LOGNAME are unset records the same user.
+    let mut unset = std::process::Command::new(env!("CARGO_BIN_EXE_exe"));
+    unset
+        .args(["apply", "-q", "p.toml"])
+        .env_remove("USER")
+        .env_remove("LOGNAME");
+    sb.run(unset, None);
+    let runs = json(&sb.exe(&["runs", "--format", "json"]));
+    assert!(!runs[0]["user"].as_str().unwrap().is_empty(), "{runs}");
+    assert_eq!(runs[0]["user"], runs[1]["user"], "{runs}");
 }
 
 #[test]
