@@ -40,6 +40,7 @@ use crate::progress::Progress;
 use crate::scheduler::{Config, Outcome, Scheduler};
 use crate::selection::Disposition;
 use crate::signals;
+use crate::spec::format_duration;
 use crate::state::{JobState, RunState, Transition};
 use crate::store::{JobFingerprint, Record, Store, StoreError};
 
@@ -792,16 +793,42 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// Why an attempt that ran out of time ended: its timeout, and whether it ignored
+    /// SIGTERM for the whole grace period.
+    fn timed_out(&self, job: usize, exit: Option<Exit>) -> String {
+        let spec = &self.pipeline.jobs[job];
+        let after = spec
+            .timeout
+            .map(|t| format!(" after {}", format_duration(t)))
+            .unwrap_or_default();
+        if exit == Some(Exit::Signal(libc::SIGKILL)) {
+            format!(
+                "timed out{after}; still running {} after SIGTERM, so killed",
+                format_duration(spec.timeout_grace)
+            )
+        } else {
+            format!("timed out{after}")
+        }
+    }
+
     fn ended(&mut self, job: usize, ended: &Ended) {
         let Some(live) = self.live.remove(&job) else {
             return;
         };
         let now = self.now();
         let (outcome, exit) = match (live.stop.map(|s| s.reason), ended) {
-            (Some(KillReason::Timeout), Ended::Exited(done)) => {
-                (Outcome::TimedOut, Some(done.exit))
-            }
-            (Some(KillReason::Timeout), _) => (Outcome::TimedOut, None),
+            (Some(KillReason::Timeout), Ended::Exited(done)) => (
+                Outcome::TimedOut {
+                    reason: self.timed_out(job, Some(done.exit)),
+                },
+                Some(done.exit),
+            ),
+            (Some(KillReason::Timeout), _) => (
+                Outcome::TimedOut {
+                    reason: self.timed_out(job, None),
+                },
+                None,
+            ),
             (Some(KillReason::Cancel), Ended::Exited(done)) => {
                 (Outcome::Cancelled, Some(done.exit))
             }
@@ -850,7 +877,7 @@ impl<'a> Runner<'a> {
             Outcome::Failed { reason, .. } | Outcome::PreCheckFailed { reason } => {
                 ("FAILED", reason.clone())
             }
-            Outcome::TimedOut => ("TIMEOUT", "timed out".to_owned()),
+            Outcome::TimedOut { reason } => ("TIMEOUT", reason.clone()),
             Outcome::Cancelled => ("CANCELLED", String::new()),
         };
         self.pending.push(Pending::Ended {

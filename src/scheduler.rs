@@ -60,7 +60,10 @@ pub enum Outcome {
         reason: String,
     },
     /// The command ran past its timeout and was killed.
-    TimedOut,
+    TimedOut {
+        /// After how long, and how it was stopped, for the user.
+        reason: String,
+    },
     /// A pre-check failed, so the command never ran. Never retried.
     PreCheckFailed {
         /// Which check and why, for the user.
@@ -340,12 +343,12 @@ impl Scheduler {
                 };
                 self.fail(job, failure, now, sample, &mut out);
             }
-            Outcome::TimedOut => {
+            Outcome::TimedOut { reason } => {
                 let failure = Failure {
                     state: JobState::Timeout,
                     status: Some(RetryStatus::Timeout),
                     exit_code: None,
-                    reason: "timed out".into(),
+                    reason,
                 };
                 self.fail(job, failure, now, sample, &mut out);
             }
@@ -997,7 +1000,13 @@ mod tests {
         assert_eq!(r.finish("a", exit(3), 1.0), ["a FAILED", "a QUEUED"]);
         r.next_all(1.0);
         assert_eq!(
-            r.finish("a", Outcome::TimedOut, 2.0),
+            r.finish(
+                "a",
+                Outcome::TimedOut {
+                    reason: "timed out".into()
+                },
+                2.0
+            ),
             ["a TIMEOUT", "a QUEUED"]
         );
         assert_eq!(r.reason("a"), "retry 2 of 5 in 0s (timed out)");
@@ -1049,7 +1058,16 @@ mod tests {
         };
         assert_eq!(r.finish("a", signal, 2.0), ["a FAILED", "a QUEUED"]);
         r.next_all(2.0);
-        assert_eq!(r.finish("a", Outcome::TimedOut, 3.0), ["a TIMEOUT"]);
+        assert_eq!(
+            r.finish(
+                "a",
+                Outcome::TimedOut {
+                    reason: "timed out".into()
+                },
+                3.0
+            ),
+            ["a TIMEOUT"]
+        );
         assert_eq!(r.s.run_state(), RunState::Failed);
     }
 
@@ -1301,7 +1319,12 @@ mod tests {
 
         for (outcome, state) in [
             (exit(1), RunState::Failed),
-            (Outcome::TimedOut, RunState::Failed),
+            (
+                Outcome::TimedOut {
+                    reason: "timed out".into(),
+                },
+                RunState::Failed,
+            ),
             (
                 Outcome::PreCheckFailed { reason: "x".into() },
                 RunState::Failed,
@@ -1407,7 +1430,9 @@ mod tests {
                 let outcome = match rng.below(8) {
                     0 | 1 => exit(1),
                     2 => exit(2),
-                    3 => Outcome::TimedOut,
+                    3 => Outcome::TimedOut {
+                        reason: "timed out".into(),
+                    },
                     4 if rng.below(4) == 0 => Outcome::PreCheckFailed { reason: "x".into() },
                     5 if rng.below(10) == 0 => Outcome::Cancelled,
                     _ => Outcome::Success,

@@ -15,7 +15,9 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use scalar::{DurationSpec, EnvValue, InheritEnv, SizeSpec, StringList, When, parse_duration};
+pub use scalar::{
+    DurationSpec, EnvValue, InheritEnv, SizeSpec, StringList, When, format_duration, parse_duration,
+};
 
 /// The format version this exe writes and reads.
 pub const FORMAT_VERSION: u32 = 1;

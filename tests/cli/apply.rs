@@ -168,7 +168,11 @@ fn a_fractional_timeout_kills_the_whole_tree() {
         "{:?}",
         started.elapsed()
     );
-    assert!(run.stderr.contains("TIMEOUT"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("t TIMEOUT: timed out after 500ms"),
+        "{}",
+        run.stderr
+    );
     assert!(
         !pid_alive(&read(&sb, "child")),
         "the background child survived the timeout"
@@ -187,6 +191,11 @@ fn a_job_that_ignores_term_is_killed_after_the_grace_period() {
         took >= Duration::from_millis(700) && took < Duration::from_secs(4),
         "{took:?}"
     );
+    // The reason says why it took longer than its timeout, on the terminal and in the history.
+    let why = "timed out after 300ms; still running 500ms after SIGTERM, so killed";
+    assert!(run.stderr.contains(why), "{}", run.stderr);
+    let show = sb.exe(&["show", "1", "--format", "json"]);
+    assert!(show.stdout.contains(why), "{}", show.stdout);
 }
 
 #[test]
