@@ -1,5 +1,24 @@
 //! exe: a pipeline runner. `run` is the whole program; `main` only calls it.
 
+/// `eprint!` that ignores a failed write instead of panicking. exe's own messages are
+/// best-effort once stderr is gone (a reader that closed the pipe, `2>&-`): the history, the
+/// logs and the exit code still tell what happened, and a run must not die half-recorded
+/// over a message. Defined before the modules so that all of them can use it.
+macro_rules! stderr {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// [`stderr!`] with a newline.
+macro_rules! stderrln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod attempt;
 pub mod checks;
 pub mod cli;
@@ -72,6 +91,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     };
     match commands::dispatch(cli, out) {
         Ok(code) => code,
+        // The reader stopped reading (`exe runs | head`): not an error, it has what it
+        // wanted. End quietly, as `exe plan` does.
+        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
             report(&e, err_color);
             e.exit_code()
@@ -99,7 +121,7 @@ fn report(e: &Error, color: bool) {
         }
         other => render_human(&[Diagnostic::error("exe::io", other.to_string())], color),
     };
-    eprint!("{text}");
+    stderr!("{text}");
 }
 
 fn init_logging(verbose: u8, format: LogFormat) {

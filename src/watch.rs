@@ -113,7 +113,7 @@ where
                 Some(loaded.pipeline)
             }
             Err(broken) => {
-                eprint!("{}", render_human(&broken.diagnostics, settings.color));
+                stderr!("{}", render_human(&broken.diagnostics, settings.color));
                 // Until it loads, only its files count; those of the last good load too.
                 let mut files: Vec<PathBuf> = watch.rules.files().map(Path::to_path_buf).collect();
                 files.extend(broken.files);
@@ -221,7 +221,7 @@ impl Watch<'_> {
             // A pipeline that loads but cannot run (an unknown `--only`, a job too big for
             // the machine) is fixed in the file, like a broken one.
             Err(Error::Config(diagnostics)) => {
-                eprint!("{}", render_human(&diagnostics, self.settings.color));
+                stderr!("{}", render_human(&diagnostics, self.settings.color));
             }
             Err(e) => return Err(e),
         }

@@ -46,7 +46,7 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32
 /// Shows a loaded pipeline's warnings (unless `-q`).
 pub(super) fn show_warnings(warnings: &[Diagnostic], out: super::Output) {
     if !out.quiet && !warnings.is_empty() {
-        eprint!("{}", render_human(warnings, out.color_err));
+        stderr!("{}", render_human(warnings, out.color_err));
     }
 }
 
@@ -98,7 +98,7 @@ pub(super) fn execute(
         let before = store.run(previous)?;
         let before_jobs = store.jobs(previous)?;
         if resume::nothing_to_do(&before.state, &before_jobs) {
-            eprintln!("run {previous} succeeded: nothing to do");
+            stderrln!("run {previous} succeeded: nothing to do");
             return Ok(0);
         }
         if before.digest != digest && !args.allow_changes {
@@ -207,9 +207,9 @@ pub(super) fn execute(
     let (report, code) = ended?;
     stopped?;
     if !out.quiet || report.run_state != RunState::Success {
-        eprint!("\n{}", render::summary(pipeline, &report, run_id));
+        stderr!("\n{}", render::summary(pipeline, &report, run_id));
         if report.run_state != RunState::Success && resume_hint {
-            eprintln!(
+            stderrln!(
                 "Resume with: exe apply {} --resume {run_id}",
                 shell_word(&file)
             );
@@ -224,7 +224,7 @@ pub(super) fn close_orphans(store: &mut Store, quiet: bool) -> Result<(), Error>
     let (closed, leftovers) = recovery::close_orphans(store, &hostname(), now_ms())?;
     if !quiet {
         for run in closed {
-            eprintln!(
+            stderrln!(
                 "run {run} was left RUNNING by an exe that died; it is now CANCELLED (resume it with --resume {run})"
             );
         }
@@ -238,7 +238,7 @@ pub(super) fn close_orphans(store: &mut Store, quiet: bool) -> Result<(), Error>
         if interactive && l.provably_ours() {
             offer_to_end(&what, l.pgid)?;
         } else {
-            eprintln!("{what}; end it with: kill -- -{}", l.pgid);
+            stderrln!("{what}; end it with: kill -- -{}", l.pgid);
         }
     }
     Ok(())
@@ -247,21 +247,21 @@ pub(super) fn close_orphans(store: &mut Store, quiet: bool) -> Result<(), Error>
 /// Asks whether to end an orphaned group that is provably the dead run's, and does.
 fn offer_to_end(what: &str, pgid: i32) -> Result<(), Error> {
     let grace = crate::validate::DEFAULT_GRACE;
-    eprint!(
+    stderr!(
         "{what}. End it (SIGTERM, then SIGKILL after {})? [y/N] ",
         render::duration(grace)
     );
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
-        eprintln!("Left running; end it later with: kill -- -{pgid}");
+        stderrln!("Left running; end it later with: kill -- -{pgid}");
         return Ok(());
     }
     let ended = crate::process::end_leftovers(pgid, grace);
     if ended.is_ok() && !crate::process::group_alive(pgid) {
-        eprintln!("Ended process group {pgid}.");
+        stderrln!("Ended process group {pgid}.");
     } else {
-        eprintln!("Process group {pgid} is still there after SIGKILL; see `ps -g {pgid}`.");
+        stderrln!("Process group {pgid} is still there after SIGKILL; see `ps -g {pgid}`.");
     }
     Ok(())
 }

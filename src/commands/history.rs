@@ -43,9 +43,9 @@ fn no_history(db: &Path) -> Error {
 pub(super) fn runs(args: &RunsArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
     let Some(store) = open_read(db)? else {
         if args.format == ListFormat::Json {
-            println!("[]");
+            std::io::stdout().write_all(b"[]\n")?;
         } else if !out.quiet {
-            eprintln!("{}", nothing_recorded(db));
+            stderrln!("{}", nothing_recorded(db));
         }
         return Ok(0);
     };
@@ -185,7 +185,7 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
                 help: Some("pass --yes to confirm from a script".to_owned()),
             });
         }
-        eprint!(
+        stderr!(
             "Record {} of run {} as successful? [y/N] ",
             args.jobs.join(", "),
             args.run
@@ -193,7 +193,7 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
-            eprintln!("Nothing recorded.");
+            stderrln!("Nothing recorded.");
             return Ok(1);
         }
     }
@@ -202,7 +202,7 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
     for job in &args.jobs {
         store.mark_success(args.run, job, &actor, &args.reason, super::apply::now_ms())?;
     }
-    eprintln!(
+    stderrln!(
         "Recorded {} of run {} as successful ({actor}: {}).",
         args.jobs.join(", "),
         args.run,
@@ -231,7 +231,7 @@ pub struct JobStats {
 pub(super) fn stats(args: &StatsArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
     let Some(store) = open_read(db)? else {
         if !out.quiet {
-            eprintln!("{}", nothing_recorded(db));
+            stderrln!("{}", nothing_recorded(db));
         }
         return Ok(0);
     };

@@ -113,7 +113,7 @@ pub(super) fn run(args: &InitArgs) -> Result<i32, Error> {
             path: path.clone(),
             source,
         })?;
-    eprintln!(
+    stderrln!(
         "wrote {}; check it with `exe lint {}`",
         path.display(),
         path.display()

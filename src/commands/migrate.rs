@@ -32,7 +32,7 @@ pub(super) fn run(
         .filter(|w| w.code != "exe::config::legacy_format")
         .collect();
     if !notes.is_empty() && !out.quiet {
-        eprint!("{}", render_human(&notes, false));
+        stderr!("{}", render_human(&notes, false));
     }
     let mut spec = if doc.legacy {
         doc.spec.clone()
@@ -64,7 +64,7 @@ pub(super) fn run(
                 source,
             })?;
             if !out.quiet {
-                eprintln!(
+                stderrln!(
                     "wrote {}; check it with `exe lint {}`",
                     path.display(),
                     path.display()
@@ -95,7 +95,7 @@ fn import_history(
     let mut store = Store::open(db, Access::ReadWrite, Durability::Normal)?;
     let imported = store.import_executioner(old)?;
     if !out.quiet {
-        eprintln!(
+        stderrln!(
             "Imported {} run{} ({} jobs) from {} into {}{}.",
             imported.runs,
             if imported.runs == 1 { "" } else { "s" },

@@ -25,7 +25,7 @@ pub(super) fn run(args: &PlanArgs, out: super::Output, db: &Path) -> Result<i32,
     // Terraform's convention: 0 nothing to do, 2 something would run, 1 any error. Exit 2
     // is taken, so errors are reported here instead of by the caller's mapping.
     result.or_else(|e| {
-        eprint!("{}", render_error(&e, out.color));
+        stderr!("{}", render_error(&e, out.color));
         Ok(EXIT_FAILED)
     })
 }
@@ -51,7 +51,7 @@ fn plan(args: &PlanArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
         None
     } else {
         super::history::open_read(db).unwrap_or_else(|e| {
-            eprintln!(
+            stderrln!(
                 "warning: cannot read the run history, so no job is shown as up to date: {e}"
             );
             None
@@ -87,7 +87,7 @@ fn plan(args: &PlanArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
         }
     }
     if !out.quiet && !diagnostics.is_empty() {
-        eprint!("{}", render_human(&diagnostics, false));
+        stderr!("{}", render_human(&diagnostics, false));
     }
     let plan = Plan::new(
         &pipeline,
@@ -110,7 +110,7 @@ fn plan(args: &PlanArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
     if matches!(args.format, PlanFormat::Dot | PlanFormat::Mermaid) && !explanations.is_empty() {
         // A graph has no place for them, and stdout must stay a valid graph.
         let text: String = explanations.iter().map(explain::render_text).collect();
-        eprint!("Explain:\n{text}");
+        stderr!("Explain:\n{text}");
     }
     match std::io::stdout().write_all(rendered.as_bytes()) {
         // `exe plan | head` is not an error: the reader has what it wanted.
