@@ -583,3 +583,40 @@ fn a_reader_that_stops_reading_ends_exe_quietly_with_its_own_exit_code() {
         assert_eq!((code, stderr.as_str()), (0, ""), "{args:?}");
     }
 }
+
+#[test]
+fn a_hangup_cancels_like_ctrl_c_unless_exe_runs_under_nohup() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.long]\ncommand = \"sleep 100 & echo $! > child; sleep 100\"\n",
+    );
+    let child = sb.spawn(&["apply", "p.toml"]);
+    sb.wait_for("child");
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&child, "-HUP");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        !pid_alive(&read(&sb, "child")),
+        "a job outlived the terminal"
+    );
+    // Under nohup, SIGHUP stays ignored: the run outlives the terminal, as asked.
+    sb.file(
+        "q.toml",
+        "[jobs.short]\ncommand = \"touch started; sleep 0.5; touch finished\"\n",
+    );
+    let nohup = std::process::Command::new("nohup")
+        .args([env!("CARGO_BIN_EXE_exe"), "apply", "q.toml"])
+        .current_dir(sb.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    sb.wait_for("started");
+    signal(&nohup, "-HUP");
+    let out = nohup.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(sb.path().join("finished").exists());
+}
