@@ -88,6 +88,17 @@ struct Loaded {
 /// Loads and validates the pipeline a run names, with every layer the flags add. On
 /// failure, every problem is reported, including those behind invalid values.
 fn load_pipeline(run: &RunArgs, process_env: &[(String, String)]) -> Result<Loaded, Error> {
+    if run.file.as_os_str() == "-" {
+        // A run is recorded with its file (resume compares against it) and includes and
+        // `working_dir` resolve from its folder: standard input has neither.
+        return Err(Error::Usage {
+            message: "plan, apply and watch read a pipeline file, not standard input".to_owned(),
+            help: Some(
+                "save it to a file first; `exe lint -` checks a pipeline from standard input"
+                    .to_owned(),
+            ),
+        });
+    }
     let load_options = LoadOptions {
         profile: run.profile.clone(),
         sets: run.sets.clone(),

@@ -163,3 +163,21 @@ fn missing_include() {
         "exe::config::include_not_found",
     );
 }
+
+#[test]
+fn plan_apply_and_watch_say_that_standard_input_is_for_lint() {
+    let sb = Sandbox::new();
+    let pipeline = b"[jobs.a]\ncommand = \"true\"\n";
+    for command in ["plan", "apply", "watch"] {
+        let run = sb.exe_with(&[command, "-"], Some(pipeline));
+        assert_eq!(run.code, 2, "{command}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("read a pipeline file, not standard input")
+                && run.stderr.contains("`exe lint -`"),
+            "{command}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(sb.exe_with(&["lint", "-"], Some(pipeline)).code, 0);
+}
