@@ -102,7 +102,17 @@ pub(super) fn execute(
             return Ok(0);
         }
         if before.digest != digest && !args.allow_changes {
-            let changes = resume::changes(&store.plan_json(previous)?, &definition);
+            let mut changes = resume::changes(&store.plan_json(previous)?, &definition);
+            if before.name != pipeline.name {
+                // Most likely the wrong file or run id, rather than an edit.
+                changes.insert(
+                    0,
+                    format!(
+                        "run {previous} was of the pipeline `{}` ({}), not `{}`",
+                        before.name, before.file, pipeline.name
+                    ),
+                );
+            }
             let listed = if changes.is_empty() {
                 "its settings changed".to_owned()
             } else {

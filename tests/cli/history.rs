@@ -165,6 +165,22 @@ fn resume_refuses_unknown_runs_and_changed_pipelines() {
         "{}",
         changed.stderr
     );
+    assert!(
+        !changed.stderr.contains("was of the pipeline"),
+        "{}",
+        changed.stderr
+    );
+    // Another pipeline altogether: most likely the wrong file, and the message says so.
+    sb.file("other.toml", "[jobs.x]\ncommand = \"true\"\n");
+    let other = sb.exe(&["apply", "other.toml", "--resume", &id]);
+    assert_eq!(other.code, 2, "{}", other.stderr);
+    assert!(
+        other.stderr.contains(&format!(
+            "run {id} was of the pipeline `p` (p.toml), not `other`"
+        )),
+        "{}",
+        other.stderr
+    );
     sb.file("fixed", "");
     assert_eq!(
         sb.exe(&["apply", "-q", "p.toml", "--resume", &id, "--allow-changes"])
