@@ -591,7 +591,20 @@ fn a_hangup_cancels_like_ctrl_c_unless_exe_runs_under_nohup() {
         "p.toml",
         "[jobs.long]\ncommand = \"sleep 100 & echo $! > child; sleep 100\"\n",
     );
-    let child = sb.spawn(&["apply", "p.toml"]);
+    // SIGHUP at its default, whatever this test inherited: run under `nohup` (as a CI job
+    // may be), it would be ignored, which is the other half of this test.
+    let child = std::process::Command::new("env")
+        .args([
+            "--default-signal=HUP",
+            env!("CARGO_BIN_EXE_exe"),
+            "apply",
+            "p.toml",
+        ])
+        .current_dir(sb.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     sb.wait_for("child");
     std::thread::sleep(Duration::from_millis(100));
     signal(&child, "-HUP");
