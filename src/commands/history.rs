@@ -156,6 +156,20 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
         if ended && chunk.is_empty() {
             return Ok(0);
         }
+        // An exe that died never ends its attempts: stop instead of following forever.
+        let run = store.run(args.run)?;
+        if !ended
+            && chunk.is_empty()
+            && crate::recovery::orphaned(&run, &super::apply::hostname(), super::apply::now_ms())
+        {
+            stderrln!(
+                "the exe running run {} is gone, so this attempt will never end; the next \
+                 `exe apply` records it as CANCELLED, and `--resume {}` runs it again",
+                args.run,
+                args.run
+            );
+            return Ok(crate::error::EXIT_FAILED);
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -534,6 +534,23 @@ fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
     assert!(sb.path().join("after").exists());
 }
 
+#[test]
+fn following_the_log_of_a_run_whose_exe_died_stops() {
+    let sb = Sandbox::new();
+    let job_pid = orphan_a_long_job(&sb);
+    // The attempt will never end in the history: --follow says so instead of waiting forever.
+    let follow = sb.exe_or_hang(&["logs", "1", "long", "--follow"]);
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{job_pid}")])
+        .status();
+    assert_eq!(follow.code, 1, "{}", follow.stderr);
+    assert!(
+        follow.stderr.contains("the exe running run 1 is gone"),
+        "{}",
+        follow.stderr
+    );
+}
+
 /// `exe apply q.toml` on a terminal (`script` gives it one), answering `answer`.
 fn apply_on_a_terminal(sb: &Sandbox, answer: &[u8]) -> Run {
     sb.file("q.toml", "[jobs.x]\ncommand = \"true\"\n");
