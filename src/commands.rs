@@ -87,6 +87,14 @@ struct Loaded {
 
 /// Loads and validates the pipeline a run names, with every layer the flags add. On
 /// failure, every problem is reported, including those behind invalid values.
+/// Asks `question` on the terminal, with ` [y/N] ` after it; true when the answer is yes.
+fn confirm(question: &str) -> std::io::Result<bool> {
+    stderr!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
+}
+
 fn load_pipeline(run: &RunArgs, process_env: &[(String, String)]) -> Result<Loaded, Error> {
     if run.file.as_os_str() == "-" {
         // A run is recorded with its file (resume compares against it) and includes and

@@ -12,7 +12,7 @@
 //! Only runs of this host have their groups looked at: a pgid recorded on another machine
 //! names nothing here.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::store::{Record, RunFilter, RunRow, Store, StoreError};
 
@@ -45,25 +45,23 @@ impl Leftover {
     /// last heartbeat and the start plus [`START_SLACK_MS`]. A pgid is not handed out again
     /// while any process is in the group, so such a process shows the number was never reused
     /// since. Processes that all started later (or a `/proc` exe cannot read) prove nothing.
-    pub fn provably_ours(&self) -> bool {
+    /// `now_ms` is the current time, in ms since the Unix epoch.
+    pub fn provably_ours(&self, now_ms: i64) -> bool {
         let from = self.started_at_ms - START_SLACK_MS;
         let to = self.owner_seen_ms.max(self.started_at_ms + START_SLACK_MS);
-        member_started_between(self.pgid, from, to)
+        member_started_between(self.pgid, from, to, now_ms)
     }
 }
 
 /// Whether a process of group `pgid` started between `from_ms` and `to_ms` (ms since the
-/// Unix epoch), by the start times in `/proc`.
-fn member_started_between(pgid: i32, from_ms: i64, to_ms: i64) -> bool {
+/// Unix epoch, as `now_ms` is), by the start times in `/proc`.
+fn member_started_between(pgid: i32, from_ms: i64, to_ms: i64, now_ms: i64) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return false;
     };
     // `/proc` counts start times in clock ticks since boot (CLOCK_BOOTTIME).
     let since_boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
     let since_boot_ms = since_boot.tv_sec * 1000 + since_boot.tv_nsec / 1_000_000;
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let booted_ms = now_ms - since_boot_ms;
     let ticks = i64::try_from(rustix::param::clock_ticks_per_second()).unwrap_or(100);
     entries.filter_map(Result::ok).any(|entry| {
@@ -238,6 +236,12 @@ mod tests {
         assert!(runs_exe(std::process::id()));
     }
 
+    /// The clock, in ms since the Unix epoch (the recovery tests otherwise use made-up times).
+    fn real_now() -> i64 {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        i64::try_from(since.unwrap().as_millis()).unwrap()
+    }
+
     /// A store holding one RUNNING run of `host` (pid above `pid_max`, last heartbeat at 0)
     /// whose only attempt is open, in this test process's own group: a live one.
     fn dead_run_with_a_live_group(host: &str) -> (Store, i32) {
@@ -283,7 +287,7 @@ mod tests {
         assert_eq!(leftovers.len(), 1);
         assert_eq!(leftovers[0].pgid, group);
         // Started long before the run's recorded start: not provably the attempt's.
-        assert!(!leftovers[0].provably_ours());
+        assert!(!leftovers[0].provably_ours(real_now()));
         // The same pgid recorded on another machine names nothing here.
         let (mut store, _) = dead_run_with_a_live_group("elsewhere");
         let (closed, leftovers) = close_orphans(&mut store, "here", now).unwrap();
@@ -301,15 +305,17 @@ mod tests {
     #[test]
     fn a_group_is_matched_by_when_its_processes_started() {
         let group = rustix::process::getpgrp().as_raw_nonzero().get();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap())
-            .unwrap();
+        let now = real_now();
         // This test process is in its group and started before now.
-        assert!(member_started_between(group, 0, now + 1_000));
-        assert!(!member_started_between(group, now + 60_000, now + 120_000));
+        assert!(member_started_between(group, 0, now + 1_000, now));
+        assert!(!member_started_between(
+            group,
+            now + 60_000,
+            now + 120_000,
+            now
+        ));
         assert!(
-            !member_started_between(4_194_305, 0, now + 1_000),
+            !member_started_between(4_194_305, 0, now + 1_000, now),
             "no such group"
         );
     }

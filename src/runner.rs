@@ -576,6 +576,18 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// Cancelling begins (once): no job starts from now on, and no more logs are made ahead.
+    /// Returns the transitions of the jobs that will not run, or None if it had begun.
+    fn start_cancelling(&mut self, reason: &str) -> Option<Vec<Transition>> {
+        if self.cancelling {
+            return None;
+        }
+        self.cancelling = true;
+        self.logs_ahead.stop();
+        let now = self.now();
+        Some(self.scheduler.cancel(now, reason))
+    }
+
     /// The history failed: stop starting jobs and stop the running ones, as on Ctrl-C.
     fn stop_for_history(&mut self, error: StoreError) {
         if self.history_error.is_some() {
@@ -585,14 +597,8 @@ impl<'a> Runner<'a> {
             "cannot write the run history: {error}; stopping the run"
         ));
         self.history_error = Some(error);
-        if !self.cancelling {
-            self.cancelling = true;
-            self.logs_ahead.stop();
-            let now = self.now();
-            let _ = self
-                .scheduler
-                .cancel(now, "the run history could not be written");
-        }
+        // Nothing more can be recorded, so the cancelled jobs' transitions are not kept.
+        let _ = self.start_cancelling("the run history could not be written");
         for (job, live) in &mut self.live {
             if live.stop.is_none() {
                 let kill_at = Some(Instant::now() + self.pipeline.jobs[*job].timeout_grace);
@@ -817,18 +823,14 @@ impl<'a> Runner<'a> {
         };
         let now = self.now();
         let (outcome, exit) = match (live.stop.map(|s| s.reason), ended) {
-            (Some(KillReason::Timeout), Ended::Exited(done)) => (
-                Outcome::TimedOut {
-                    reason: self.timed_out(job, Some(done.exit)),
-                },
-                Some(done.exit),
-            ),
-            (Some(KillReason::Timeout), _) => (
-                Outcome::TimedOut {
-                    reason: self.timed_out(job, None),
-                },
-                None,
-            ),
+            (Some(KillReason::Timeout), _) => {
+                let exit = match ended {
+                    Ended::Exited(done) => Some(done.exit),
+                    _ => None,
+                };
+                let reason = self.timed_out(job, exit);
+                (Outcome::TimedOut { reason }, exit)
+            }
             (Some(KillReason::Cancel), Ended::Exited(done)) => {
                 (Outcome::Cancelled, Some(done.exit))
             }
@@ -910,21 +912,17 @@ impl<'a> Runner<'a> {
         if by == StopBy::Signal {
             self.signals += 1;
         }
-        if !self.cancelling {
-            self.cancelling = true;
-            self.logs_ahead.stop();
-            let now = self.now();
-            let (reason, note) = match by {
-                StopBy::Signal => (
-                    "interrupted",
-                    "interrupted: stopping running jobs (press Ctrl-C again to kill them now)",
-                ),
-                StopBy::Restart => (
-                    "restarted after a change",
-                    "stopping running jobs to start again",
-                ),
-            };
-            let transitions = self.scheduler.cancel(now, reason);
+        let (reason, note) = match by {
+            StopBy::Signal => (
+                "interrupted",
+                "interrupted: stopping running jobs (press Ctrl-C again to kill them now)",
+            ),
+            StopBy::Restart => (
+                "restarted after a change",
+                "stopping running jobs to start again",
+            ),
+        };
+        if let Some(transitions) = self.start_cancelling(reason) {
             self.record_all(&transitions);
             self.progress.note(note);
         }

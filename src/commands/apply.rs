@@ -231,7 +231,8 @@ pub(super) fn execute(
 /// Closes runs left RUNNING by an exe that died, and says so (with any process group of
 /// theirs still alive, and how to end it).
 pub(super) fn close_orphans(store: &mut Store, quiet: bool) -> Result<(), Error> {
-    let (closed, leftovers) = recovery::close_orphans(store, &hostname(), now_ms())?;
+    let now = now_ms();
+    let (closed, leftovers) = recovery::close_orphans(store, &hostname(), now)?;
     if !quiet {
         for run in closed {
             stderrln!(
@@ -245,7 +246,7 @@ pub(super) fn close_orphans(store: &mut Store, quiet: bool) -> Result<(), Error>
             "process group {} of job `{}` (run {}) is still running",
             l.pgid, l.job, l.run
         );
-        if interactive && l.provably_ours() {
+        if interactive && l.provably_ours(now) {
             offer_to_end(&what, l.pgid)?;
         } else {
             stderrln!("{what}; end it with: kill -- -{}", l.pgid);
@@ -257,13 +258,11 @@ pub(super) fn close_orphans(store: &mut Store, quiet: bool) -> Result<(), Error>
 /// Asks whether to end an orphaned group that is provably the dead run's, and does.
 fn offer_to_end(what: &str, pgid: i32) -> Result<(), Error> {
     let grace = crate::validate::DEFAULT_GRACE;
-    stderr!(
-        "{what}. End it (SIGTERM, then SIGKILL after {})? [y/N] ",
+    let question = format!(
+        "{what}. End it (SIGTERM, then SIGKILL after {})?",
         render::duration(grace)
     );
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
+    if !super::confirm(&question)? {
         stderrln!("Left running; end it later with: kill -- -{pgid}");
         return Ok(());
     }
@@ -316,7 +315,6 @@ pub fn now_ms() -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
-/// The user exe runs as, from `USER` or `LOGNAME`.
 /// Who runs exe, for the history and the audit trail: the name of the real user id in
 /// `/etc/passwd`, else `USER` or `LOGNAME` (users known only to a directory service), else
 /// `uid N`. Not `USER` first: cron, containers and CI often leave it unset, and after `su`

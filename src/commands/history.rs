@@ -157,10 +157,13 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
             return Ok(0);
         }
         // An exe that died never ends its attempts: stop instead of following forever.
-        let run = store.run(args.run)?;
         if !ended
             && chunk.is_empty()
-            && crate::recovery::orphaned(&run, &super::apply::hostname(), super::apply::now_ms())
+            && crate::recovery::orphaned(
+                &store.run(args.run)?,
+                &super::apply::hostname(),
+                super::apply::now_ms(),
+            )
         {
             stderrln!(
                 "the exe running run {} is gone, so this attempt will never end; the next \
@@ -199,14 +202,12 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
                 help: Some("pass --yes to confirm from a script".to_owned()),
             });
         }
-        stderr!(
-            "Record {} of run {} as successful? [y/N] ",
+        let question = format!(
+            "Record {} of run {} as successful?",
             args.jobs.join(", "),
             args.run
         );
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
+        if !super::confirm(&question)? {
             stderrln!("Nothing recorded.");
             return Ok(1);
         }

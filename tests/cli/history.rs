@@ -433,6 +433,13 @@ fn concurrent_applies_on_one_database_get_unique_ids() {
     assert_eq!(ids.len(), 160, "every run id is unique");
 }
 
+/// Kills what is left of the job whose shell was `pid` (its process group).
+fn kill_group(pid: &str) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status();
+}
+
 /// Starts `p.toml` (its job `long` sleeps in the background of its shell), kills exe with
 /// SIGKILL once the job's process group is recorded, and returns the job shell's pid: its
 /// group's id.
@@ -484,9 +491,7 @@ fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
         "{}",
         next.stderr
     );
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", "--", &format!("-{job_pid}")])
-        .status();
+    kill_group(&job_pid);
     let runs = json(&sb.exe(&["runs", "--format", "json"]));
     let dead = runs
         .as_array()
@@ -540,9 +545,7 @@ fn following_the_log_of_a_run_whose_exe_died_stops() {
     let job_pid = orphan_a_long_job(&sb);
     // The attempt will never end in the history: --follow says so instead of waiting forever.
     let follow = sb.exe_or_hang(&["logs", "1", "long", "--follow"]);
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", "--", &format!("-{job_pid}")])
-        .status();
+    kill_group(&job_pid);
     assert_eq!(follow.code, 1, "{}", follow.stderr);
     assert!(
         follow.stderr.contains("the exe running run 1 is gone"),
@@ -600,9 +603,7 @@ fn a_group_the_user_keeps_is_left_running() {
         next.stdout
     );
     assert!(pid_alive(&job_pid), "the job's shell was left alone");
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", "--", &format!("-{job_pid}")])
-        .status();
+    kill_group(&job_pid);
 }
 
 #[test]
