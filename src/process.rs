@@ -33,8 +33,8 @@
 //! # Unsafe
 //!
 //! The crate denies `unsafe_code` (`deny`, not `forbid`: a module-level `allow` cannot relax
-//! `forbid`); this module allows it for five libc calls that have no safe wrapper in std:
-//! `killpg`, `waitpid`, `wait4`, `getrusage` and `prctl`. Each passes only integers (and, for the waits,
+//! `forbid`); this module allows it for four libc calls that have no safe wrapper in std:
+//! `killpg`, `waitpid`, `wait4` and `prctl`. Each passes only integers (and, for the waits,
 //! pointers to locals of the types they write), so none can violate memory safety; each block
 //! says why in a `// SAFETY:` comment. (std's `Child::wait` reaps too, but drops the usage.)
 #![allow(unsafe_code)]
@@ -51,6 +51,8 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, PidfdFlags};
 
 use crate::logs;
+
+mod peak;
 
 /// How long to wait for the group to vanish after SIGKILL. SIGKILL cannot be caught, so this
 /// only covers the kernel tearing processes down and us reaping them; a process stuck in
@@ -97,7 +99,7 @@ pub struct Finished {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
     /// Peak resident memory of the largest of those processes, in KiB; `None` when it is
-    /// not above exe's own peak, which the kernel folds into it (see [`Running::wait`]).
+    /// not above exe's own peak, which the kernel folds into it (see [`peak`]).
     pub max_rss_kib: Option<u64>,
     /// CPU time in user mode.
     pub user_cpu: Duration,
@@ -345,15 +347,7 @@ impl Running {
             }
         };
         let mut usage = Usage::from(&usage);
-        // Linux starts a new program's peak RSS at the peak of the process it replaced, and a
-        // spawned child starts out sharing exe's memory: a figure no larger than exe's own
-        // peak may be exe's, so it is not reported as the job's.
-        if usage
-            .max_rss_kib
-            .is_some_and(|kib| kib <= own_peak_rss_kib())
-        {
-            usage.max_rss_kib = None;
-        }
+        usage.max_rss_kib = usage.max_rss_kib.and_then(peak::jobs_own);
         Ok(Some(Finished { exit, usage }))
     }
 
@@ -363,17 +357,6 @@ impl Running {
             source,
         }
     }
-}
-
-/// exe's own peak RSS so far, in KiB (0 if it cannot be read).
-fn own_peak_rss_kib() -> u64 {
-    // SAFETY: all-zero bytes are a valid `rusage` (integers and timevals only).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a live, writable local of the type getrusage writes.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut usage) } != 0 {
-        return 0;
-    }
-    u64::try_from(usage.ru_maxrss).unwrap_or(0)
 }
 
 impl From<&libc::rusage> for Usage {

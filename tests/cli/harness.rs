@@ -96,7 +96,11 @@ impl Sandbox {
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
-            child.stdin.take().unwrap().write_all(input).unwrap();
+            // exe may refuse before it reads its input (`apply -`), which closes the pipe.
+            match child.stdin.take().unwrap().write_all(input) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("stdin: {e}"),
+                _ => {}
+            }
             child.wait_with_output().unwrap()
         } else {
             cmd.output().unwrap()

@@ -930,7 +930,11 @@ fn attempts_record_cpu_time_and_peak_memory() {
          [jobs.blocked]\ncommand = \"true\"\n\
          pre_checks = [{ check = \"file_exists\", path = \"missing\" }]\n",
     );
+    // exe inherits the peak of the process that started it (this test binary) into its own
+    // rusage; a large one must not hide the jobs' figures.
+    let ballast = vec![1u8; 160 << 20];
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    drop(std::hint::black_box(ballast));
     let id = newest_run(&sb);
     let detail = json(&sb.exe(&["show", &id, "--format", "json"]));
     let attempt = |job: &str| {
