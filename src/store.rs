@@ -34,8 +34,8 @@ use serde::Serialize;
 use crate::process::Usage;
 
 pub use self::checkpoint::Checkpointer;
-pub use self::error::StoreError;
 use self::error::classify;
+pub use self::error::{NotAFileKind, StoreError};
 pub use self::legacy::Imported;
 use self::schema::{CURRENT, MIGRATIONS, Migrated, READABLE_FROM};
 
@@ -351,13 +351,13 @@ fn refuse_non_file(path: &Path) -> Result<(), StoreError> {
     let kind = if kind.is_file() {
         return Ok(());
     } else if kind.is_dir() {
-        "a folder"
+        NotAFileKind::Folder
     } else if kind.is_fifo() {
-        "a named pipe"
+        NotAFileKind::NamedPipe
     } else if kind.is_socket() {
-        "a socket"
+        NotAFileKind::Socket
     } else {
-        "a device"
+        NotAFileKind::Device
     };
     Err(StoreError::NotAFile {
         path: path.to_path_buf(),

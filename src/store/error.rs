@@ -27,8 +27,8 @@ pub enum StoreError {
     NotAFile {
         /// The path given.
         path: PathBuf,
-        /// What it is instead: "a folder", "a named pipe", ...
-        kind: &'static str,
+        /// What it is instead.
+        kind: NotAFileKind,
     },
     /// The directory that should hold the database could not be created.
     #[error("cannot create the directory for the history database {}: {source}", path.display())]
@@ -162,6 +162,29 @@ pub enum StoreError {
     },
 }
 
+/// What a `--db` path names when it is not a regular file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAFileKind {
+    /// A directory.
+    Folder,
+    /// A FIFO: opening it would block until a writer came.
+    NamedPipe,
+    /// A Unix socket.
+    Socket,
+    /// A character or block device.
+    Device,
+}
+
+impl std::fmt::Display for NotAFileKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NotAFileKind::Folder => "a folder",
+            NotAFileKind::NamedPipe => "a named pipe",
+            NotAFileKind::Socket => "a socket",
+            NotAFileKind::Device => "a device",
+        })
+    }
+}
 impl StoreError {
     /// What the user can do about it, when there is something.
     pub fn help(&self) -> Option<String> {
@@ -171,7 +194,7 @@ impl StoreError {
                     .into()
             }
             StoreError::NotAFile { path, kind } => {
-                let example = if *kind == "a folder" {
+                let example = if *kind == NotAFileKind::Folder {
                     format!(" such as {}", path.join("history.db").display())
                 } else {
                     String::new()
