@@ -158,11 +158,7 @@ pub(super) fn execute(
     let ids: Vec<String> = pipeline.jobs.iter().map(|j| j.id.0.clone()).collect();
     let started_at_ms = now_ms();
     let file = pipeline.file.display().to_string();
-    // Started before the run's first commit: a WAL left over the threshold by an earlier
-    // run would otherwise be checkpointed inside that commit (fsyncs: 5-10 ms here), and
-    // without the thread, in the commit that crosses it, while the next job waits.
-    let checkpointer = store.checkpoint_in_background().ok();
-    let created = store.create_run(&NewRun {
+    let run_id = store.create_run(&NewRun {
         name: &pipeline.name,
         file: &file,
         digest: &digest,
@@ -174,16 +170,7 @@ pub(super) fn execute(
         resumed_from: args.resume,
         started_at_ms,
         jobs: &ids,
-    });
-    let run_id = match created {
-        Ok(id) => id,
-        Err(e) => {
-            if let Some(c) = checkpointer {
-                let _ = store.stop_background_checkpoints(c);
-            }
-            return Err(e.into());
-        }
-    };
+    })?;
     // The plan is recorded; a 2,000-job plan's text need not stay in memory for the run.
     drop(definition);
     // Orphaned grandchildren of jobs come back to exe, so their group can be reaped at once.
@@ -204,6 +191,9 @@ pub(super) fn execute(
         cancel,
         fingerprints: &fingerprinter,
     };
+    // Without the thread, SQLite checkpoints inside the commit that crosses the threshold,
+    // while the next job waits.
+    let checkpointer = store.checkpoint_in_background().ok();
     let report = runner::run(pipeline, &dispositions, &options, &progress, store);
     progress.finish();
     fingerprinter.save_cache();
