@@ -85,8 +85,6 @@ struct Loaded {
     warnings: Vec<Diagnostic>,
 }
 
-/// Loads and validates the pipeline a run names, with every layer the flags add. On
-/// failure, every problem is reported, including those behind invalid values.
 /// Asks `question` on the terminal, with ` [y/N] ` after it; true when the answer is yes.
 fn confirm(question: &str) -> std::io::Result<bool> {
     stderr!("{question} [y/N] ");
@@ -95,6 +93,8 @@ fn confirm(question: &str) -> std::io::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
 }
 
+/// Loads and validates the pipeline a run names, with every layer the flags add. On
+/// failure, every problem is reported, including those behind invalid values.
 fn load_pipeline(run: &RunArgs, process_env: &[(String, String)]) -> Result<Loaded, Error> {
     if run.file.as_os_str() == "-" {
         // A run is recorded with its file (resume compares against it) and includes and

@@ -822,19 +822,18 @@ impl<'a> Runner<'a> {
             return;
         };
         let now = self.now();
+        let exited = match ended {
+            Ended::Exited(done) => Some(done.exit),
+            _ => None,
+        };
         let (outcome, exit) = match (live.stop.map(|s| s.reason), ended) {
-            (Some(KillReason::Timeout), _) => {
-                let exit = match ended {
-                    Ended::Exited(done) => Some(done.exit),
-                    _ => None,
-                };
-                let reason = self.timed_out(job, exit);
-                (Outcome::TimedOut { reason }, exit)
-            }
-            (Some(KillReason::Cancel), Ended::Exited(done)) => {
-                (Outcome::Cancelled, Some(done.exit))
-            }
-            (Some(KillReason::Cancel), _) => (Outcome::Cancelled, None),
+            (Some(KillReason::Timeout), _) => (
+                Outcome::TimedOut {
+                    reason: self.timed_out(job, exited),
+                },
+                exited,
+            ),
+            (Some(KillReason::Cancel), _) => (Outcome::Cancelled, exited),
             (None, Ended::Exited(done)) => match done.exit {
                 Exit::Code(0) => (Outcome::Success, Some(done.exit)),
                 Exit::Code(code) => (

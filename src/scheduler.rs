@@ -680,6 +680,12 @@ mod tests {
         }
     }
 
+    fn timed_out() -> Outcome {
+        Outcome::TimedOut {
+            reason: "timed out".into(),
+        }
+    }
+
     /// A scheduler under test. Every transition it returns goes through `record`, which
     /// checks it against the table and the job's previous state, and checks the
     /// scheduler's counters against what the transitions said.
@@ -999,16 +1005,7 @@ mod tests {
         r.next_all(0.0);
         assert_eq!(r.finish("a", exit(3), 1.0), ["a FAILED", "a QUEUED"]);
         r.next_all(1.0);
-        assert_eq!(
-            r.finish(
-                "a",
-                Outcome::TimedOut {
-                    reason: "timed out".into()
-                },
-                2.0
-            ),
-            ["a TIMEOUT", "a QUEUED"]
-        );
+        assert_eq!(r.finish("a", timed_out(), 2.0), ["a TIMEOUT", "a QUEUED"]);
         assert_eq!(r.reason("a"), "retry 2 of 5 in 0s (timed out)");
         r.next_all(2.0);
         assert_eq!(r.finish("a", exit(4), 3.0), ["a FAILED"]);
@@ -1058,16 +1055,7 @@ mod tests {
         };
         assert_eq!(r.finish("a", signal, 2.0), ["a FAILED", "a QUEUED"]);
         r.next_all(2.0);
-        assert_eq!(
-            r.finish(
-                "a",
-                Outcome::TimedOut {
-                    reason: "timed out".into()
-                },
-                3.0
-            ),
-            ["a TIMEOUT"]
-        );
+        assert_eq!(r.finish("a", timed_out(), 3.0), ["a TIMEOUT"]);
         assert_eq!(r.s.run_state(), RunState::Failed);
     }
 
@@ -1319,12 +1307,7 @@ mod tests {
 
         for (outcome, state) in [
             (exit(1), RunState::Failed),
-            (
-                Outcome::TimedOut {
-                    reason: "timed out".into(),
-                },
-                RunState::Failed,
-            ),
+            (timed_out(), RunState::Failed),
             (
                 Outcome::PreCheckFailed { reason: "x".into() },
                 RunState::Failed,
@@ -1430,9 +1413,7 @@ mod tests {
                 let outcome = match rng.below(8) {
                     0 | 1 => exit(1),
                     2 => exit(2),
-                    3 => Outcome::TimedOut {
-                        reason: "timed out".into(),
-                    },
+                    3 => timed_out(),
                     4 if rng.below(4) == 0 => Outcome::PreCheckFailed { reason: "x".into() },
                     5 if rng.below(10) == 0 => Outcome::Cancelled,
                     _ => Outcome::Success,

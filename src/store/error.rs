@@ -185,6 +185,7 @@ impl std::fmt::Display for NotAFileKind {
         })
     }
 }
+
 impl StoreError {
     /// What the user can do about it, when there is something.
     pub fn help(&self) -> Option<String> {
