@@ -163,6 +163,7 @@ fn close(
             usage: None,
             outcome: "CANCELLED",
             reason: "exe died",
+            pgid: None,
         });
         let alive = attempt
             .pgid

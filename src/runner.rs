@@ -451,6 +451,8 @@ enum Pending {
         usage: Option<Usage>,
         outcome: &'static str,
         reason: String,
+        /// The attempt's process group, when it was not committed before its end.
+        group: Option<i32>,
     },
 }
 
@@ -557,6 +559,7 @@ impl<'a> Runner<'a> {
                 usage,
                 outcome,
                 reason,
+                group,
             } => Record::AttemptEnded {
                 job: *job,
                 number: *number,
@@ -572,6 +575,7 @@ impl<'a> Runner<'a> {
                 usage: *usage,
                 outcome,
                 reason,
+                pgid: *group,
             },
         }
     }
@@ -799,6 +803,18 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// The process group of `job`'s attempt `number`, if it is still waiting for a commit:
+    /// it then goes with the attempt's end, one row update instead of two.
+    fn take_pending_group(&mut self, job: usize, number: u32) -> Option<i32> {
+        let at = self.pending.iter().position(
+            |p| matches!(p, Pending::Group { job: j, number: n, .. } if *j == job && *n == number),
+        )?;
+        match self.pending.remove(at) {
+            Pending::Group { pgid, .. } => Some(pgid),
+            _ => unreachable!("the position of a group"),
+        }
+    }
+
     /// Why an attempt that ran out of time ended: its timeout, and whether it ignored
     /// SIGTERM for the whole grace period.
     fn timed_out(&self, job: usize, exit: Option<Exit>) -> String {
@@ -881,6 +897,7 @@ impl<'a> Runner<'a> {
             Outcome::TimedOut { reason } => ("TIMEOUT", reason.clone()),
             Outcome::Cancelled => ("CANCELLED", String::new()),
         };
+        let group = self.take_pending_group(job, live.attempt);
         self.pending.push(Pending::Ended {
             job,
             number: live.attempt,
@@ -889,6 +906,7 @@ impl<'a> Runner<'a> {
             usage: ended.usage(),
             outcome: state,
             reason,
+            group,
         });
         self.progress.attempt_ended(job);
         let sample = self.random();

@@ -18,10 +18,12 @@
 mod checkpoint;
 mod error;
 mod fingerprints;
+mod immediate;
 mod legacy;
 mod read;
 mod schema;
 mod snapshot;
+mod transitions;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -174,6 +176,8 @@ pub enum Record<'a> {
         outcome: &'a str,
         /// Why, for people.
         reason: &'a str,
+        /// Its process group, when it was not recorded before (see [`Record::AttemptGroup`]).
+        pgid: Option<i32>,
     },
 }
 
@@ -687,6 +691,8 @@ mod tests {
                     }),
                     outcome: "SUCCESS",
                     reason: "exit 0",
+                    // A group recorded at the start is not replaced by one at the end.
+                    pgid: Some(99),
                 },
                 t(0, "RUNNING", "SUCCESS", 1500),
             ],
@@ -738,6 +744,7 @@ mod tests {
             usage: None,
             outcome: "FAILED",
             reason: "",
+            pgid: None,
         };
         assert!(matches!(
             s.record(run, &[again]),
@@ -818,13 +825,33 @@ mod tests {
             |run| -> Vec<i64> { s.transitions(run).unwrap().iter().map(|t| t.id).collect() };
         assert_eq!(numbers(first), (1..=14).collect::<Vec<_>>());
         assert_eq!(numbers(second), (1..=26).collect::<Vec<_>>());
-        let insert = s.conn.prepare_cached(write::INSERT_TRANSITION).unwrap();
-        assert!(insert.get_status(rusqlite::StatementStatus::Run) >= 40);
+        let last = s.conn.prepare_cached(transitions::LAST_ID).unwrap();
+        assert!(last.get_status(rusqlite::StatementStatus::Run) >= 40);
         assert_eq!(
-            insert.get_status(rusqlite::StatementStatus::RePrepare),
+            last.get_status(rusqlite::StatementStatus::RePrepare),
             0,
-            "each new run id made SQLite prepare the insert again"
+            "each new run id made SQLite prepare the query again"
         );
+    }
+
+    #[test]
+    fn a_long_batch_is_numbered_in_order_and_mark_success_comes_next() {
+        let mut s = Store::open_in_memory().unwrap();
+        let ids: Vec<String> = (0..20).map(|i| format!("j{i}")).collect();
+        let run = s.create_run(&new_run("p", 1, &ids)).unwrap();
+        let batch: Vec<Record<'_>> = (0..20).map(|job| t(job, "PENDING", "QUEUED", 2)).collect();
+        s.record(run, &batch).unwrap();
+        s.mark_success(run, "j7", "ana", "done by hand", 3).unwrap();
+        let recorded = s.transitions(run).unwrap();
+        let numbered: Vec<(i64, usize, &str, &str)> = recorded
+            .iter()
+            .map(|t| (t.id, t.job, t.to.as_str(), t.actor.as_str()))
+            .collect();
+        let mut expected: Vec<(i64, usize, &str, &str)> = (0..20usize)
+            .map(|job| (index_sql(job) + 1, job, "QUEUED", "exe"))
+            .collect();
+        expected.push((21, 7, "SUCCESS", "ana"));
+        assert_eq!(numbered, expected);
     }
 
     #[test]
@@ -874,12 +901,15 @@ mod tests {
                     usage: None,
                     outcome: "FAILED",
                     reason: "exit 3",
+                    // Its group had not been committed: it comes with the end.
+                    pgid: Some(31),
                 },
                 t(0, "RUNNING", "FAILED", 4),
             ],
         )
         .unwrap();
         s.finish_run(run, "FAILED", 1, 5).unwrap();
+        assert_eq!(s.attempts(run).unwrap()[0].pgid, Some(31));
         let before = s.transitions(run).unwrap();
         s.mark_success(run, "deploy", "alice", "deployed by hand", 10)
             .unwrap();

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use rusqlite::{OptionalExtension as _, Transaction, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::schema::FINGERPRINTS_FROM;
 use super::{Digests, JobFingerprint, JobRow, LastStart, Store, StoreError};
@@ -27,7 +27,7 @@ impl Store {
         let mut st = self
             .conn
             // `+?1`, `+?2`: the values without the parameters themselves, which would make
-            // SQLite prepare this LIMIT query again for every job (see `write::INSERT_TRANSITION`).
+            // SQLite prepare this LIMIT query again for every job (see `transitions::LAST_ID`).
             .prepare_cached(
                 "SELECT f.run, f.job, f.command, f.env, f.inputs
                  FROM fingerprints f
@@ -91,7 +91,7 @@ impl Store {
 /// Records the fingerprint job `job` of `run` started with (`None`: it could not be
 /// taken). `Ok(false)` when the run has no such job.
 pub(super) fn insert(
-    tx: &Transaction,
+    tx: &Connection,
     run: i64,
     job: i64,
     fingerprint: Option<&JobFingerprint>,

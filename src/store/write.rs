@@ -7,9 +7,11 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 
 use super::error::classify;
+use super::immediate::Immediate;
+use super::transitions::{self, NewTransition};
 use super::{ENGINE_ACTOR, NewRun, Record, Store, StoreError, index_sql};
 
 /// `SQLite`'s extended code for a failed foreign key: the run or the job index is unknown.
@@ -30,7 +32,26 @@ impl Store {
     pub fn record(&mut self, run: i64, batch: &[Record]) -> Result<(), StoreError> {
         let Store { conn, path, .. } = self;
         let tx = begin(conn, path, "recording")?;
+        let mut transitions = Vec::new();
         for record in batch {
+            if let &Record::Transition {
+                job,
+                from,
+                to,
+                at_ms,
+                reason,
+            } = record
+            {
+                transitions.push(NewTransition {
+                    job: index_sql(job),
+                    from,
+                    to,
+                    at_ms,
+                    reason,
+                    actor: ENGINE_ACTOR,
+                });
+                continue;
+            }
             match insert_record(&tx, run, record) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -60,6 +81,16 @@ impl Store {
                 }
                 Err(e) => return Err(classify(path, "recording", e)),
             }
+        }
+        match transitions::insert(&tx, run, &transitions) {
+            Ok(()) => {}
+            Err(e) if is_foreign_key(&e) => {
+                let job = unknown_job(&tx, run, &transitions)
+                    .map_err(|e| classify(path, "recording", e))?;
+                drop(tx);
+                return Err(self.unknown(run, &job.to_string()));
+            }
+            Err(e) => return Err(classify(path, "recording", e)),
         }
         tx.commit()
             .map_err(|e| classify(path, "committing records", e))
@@ -137,7 +168,15 @@ impl Store {
             )
             .and_then(|mut st| st.query_row(params![run, index], |row| row.get(0)))
             .map_err(|e| classify(path, "reading a job's state", e))?;
-        insert_transition(&tx, run, index, &current, "SUCCESS", at_ms, reason, actor)
+        let transition = NewTransition {
+            job: index,
+            from: &current,
+            to: "SUCCESS",
+            at_ms,
+            reason,
+            actor,
+        };
+        transitions::insert(&tx, run, &[transition])
             .map_err(|e| classify(path, "marking a job successful", e))?;
         tx.commit()
             .map_err(|e| classify(path, "committing mark-success", e))
@@ -155,25 +194,22 @@ impl Store {
     }
 }
 
-/// Starts an immediate transaction: it takes the write lock now, waiting up to the busy
-/// timeout, so it cannot fail later with a deadlock between two readers that both want
-/// to write.
+/// Starts a write transaction (see [`Immediate`]).
 fn begin<'c>(
-    conn: &'c mut Connection,
+    conn: &'c Connection,
     path: &Path,
     context: &'static str,
-) -> Result<Transaction<'c>, StoreError> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| classify(path, context, e))
+) -> Result<Immediate<'c>, StoreError> {
+    Immediate::begin(conn).map_err(|e| classify(path, context, e))
 }
 
 /// [`insert_run`] in a caller's transaction, so the speed test can batch many runs.
 #[cfg(test)]
-pub(super) fn insert_run_for_bench(tx: &Transaction, run: &NewRun) -> rusqlite::Result<i64> {
+pub(super) fn insert_run_for_bench(tx: &Connection, run: &NewRun) -> rusqlite::Result<i64> {
     insert_run(tx, run)
 }
 
-fn insert_run(tx: &Transaction, run: &NewRun) -> rusqlite::Result<i64> {
+fn insert_run(tx: &Connection, run: &NewRun) -> rusqlite::Result<i64> {
     tx.prepare_cached(
         "INSERT INTO runs (name, file, digest, started_at, host, user, pid, exe_version,
                            resumed_from)
@@ -202,25 +238,11 @@ fn insert_run(tx: &Transaction, run: &NewRun) -> rusqlite::Result<i64> {
 
 /// Inserts one record; `Ok(false)` when an attempt's end or group matched no open attempt,
 /// or a fingerprint no job.
-fn insert_record(tx: &Transaction, run: i64, record: &Record) -> rusqlite::Result<bool> {
+fn insert_record(tx: &Connection, run: i64, record: &Record) -> rusqlite::Result<bool> {
     match *record {
-        Record::Transition {
-            job,
-            from,
-            to,
-            at_ms,
-            reason,
-        } => insert_transition(
-            tx,
-            run,
-            index_sql(job),
-            from,
-            to,
-            at_ms,
-            reason,
-            ENGINE_ACTOR,
-        )
-        .map(|()| true),
+        Record::Transition { .. } => {
+            unreachable!("transitions are inserted together, by `transitions::insert`")
+        }
         Record::AttemptStarted {
             job,
             number,
@@ -243,11 +265,13 @@ fn insert_record(tx: &Transaction, run: i64, record: &Record) -> rusqlite::Resul
             usage,
             outcome,
             reason,
+            pgid,
         } => tx
             .prepare_cached(
                 "UPDATE attempts
                  SET ended_at = ?4, exit_code = ?5, signal = ?6, outcome = ?7, reason = ?8,
-                     max_rss_kib = ?9, user_cpu_us = ?10, system_cpu_us = ?11
+                     max_rss_kib = ?9, user_cpu_us = ?10, system_cpu_us = ?11,
+                     pgid = COALESCE(pgid, ?12)
                  WHERE run = ?1 AND job = ?2 AND number = ?3 AND ended_at IS NULL",
             )?
             .execute(params![
@@ -262,6 +286,7 @@ fn insert_record(tx: &Transaction, run: i64, record: &Record) -> rusqlite::Resul
                 usage.and_then(|u| u.max_rss_kib).map(saturating_i64),
                 usage.map(|u| micros(u.user_cpu)),
                 usage.map(|u| micros(u.system_cpu)),
+                pgid,
             ])
             .map(|changed| changed == 1),
         Record::Fingerprint { job, fingerprint } => {
@@ -285,29 +310,16 @@ fn micros(time: std::time::Duration) -> i64 {
     i64::try_from(time.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// Adds a transition as its run's next number: one seek to the end of the run's range of
-/// the primary key. `+?1`, not `?1`: compared to a bound parameter in a MAX or LIMIT
-/// query, `SQLite` prepares the statement again for each new value, which cost more than
-/// the insert itself.
-pub(super) const INSERT_TRANSITION: &str =
-    "INSERT INTO transitions (run, id, job, from_state, to_state, at, reason, actor)
-     VALUES (?1, (SELECT COALESCE(MAX(id), 0) + 1 FROM transitions WHERE run = +?1),
-             ?2, ?3, ?4, ?5, ?6, ?7)";
-
-#[allow(clippy::too_many_arguments)] // one per column of the audit trail
-fn insert_transition(
-    tx: &Transaction,
-    run: i64,
-    job: i64,
-    from: &str,
-    to: &str,
-    at_ms: i64,
-    reason: &str,
-    actor: &str,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(INSERT_TRANSITION)?
-        .execute(params![run, job, from, to, at_ms, reason, actor])?;
-    Ok(())
+/// The first of `rows` whose job is not one of `run`'s (what made their insert fail).
+fn unknown_job(tx: &Connection, run: i64, rows: &[NewTransition<'_>]) -> rusqlite::Result<i64> {
+    let mut known = tx.prepare_cached("SELECT 1 FROM jobs WHERE run = ?1 AND idx = ?2")?;
+    for row in rows {
+        if !known.exists(params![run, row.job])? {
+            return Ok(row.job);
+        }
+    }
+    // Not reached: a failed foreign key is a missing (run, job). Name the first.
+    Ok(rows.first().map_or(0, |row| row.job))
 }
 
 fn is_foreign_key(e: &rusqlite::Error) -> bool {
