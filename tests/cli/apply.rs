@@ -532,27 +532,29 @@ fn dry_run_shows_the_plan_and_runs_nothing() {
     assert!(!sb.path().join(".exe").exists(), "a dry run writes nothing");
 }
 
-/// Runs exe with stdout or stderr (`which`: 1 or 2) a pipe nobody reads: every write to
-/// it fails with EPIPE. Returns the exit code and what the other stream got.
-fn with_a_closed(sb: &Sandbox, which: u8, args: &[&str]) -> (i32, String) {
+/// One of exe's output streams.
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Runs exe with `closed` a pipe nobody reads: every write to it fails with EPIPE. Returns
+/// the exit code and what the other stream got.
+fn with_a_closed(sb: &Sandbox, closed: Stream, args: &[&str]) -> (i32, String) {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_exe"));
     cmd.args(args).current_dir(sb.path()).env("NO_COLOR", "1");
-    let output = if which == 1 {
-        cmd.stdout(writer)
-            .stderr(std::process::Stdio::piped())
-            .output()
-    } else {
-        cmd.stderr(writer)
-            .stdout(std::process::Stdio::piped())
-            .output()
+    let piped = std::process::Stdio::piped;
+    let output = match closed {
+        Stream::Stdout => cmd.stdout(writer).stderr(piped()).output(),
+        Stream::Stderr => cmd.stderr(writer).stdout(piped()).output(),
     }
     .unwrap();
-    let other = if which == 1 {
-        output.stderr
-    } else {
-        output.stdout
+    let other = match closed {
+        Stream::Stdout => output.stderr,
+        Stream::Stderr => output.stdout,
     };
     (
         output.status.code().unwrap_or(-1),
@@ -569,7 +571,7 @@ fn a_reader_that_stops_reading_ends_exe_quietly_with_its_own_exit_code() {
     );
     // Progress, summary and diagnostics go to stderr: without it the run still runs, is
     // recorded, and exits with its own code (1: a job failed), not a panic's 101.
-    let (code, _) = with_a_closed(&sb, 2, &["apply", "p.toml"]);
+    let (code, _) = with_a_closed(&sb, Stream::Stderr, &["apply", "p.toml"]);
     assert_eq!(code, 1);
     let runs = crate::history::json(&sb.exe(&["runs", "--format", "json"]));
     assert_eq!(runs[0]["state"], "FAILED", "{runs}");
@@ -579,7 +581,7 @@ fn a_reader_that_stops_reading_ends_exe_quietly_with_its_own_exit_code() {
         &["runs"],
         &["plan", "p.toml"],
     ] {
-        let (code, stderr) = with_a_closed(&sb, 1, args);
+        let (code, stderr) = with_a_closed(&sb, Stream::Stdout, args);
         assert_eq!((code, stderr.as_str()), (0, ""), "{args:?}");
     }
 }
