@@ -52,6 +52,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// at 4 MiB.
 const AUTOCHECKPOINT_PAGES: i32 = 1000;
 
+/// Prepared statements kept per connection (rusqlite's default is 16). A run uses up to 23
+/// at once (a multi-row transition insert for each batch size up to 8 among them); with
+/// fewer, the least recently used would be prepared again and again during the run.
+const STATEMENT_CACHE: usize = 32;
+
 /// The actor of the transitions the engine records.
 const ENGINE_ACTOR: &str = "exe";
 
@@ -420,6 +425,9 @@ impl Store {
             .conn
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| store.err("setting the busy timeout", e))?;
+        store
+            .conn
+            .set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // SQLite silently opens a write-protected file read-only; say so now rather than
         // at the first transition.
         if access == Access::ReadWrite
@@ -512,6 +520,7 @@ impl Store {
             path: path.clone(),
             source,
         })?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let mut store = Store {
             conn,
             path,

@@ -129,6 +129,7 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
             })?,
     };
     let path = Path::new(&attempt.log_path);
+    let host = super::apply::hostname();
     let mut offset = 0u64;
     let mut stdout = std::io::stdout().lock();
     loop {
@@ -159,11 +160,7 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
         // An exe that died never ends its attempts: stop instead of following forever.
         if !ended
             && chunk.is_empty()
-            && crate::recovery::orphaned(
-                &store.run(args.run)?,
-                &super::apply::hostname(),
-                super::apply::now_ms(),
-            )
+            && crate::recovery::orphaned(&store.run(args.run)?, &host, super::apply::now_ms())
         {
             stderrln!(
                 "the exe running run {} is gone, so this attempt will never end; the next \

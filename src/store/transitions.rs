@@ -62,19 +62,16 @@ pub(super) fn insert(
     if rows.is_empty() {
         return Ok(());
     }
-    let mut next: i64 = conn
+    let last: i64 = conn
         .prepare_cached(LAST_ID)?
         .query_row([run], |row| row.get(0))?;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let ids: Vec<i64> = chunk
-            .iter()
-            .map(|_| {
-                next += 1;
-                next
-            })
-            .collect();
+    let ids: Vec<i64> = (last + 1..).take(rows.len()).collect();
+    for (chunk, ids) in rows
+        .chunks(ROWS_PER_STATEMENT)
+        .zip(ids.chunks(ROWS_PER_STATEMENT))
+    {
         let mut params: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 8);
-        for (t, id) in chunk.iter().zip(&ids) {
+        for (t, id) in chunk.iter().zip(ids) {
             params.extend_from_slice(&[
                 &run, id, &t.job, &t.from, &t.to, &t.at_ms, &t.reason, &t.actor,
             ]);

@@ -34,25 +34,7 @@ impl Store {
         let tx = begin(conn, path, "recording")?;
         let mut transitions = Vec::new();
         for record in batch {
-            if let &Record::Transition {
-                job,
-                from,
-                to,
-                at_ms,
-                reason,
-            } = record
-            {
-                transitions.push(NewTransition {
-                    job: index_sql(job),
-                    from,
-                    to,
-                    at_ms,
-                    reason,
-                    actor: ENGINE_ACTOR,
-                });
-                continue;
-            }
-            match insert_record(&tx, run, record) {
+            match insert_record(&tx, run, record, &mut transitions) {
                 Ok(true) => {}
                 Ok(false) => {
                     let (&Record::AttemptEnded { job, number, .. }
@@ -236,12 +218,32 @@ fn insert_run(tx: &Connection, run: &NewRun) -> rusqlite::Result<i64> {
     Ok(id)
 }
 
-/// Inserts one record; `Ok(false)` when an attempt's end or group matched no open attempt,
-/// or a fingerprint no job.
-fn insert_record(tx: &Connection, run: i64, record: &Record) -> rusqlite::Result<bool> {
+/// Inserts one record, except a transition, which joins `transitions` to go in with the
+/// batch's others ([`transitions::insert`]); `Ok(false)` when an attempt's end or group
+/// matched no open attempt, or a fingerprint no job.
+fn insert_record<'r>(
+    tx: &Connection,
+    run: i64,
+    record: &Record<'r>,
+    transitions: &mut Vec<NewTransition<'r>>,
+) -> rusqlite::Result<bool> {
     match *record {
-        Record::Transition { .. } => {
-            unreachable!("transitions are inserted together, by `transitions::insert`")
+        Record::Transition {
+            job,
+            from,
+            to,
+            at_ms,
+            reason,
+        } => {
+            transitions.push(NewTransition {
+                job: index_sql(job),
+                from,
+                to,
+                at_ms,
+                reason,
+                actor: ENGINE_ACTOR,
+            });
+            Ok(true)
         }
         Record::AttemptStarted {
             job,
