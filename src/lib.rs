@@ -22,6 +22,7 @@ macro_rules! stderrln {
 pub mod attempt;
 pub mod checks;
 pub mod cli;
+pub mod clock;
 mod commands;
 pub mod diagnostic;
 pub mod emit;

@@ -237,12 +237,6 @@ mod tests {
         assert!(runs_exe(std::process::id()));
     }
 
-    /// The clock, in ms since the Unix epoch (the recovery tests otherwise use made-up times).
-    fn real_now() -> i64 {
-        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        i64::try_from(since.unwrap().as_millis()).unwrap()
-    }
-
     /// A store holding one RUNNING run of `host` (pid above `pid_max`, last heartbeat at 0)
     /// whose only attempt is open, in this test process's own group: a live one.
     fn dead_run_with_a_live_group(host: &str) -> (Store, i32) {
@@ -288,7 +282,7 @@ mod tests {
         assert_eq!(leftovers.len(), 1);
         assert_eq!(leftovers[0].pgid, group);
         // Started long before the run's recorded start: not provably the attempt's.
-        assert!(!leftovers[0].provably_ours(real_now()));
+        assert!(!leftovers[0].provably_ours(crate::clock::now_ms()));
         // The same pgid recorded on another machine names nothing here.
         let (mut store, _) = dead_run_with_a_live_group("elsewhere");
         let (closed, leftovers) = close_orphans(&mut store, "here", now).unwrap();
@@ -306,7 +300,7 @@ mod tests {
     #[test]
     fn a_group_is_matched_by_when_its_processes_started() {
         let group = rustix::process::getpgrp().as_raw_nonzero().get();
-        let now = real_now();
+        let now = crate::clock::now_ms();
         // This test process is in its group and started before now.
         assert!(member_started_between(group, 0, now + 1_000, now));
         assert!(!member_started_between(

@@ -806,13 +806,20 @@ impl<'a> Runner<'a> {
     /// The process group of `job`'s attempt `number`, if it is still waiting for a commit:
     /// it then goes with the attempt's end, one row update instead of two.
     fn take_pending_group(&mut self, job: usize, number: u32) -> Option<i32> {
-        let at = self.pending.iter().position(
-            |p| matches!(p, Pending::Group { job: j, number: n, .. } if *j == job && *n == number),
-        )?;
-        match self.pending.remove(at) {
-            Pending::Group { pgid, .. } => Some(pgid),
-            _ => unreachable!("the position of a group"),
-        }
+        let (at, pgid) = self
+            .pending
+            .iter()
+            .enumerate()
+            .find_map(|(at, p)| match *p {
+                Pending::Group {
+                    job: j,
+                    number: n,
+                    pgid,
+                } if j == job && n == number => Some((at, pgid)),
+                _ => None,
+            })?;
+        self.pending.remove(at);
+        Some(pgid)
     }
 
     /// Why an attempt that ran out of time ended: its timeout, and whether it ignored

@@ -684,6 +684,7 @@ mod tests {
             ],
         )
         .unwrap();
+        assert!(!s.attempt_ended(run, 0, 1).unwrap());
         s.record(
             run,
             &[
@@ -707,6 +708,15 @@ mod tests {
             ],
         )
         .unwrap();
+        assert!(s.attempt_ended(run, 0, 1).unwrap());
+        assert!(matches!(
+            s.attempt_ended(run, 1, 1),
+            Err(StoreError::UnknownAttempt {
+                job: 1,
+                number: 1,
+                ..
+            })
+        ));
         s.heartbeat(run, 1600).unwrap();
         s.finish_run(run, "SUCCESS", 0, 2000).unwrap();
 
@@ -1135,6 +1145,7 @@ mod tests {
         drop(s);
         let ro = Store::open(&fixture, Access::ReadOnly, Durability::Normal).unwrap();
         assert_eq!(ro.runs(&RunFilter::default()).unwrap().len(), 2);
+        assert!(ro.attempt_ended(first, 1, 1).unwrap());
     }
 
     /// Made by `exe apply` of this release (schema 2: fingerprints) on a two-job pipeline

@@ -4,6 +4,7 @@ use std::io::IsTerminal as _;
 use std::path::Path;
 
 use crate::cli::{ApplyArgs, DurabilityArg, split_ids};
+use crate::clock::now_ms;
 use crate::diagnostic::{Diagnostic, render_human};
 use crate::error::{EXIT_FAILED, Error};
 use crate::fingerprint::Fingerprinter;
@@ -307,14 +308,6 @@ fn check_fits(pipeline: &Pipeline, capacity: Resources) -> Result<(), Error> {
     } else {
         Err(Error::Config(problems))
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 /// Who runs exe, for the history and the audit trail: the name of the real user id in

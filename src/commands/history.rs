@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::{ListFormat, LogsArgs, MarkSuccessArgs, RunsArgs, ShowArgs, StatsArgs};
+use crate::clock::now_ms;
 use crate::error::Error;
 use crate::render;
 use crate::spec::parse_duration;
@@ -49,7 +50,7 @@ pub(super) fn runs(args: &RunsArgs, out: super::Output, db: &Path) -> Result<i32
         }
         return Ok(0);
     };
-    let now = super::apply::now_ms();
+    let now = now_ms();
     let when = |text: &Option<String>, flag: &str| -> Result<Option<i64>, Error> {
         text.as_deref()
             .map(|t| {
@@ -87,7 +88,7 @@ pub(super) fn show(args: &ShowArgs, db: &Path) -> Result<i32, Error> {
             let doc = serde_json::json!({ "run": run, "jobs": jobs, "attempts": attempts, "transitions": transitions });
             serde_json::to_string_pretty(&doc).expect("rows serialize") + "\n"
         }
-        ListFormat::Text => render::run_detail(&run, &jobs, &attempts, super::apply::now_ms()),
+        ListFormat::Text => render::run_detail(&run, &jobs, &attempts, now_ms()),
     };
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(0)
@@ -150,17 +151,14 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
             return Ok(0);
         }
         // Following: read again until the history says the attempt ended, then once more.
-        let ended = store
-            .attempts(args.run)?
-            .iter()
-            .any(|a| a.job_id == args.job && a.number == attempt.number && a.ended_at_ms.is_some());
+        let ended = store.attempt_ended(args.run, attempt.job, attempt.number)?;
         if ended && chunk.is_empty() {
             return Ok(0);
         }
         // An exe that died never ends its attempts: stop instead of following forever.
         if !ended
             && chunk.is_empty()
-            && crate::recovery::orphaned(&store.run(args.run)?, &host, super::apply::now_ms())
+            && crate::recovery::orphaned(&store.run(args.run)?, &host, now_ms())
         {
             stderrln!(
                 "the exe running run {} is gone, so this attempt will never end; the next \
@@ -212,7 +210,7 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
     let user = super::apply::user();
     let actor = format!("{user}@{}", super::apply::hostname());
     for job in &args.jobs {
-        store.mark_success(args.run, job, &actor, &args.reason, super::apply::now_ms())?;
+        store.mark_success(args.run, job, &actor, &args.reason, now_ms())?;
     }
     stderrln!(
         "Recorded {} of run {} as successful ({actor}: {}).",

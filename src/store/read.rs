@@ -8,7 +8,7 @@
 use rusqlite::{Row, ToSql, params};
 
 use super::schema::{PLANS_FROM, USAGE_FROM};
-use super::{AttemptRow, JobRow, RunFilter, RunRow, Store, StoreError, TransitionRow};
+use super::{AttemptRow, JobRow, RunFilter, RunRow, Store, StoreError, TransitionRow, index_sql};
 
 const RUN_COLUMNS: &str = "id, name, file, digest, state, started_at, ended_at, exit_code, \
                            host, user, pid, exe_version, resumed_from, heartbeat_at";
@@ -198,6 +198,23 @@ impl Store {
                 .collect()
             })
             .map_err(|e| self.err("listing attempts", e))
+    }
+
+    /// Whether attempt `number` of the job at index `job` in `run` has ended: one row, for
+    /// `exe logs --follow`, which asks every 200 ms.
+    pub fn attempt_ended(&self, run: i64, job: usize, number: u32) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT ended_at IS NOT NULL FROM attempts
+                 WHERE run = ?1 AND job = ?2 AND number = ?3",
+            )
+            .and_then(|mut st| st.query_row(params![run, index_sql(job), number], |row| row.get(0)))
+            .map_err(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => {
+                    StoreError::UnknownAttempt { run, job, number }
+                }
+                e => self.err("reading an attempt", e),
+            })
     }
 
     /// The audit trail of a run, in the order recorded, numbered from 1 (also in a database
