@@ -36,16 +36,12 @@ fn runs_jobs_in_dependency_order_and_logs_their_output() {
     let run = apply(&sb, &["p.toml"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(read(&sb, "order"), "a\nb\nc\n");
-    assert!(run.stdout.contains("b | from-b"), "{}", run.stdout);
+    run.assert_stdout_has("b | from-b");
     assert_eq!(
         std::fs::read_to_string(run_logs(&sb).join("b.log")).unwrap(),
         "from-b\n"
     );
-    assert!(
-        run.stderr.contains("3 succeeded, 0 failed"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("3 succeeded, 0 failed");
 }
 
 #[test]
@@ -81,12 +77,8 @@ fn a_failure_cancels_what_has_not_started_and_exits_1() {
     let run = apply(&sb, &["p.toml"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(!sb.path().join("after").exists());
-    assert!(
-        run.stderr.contains("bad FAILED: exit code 3"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("log: "), "{}", run.stderr);
+    run.assert_stderr_has("bad FAILED: exit code 3");
+    run.assert_stderr_has("log: ");
 }
 
 #[test]
@@ -100,11 +92,7 @@ fn continue_on_error_runs_independent_branches_and_still_fails() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(sb.path().join("other").exists());
     assert!(!sb.path().join("after").exists());
-    assert!(
-        run.stderr.contains("upstream failed: bad"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("upstream failed: bad");
 }
 
 /// Logs are made ahead of the jobs (`src/logs.rs`); the run folder still ends up holding
@@ -153,7 +141,7 @@ fn retries_until_success_keep_each_attempts_log() {
         std::fs::read_to_string(logs.join("flaky@2.log")).unwrap(),
         "try 2\n"
     );
-    assert!(run.stderr.contains("retry"), "{}", run.stderr);
+    run.assert_stderr_has("retry");
 }
 
 #[test]
@@ -168,11 +156,7 @@ fn a_fractional_timeout_kills_the_whole_tree() {
         "{:?}",
         started.elapsed()
     );
-    assert!(
-        run.stderr.contains("t TIMEOUT: timed out after 500ms"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("t TIMEOUT: timed out after 500ms");
     assert!(
         !pid_alive(&read(&sb, "child")),
         "the background child survived the timeout"
@@ -193,9 +177,9 @@ fn a_job_that_ignores_term_is_killed_after_the_grace_period() {
     );
     // The reason says why it took longer than its timeout, on the terminal and in the history.
     let why = "timed out after 300ms; still running 500ms after SIGTERM, so killed";
-    assert!(run.stderr.contains(why), "{}", run.stderr);
+    run.assert_stderr_has(why);
     let show = sb.exe(&["show", "1", "--format", "json"]);
-    assert!(show.stdout.contains(why), "{}", show.stdout);
+    show.assert_stdout_has(why);
 }
 
 #[test]
@@ -320,12 +304,8 @@ fn faults_get_a_clear_reason_and_state() {
     );
     let run = apply(&sb, &["p.toml"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("missing FAILED: exit code 127"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("after FAILED"), "{}", run.stderr);
+    run.assert_stderr_has("missing FAILED: exit code 127");
+    run.assert_stderr_has("after FAILED");
     assert!(
         run.stderr
             .contains("wd is not usable: No such file or directory"),
@@ -344,7 +324,7 @@ fn an_unwritable_log_dir_fails_the_job_with_the_reason() {
     );
     let run = apply(&sb, &["p.toml"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("logs-are-a-file"), "{}", run.stderr);
+    run.assert_stderr_has("logs-are-a-file");
 }
 
 #[test]
@@ -360,8 +340,8 @@ fn a_spawn_failure_is_a_failed_job_not_a_crash() {
     );
     let run = apply(&sb, &["p.toml"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-    assert!(run.stderr.contains("big FAILED"), "{}", run.stderr);
+    run.assert_stderr_lacks("panicked");
+    run.assert_stderr_has("big FAILED");
 }
 
 #[test]
@@ -452,16 +432,8 @@ fn checks_run_before_and_after() {
         !sb.path().join("ran-pre").exists(),
         "a failed pre-check must stop the command"
     );
-    assert!(
-        run.stderr.contains("pre FAILED: pre-check failed: "),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("post FAILED: post-check failed: "),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("pre FAILED: pre-check failed: ");
+    run.assert_stderr_has("post FAILED: post-check failed: ");
     assert!(
         run.stderr.contains("good     SUCCESS") || run.stderr.contains("good SUCCESS"),
         "{}",
@@ -478,7 +450,7 @@ fn a_strict_security_policy_refuses_to_run() {
     );
     let run = apply(&sb, &["p.toml"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("exe::security::sudo"), "{}", run.stderr);
+    run.assert_stderr_has("exe::security::sudo");
 }
 
 #[test]
@@ -523,11 +495,7 @@ fn dry_run_shows_the_plan_and_runs_nothing() {
     );
     let run = apply(&sb, &["--dry-run", "--skip", "b", "p.toml"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stdout.contains("Plan: 1 to run, 1 skipped."),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout_has("Plan: 1 to run, 1 skipped.");
     assert!(!sb.path().join("ran").exists());
     assert!(!sb.path().join(".exe").exists(), "a dry run writes nothing");
 }

@@ -3,7 +3,7 @@
 use crate::harness::{Run, Sandbox};
 
 fn assert_clean_failure(run: &Run, code: &str) {
-    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    run.assert_stderr_lacks("panicked");
     assert_eq!(
         run.code, 1,
         "stdout: {}\nstderr: {}",
@@ -106,11 +106,7 @@ fn symlink_loops_in_folders_are_reported_not_followed_forever() {
     std::os::unix::fs::symlink("..", sb.path().join("pipes/up")).unwrap();
     let run = sb.exe(&["lint", "--format", "json", "pipes"]);
     assert!(!run.stderr.contains("panicked"));
-    assert!(
-        run.stdout.contains("exe::lint::symlink_loop"),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout_has("exe::lint::symlink_loop");
     assert_eq!(run.code, 0, "a loop is a warning: {}", run.stdout);
 }
 

@@ -234,11 +234,7 @@ fn stdin_is_linted_with_a_guessed_or_given_format() {
     let yaml = b"jobs:\n  a:\n    comand: x\n";
     let run = sb.exe_with(&["lint", "-"], Some(yaml));
     assert_eq!(run.code, 1);
-    assert!(
-        run.stdout.contains("unknown key `comand`"),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout_has("unknown key `comand`");
     let run = sb.exe_with(
         &["lint", "--stdin-filename", "p.toml", "-"],
         Some(b"[jobs.a]\ncommand = \"true\"\n"),
@@ -300,11 +296,7 @@ fn an_include_glob_matching_nothing_is_a_reported_warning() {
         "include = [\"parts/*.toml\"]\n[jobs.a]\ncommand = \"true\"\n",
     );
     let run = sb.exe(&["lint", "--format", "json", "p.toml"]);
-    assert!(
-        run.stdout.contains("exe::config::include_empty"),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout_has("exe::config::include_empty");
     assert_eq!(run.code, 0);
     assert_eq!(sb.exe(&["lint", "--deny-warnings", "p.toml"]).code, 1);
 }

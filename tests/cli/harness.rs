@@ -9,6 +9,44 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// Fails, showing the whole run, unless stdout contains `text`.
+    #[track_caller]
+    pub fn assert_stdout_has(&self, text: &str) {
+        self.check("stdout", &self.stdout, text, true);
+    }
+
+    /// Fails, showing the whole run, if stdout contains `text`.
+    #[track_caller]
+    pub fn assert_stdout_lacks(&self, text: &str) {
+        self.check("stdout", &self.stdout, text, false);
+    }
+
+    /// Fails, showing the whole run, unless stderr contains `text`.
+    #[track_caller]
+    pub fn assert_stderr_has(&self, text: &str) {
+        self.check("stderr", &self.stderr, text, true);
+    }
+
+    /// Fails, showing the whole run, if stderr contains `text`.
+    #[track_caller]
+    pub fn assert_stderr_lacks(&self, text: &str) {
+        self.check("stderr", &self.stderr, text, false);
+    }
+
+    #[track_caller]
+    fn check(&self, stream: &str, output: &str, text: &str, wanted: bool) {
+        assert!(
+            output.contains(text) == wanted,
+            "{stream} {} {text:?} (exit code {})\n--- stdout\n{}--- stderr\n{}",
+            if wanted { "lacks" } else { "has" },
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
 /// A scratch folder; every command runs inside it, so paths in output are relative and stable.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,

@@ -61,7 +61,7 @@ fn runs_are_recorded_and_listed_newest_first() {
     let text = sb.exe(&["runs"]);
     assert!(text.stdout.starts_with("RUN"), "{}", text.stdout);
     let show = sb.exe(&["show", &ids[0].to_string()]);
-    assert!(show.stdout.contains("a    SUCCESS"), "{}", show.stdout);
+    show.assert_stdout_has("a    SUCCESS");
     let logs = sb.exe(&["logs", &ids[0].to_string(), "a"]);
     assert_eq!(logs.stdout, "hi\n");
 }
@@ -107,7 +107,7 @@ fn a_failed_run_is_resumed_exactly() {
         .unwrap();
     let done = sb.exe(&["apply", "p.toml", "--resume", &newest.to_string()]);
     assert_eq!(done.code, 0);
-    assert!(done.stderr.contains("nothing to do"), "{}", done.stderr);
+    done.assert_stderr_has("nothing to do");
     assert_eq!(
         json(&sb.exe(&["runs", "--format", "json"]))
             .as_array()
@@ -150,7 +150,7 @@ fn resume_refuses_unknown_runs_and_changed_pipelines() {
     flaky(&sb);
     let unknown = sb.exe(&["apply", "p.toml", "--resume", "999"]);
     assert_eq!(unknown.code, 2, "{}", unknown.stderr);
-    assert!(unknown.stderr.contains("999"), "{}", unknown.stderr);
+    unknown.assert_stderr_has("999");
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
     let id = newest_run(&sb);
     let text = std::fs::read_to_string(sb.path().join("p.toml")).unwrap();
@@ -160,27 +160,15 @@ fn resume_refuses_unknown_runs_and_changed_pipelines() {
     );
     let changed = sb.exe(&["apply", "p.toml", "--resume", &id]);
     assert_eq!(changed.code, 2, "{}", changed.stderr);
-    assert!(
-        changed.stderr.contains("job `c` changed: command"),
-        "{}",
-        changed.stderr
-    );
-    assert!(
-        !changed.stderr.contains("was of the pipeline"),
-        "{}",
-        changed.stderr
-    );
+    changed.assert_stderr_has("job `c` changed: command");
+    changed.assert_stderr_lacks("was of the pipeline");
     // Another pipeline altogether: most likely the wrong file, and the message says so.
     sb.file("other.toml", "[jobs.x]\ncommand = \"true\"\n");
     let other = sb.exe(&["apply", "other.toml", "--resume", &id]);
     assert_eq!(other.code, 2, "{}", other.stderr);
-    assert!(
-        other.stderr.contains(&format!(
-            "run {id} was of the pipeline `p` (p.toml), not `other`"
-        )),
-        "{}",
-        other.stderr
-    );
+    other.assert_stderr_has(&format!(
+        "run {id} was of the pipeline `p` (p.toml), not `other`"
+    ));
     sb.file("fixed", "");
     assert_eq!(
         sb.exe(&["apply", "-q", "p.toml", "--resume", &id, "--allow-changes"])
@@ -284,7 +272,7 @@ fn bad_databases_get_a_clear_error_and_are_not_touched() {
     );
     let run = sb.exe(&["--db", "garbage.db", "runs"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    run.assert_stderr_lacks("panicked");
     assert_eq!(sb.exe(&["--db", "garbage.db", "apply", "p.toml"]).code, 1);
     assert_eq!(
         std::fs::read(sb.path().join("garbage.db")).unwrap(),
@@ -301,7 +289,7 @@ fn bad_databases_get_a_clear_error_and_are_not_touched() {
     let before = std::fs::read(sb.path().join("new.db")).unwrap();
     let newer = sb.exe(&["--db", "new.db", "apply", "p.toml"]);
     assert_eq!(newer.code, 1);
-    assert!(newer.stderr.contains("newer"), "{}", newer.stderr);
+    newer.assert_stderr_has("newer");
     assert_eq!(
         std::fs::read(sb.path().join("new.db")).unwrap(),
         before,
@@ -331,19 +319,11 @@ fn a_db_that_is_not_a_file_is_refused_at_once() {
     for command in [&["runs"][..], &["show", "1"], &["apply", "p.toml"]] {
         let run = sb.exe_or_hang(&[&["--db", "pipe"][..], command].concat());
         assert_eq!(run.code, 2, "{command:?}: {}", run.stderr);
-        assert!(
-            run.stderr.contains("pipe is a named pipe, not a file"),
-            "{}",
-            run.stderr
-        );
+        run.assert_stderr_has("pipe is a named pipe, not a file");
     }
     let device = sb.exe(&["--db", "/dev/null", "runs"]);
     assert_eq!(device.code, 2, "{}", device.stderr);
-    assert!(
-        device.stderr.contains("/dev/null is a device, not a file"),
-        "{}",
-        device.stderr
-    );
+    device.assert_stderr_has("/dev/null is a device, not a file");
 }
 
 #[test]
@@ -481,16 +461,8 @@ fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
     sb.file("q.toml", "[jobs.x]\ncommand = \"true\"\n");
     let next = sb.exe(&["apply", "q.toml"]);
     assert_eq!(next.code, 0, "{}", next.stderr);
-    assert!(
-        next.stderr.contains("left RUNNING by an exe that died"),
-        "{}",
-        next.stderr
-    );
-    assert!(
-        next.stderr.contains(&format!("kill -- -{job_pid}")),
-        "{}",
-        next.stderr
-    );
+    next.assert_stderr_has("left RUNNING by an exe that died");
+    next.assert_stderr_has(&format!("kill -- -{job_pid}"));
     kill_group(&job_pid);
     let runs = json(&sb.exe(&["runs", "--format", "json"]));
     let dead = runs
@@ -547,11 +519,7 @@ fn following_the_log_of_a_run_whose_exe_died_stops() {
     let follow = sb.exe_or_hang(&["logs", "1", "long", "--follow"]);
     kill_group(&job_pid);
     assert_eq!(follow.code, 1, "{}", follow.stderr);
-    assert!(
-        follow.stderr.contains("the exe running run 1 is gone"),
-        "{}",
-        follow.stderr
-    );
+    follow.assert_stderr_has("the exe running run 1 is gone");
 }
 
 /// `exe apply q.toml` on a terminal (`script` gives it one), answering `answer`.
@@ -572,14 +540,10 @@ fn on_a_terminal_exe_offers_to_end_a_dead_runs_group() {
     let job_pid = orphan_a_long_job(&sb);
     let next = apply_on_a_terminal(&sb, b"y\n");
     assert_eq!(next.code, 0, "{}", next.stdout);
-    assert!(
-        next.stdout.contains(&format!(
-            "process group {job_pid} of job `long` (run 1) is still running. \
+    next.assert_stdout_has(&format!(
+        "process group {job_pid} of job `long` (run 1) is still running. \
              End it (SIGTERM, then SIGKILL after 5.0s)? [y/N]"
-        )),
-        "{}",
-        next.stdout
-    );
+    ));
     assert!(
         next.stdout
             .contains(&format!("Ended process group {job_pid}.")),
@@ -595,13 +559,9 @@ fn a_group_the_user_keeps_is_left_running() {
     let job_pid = orphan_a_long_job(&sb);
     let next = apply_on_a_terminal(&sb, b"n\n");
     assert_eq!(next.code, 0, "{}", next.stdout);
-    assert!(
-        next.stdout.contains(&format!(
-            "Left running; end it later with: kill -- -{job_pid}"
-        )),
-        "{}",
-        next.stdout
-    );
+    next.assert_stdout_has(&format!(
+        "Left running; end it later with: kill -- -{job_pid}"
+    ));
     assert!(pid_alive(&job_pid), "the job's shell was left alone");
     kill_group(&job_pid);
 }
@@ -657,11 +617,7 @@ INSERT INTO job_history (run_id, id, status, application_name, last_run) VALUES
     assert!(made.success());
     let run = sb.exe(&["migrate", "--history", "old.db"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("Imported 2 runs (2 jobs)"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("Imported 2 runs (2 jobs)");
     let runs = json(&sb.exe(&["runs", "--format", "json", "--name", "legacy_app"]));
     let states: Vec<&str> = runs
         .as_array()
@@ -671,18 +627,10 @@ INSERT INTO job_history (run_id, id, status, application_name, last_run) VALUES
         .collect();
     assert_eq!(states, ["FAILED", "SUCCESS"], "newest first");
     let again = sb.exe(&["migrate", "--history", "old.db"]);
-    assert!(
-        again.stderr.contains("2 were already imported"),
-        "{}",
-        again.stderr
-    );
+    again.assert_stderr_has("2 were already imported");
     let missing = sb.exe(&["migrate", "--history", "missing.db"]);
     assert_eq!(missing.code, 2);
-    assert!(
-        missing.stderr.contains("missing.db does not exist"),
-        "{}",
-        missing.stderr
-    );
+    missing.assert_stderr_has("missing.db does not exist");
     // A file that is not the older tool's history is a mistake on the command line; the
     // help is about what --history takes, not about exe's own database.
     sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
@@ -695,12 +643,8 @@ INSERT INTO job_history (run_id, id, status, application_name, last_run) VALUES
         "{}",
         wrong.stderr
     );
-    assert!(wrong.stderr.contains("--history takes"), "{}", wrong.stderr);
-    assert!(
-        !wrong.stderr.contains("move p.toml aside"),
-        "{}",
-        wrong.stderr
-    );
+    wrong.assert_stderr_has("--history takes");
+    wrong.assert_stderr_lacks("move p.toml aside");
 }
 
 /// Kills exe with SIGKILL at 20 points of a run and checks the history each time: every

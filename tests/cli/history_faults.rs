@@ -113,7 +113,7 @@ fn reads_work(sb: &Sandbox, nobody: &Nobody, runs: usize) {
     let id = listed[0]["id"].to_string();
     let show = nobody.exe(sb, &["show", &id]);
     assert_eq!(show.code, 0, "{}", show.stderr);
-    assert!(show.stdout.contains("a    SUCCESS"), "{}", show.stdout);
+    show.assert_stdout_has("a    SUCCESS");
     let logs = nobody.exe(sb, &["logs", &id, "a"]);
     assert_eq!(
         (logs.code, logs.stdout.as_str()),
@@ -154,7 +154,7 @@ fn another_user_reads_a_history_it_cannot_write_and_records_nothing() {
     ] {
         let refused = nobody.exe(&sb, args);
         assert_eq!(refused.code, 1, "{args:?}: {}", refused.stderr);
-        assert!(!refused.stderr.contains("panicked"), "{}", refused.stderr);
+        refused.assert_stderr_lacks("panicked");
         assert!(
             refused
                 .stderr
@@ -202,11 +202,7 @@ fn a_checkpointed_history_is_read_without_its_wal_files() {
     share_read_only(sb.path());
     let unreadable = nobody.exe(&sb, &["runs"]);
     assert_eq!(unreadable.code, 1, "{}", unreadable.stderr);
-    assert!(
-        unreadable.stderr.contains("cannot be read: its write-ahead log (.exe/history.db-wal) needs a shared-memory file (.exe/history.db-shm)"),
-        "{}",
-        unreadable.stderr
-    );
+    unreadable.assert_stderr_has("cannot be read: its write-ahead log (.exe/history.db-wal) needs a shared-memory file (.exe/history.db-shm)");
     assert!(
         unreadable
             .stderr
@@ -349,7 +345,7 @@ fn the_history_runs_out_of_room(limit: &Limit) {
         }
     };
     assert_eq!(stopped.code, 1, "{}", stopped.stderr);
-    assert!(!stopped.stderr.contains("panicked"), "{}", stopped.stderr);
+    stopped.assert_stderr_lacks("panicked");
     assert!(
         stopped.stderr.contains("cannot write the run history")
             && stopped.stderr.contains("stopping the run"),
@@ -360,8 +356,8 @@ fn the_history_runs_out_of_room(limit: &Limit) {
         Limit::Tmpfs(_) => format!("the disk holding the history database {db_arg} is full"),
         Limit::FileSize => format!("cannot read or write the history database {db_arg}"),
     };
-    assert!(stopped.stderr.contains(&diagnostic), "{}", stopped.stderr);
-    assert!(stopped.stderr.contains("help: "), "{}", stopped.stderr);
+    stopped.assert_stderr_has(&diagnostic);
+    stopped.assert_stderr_has("help: ");
     let started = ran();
     assert!(
         started.len() < CHAIN,
@@ -463,7 +459,7 @@ fn a_log_dir_on_a_full_disk_fails_the_job_not_exe() {
     );
     let run = sb.exe(&["apply", "p.toml"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    run.assert_stderr_lacks("panicked");
     // The job's own write to its log fails (the shell's `echo` exits 1); exe records that,
     // and does not start what needs it.
     let detail = json(&sb.exe(&["show", "1", "--format", "json"]));

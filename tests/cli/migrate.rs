@@ -68,11 +68,7 @@ fn migrate_refuses_to_overwrite_and_reports_invalid_files() {
     sb.file("bad.toml", "[jobs.a]\ncomand = \"true\"\n");
     let run = sb.exe(&["migrate", "bad.toml"]);
     assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("unknown key `comand`"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("unknown key `comand`");
 }
 
 #[test]

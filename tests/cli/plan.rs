@@ -214,11 +214,7 @@ fn an_unknown_skip_id_is_an_error_with_a_suggestion() {
     let run = exe(&sb, &["plan", "nightly-etl.toml", "--skip", "extrct"], &[]);
     assert_eq!(run.code, 2);
     assert_eq!(run.stdout, "");
-    assert!(
-        run.stderr.contains("did you mean `extract`?"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("did you mean `extract`?");
     insta::assert_snapshot!("unknown_skip", run.stderr);
 }
 
@@ -231,16 +227,8 @@ fn an_invalid_pipeline_exits_2_with_every_problem() {
     );
     let run = exe(&sb, &["plan", "p.toml"], &[]);
     assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("exe::config::invalid_duration"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("exe::config::unknown_need"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("exe::config::invalid_duration");
+    run.assert_stderr_has("exe::config::unknown_need");
 }
 
 const SECRETS: &str = r#"inherit_env = false
@@ -296,7 +284,7 @@ fn commands_are_masked_without_show_env_too() {
     sb.file("p.toml", SECRETS);
     let run = exe(&sb, &["plan", "p.toml"], &[]);
     ok(&run);
-    assert!(!run.stdout.contains("hunter22"), "{}", run.stdout);
+    run.assert_stdout_lacks("hunter22");
     assert!(
         run.stdout
             .contains("command: psql postgres://app:***@db.example.com/app -f schema.sql"),
@@ -435,12 +423,8 @@ fn explain_masks_secret_values() {
         &[],
     );
     ok(&run);
-    assert!(!run.stdout.contains("hunter22"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("env.DB_PASSWORD = \"***\""),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout_lacks("hunter22");
+    run.assert_stdout_has("env.DB_PASSWORD = \"***\"");
 }
 
 #[test]
@@ -486,11 +470,7 @@ fn detailed_exitcode_follows_terraform() {
         &[],
     );
     assert_eq!(error.code, 1, "errors are 1 with --detailed-exitcode");
-    assert!(
-        error.stderr.contains("exe::cli::unknown_job"),
-        "{}",
-        error.stderr
-    );
+    error.assert_stderr_has("exe::cli::unknown_job");
 
     let plain = exe(&sb, &["plan", "nightly-etl.toml"], &[]);
     assert_eq!(plain.code, 0, "without the flag, a valid plan is 0");

@@ -49,14 +49,10 @@ fn every_starter_lints_clean_and_init_never_overwrites() {
     }
     let again = sb.exe(&["init", "--template", "basic", "basic.toml"]);
     assert_eq!(again.code, 2);
-    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    again.assert_stderr_has("already exists");
     let unknown = sb.exe(&["init", "--template", "nope"]);
     assert_eq!(unknown.code, 2);
-    assert!(
-        unknown.stderr.contains("unknown starter"),
-        "{}",
-        unknown.stderr
-    );
+    unknown.assert_stderr_has("unknown starter");
 }
 
 #[test]
@@ -94,7 +90,7 @@ fn the_file_name_picks_the_starters_format_and_a_mismatch_is_refused() {
     ] {
         let run = sb.exe(args);
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
-        assert!(run.stderr.contains(says), "{}", run.stderr);
+        run.assert_stderr_has(says);
         assert!(!sb.path().join(args.last().unwrap()).exists());
     }
 }

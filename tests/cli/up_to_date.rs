@@ -95,12 +95,8 @@ fn the_second_apply_finds_everything_up_to_date() {
     let second = sb.exe(&["apply", "p.toml"]);
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert_eq!(ran(&sb).len(), 3, "nothing ran again: {:?}", ran(&sb));
-    assert!(
-        second.stderr.contains("load SKIPPED: up to date"),
-        "{}",
-        second.stderr
-    );
-    assert!(second.stderr.contains("3 skipped"), "{}", second.stderr);
+    second.assert_stderr_has("load SKIPPED: up to date");
+    second.assert_stderr_has("3 skipped");
     // Recorded like any other skip.
     let show = sb.exe(&["show", "2", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
@@ -114,11 +110,7 @@ fn the_second_apply_finds_everything_up_to_date() {
 
     let plan = sb.exe(&["plan", "p.toml", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "nothing to do: {}", plan.stdout);
-    assert!(
-        plan.stdout.contains("Plan: 0 to run, 3 skipped."),
-        "{}",
-        plan.stdout
-    );
+    plan.assert_stdout_has("Plan: 0 to run, 3 skipped.");
     // `--dry-run` agrees with plan.
     let dry = sb.exe(&["apply", "p.toml", "--dry-run"]);
     assert_eq!(dry.stdout, plan.stdout);

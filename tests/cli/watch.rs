@@ -322,12 +322,8 @@ fn a_pipeline_file_missing_at_the_start_is_an_error_not_a_wait() {
     let sb = Sandbox::new();
     let run = sb.exe_or_hang(&["watch", "pipline.toml"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("cannot read pipline.toml"),
-        "{}",
-        run.stderr
-    );
-    assert!(!run.stderr.contains("watching"), "{}", run.stderr);
+    run.assert_stderr_has("cannot read pipline.toml");
+    run.assert_stderr_lacks("watching");
     assert!(!sb.path().join(".exe").exists(), "no history was made");
 }
 
