@@ -111,7 +111,7 @@ def build(exe: str, folder: str, runs: int) -> str:
             for n, (job, frm, to, at, reason, actor) in enumerate(transitions, 1):
                 if job == last_job and frm == "RUNNING" and state != "SUCCESS":
                     to, reason = state, ("exit code 1" if state == "FAILED" else "interrupted")
-                yield rid, n, job, frm, to, at + shift, reason, actor
+                yield (rid << 32) + n, rid, n, job, frm, to, at + shift, reason, actor
 
     # One transaction; no journal while building (a crash here only loses the bench's file).
     conn.execute("PRAGMA journal_mode = DELETE")
@@ -127,8 +127,8 @@ def build(exe: str, folder: str, runs: int) -> str:
         "INSERT INTO attempts (run, job, number, started_at, ended_at, exit_code, signal, outcome,"
         " reason, log_path, pgid) VALUES (?,?,?,?,?,?,?,?,?,?,?)", attempts_rows())
     conn.executemany(
-        "INSERT INTO transitions (run, id, job, from_state, to_state, at, reason, actor)"
-        " VALUES (?,?,?,?,?,?,?,?)", transitions_rows())
+        "INSERT INTO transitions (seq, run, id, job, from_state, to_state, at, reason, actor)"
+        " VALUES (?,?,?,?,?,?,?,?,?)", transitions_rows())
     conn.execute("COMMIT")
     conn.execute("PRAGMA journal_mode = WAL")  # as exe leaves it
     conn.close()

@@ -747,6 +747,7 @@ mod tests {
         );
         let tr = s.transitions(run).unwrap();
         assert_eq!(tr.len(), 3);
+        assert_eq!(misfiled_transitions(&s), 0);
         assert!(tr.windows(2).all(|w| w[0].id < w[1].id));
         assert!(tr.iter().all(|t| t.actor == "exe" && t.job_id == "build"));
 
@@ -1190,7 +1191,7 @@ mod tests {
         assert_eq!(ro.attempts(runs[0].id).unwrap().len(), old.len());
     }
 
-    /// v3.db and v4.db were made by `exe apply` of the release with that schema, on a
+    /// v3.db, v4.db and v5.db were made by `exe apply` of the release with that schema, on a
     /// three-job pipeline (`load` with inputs, `flaky` failing twice with one retry,
     /// `report` needing both), then `exe mark-success 1 flaky` and `exe apply --resume 1`,
     /// then checkpointed.
@@ -1204,8 +1205,14 @@ mod tests {
         upgrades_three_job_fixture("v4.db", "v4-fixture", 4);
     }
 
-    /// Schema 5 clustered attempts and transitions and moved plans: the facts survive the
-    /// upgrade, and read the same from the old schema as it is.
+    #[test]
+    fn the_checked_in_v5_database_upgrades_and_reads() {
+        upgrades_three_job_fixture("v5.db", "v5-fixture", 5);
+    }
+
+    /// Schema 5 clustered attempts and transitions and moved plans, and schema 6 keyed
+    /// transitions by `run << 32 | id`: the facts survive the upgrades, and read the same
+    /// from the old schema as it is.
     fn upgrades_three_job_fixture(file: &str, name: &str, version: i64) {
         let (fixture, _dir, mut s) = upgraded_fixture(file);
         assert_eq!(schema::version(&s.conn).unwrap(), CURRENT);
@@ -1276,6 +1283,7 @@ mod tests {
         // New facts follow on: the run's next transition is number 6.
         s.record(2, &[t(2, "SUCCESS", "SUCCESS", 1)]).unwrap();
         assert_eq!(ids(&s, 2).last(), Some(&6));
+        assert_eq!(misfiled_transitions(&s), 0);
         let id = s.create_run(&new_run("new", 9, &jobs(&["a"]))).unwrap();
         assert_eq!(id, 3);
         assert_eq!(s.plan_json(id).unwrap(), "{\"jobs\":[]}");
@@ -1288,6 +1296,18 @@ mod tests {
         assert_eq!(ids(&ro, 2), [1, 2, 3, 4, 5]);
         assert_eq!(ro.attempts(1).unwrap().len(), 3);
         assert_eq!(ro.plan_json(1).unwrap(), plan);
+    }
+
+    /// Transitions whose key is not `run << 32 | id` (schema 6): a read of the run's range
+    /// would miss them.
+    fn misfiled_transitions(s: &Store) -> i64 {
+        s.conn
+            .query_row(
+                "SELECT COUNT(*) FROM transitions WHERE seq != (run << 32) + id",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap()
     }
 
     #[test]

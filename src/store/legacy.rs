@@ -186,7 +186,7 @@ impl Store {
                     &[&id, &index, &job.id],
                 )?;
                 insert(
-                    "INSERT INTO transitions (run, id, job, from_state, to_state, at, reason, actor) VALUES (?1, ?2 + 1, ?2, 'PENDING', ?3, ?4, ?5, 'executioner')",
+                    "INSERT INTO transitions (seq, run, id, job, from_state, to_state, at, reason, actor) VALUES ((?1 << 32) + ?2 + 1, ?1, ?2 + 1, ?2, 'PENDING', ?3, ?4, ?5, 'executioner')",
                     &[
                         &id,
                         &index,

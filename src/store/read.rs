@@ -7,7 +7,7 @@
 
 use rusqlite::{Row, ToSql, params};
 
-use super::schema::{PLANS_FROM, USAGE_FROM};
+use super::schema::{PLANS_FROM, USAGE_FROM, transitions_of_run};
 use super::{AttemptRow, JobRow, RunFilter, RunRow, Store, StoreError, TransitionRow, index_sql};
 
 const RUN_COLUMNS: &str = "id, name, file, digest, state, started_at, ended_at, exit_code, \
@@ -125,18 +125,20 @@ impl Store {
     /// transition, PENDING if none), that transition's reason, and its attempt count.
     pub fn jobs(&self, run: i64) -> Result<Vec<JobRow>, StoreError> {
         self.run(run)?;
+        // One pass over the run's transitions: with `MAX`, SQLite takes the other columns
+        // from the row that has it (each job's last transition).
+        let sql = format!(
+            "SELECT j.idx, j.job_id, last.to_state, last.reason,
+                    (SELECT COUNT(*) FROM attempts a WHERE a.run = j.run AND a.job = j.idx)
+             FROM jobs j
+             LEFT JOIN (SELECT t.job, t.to_state, t.reason, MAX(t.id)
+                        FROM transitions t WHERE {} GROUP BY t.job) last ON last.job = j.idx
+             WHERE j.run = ?1
+             ORDER BY j.idx",
+            transitions_of_run(self.version)
+        );
         self.conn
-            .prepare_cached(
-                // One pass over the run's transitions: with `MAX`, SQLite takes the other
-                // columns from the row that has it (each job's last transition).
-                "SELECT j.idx, j.job_id, t.to_state, t.reason,
-                        (SELECT COUNT(*) FROM attempts a WHERE a.run = j.run AND a.job = j.idx)
-                 FROM jobs j
-                 LEFT JOIN (SELECT job, to_state, reason, MAX(id)
-                            FROM transitions WHERE run = ?1 GROUP BY job) t ON t.job = j.idx
-                 WHERE j.run = ?1
-                 ORDER BY j.idx",
-            )
+            .prepare_cached(&sql)
             .and_then(|mut st| {
                 st.query_map([run], |row| {
                     Ok(JobRow {
@@ -221,13 +223,15 @@ impl Store {
     /// from before schema 5, read as it is, whose ids counted all runs' transitions).
     pub fn transitions(&self, run: i64) -> Result<Vec<TransitionRow>, StoreError> {
         self.run(run)?;
+        let sql = format!(
+            "SELECT ROW_NUMBER() OVER (ORDER BY t.id), t.job, j.job_id, t.from_state, t.to_state, t.at, t.reason, t.actor
+             FROM transitions t JOIN jobs j ON j.run = t.run AND j.idx = t.job
+             WHERE {}
+             ORDER BY t.id",
+            transitions_of_run(self.version)
+        );
         self.conn
-            .prepare_cached(
-                "SELECT ROW_NUMBER() OVER (ORDER BY t.id), t.job, j.job_id, t.from_state, t.to_state, t.at, t.reason, t.actor
-                 FROM transitions t JOIN jobs j ON j.run = t.run AND j.idx = t.job
-                 WHERE t.run = ?1
-                 ORDER BY t.id",
-            )
+            .prepare_cached(&sql)
             .and_then(|mut st| {
                 st.query_map(params![run], |row| {
                     Ok(TransitionRow {

@@ -25,11 +25,13 @@ pub(super) struct NewTransition<'a> {
 /// The most rows one statement inserts; longer batches take several statements.
 const ROWS_PER_STATEMENT: usize = 8;
 
+/// The values a row binds.
+const COLUMNS: usize = 9;
+
 /// The run's last transition number, 0 if it has none: one seek to the end of the run's
-/// range of the primary key. `+?1`, not `?1`: compared to a bound parameter in a MAX or
-/// LIMIT query, `SQLite` prepares the statement again for each new value, which cost more
-/// than the query itself.
-pub(super) const LAST_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM transitions WHERE run = +?1";
+/// range of `seq` (schema 6 keys transitions by `run << 32 | id`).
+pub(super) const LAST_ID: &str = "SELECT COALESCE((SELECT id FROM transitions
+     WHERE seq BETWEEN (?1 << 32) AND (?1 << 32) + 4294967295 ORDER BY seq DESC LIMIT 1), 0)";
 
 /// `INSERTS[n - 1]` inserts `n` rows.
 static INSERTS: LazyLock<Vec<String>> = LazyLock::new(|| {
@@ -37,15 +39,15 @@ static INSERTS: LazyLock<Vec<String>> = LazyLock::new(|| {
         .map(|rows| {
             let values = (0..rows)
                 .map(|row| {
-                    let first = row * 8 + 1;
-                    let params = (first..first + 8)
+                    let first = row * COLUMNS + 1;
+                    let params = (first..first + COLUMNS)
                         .map(|n| format!("?{n}"))
                         .collect::<Vec<_>>();
                     format!("({})", params.join(", "))
                 })
                 .collect::<Vec<_>>();
             format!(
-                "INSERT INTO transitions (run, id, job, from_state, to_state, at, reason, actor)
+                "INSERT INTO transitions (seq, run, id, job, from_state, to_state, at, reason, actor)
                  VALUES {}",
                 values.join(", ")
             )
@@ -65,15 +67,18 @@ pub(super) fn insert(
     let last: i64 = conn
         .prepare_cached(LAST_ID)?
         .query_row([run], |row| row.get(0))?;
-    let ids: Vec<i64> = (last + 1..).take(rows.len()).collect();
+    let ids: Vec<(i64, i64)> = (last + 1..)
+        .take(rows.len())
+        .map(|id| ((run << 32) + id, id))
+        .collect();
     for (chunk, ids) in rows
         .chunks(ROWS_PER_STATEMENT)
         .zip(ids.chunks(ROWS_PER_STATEMENT))
     {
-        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 8);
-        for (t, id) in chunk.iter().zip(ids) {
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * COLUMNS);
+        for (t, (seq, id)) in chunk.iter().zip(ids) {
             params.extend_from_slice(&[
-                &run, id, &t.job, &t.from, &t.to, &t.at_ms, &t.reason, &t.actor,
+                seq, &run, id, &t.job, &t.from, &t.to, &t.at_ms, &t.reason, &t.actor,
             ]);
         }
         conn.prepare_cached(&INSERTS[chunk.len() - 1])?

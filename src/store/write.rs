@@ -145,7 +145,9 @@ impl Store {
         let current: String = tx
             .prepare_cached(
                 "SELECT COALESCE((SELECT to_state FROM transitions
-                                  WHERE run = ?1 AND job = ?2 ORDER BY id DESC LIMIT 1),
+                                  WHERE seq BETWEEN (?1 << 32) AND (?1 << 32) + 4294967295
+                                    AND job = ?2
+                                  ORDER BY seq DESC LIMIT 1),
                                  'PENDING')",
             )
             .and_then(|mut st| st.query_row(params![run, index], |row| row.get(0)))
