@@ -845,7 +845,7 @@ mod tests {
             |run| -> Vec<i64> { s.transitions(run).unwrap().iter().map(|t| t.id).collect() };
         assert_eq!(numbers(first), (1..=14).collect::<Vec<_>>());
         assert_eq!(numbers(second), (1..=26).collect::<Vec<_>>());
-        let last = s.conn.prepare_cached(transitions::LAST_ID).unwrap();
+        let last = s.conn.prepare_cached(&transitions::LAST_ID).unwrap();
         assert!(last.get_status(rusqlite::StatementStatus::Run) >= 40);
         assert_eq!(
             last.get_status(rusqlite::StatementStatus::RePrepare),

@@ -26,8 +26,9 @@ impl Store {
         }
         let mut st = self
             .conn
-            // `+?1`, `+?2`: the values without the parameters themselves, which would make
-            // SQLite prepare this LIMIT query again for every job (see `transitions::LAST_ID`).
+            // `+?1`, `+?2`: the values without the parameters themselves. Compared to a bound
+            // parameter in a LIMIT query, a column makes SQLite prepare the statement again
+            // for each new value, which cost more than the query itself.
             .prepare_cached(
                 "SELECT f.run, f.job, f.command, f.env, f.inputs
                  FROM fingerprints f

@@ -11,6 +11,8 @@ use std::sync::LazyLock;
 
 use rusqlite::{Connection, ToSql};
 
+use super::schema::{SEQ_FROM, transitions_of_run};
+
 /// One transition to record; `job` is the job's index in its run.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct NewTransition<'a> {
@@ -29,9 +31,14 @@ const ROWS_PER_STATEMENT: usize = 8;
 const COLUMNS: usize = 9;
 
 /// The run's last transition number, 0 if it has none: one seek to the end of the run's
-/// range of `seq` (schema 6 keys transitions by `run << 32 | id`).
-pub(super) const LAST_ID: &str = "SELECT COALESCE((SELECT id FROM transitions
-     WHERE seq BETWEEN (?1 << 32) AND (?1 << 32) + 4294967295 ORDER BY seq DESC LIMIT 1), 0)";
+/// range of `seq` (see [`transitions_of_run`]). A unit test checks that a new run id does
+/// not make `SQLite` prepare it again.
+pub(super) static LAST_ID: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT COALESCE((SELECT t.id FROM transitions t WHERE {} ORDER BY t.seq DESC LIMIT 1), 0)",
+        transitions_of_run(SEQ_FROM)
+    )
+});
 
 /// `INSERTS[n - 1]` inserts `n` rows.
 static INSERTS: LazyLock<Vec<String>> = LazyLock::new(|| {
@@ -65,7 +72,7 @@ pub(super) fn insert(
         return Ok(());
     }
     let last: i64 = conn
-        .prepare_cached(LAST_ID)?
+        .prepare_cached(&LAST_ID)?
         .query_row([run], |row| row.get(0))?;
     let ids: Vec<(i64, i64)> = (last + 1..)
         .take(rows.len())

@@ -11,6 +11,7 @@ use rusqlite::{Connection, params};
 
 use super::error::classify;
 use super::immediate::Immediate;
+use super::schema::{SEQ_FROM, transitions_of_run};
 use super::transitions::{self, NewTransition};
 use super::{ENGINE_ACTOR, NewRun, Record, Store, StoreError, index_sql};
 
@@ -142,14 +143,14 @@ impl Store {
             drop(tx);
             return Err(self.unknown(run, job));
         };
+        let current_sql = format!(
+            "SELECT COALESCE((SELECT t.to_state FROM transitions t
+                              WHERE {} AND t.job = ?2 ORDER BY t.seq DESC LIMIT 1),
+                             'PENDING')",
+            transitions_of_run(SEQ_FROM)
+        );
         let current: String = tx
-            .prepare_cached(
-                "SELECT COALESCE((SELECT to_state FROM transitions
-                                  WHERE seq BETWEEN (?1 << 32) AND (?1 << 32) + 4294967295
-                                    AND job = ?2
-                                  ORDER BY seq DESC LIMIT 1),
-                                 'PENDING')",
-            )
+            .prepare_cached(&current_sql)
             .and_then(|mut st| st.query_row(params![run, index], |row| row.get(0)))
             .map_err(|e| classify(path, "reading a job's state", e))?;
         let transition = NewTransition {
