@@ -12,7 +12,9 @@ and exit tracepoints), so a change of 10 µs a step shows:
 
 The same binary built with `no_store.patch` (see store_cost.py) runs with and without its
 store, interleaved, each on a folder of its own; each run gives the median of its steps,
-and the table shows the median of those over the rounds. Needs `perf` and permission to
+and the table shows the median of those over the rounds. Tracing slows every step, and not
+by the same amount with and without the store: compare variants with it, and judge the
+target with store_cost.py (see docs/performance.md). Needs `perf` and permission to
 record tracepoints (root, or kernel.perf_event_paranoid <= -1). Not part of `bench/run`.
 
     python3 bench/step_phases.py [--exe PATCHED_EXE] [--jobs 200] [--rounds 5]

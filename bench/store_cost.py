@@ -99,22 +99,23 @@ def run(exe: str, work: str, quick: bool, runs: Optional[int]) -> list[str]:
             results = bench.measure(group, False, runs)
         except bench.CommandFailed as e:
             return [f"{NAME}: {e}"]
-        rows.append((name, results))
+        rows.append((name, len(jobs), results))
     print(f"\n{NAME}: exe apply with and without the history, same patched binary "
           f"(medians, interleaved; target: with / without <= {TARGET:.2f})")
     table = []
     verdicts = []
-    for name, results in rows:
+    for name, jobs, results in rows:
         with_store, without = results[0], results[1]
         ratio = with_store.median / without.median
+        per_job = (with_store.median - without.median) / jobs
         line = [name, f"{with_store.median * 1000:.1f} ms", f"{without.median * 1000:.1f} ms",
-                f"{ratio:.3f}", str(len(with_store.wall))]
+                f"{ratio:.3f}", f"{per_job * 1e6:.0f} µs", str(len(with_store.wall))]
         if len(results) > 2:
             line.append(f"{with_store.median / results[2].median:.2f} / "
                         f"{without.median / results[2].median:.2f}")
         table.append(line)
         verdicts.append((name, ratio <= TARGET, ratio))
-    header = ["workload", "with store", "without", "ratio", "runs"]
+    header = ["workload", "with store", "without", "ratio", "store per job", "runs"]
     if make:
         header.append("vs make (with / without)")
     print(bench.table(table, header))
