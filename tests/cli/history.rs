@@ -853,6 +853,26 @@ fn a_schema_4_history_reads_the_same_before_and_after_apply_upgrades_it() {
 }
 
 /// One job's entry in `exe stats --format json`.
+#[test]
+fn stats_time_a_retried_job_from_its_first_start_to_its_last_end() {
+    let sb = Sandbox::new();
+    // The first attempt sleeps 0.4 s and fails; the second succeeds at once.
+    sb.file(
+        "p.toml",
+        "[jobs.r]\ncommand = \"test -e tried || { touch tried; sleep 0.4; exit 1; }\"\n\
+         retry = { max = 1, delay = \"0s\" }\n\
+         [jobs.s]\ncommand = \"true\"\n",
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    let stats = json(&sb.exe(&["stats", "--format", "json"]));
+    let r = job_stats(&stats, "r");
+    assert!(r["p50_ms"].as_i64().unwrap() >= 400, "{r}");
+    assert!(
+        job_stats(&stats, "s")["p50_ms"].as_i64().unwrap() < 400,
+        "{stats}"
+    );
+}
+
 fn job_stats<'a>(stats: &'a serde_json::Value, job: &str) -> &'a serde_json::Value {
     stats
         .as_array()
