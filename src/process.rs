@@ -52,6 +52,7 @@ use rustix::process::{Pid, PidfdFlags};
 
 use crate::logs;
 
+pub mod members;
 mod peak;
 
 /// How long to wait for the group to vanish after SIGKILL. SIGKILL cannot be caught, so this
@@ -417,6 +418,23 @@ pub fn group_alive(pgid: i32) -> bool {
     }
     // EPERM: the group exists but we may not signal it (a member changed its user id).
     io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Is any process of this group still running, its zombies aside? A zombie has ended; only its
+/// parent can reap it. When exe dies, its jobs' parent becomes PID 1, and a PID 1 that is slow
+/// to reap (a container without an init) can leave the zombies of a finished group for seconds,
+/// or for ever, which [`group_alive`] would take for a live group. Where `/proc` shows none of
+/// the group's processes (no `/proc`, or one that hides other users'), answers as
+/// [`group_alive`].
+#[must_use]
+pub fn group_running(pgid: i32) -> bool {
+    if !group_alive(pgid) {
+        return false;
+    }
+    match members::of_group(pgid) {
+        Some(members) if !members.is_empty() => members.iter().any(|m| !m.exited()),
+        _ => true,
+    }
 }
 
 /// Makes exe a child subreaper (`prctl(PR_SET_CHILD_SUBREAPER)`): orphaned grandchildren of jobs
@@ -848,6 +866,33 @@ mod tests {
         running.wait(GRACE).unwrap();
         assert!(!group_alive(pgid));
         kill_group(pgid, libc::SIGTERM).unwrap();
+    }
+
+    #[test]
+    fn a_group_of_unreaped_zombies_is_alive_but_not_running() {
+        // A group whose one process has exited and is not reaped yet: as a dead exe's job
+        // is left to a PID 1 that is slow to reap.
+        let mut child = Command::new("true").process_group(0).spawn().unwrap();
+        let pgid = i32::try_from(child.id()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while group_running(pgid) {
+            assert!(Instant::now() < deadline, "`true` did not exit");
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert!(group_alive(pgid), "the zombie still holds the group");
+        child.wait().unwrap();
+        assert!(!group_alive(pgid) && !group_running(pgid));
+    }
+
+    #[test]
+    fn a_running_group_is_running() {
+        let fixture = Fixture::new();
+        let running = fixture.spawn("sleep 100");
+        let pgid = running.pgid();
+        assert!(group_running(pgid));
+        kill_group(pgid, libc::SIGKILL).unwrap();
+        running.wait(GRACE).unwrap();
+        assert!(!group_running(pgid));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! exe, or (on any host) it has not written a heartbeat for [`STALE`]. Such a run gets, for
 //! each unfinished job, a transition to CANCELLED with the reason "exe died", an end for each
 //! attempt left open, and the run state CANCELLED. Nothing earlier is changed, and the run
-//! stays resumable. Process groups of its attempts that are still alive are reported, with
+//! stays resumable. Process groups of its attempts that are still running are reported, with
 //! the command that ends them. exe offers to end one itself only when it can prove the group
 //! is still the attempt's ([`Leftover::provably_ours`]), and only if the user says yes.
 //!
@@ -27,7 +27,7 @@ pub struct Leftover {
     pub run: i64,
     /// The job's id.
     pub job: String,
-    /// The group still alive.
+    /// The group, still running.
     pub pgid: i32,
     /// When the attempt started, in ms since the Unix epoch.
     pub started_at_ms: i64,
@@ -56,7 +56,7 @@ impl Leftover {
 /// Whether a process of group `pgid` started between `from_ms` and `to_ms` (ms since the
 /// Unix epoch, as `now_ms` is), by the start times in `/proc`.
 fn member_started_between(pgid: i32, from_ms: i64, to_ms: i64, now_ms: i64) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Some(members) = crate::process::members::of_group(pgid) else {
         return false;
     };
     // `/proc` counts start times in clock ticks since boot (CLOCK_BOOTTIME).
@@ -64,33 +64,13 @@ fn member_started_between(pgid: i32, from_ms: i64, to_ms: i64, now_ms: i64) -> b
     let since_boot_ms = since_boot.tv_sec * 1000 + since_boot.tv_nsec / 1_000_000;
     let booted_ms = now_ms - since_boot_ms;
     let ticks = i64::try_from(rustix::param::clock_ticks_per_second()).unwrap_or(100);
-    entries.filter_map(Result::ok).any(|entry| {
-        let is_pid = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit()));
-        is_pid
-            && std::fs::read_to_string(entry.path().join("stat"))
-                .ok()
-                .and_then(|stat| group_and_start(&stat))
-                .is_some_and(|(group, start_ticks)| {
-                    let started_ms = booted_ms + start_ticks * 1000 / ticks;
-                    group == pgid && (from_ms..=to_ms).contains(&started_ms)
-                })
+    members.iter().any(|member| {
+        let started_ms = booted_ms + member.start_ticks * 1000 / ticks;
+        (from_ms..=to_ms).contains(&started_ms)
     })
 }
 
-/// `pgrp` (field 5) and `starttime` (field 22, in clock ticks) of a `/proc/PID/stat` line.
-/// Field 2, the command name, is in parentheses and may itself hold spaces and `)`, so the
-/// fields are counted after its last `)`.
-fn group_and_start(stat: &str) -> Option<(i32, i64)> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // `after_name` starts at field 3.
-    Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
-}
-
-/// Closes every orphaned run; returns the ids closed and the process groups still alive.
+/// Closes every orphaned run; returns the ids closed and the process groups still running.
 pub fn close_orphans(
     store: &mut Store,
     host: &str,
@@ -141,7 +121,7 @@ fn runs_exe(pid: u32) -> bool {
     })
 }
 
-/// Closes `run`; returns the groups of its attempts still alive when `here` (it ran on this
+/// Closes `run`; returns the groups of its attempts still running when `here` (it ran on this
 /// host), none otherwise.
 fn close(
     store: &mut Store,
@@ -167,7 +147,7 @@ fn close(
         });
         let alive = attempt
             .pgid
-            .filter(|&g| here && crate::process::group_alive(g));
+            .filter(|&g| here && crate::process::group_running(g));
         if let Some(pgid) = alive {
             leftovers.push(Leftover {
                 run: run.id,
@@ -287,14 +267,6 @@ mod tests {
         let (mut store, _) = dead_run_with_a_live_group("elsewhere");
         let (closed, leftovers) = close_orphans(&mut store, "here", now).unwrap();
         assert_eq!((closed.len(), leftovers.len()), (1, 0));
-    }
-
-    #[test]
-    fn stat_fields_are_counted_after_the_command_name() {
-        let stat = "4242 (we ird) (name) S 1 4240 4240 0 -1 4194560 10 0 0 0 0 0 0 0 20 0 1 0 \
-                    987654 1000 10 18446744073709551615";
-        assert_eq!(group_and_start(stat), Some((4240, 987_654)));
-        assert_eq!(group_and_start("4242 (x) S 1"), None);
     }
 
     #[test]

@@ -270,7 +270,7 @@ fn offer_to_end(what: &str, pgid: i32) -> Result<(), Error> {
         return Ok(());
     }
     let ended = crate::process::end_leftovers(pgid, grace);
-    if ended.is_ok() && !crate::process::group_alive(pgid) {
+    if ended.is_ok() && !crate::process::group_running(pgid) {
         stderrln!("Ended process group {pgid}.");
     } else {
         stderrln!("Process group {pgid} is still there after SIGKILL; see `ps -g {pgid}`.");
