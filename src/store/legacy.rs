@@ -94,10 +94,7 @@ impl Store {
                 .map_err(|e| corrupt(format!("cannot read its tables: {e}")))
         };
         if !has("job_history")? {
-            return Err(corrupt(
-                "it has no `job_history` table: it is not a history of the older executioner"
-                    .to_owned(),
-            ));
+            return Err(corrupt("it has no `job_history` table".to_owned()));
         }
         let columns: Vec<String> = source
             .prepare("SELECT name FROM pragma_table_info('job_history')")

@@ -645,6 +645,12 @@ INSERT INTO job_history (run_id, id, status, application_name, last_run) VALUES
     );
     wrong.assert_stderr_has("--history takes");
     wrong.assert_stderr_lacks("move p.toml aside");
+    // exe's own history is SQLite too, but not the older tool's: said once, plainly.
+    let own = sb.exe(&["migrate", "--history", ".exe/history.db"]);
+    assert_eq!(own.code, 2, "{}", own.stderr);
+    own.assert_stderr_has(
+        ".exe/history.db is not a history of the older executioner: it has no `job_history` table\n",
+    );
 }
 
 /// Kills exe with SIGKILL at 20 points of a run and checks the history each time: every
