@@ -490,28 +490,46 @@ pub fn reap_group(pgid: i32) {
 ///
 /// [`ProcessError::Cleanup`] if the leftovers cannot be signalled.
 pub fn end_leftovers(pgid: i32, grace: Duration) -> Result<(), ProcessError> {
+    end_group(pgid, grace, group_alive)
+}
+
+/// TERM, grace, KILL for a group exe does not own: a dead run's, found by crash recovery.
+/// The group is ended once none of its processes runs ([`group_running`]): its zombies are
+/// their parent's to reap, and no signal removes them.
+///
+/// # Errors
+///
+/// [`ProcessError::Cleanup`] if the group cannot be signalled.
+pub fn end_orphaned_group(pgid: i32, grace: Duration) -> Result<(), ProcessError> {
+    end_group(pgid, grace, group_running)
+}
+
+/// SIGTERM, then SIGKILL after `grace`, until `alive` says the group is not.
+fn end_group(pgid: i32, grace: Duration, alive: fn(i32) -> bool) -> Result<(), ProcessError> {
     let cleanup = |source| ProcessError::Cleanup { pgid, source };
-    if !leftovers_alive(pgid) {
+    reap_group(pgid);
+    if !alive(pgid) {
         return Ok(());
     }
     kill_group(pgid, libc::SIGTERM).map_err(cleanup)?;
-    if wait_until_gone(pgid, grace) {
+    if wait_until_gone(pgid, grace, alive) {
         return Ok(());
     }
     kill_group(pgid, libc::SIGKILL).map_err(cleanup)?;
-    wait_until_gone(pgid, KILL_SETTLE);
+    wait_until_gone(pgid, KILL_SETTLE, alive);
     Ok(())
 }
 
-/// Reaps and checks the group until it is gone or `within` has passed; returns whether it is
-/// gone. It polls because the kernel has no call that waits for a whole process group with a
-/// timeout (`waitpid(-pgid)` blocks without one, and sees only members that are our children).
-fn wait_until_gone(pgid: i32, within: Duration) -> bool {
+/// Reaps and checks the group until `alive` says it is gone or `within` has passed; returns
+/// whether it is gone. It polls because the kernel has no call that waits for a whole process
+/// group with a timeout (`waitpid(-pgid)` blocks without one, and sees only members that are
+/// our children).
+fn wait_until_gone(pgid: i32, within: Duration, alive: fn(i32) -> bool) -> bool {
     let deadline = Instant::now() + within;
     let mut pause = Duration::from_millis(1);
     loop {
         reap_group(pgid);
-        if !group_alive(pgid) {
+        if !alive(pgid) {
             return true;
         }
         let left = deadline.saturating_duration_since(Instant::now());

@@ -269,7 +269,7 @@ fn offer_to_end(what: &str, pgid: i32) -> Result<(), Error> {
         stderrln!("Left running; end it later with: kill -- -{pgid}");
         return Ok(());
     }
-    let ended = crate::process::end_leftovers(pgid, grace);
+    let ended = crate::process::end_orphaned_group(pgid, grace);
     if ended.is_ok() && !crate::process::group_running(pgid) {
         stderrln!("Ended process group {pgid}.");
     } else {
