@@ -490,34 +490,34 @@ pub fn reap_group(pgid: i32) {
 ///
 /// [`ProcessError::Cleanup`] if the leftovers cannot be signalled.
 pub fn end_leftovers(pgid: i32, grace: Duration) -> Result<(), ProcessError> {
-    end_group(pgid, grace, group_alive)
+    end_group(pgid, grace, group_alive).map(|_| ())
 }
 
 /// TERM, grace, KILL for a group exe does not own: a dead run's, found by crash recovery.
 /// The group is ended once none of its processes runs ([`group_running`]): its zombies are
-/// their parent's to reap, and no signal removes them.
+/// their parent's to reap, and no signal removes them. Returns whether it ended.
 ///
 /// # Errors
 ///
 /// [`ProcessError::Cleanup`] if the group cannot be signalled.
-pub fn end_orphaned_group(pgid: i32, grace: Duration) -> Result<(), ProcessError> {
+pub fn end_orphaned_group(pgid: i32, grace: Duration) -> Result<bool, ProcessError> {
     end_group(pgid, grace, group_running)
 }
 
-/// SIGTERM, then SIGKILL after `grace`, until `alive` says the group is not.
-fn end_group(pgid: i32, grace: Duration, alive: fn(i32) -> bool) -> Result<(), ProcessError> {
+/// SIGTERM, then SIGKILL after `grace`, until `alive` says the group is not; returns
+/// whether it is gone.
+fn end_group(pgid: i32, grace: Duration, alive: fn(i32) -> bool) -> Result<bool, ProcessError> {
     let cleanup = |source| ProcessError::Cleanup { pgid, source };
     reap_group(pgid);
     if !alive(pgid) {
-        return Ok(());
+        return Ok(true);
     }
     kill_group(pgid, libc::SIGTERM).map_err(cleanup)?;
     if wait_until_gone(pgid, grace, alive) {
-        return Ok(());
+        return Ok(true);
     }
     kill_group(pgid, libc::SIGKILL).map_err(cleanup)?;
-    wait_until_gone(pgid, KILL_SETTLE, alive);
-    Ok(())
+    Ok(wait_until_gone(pgid, KILL_SETTLE, alive))
 }
 
 /// Reaps and checks the group until `alive` says it is gone or `within` has passed; returns

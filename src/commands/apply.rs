@@ -269,8 +269,7 @@ fn offer_to_end(what: &str, pgid: i32) -> Result<(), Error> {
         stderrln!("Left running; end it later with: kill -- -{pgid}");
         return Ok(());
     }
-    let ended = crate::process::end_orphaned_group(pgid, grace);
-    if ended.is_ok() && !crate::process::group_running(pgid) {
+    if crate::process::end_orphaned_group(pgid, grace).unwrap_or(false) {
         stderrln!("Ended process group {pgid}.");
     } else {
         stderrln!("Process group {pgid} is still there after SIGKILL; see `ps -g {pgid}`.");
