@@ -44,14 +44,6 @@ fn no_history(db: &Path) -> Error {
 }
 
 pub(super) fn runs(args: &RunsArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
-    let Some(store) = open_read(db)? else {
-        if args.format == ListFormat::Json {
-            std::io::stdout().write_all(b"[]\n")?;
-        } else if !out.quiet {
-            stderrln!("{}", nothing_recorded(db));
-        }
-        return Ok(0);
-    };
     let now = now_ms();
     let when = |text: &Option<String>, flag: &str| -> Result<Option<i64>, Error> {
         text.as_deref()
@@ -69,6 +61,15 @@ pub(super) fn runs(args: &RunsArgs, out: super::Output, db: &Path) -> Result<i32
         since_ms: when(&args.since, "--since")?,
         until_ms: when(&args.until, "--until")?,
         limit: args.limit,
+    };
+    // The flags are checked first: a mistyped time is an error even before anything is recorded.
+    let Some(store) = open_read(db)? else {
+        if args.format == ListFormat::Json {
+            std::io::stdout().write_all(b"[]\n")?;
+        } else if !out.quiet {
+            stderrln!("{}", nothing_recorded(db));
+        }
+        return Ok(0);
     };
     let rows = store.runs(&filter)?;
     let text = match args.format {

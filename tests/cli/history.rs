@@ -67,6 +67,59 @@ fn runs_are_recorded_and_listed_newest_first() {
 }
 
 #[test]
+fn runs_are_filtered_by_name_state_and_time() {
+    let sb = Sandbox::new();
+    // A bad time is a usage error even before anything is recorded.
+    let early = sb.exe(&["runs", "--since", "yesterdayish"]);
+    assert_eq!(early.code, 2, "{}", early.stderr);
+    early.assert_stderr_has("`--since yesterdayish`: not a time");
+    sb.file("ok.toml", "name = \"ok\"\n[jobs.a]\ncommand = \"true\"\n");
+    sb.file(
+        "bad.toml",
+        "name = \"bad\"\n[jobs.a]\ncommand = \"false\"\n",
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "ok.toml"]).code, 0);
+    assert_eq!(sb.exe(&["apply", "-q", "bad.toml"]).code, 1);
+    assert_eq!(sb.exe(&["apply", "-q", "ok.toml"]).code, 0);
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["runs", "--format", "json"];
+        all.extend_from_slice(args);
+        let listed = json(&sb.exe(&all));
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["name"].as_str().unwrap(),
+                    r["state"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(names(&["--name", "ok"]), ["ok SUCCESS", "ok SUCCESS"]);
+    assert_eq!(names(&["--status", "failed"]), ["bad FAILED"]);
+    assert_eq!(
+        names(&["--name", "bad", "--status", "SUCCESS"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(names(&["--since", "1h"]).len(), 3);
+    assert_eq!(
+        names(&["--since", "1h", "--limit", "2"]),
+        ["ok SUCCESS", "bad FAILED"]
+    );
+    assert_eq!(names(&["--until", "2000-01-01"]), Vec::<String>::new());
+    assert_eq!(
+        names(&["--since", "2999-01-01T08:00"]),
+        Vec::<String>::new()
+    );
+    let bad = sb.exe(&["runs", "--until", "soon"]);
+    assert_eq!(bad.code, 2);
+    bad.assert_stderr_has("`--until soon`: not a time");
+}
+
+#[test]
 fn a_failed_run_is_resumed_exactly() {
     let sb = Sandbox::new();
     flaky(&sb);
