@@ -931,8 +931,10 @@ mod tests {
         s.finish_run(run, "FAILED", 1, 5).unwrap();
         assert_eq!(s.attempts(run).unwrap()[0].pgid, Some(31));
         let before = s.transitions(run).unwrap();
-        s.mark_success(run, "deploy", "alice", "deployed by hand", 10)
-            .unwrap();
+        assert!(
+            s.mark_success(run, "deploy", "alice", "deployed by hand", 10)
+                .unwrap()
+        );
 
         let after = s.transitions(run).unwrap();
         assert_eq!(after.len(), before.len() + 1);
@@ -960,6 +962,9 @@ mod tests {
             (1, Some(3), Some("FAILED"))
         );
         assert_eq!(s.jobs(run).unwrap()[0].state, "SUCCESS");
+        // Marking it again records nothing: the trail has no SUCCESS-to-SUCCESS row.
+        assert!(!s.mark_success(run, "deploy", "bob", "again", 11).unwrap());
+        assert_eq!(s.transitions(run).unwrap().len(), after.len());
 
         assert!(
             matches!(s.mark_success(run, "nope", "a", "r", 1), Err(StoreError::UnknownJob { job, .. }) if job == "nope")

@@ -19,7 +19,7 @@ use crate::runner::{self, Cancel, Options};
 use crate::scheduler::Config;
 use crate::selection::{self, Disposition};
 use crate::state::RunState;
-use crate::store::{Access, Durability, NewRun, Store};
+use crate::store::{Access, Durability, NewRun, RunRow, Store};
 
 /// Exit code of a run stopped by Ctrl-C or SIGTERM.
 pub const EXIT_INTERRUPTED: i32 = 130;
@@ -97,6 +97,7 @@ pub(super) fn execute(
     let digest = resume::digest(&definition);
     if let Some(previous) = args.resume {
         let before = store.run(previous)?;
+        refuse_running(&before, "resume it")?;
         let before_jobs = store.jobs(previous)?;
         if resume::nothing_to_do(&before.state, &before_jobs) {
             stderrln!("run {previous} succeeded: nothing to do");
@@ -256,6 +257,25 @@ pub(super) fn close_orphans(store: &mut Store, quiet: bool) -> Result<(), Error>
         }
     }
     Ok(())
+}
+
+/// Refuses to act on a run that is still RUNNING once [`close_orphans`] has run: its exe is
+/// alive, and resuming the run or marking its jobs would race it (the same jobs run twice,
+/// or a trail that contradicts what that exe records next).
+pub(super) fn refuse_running(run: &RunRow, to: &str) -> Result<(), Error> {
+    if run.state != RunState::Running.as_str() {
+        return Ok(());
+    }
+    Err(Error::Usage {
+        message: format!(
+            "run {} is still running (exe pid {} on {})",
+            run.id, run.pid, run.host
+        ),
+        help: Some(format!(
+            "{to} once it has ended; `exe show {}` shows where it is",
+            run.id
+        )),
+    })
 }
 
 /// Asks whether to end an orphaned group that is provably the dead run's, and does.

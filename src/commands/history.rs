@@ -201,16 +201,39 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
     }
     let mut store = Store::open(db, Access::ReadWrite, Durability::Normal)?;
     super::apply::close_orphans(&mut store, false)?;
-    store.run(args.run)?;
+    super::apply::refuse_running(&store.run(args.run)?, "mark its jobs")?;
     let known = store.jobs(args.run)?;
+    let (mut to_mark, mut already): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
     for job in &args.jobs {
-        if !known.iter().any(|j| &j.id == job) {
+        let Some(row) = known.iter().find(|j| &j.id == job) else {
             return Err(crate::store::StoreError::UnknownJob {
                 run: args.run,
                 job: job.clone(),
             }
             .into());
+        };
+        let list = if row.state == "SUCCESS" {
+            &mut already
+        } else {
+            &mut to_mark
+        };
+        if !list.contains(&job.as_str()) {
+            list.push(job);
         }
+    }
+    let done = |jobs: &[&str]| {
+        if !jobs.is_empty() {
+            stderrln!(
+                "{} already succeeded in run {}: nothing recorded for {}.",
+                jobs.join(", "),
+                args.run,
+                if jobs.len() == 1 { "it" } else { "them" }
+            );
+        }
+    };
+    done(&already);
+    if to_mark.is_empty() {
+        return Ok(0);
     }
     if !args.yes {
         if !std::io::stdin().is_terminal() {
@@ -222,7 +245,7 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
         }
         let question = format!(
             "Record {} of run {} as successful?",
-            args.jobs.join(", "),
+            to_mark.join(", "),
             args.run
         );
         if !super::confirm(&question)? {
@@ -232,15 +255,25 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
     }
     let user = super::apply::user();
     let actor = format!("{user}@{}", super::apply::hostname());
-    for job in &args.jobs {
-        store.mark_success(args.run, job, &actor, &args.reason, now_ms())?;
+    let mut marked = Vec::new();
+    let mut meanwhile = Vec::new();
+    for job in to_mark {
+        if store.mark_success(args.run, job, &actor, &args.reason, now_ms())? {
+            marked.push(job);
+        } else {
+            // Marked by someone else since the states above were read.
+            meanwhile.push(job);
+        }
     }
-    stderrln!(
-        "Recorded {} of run {} as successful ({actor}: {}).",
-        args.jobs.join(", "),
-        args.run,
-        args.reason
-    );
+    done(&meanwhile);
+    if !marked.is_empty() {
+        stderrln!(
+            "Recorded {} of run {} as successful ({actor}: {}).",
+            marked.join(", "),
+            args.run,
+            args.reason
+        );
+    }
     Ok(0)
 }
 

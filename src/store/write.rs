@@ -118,6 +118,7 @@ impl Store {
 
     /// Marks `job` of `run` successful by hand: a new transition from its current state
     /// to SUCCESS, with `actor` and `reason`. Earlier attempts and transitions stay.
+    /// Returns false, recording nothing, when the job is already SUCCESS.
     pub fn mark_success(
         &mut self,
         run: i64,
@@ -125,7 +126,7 @@ impl Store {
         actor: &str,
         reason: &str,
         at_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let Store { conn, path, .. } = self;
         let tx = begin(conn, path, "marking a job successful")?;
         let found = tx
@@ -153,6 +154,10 @@ impl Store {
             .prepare_cached(&current_sql)
             .and_then(|mut st| st.query_row(params![run, index], |row| row.get(0)))
             .map_err(|e| classify(path, "reading a job's state", e))?;
+        if current == "SUCCESS" {
+            // A SUCCESS-to-SUCCESS row would say nothing; the transaction wrote nothing.
+            return Ok(false);
+        }
         let transition = NewTransition {
             job: index,
             from: &current,
@@ -164,7 +169,8 @@ impl Store {
         transitions::insert(&tx, run, &[transition])
             .map_err(|e| classify(path, "marking a job successful", e))?;
         tx.commit()
-            .map_err(|e| classify(path, "committing mark-success", e))
+            .map_err(|e| classify(path, "committing mark-success", e))?;
+        Ok(true)
     }
 
     /// The error for an unknown `job` of `run`: [`StoreError::UnknownRun`] if the run itself is unknown.

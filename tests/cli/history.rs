@@ -998,3 +998,50 @@ fn attempts_record_cpu_time_and_peak_memory() {
         "{text}"
     );
 }
+
+#[test]
+fn a_run_still_running_is_neither_resumed_nor_marked() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.slow]\ncommand = \"echo run >> slow.count; touch ready; while [ ! -e go ]; do sleep 0.05; done\"\n\
+         [jobs.after]\ncommand = \"true\"\nneeds = [\"slow\"]\n",
+    );
+    let mut child = sb.spawn(&["apply", "-q", "--output", "quiet", "p.toml"]);
+    sb.wait_for("ready");
+    // Resuming it would run `slow` a second time beside the first.
+    let resume = sb.exe(&["apply", "p.toml", "--resume", "1"]);
+    let mark = sb.exe(&["mark-success", "1", "after", "--reason", "x", "--yes"]);
+    sb.file("go", "");
+    assert!(child.wait().unwrap().success());
+    assert_eq!(resume.code, 2, "{}", resume.stderr);
+    resume.assert_stderr_has("run 1 is still running (exe pid");
+    resume.assert_stderr_has("resume it once it has ended");
+    assert_eq!(mark.code, 2, "{}", mark.stderr);
+    mark.assert_stderr_has("run 1 is still running");
+    assert_eq!(count(&sb, "slow.count"), 1);
+    let runs = json(&sb.exe(&["runs", "--format", "json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 1, "nothing else recorded");
+    let trail = json(&sb.exe(&["show", "1", "--format", "json"]))["transitions"]
+        .as_array()
+        .unwrap()
+        .len();
+    // Once it has ended, its jobs can be marked; a job that succeeded already records nothing.
+    let again = sb.exe(&[
+        "mark-success",
+        "1",
+        "slow",
+        "after",
+        "--reason",
+        "x",
+        "--yes",
+    ]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    again.assert_stderr_has("slow, after already succeeded in run 1: nothing recorded for them.");
+    again.assert_stderr_lacks("Recorded");
+    let after = json(&sb.exe(&["show", "1", "--format", "json"]))["transitions"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(after, trail);
+}
