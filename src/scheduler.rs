@@ -252,15 +252,17 @@ impl Scheduler {
     /// jobs that fit, the highest `priority` wins, then the lowest index; a job too big
     /// for the free resources does not hold back a smaller one behind it.
     pub fn next(&mut self, now: Duration) -> Option<(usize, Transition)> {
-        if self.running >= self.max_parallel {
-            return None;
-        }
+        // Due retries join the ready jobs even when no slot is free: left waiting, they
+        // would keep `next_wakeup` in the past, and the runner would poll without sleeping.
         while let Some(&(at, job)) = self.waiting.first() {
             if at > now {
                 break;
             }
             self.waiting.pop_first();
             self.make_ready(job);
+        }
+        if self.running >= self.max_parallel {
+            return None;
         }
         let free = self.capacity.minus(self.used);
         // Shapes are ordered by CPU first, so those needing more CPU than is free are
@@ -1398,6 +1400,20 @@ mod tests {
                 steps += 1;
                 assert!(steps < 10_000, "round {round} does not end");
                 running.extend(r.next_all(now));
+                // The runner sleeps until the wakeup, and there asks again: what it is told
+                // then must lie ahead, or it would poll without sleeping.
+                if let Some(wake) = r.s.next_wakeup().map(|w| w.as_secs_f64())
+                    && !running.is_empty()
+                    && wake < now + 0.25
+                {
+                    now = wake.max(now);
+                    running.extend(r.next_all(now));
+                    let again = r.s.next_wakeup();
+                    assert!(
+                        again.is_none_or(|a| a.as_secs_f64() > now),
+                        "round {round}: woken at {now}s, told to wake at {again:?}"
+                    );
+                }
                 if running.is_empty() {
                     let wake =
                         r.s.next_wakeup()

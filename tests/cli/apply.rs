@@ -603,3 +603,35 @@ fn a_hangup_cancels_like_ctrl_c_unless_exe_runs_under_nohup() {
     assert_eq!(out.status.code(), Some(0));
     assert!(sb.path().join("finished").exists());
 }
+
+#[test]
+fn a_retry_waiting_for_the_busy_slot_does_not_spin() {
+    let sb = Sandbox::new();
+    // One slot (the default). `flaky` fails at once, and its retry is due after 0.1 s, while
+    // `busy` holds the slot for a second: exe must sleep until the slot frees, not poll.
+    sb.file(
+        "p.toml",
+        "[jobs.flaky]\ncommand = \"test -e tried; r=$?; touch tried; exit $r\"\n\
+         retry = { max = 1, delay = \"0.1s\" }\n\
+         [jobs.busy]\ncommand = \"sleep 1\"\n",
+    );
+    let mut sh = std::process::Command::new("sh");
+    sh.args([
+        "-c",
+        "\"$0\" apply -q p.toml; code=$?; times; exit $code",
+        env!("CARGO_BIN_EXE_exe"),
+    ]);
+    let run = sb.run(sh, None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // `times` prints the shell's user and system time, then its children's: exe and its jobs.
+    let seconds = |field: &str| -> f64 {
+        let (minutes, rest) = field.split_once('m').expect("MmS.SSs");
+        minutes.parse::<f64>().unwrap() * 60.0 + rest.trim_end_matches('s').parse::<f64>().unwrap()
+    };
+    let children = run.stdout.lines().nth(1).expect("two lines from times");
+    let cpu: f64 = children.split_whitespace().map(seconds).sum();
+    assert!(
+        cpu < 0.5,
+        "exe and its jobs used {cpu:.2} s of CPU in a run of about 1.1 s"
+    );
+}
