@@ -159,7 +159,8 @@ pub struct LogsArgs {
     /// Which attempt (default: the last).
     #[arg(long, value_name = "N")]
     pub attempt: Option<u32>,
-    /// Keep printing as the log grows, until the attempt ends.
+    /// Keep printing as the log grows: waits for the job to start, goes on through its
+    /// retries, and ends when it is done (with --attempt: when that attempt ends).
     #[arg(long, short)]
     pub follow: bool,
 }

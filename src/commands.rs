@@ -4,6 +4,7 @@ mod apply;
 mod history;
 mod init;
 mod lint;
+mod logs;
 mod migrate;
 mod plan;
 mod watch;
@@ -68,7 +69,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
         Command::Watch(args) => watch::run(&args, out, &db),
         Command::Runs(args) => history::runs(&args, out, &db),
         Command::Show(args) => history::show(&args, &db),
-        Command::Logs(args) => history::logs(&args, &db),
+        Command::Logs(args) => logs::logs(&args, &db),
         Command::MarkSuccess(args) => history::mark_success(&args, &db),
         Command::Stats(args) => history::stats(&args, out, &db),
         Command::Plan(args) => plan::run(&args, out, &db),

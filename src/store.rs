@@ -962,6 +962,16 @@ mod tests {
             (1, Some(3), Some("FAILED"))
         );
         assert_eq!(s.jobs(run).unwrap()[0].state, "SUCCESS");
+        let one = s.job(run, 0).unwrap();
+        assert_eq!(
+            (
+                one.id.as_str(),
+                one.state.as_str(),
+                one.reason.as_str(),
+                one.attempts
+            ),
+            ("deploy", "SUCCESS", "deployed by hand", 1)
+        );
         // Marking it again records nothing: the trail has no SUCCESS-to-SUCCESS row.
         assert!(!s.mark_success(run, "deploy", "bob", "again", 11).unwrap());
         assert_eq!(s.transitions(run).unwrap().len(), after.len());

@@ -1,10 +1,9 @@
-//! `exe runs`, `exe show`, `exe logs` and `exe mark-success`: reading (and auditing) the history.
+//! `exe runs`, `exe show`, `exe stats` and `exe mark-success`: reading (and auditing) the history.
 
-use std::io::{IsTerminal as _, Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::{IsTerminal as _, Write as _};
 use std::path::Path;
-use std::time::Duration;
 
-use crate::cli::{ListFormat, LogsArgs, MarkSuccessArgs, RunsArgs, ShowArgs, StatsArgs};
+use crate::cli::{ListFormat, MarkSuccessArgs, RunsArgs, ShowArgs, StatsArgs};
 use crate::clock::now_ms;
 use crate::error::Error;
 use crate::render;
@@ -36,7 +35,7 @@ fn nothing_recorded(db: &Path) -> String {
     }
 }
 
-fn no_history(db: &Path) -> Error {
+pub(super) fn no_history(db: &Path) -> Error {
     Error::Usage {
         message: format!("there is no run history at {}", db.display()),
         help: Some("runs are recorded by `exe apply` in .exe/history.db of the folder it runs in; --db or EXE_DB picks another".to_owned()),
@@ -115,84 +114,6 @@ struct RunDocument<'a> {
     jobs: &'a [JobRow],
     attempts: &'a [AttemptRow],
     transitions: &'a [TransitionRow],
-}
-
-pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
-    let store = open_read(db)?.ok_or_else(|| no_history(db))?;
-    store.run(args.run)?;
-    let attempts = store.attempts(args.run)?;
-    let of_job: Vec<_> = attempts.iter().filter(|a| a.job_id == args.job).collect();
-    if of_job.is_empty() {
-        let known = store.jobs(args.run)?.iter().any(|j| j.id == args.job);
-        return Err(Error::Usage {
-            message: if known {
-                format!("job `{}` did not run in run {}", args.job, args.run)
-            } else {
-                format!("run {} has no job `{}`", args.run, args.job)
-            },
-            help: Some(format!(
-                "`exe show {}` lists its jobs and attempts",
-                args.run
-            )),
-        });
-    }
-    let attempt = match args.attempt {
-        None => of_job[of_job.len() - 1],
-        Some(n) => of_job
-            .iter()
-            .find(|a| a.number == n)
-            .copied()
-            .ok_or_else(|| Error::Usage {
-                message: format!(
-                    "job `{}` has no attempt {n} in run {} (it has {})",
-                    args.job,
-                    args.run,
-                    of_job.len()
-                ),
-                help: None,
-            })?,
-    };
-    let path = Path::new(&attempt.log_path);
-    let host = super::apply::hostname();
-    let mut offset = 0u64;
-    let mut stdout = std::io::stdout().lock();
-    loop {
-        let mut chunk = Vec::new();
-        if let Ok(mut file) = std::fs::File::open(path) {
-            file.seek(SeekFrom::Start(offset))?;
-            file.read_to_end(&mut chunk)?;
-        } else if offset == 0 && !args.follow {
-            return Err(Error::Usage {
-                message: format!("the log {} is gone", path.display()),
-                help: None,
-            });
-        }
-        offset += chunk.len() as u64;
-        stdout.write_all(&chunk)?;
-        stdout.flush()?;
-        if !args.follow {
-            return Ok(0);
-        }
-        // Following: read again until the history says the attempt ended, then once more.
-        let ended = store.attempt_ended(args.run, attempt.job, attempt.number)?;
-        if ended && chunk.is_empty() {
-            return Ok(0);
-        }
-        // An exe that died never ends its attempts: stop instead of following forever.
-        if !ended
-            && chunk.is_empty()
-            && crate::recovery::orphaned(&store.run(args.run)?, &host, now_ms())
-        {
-            stderrln!(
-                "the exe running run {} is gone, so this attempt will never end; the next \
-                 `exe apply` records it as CANCELLED, and `--resume {}` runs it again",
-                args.run,
-                args.run
-            );
-            return Ok(crate::error::EXIT_FAILED);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Error> {

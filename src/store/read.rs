@@ -14,6 +14,19 @@ const RUN_COLUMNS: &str = "id, name, file, digest, state, started_at, ended_at, 
                            host, user, pid, exe_version, resumed_from, heartbeat_at";
 
 /// A job index read back; `SQLite` has no unsigned type.
+/// A row of [`Store::jobs`] or [`Store::job`]: index, id, last state and reason, attempts.
+fn job_row(row: &Row) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        index: job_index(row, 0)?,
+        id: row.get(1)?,
+        state: row
+            .get::<_, Option<String>>(2)?
+            .unwrap_or_else(|| "PENDING".to_owned()),
+        reason: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+        attempts: row.get(4)?,
+    })
+}
+
 fn job_index(row: &Row, column: usize) -> rusqlite::Result<usize> {
     let value: i64 = row.get(column)?;
     usize::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(column, value))
@@ -139,21 +152,27 @@ impl Store {
         );
         self.conn
             .prepare_cached(&sql)
-            .and_then(|mut st| {
-                st.query_map([run], |row| {
-                    Ok(JobRow {
-                        index: job_index(row, 0)?,
-                        id: row.get(1)?,
-                        state: row
-                            .get::<_, Option<String>>(2)?
-                            .unwrap_or_else(|| "PENDING".to_owned()),
-                        reason: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                        attempts: row.get(4)?,
-                    })
-                })?
-                .collect()
-            })
+            .and_then(|mut st| st.query_map([run], job_row)?.collect())
             .map_err(|e| self.err("listing jobs", e))
+    }
+
+    /// The job at `index` of `run`, as [`Store::jobs`] gives it: for `exe logs --follow`,
+    /// which asks every 200 ms whether the job runs again.
+    pub fn job(&self, run: i64, index: usize) -> Result<JobRow, StoreError> {
+        // `id` orders a run's transitions in every schema (see `transitions`).
+        let sql = format!(
+            "SELECT j.idx, j.job_id, last.to_state, last.reason,
+                    (SELECT COUNT(*) FROM attempts a WHERE a.run = j.run AND a.job = j.idx)
+             FROM jobs j
+             LEFT JOIN (SELECT t.to_state, t.reason FROM transitions t
+                        WHERE {} AND t.job = ?2 ORDER BY t.id DESC LIMIT 1) last
+             WHERE j.run = ?1 AND j.idx = ?2",
+            transitions_of_run(self.version)
+        );
+        self.conn
+            .prepare_cached(&sql)
+            .and_then(|mut st| st.query_row(params![run, index_sql(index)], job_row))
+            .map_err(|e| self.err("reading a job", e))
     }
 
     /// The attempts of a run, in the order they started (within one millisecond, by job

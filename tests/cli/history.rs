@@ -1045,3 +1045,43 @@ fn a_run_still_running_is_neither_resumed_nor_marked() {
         .len();
     assert_eq!(after, trail);
 }
+
+#[test]
+fn logs_follow_waits_for_the_job_and_goes_through_its_retries() {
+    let sb = Sandbox::new();
+    // `flaky` fails twice, then succeeds, a second apart (so its follower, started at once,
+    // sees attempts 2 and 3 start); `later` starts only after it; `gate` holds a slot of its
+    // own until the test says go.
+    sb.file(
+        "p.toml",
+        "max_parallel = 2\n\
+         [jobs.flaky]\n\
+         command = \"echo try >> tries; n=$(wc -l < tries); echo try $n; test $n -ge 3\"\n\
+         retry = { max = 3, delay = \"1s\" }\n\
+         [jobs.later]\ncommand = \"echo later\"\nneeds = [\"flaky\"]\n\
+         [jobs.never]\ncommand = \"echo never\"\nneeds = [\"gate\"]\n\
+         [jobs.gate]\ncommand = \"touch ready; while [ ! -e go ]; do sleep 0.05; done; false\"\n",
+    );
+    let mut child = sb.spawn(&["apply", "-q", "--output", "quiet", "p.toml"]);
+    sb.wait_for("ready");
+    // `later` has not started: --follow waits for it, after all three attempts of `flaky`.
+    let later = sb.spawn(&["logs", "1", "later", "--follow"]);
+    let flaky = sb.exe(&["logs", "1", "flaky", "--follow"]);
+    // `never` waits for `gate`, which fails: it ends without running.
+    let never = sb.spawn(&["logs", "1", "never", "--follow"]);
+    sb.file("go", "");
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert_eq!(flaky.code, 0, "{}", flaky.stderr);
+    assert!(
+        flaky.stdout.ends_with("try 2\ntry 3\n"),
+        "every attempt's log, in order: {}",
+        flaky.stdout
+    );
+    flaky.assert_stderr_has("--- attempt 3 of `flaky` ---");
+    let later = later.wait_with_output().unwrap();
+    assert_eq!(later.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&later.stdout), "later\n");
+    let never = never.wait_with_output().unwrap();
+    assert_eq!(never.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&never.stderr).contains("job `never` did not run in run 1"));
+}

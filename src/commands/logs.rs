@@ -1,0 +1,180 @@
+//! `exe logs RUN JOB [--attempt N] [--follow]`: an attempt's log, as the history records it.
+//!
+//! Following a job (no `--attempt`) waits for it to start if it has not yet, prints each
+//! attempt's log as it grows, and goes on to the next attempt when a retry starts one. It
+//! stops when the job is final, or when the exe running the run is gone.
+
+use std::io::{Read as _, Seek as _, SeekFrom};
+use std::path::Path;
+use std::time::Duration;
+
+use super::history::{no_history, open_read};
+use crate::cli::LogsArgs;
+use crate::clock::now_ms;
+use crate::error::{EXIT_FAILED, Error};
+use crate::state::JobState;
+use crate::store::{AttemptRow, JobRow, Store};
+
+/// How often a follower asks the history and the log again.
+const POLL: Duration = Duration::from_millis(200);
+
+pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
+    let store = open_read(db)?.ok_or_else(|| no_history(db))?;
+    let jobs = store.jobs(args.run)?;
+    let Some(job) = jobs.iter().find(|j| j.id == args.job) else {
+        return Err(Error::Usage {
+            message: format!("run {} has no job `{}`", args.run, args.job),
+            help: Some(show_help(args.run)),
+        });
+    };
+    let follow_job = args.follow && args.attempt.is_none();
+    let mut number = match args.attempt {
+        Some(n) if n >= 1 && n <= job.attempts => n,
+        Some(n) => {
+            return Err(Error::Usage {
+                message: format!(
+                    "job `{}` has no attempt {n} in run {} (it has {})",
+                    args.job, args.run, job.attempts
+                ),
+                help: None,
+            });
+        }
+        None if job.attempts > 0 => job.attempts,
+        None if follow_job => match next_attempt(&store, args.run, job, 0)? {
+            Next::Attempt(n) => n,
+            Next::None => return Err(did_not_run(args)),
+            Next::Gone => return Ok(EXIT_FAILED),
+        },
+        None => return Err(did_not_run(args)),
+    };
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        let attempt = attempt(&store, args.run, job.index, number)?;
+        if !print(&store, args.run, &attempt, args.follow, &mut stdout)? {
+            return Ok(EXIT_FAILED);
+        }
+        if !follow_job {
+            return Ok(0);
+        }
+        match next_attempt(&store, args.run, job, number)? {
+            Next::Attempt(n) => {
+                stderrln!("--- attempt {n} of `{}` ---", job.id);
+                number = n;
+            }
+            Next::None => return Ok(0),
+            Next::Gone => return Ok(EXIT_FAILED),
+        }
+    }
+}
+
+/// Attempt `number` of the job at `index` (it is recorded: the job counted it).
+fn attempt(store: &Store, run: i64, index: usize, number: u32) -> Result<AttemptRow, Error> {
+    let attempts = store.attempts(run)?;
+    attempts
+        .into_iter()
+        .find(|a| a.job == index && a.number == number)
+        .ok_or_else(|| {
+            crate::store::StoreError::UnknownAttempt {
+                run,
+                job: index,
+                number,
+            }
+            .into()
+        })
+}
+
+/// Prints the attempt's log; following, until the history says it ended and the log has
+/// nothing more. False when the exe running it is gone, so it will never end.
+fn print(
+    store: &Store,
+    run: i64,
+    attempt: &AttemptRow,
+    follow: bool,
+    out: &mut impl std::io::Write,
+) -> Result<bool, Error> {
+    let path = Path::new(&attempt.log_path);
+    let mut offset = 0u64;
+    loop {
+        let mut chunk = Vec::new();
+        if let Ok(mut file) = std::fs::File::open(path) {
+            file.seek(SeekFrom::Start(offset))?;
+            file.read_to_end(&mut chunk)?;
+        } else if offset == 0 && !follow {
+            return Err(Error::Usage {
+                message: format!("the log {} is gone", path.display()),
+                help: None,
+            });
+        }
+        offset += chunk.len() as u64;
+        out.write_all(&chunk)?;
+        out.flush()?;
+        if !follow {
+            return Ok(true);
+        }
+        // Read again until the history says the attempt ended, then once more.
+        let ended = store.attempt_ended(run, attempt.job, attempt.number)?;
+        if ended && chunk.is_empty() {
+            return Ok(true);
+        }
+        if !ended && chunk.is_empty() && gone(store, run)? {
+            return Ok(false);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// What comes after attempt `after` of a followed job.
+enum Next {
+    /// This attempt has started.
+    Attempt(u32),
+    /// Nothing: the job is final.
+    None,
+    /// The exe running the run is gone (and said so).
+    Gone,
+}
+
+/// Waits until the job starts an attempt after `after`, or is final: a retry is queued in
+/// the same commit that ends the attempt before it, so a job that is not final will run again.
+fn next_attempt(store: &Store, run: i64, job: &JobRow, after: u32) -> Result<Next, Error> {
+    loop {
+        let now = store.job(run, job.index)?;
+        if now.attempts > after {
+            return Ok(Next::Attempt(after + 1));
+        }
+        let fin = JobState::ALL
+            .iter()
+            .any(|s| s.as_str() == now.state && s.is_final());
+        if fin {
+            return Ok(Next::None);
+        }
+        if gone(store, run)? {
+            return Ok(Next::Gone);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Whether the exe running `run` is gone (it then never records what a follower waits for);
+/// says so when it is.
+fn gone(store: &Store, run: i64) -> Result<bool, Error> {
+    let host = super::apply::hostname();
+    if !crate::recovery::orphaned(&store.run(run)?, &host, now_ms()) {
+        return Ok(false);
+    }
+    stderrln!(
+        "the exe running run {run} is gone, so this job will not go on; the next \
+         `exe apply` records it as CANCELLED, and `--resume {run}` runs it again"
+    );
+    Ok(true)
+}
+
+fn did_not_run(args: &LogsArgs) -> Error {
+    Error::Usage {
+        message: format!("job `{}` did not run in run {}", args.job, args.run),
+        help: Some(show_help(args.run)),
+    }
+}
+
+fn show_help(run: i64) -> String {
+    format!("`exe show {run}` lists its jobs and attempts")
+}
