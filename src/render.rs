@@ -295,10 +295,16 @@ pub fn run_detail(
     out
 }
 
-/// `exe stats`.
-pub fn stats_table(rows: &[crate::commands::JobStats], runs: usize) -> String {
+/// `exe stats`: the figures of `rows` over the `runs` finished runs looked at (of the
+/// pipeline `name`, when given).
+pub fn stats_table(rows: &[crate::commands::JobStats], runs: usize, name: Option<&str>) -> String {
+    let plural = if runs == 1 { "" } else { "s" };
+    if runs == 0 {
+        let of = name.map(|n| format!(" of `{n}`")).unwrap_or_default();
+        return format!("No finished runs{of} to look at.\n");
+    }
     if rows.is_empty() {
-        return "No finished runs to look at.\n".to_owned();
+        return format!("No job ran in the last {runs} finished run{plural}.\n");
     }
     let ms = |v: i64| duration(millis(v));
     let body: Vec<Vec<String>> = rows
@@ -316,10 +322,7 @@ pub fn stats_table(rows: &[crate::commands::JobStats], runs: usize) -> String {
             ]
         })
         .collect();
-    let mut out = format!(
-        "Over the last {runs} finished run{}:\n",
-        if runs == 1 { "" } else { "s" }
-    );
+    let mut out = format!("Over the last {runs} finished run{plural}:\n");
     out.push_str(&table(
         &["JOB", "RUNS", "FAILED", "P50", "P95", "MAX"],
         &body,

@@ -274,7 +274,7 @@ pub(super) fn stats(args: &StatsArgs, out: super::Output, db: &Path) -> Result<i
         .collect();
     let text = match args.format {
         ListFormat::Json => serde_json::to_string_pretty(&rows).expect("stats serialize") + "\n",
-        ListFormat::Text => render::stats_table(&rows, finished.len()),
+        ListFormat::Text => render::stats_table(&rows, finished.len(), args.name.as_deref()),
     };
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(0)

@@ -649,6 +649,11 @@ fn stats_give_durations_and_failure_rates_per_job() {
         "{}",
         text.stdout
     );
+    let other = sb.exe(&["stats", "--name", "nightly-typo"]);
+    assert_eq!(
+        (other.code, other.stdout.as_str()),
+        (0, "No finished runs of `nightly-typo` to look at.\n")
+    );
 }
 
 #[test]
