@@ -13,7 +13,7 @@ use crate::cli::LogsArgs;
 use crate::clock::now_ms;
 use crate::error::{EXIT_FAILED, Error};
 use crate::state::JobState;
-use crate::store::{AttemptRow, JobRow, Store};
+use crate::store::{AttemptRow, Store};
 
 /// How often a follower asks the history and the log again.
 const POLL: Duration = Duration::from_millis(200);
@@ -40,7 +40,7 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
             });
         }
         None if job.attempts > 0 => job.attempts,
-        None if follow_job => match next_attempt(&store, args.run, job, 0)? {
+        None if follow_job => match next_attempt(&store, args.run, job.index, 0)? {
             Next::Attempt(n) => n,
             Next::None => return Err(did_not_run(args)),
             Next::Gone => return Ok(EXIT_FAILED),
@@ -56,7 +56,7 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
         if !follow_job {
             return Ok(0);
         }
-        match next_attempt(&store, args.run, job, number)? {
+        match next_attempt(&store, args.run, job.index, number)? {
             Next::Attempt(n) => {
                 stderrln!("--- attempt {n} of `{}` ---", job.id);
                 number = n;
@@ -133,11 +133,12 @@ enum Next {
     Gone,
 }
 
-/// Waits until the job starts an attempt after `after`, or is final: a retry is queued in
-/// the same commit that ends the attempt before it, so a job that is not final will run again.
-fn next_attempt(store: &Store, run: i64, job: &JobRow, after: u32) -> Result<Next, Error> {
+/// Waits until the job at `index` starts an attempt after `after`, or is final: a retry is
+/// queued in the same commit that ends the attempt before it, so a job that is not final
+/// will run again.
+fn next_attempt(store: &Store, run: i64, index: usize, after: u32) -> Result<Next, Error> {
     loop {
-        let now = store.job(run, job.index)?;
+        let now = store.job(run, index)?;
         if now.attempts > after {
             return Ok(Next::Attempt(after + 1));
         }
