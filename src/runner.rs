@@ -646,11 +646,13 @@ impl<'a> Runner<'a> {
             },
         );
         // Recorded with the RUNNING transition, before the process starts (persist first).
+        // Absolute, so that `exe logs` finds it from any folder.
+        let recorded = std::path::absolute(&log_path).unwrap_or_else(|_| log_path.clone());
         self.pending.push(Pending::Started {
             job,
             number,
             at: now,
-            log: log_path.display().to_string(),
+            log: recorded.display().to_string(),
         });
         if number == 1 {
             self.logs_ahead.job_started();

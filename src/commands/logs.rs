@@ -102,7 +102,11 @@ fn print(
         } else if offset == 0 && !follow {
             return Err(Error::Usage {
                 message: format!("the log {} is gone", path.display()),
-                help: None,
+                // Runs recorded before exe kept absolute paths.
+                help: path.is_relative().then(|| {
+                    "this path is relative to the folder `exe apply` ran in: run `exe logs` there"
+                        .to_owned()
+                }),
             });
         }
         offset += chunk.len() as u64;

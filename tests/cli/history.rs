@@ -1090,3 +1090,27 @@ fn logs_follow_waits_for_the_job_and_goes_through_its_retries() {
     assert_eq!(never.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&never.stderr).contains("job `never` did not run in run 1"));
 }
+
+#[test]
+fn logs_are_found_from_any_folder() {
+    let sb = Sandbox::new();
+    sb.file("sub/p.toml", "[jobs.a]\ncommand = \"echo from-a\"\n");
+    sb.file("elsewhere/.keep", "");
+    assert_eq!(sb.exe(&["apply", "-q", "sub/p.toml"]).code, 0);
+    let attempt = &json(&sb.exe(&["show", "1", "--format", "json"]))["attempts"][0];
+    let log = attempt["log_path"].as_str().unwrap();
+    assert!(log.starts_with('/'), "recorded absolute: {log}");
+    let mut sh = std::process::Command::new("sh");
+    sh.args([
+        "-c",
+        "cd elsewhere && \"$0\" --db ../.exe/history.db logs 1 a",
+        env!("CARGO_BIN_EXE_exe"),
+    ]);
+    let logs = sb.run(sh, None);
+    assert_eq!(
+        (logs.code, logs.stdout.as_str()),
+        (0, "from-a\n"),
+        "{}",
+        logs.stderr
+    );
+}
