@@ -246,10 +246,20 @@ pub fn run_detail(
         let _ = writeln!(out, "  resumes:  run {previous}");
     }
     out.push('\n');
+    // Each job's first start and last attempt, in one pass: attempts come in the order they
+    // started. A job's duration spans all its attempts, as in `exe stats`.
+    let mut spans: Vec<Option<(i64, &crate::store::AttemptRow)>> = vec![None; jobs.len()];
+    for a in attempts {
+        if let Some(span) = spans.get_mut(a.job) {
+            let first = span.map_or(a.started_at_ms, |(first, _)| first);
+            *span = Some((first, a));
+        }
+    }
     let body: Vec<Vec<String>> = jobs
         .iter()
         .map(|j| {
-            let last = attempts.iter().rev().find(|a| a.job == j.index);
+            let span = spans.get(j.index).copied().flatten();
+            let last = span.map(|(_, a)| a);
             let exit = match last {
                 Some(a) => match (a.exit_code, a.signal) {
                     (Some(c), _) => c.to_string(),
@@ -258,9 +268,9 @@ pub fn run_detail(
                 },
                 None => "-".to_owned(),
             };
-            let took = last.map_or_else(
+            let took = span.map_or_else(
                 || "-".to_owned(),
-                |a| duration(millis(a.ended_at_ms.unwrap_or(now_ms) - a.started_at_ms)),
+                |(first, a)| duration(millis(a.ended_at_ms.unwrap_or(now_ms) - first)),
             );
             vec![
                 j.id.clone(),

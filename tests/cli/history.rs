@@ -918,7 +918,7 @@ fn a_schema_4_history_reads_the_same_before_and_after_apply_upgrades_it() {
 
 /// One job's entry in `exe stats --format json`.
 #[test]
-fn stats_time_a_retried_job_from_its_first_start_to_its_last_end() {
+fn stats_and_show_time_a_retried_job_from_its_first_start_to_its_last_end() {
     let sb = Sandbox::new();
     // The first attempt sleeps 0.4 s and fails; the second succeeds at once.
     sb.file(
@@ -935,6 +935,17 @@ fn stats_time_a_retried_job_from_its_first_start_to_its_last_end() {
         job_stats(&stats, "s")["p50_ms"].as_i64().unwrap() < 400,
         "{stats}"
     );
+    // `exe show` gives r the same span, not its last attempt's few milliseconds.
+    let show = sb.exe(&["show", "1"]);
+    let row = show.stdout.lines().find(|l| l.starts_with("r ")).unwrap();
+    let took: f64 = row
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches('s')
+        .parse()
+        .unwrap();
+    assert!(took >= 0.4, "{row}");
 }
 
 fn job_stats<'a>(stats: &'a serde_json::Value, job: &str) -> &'a serde_json::Value {
