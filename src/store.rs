@@ -236,6 +236,8 @@ pub struct RunFilter {
     pub since_ms: Option<i64>,
     /// Only runs started before this time (ms since the epoch).
     pub until_ms: Option<i64>,
+    /// Only runs that have ended.
+    pub finished: bool,
     /// At most this many, newest first; 0 for no limit.
     pub limit: usize,
 }
@@ -1024,6 +1026,7 @@ mod tests {
             made.push(s.create_run(&new_run(name, 100 * i, &none)).unwrap());
         }
         s.finish_run(made[2], "FAILED", 1, 250).unwrap();
+        s.finish_run(made[0], "SUCCESS", 0, 50).unwrap();
         let ids = |f: RunFilter| s.runs(&f).unwrap().iter().map(|r| r.id).collect::<Vec<_>>();
         let rev = |idx: &[usize]| idx.iter().map(|&i| made[i]).collect::<Vec<_>>();
 
@@ -1085,6 +1088,15 @@ mod tests {
         };
         assert_eq!(ids(failed_before(301)), rev(&[2]));
         assert_eq!(ids(failed_before(200)), rev(&[]));
+        assert_eq!(
+            ids(RunFilter {
+                finished: true,
+                limit: 1,
+                ..RunFilter::default()
+            }),
+            rev(&[2]),
+            "the newest run that ended, past those still running"
+        );
     }
 
     #[test]

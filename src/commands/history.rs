@@ -59,6 +59,7 @@ pub(super) fn runs(args: &RunsArgs, out: super::Output, db: &Path) -> Result<i32
         state: args.status.as_ref().map(|s| s.to_ascii_uppercase()),
         since_ms: when(&args.since, "--since")?,
         until_ms: when(&args.until, "--until")?,
+        finished: false,
         limit: args.limit,
     };
     // The flags are checked first: a mistyped time is an error even before anything is recorded.
@@ -222,20 +223,13 @@ pub(super) fn stats(args: &StatsArgs, out: super::Output, db: &Path) -> Result<i
         }
         return Ok(0);
     };
-    let mut finished = Vec::new();
-    // Newest first, skipping runs still going, until `last` finished ones are found.
-    for run in store.runs(&RunFilter {
+    // The last `last` runs that have ended, newest first (runs still going are passed over).
+    let finished = store.runs(&RunFilter {
         name: args.name.clone(),
-        limit: usize::MAX,
+        finished: true,
+        limit: args.last as usize,
         ..RunFilter::default()
-    })? {
-        if run.ended_at_ms.is_some() {
-            finished.push(run);
-            if finished.len() == args.last as usize {
-                break;
-            }
-        }
-    }
+    })?;
     let mut by_job: std::collections::BTreeMap<String, (Vec<i64>, usize)> =
         std::collections::BTreeMap::new();
     for run in &finished {

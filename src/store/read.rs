@@ -64,6 +64,9 @@ impl Store {
             clauses.push("state = ?");
             values.push(state);
         }
+        if filter.finished {
+            clauses.push("ended_at IS NOT NULL");
+        }
         let mut times: Vec<&str> = Vec::new();
         if let Some(since) = &filter.since_ms {
             times.push("started_at >= ?");
