@@ -50,13 +50,15 @@ fn succeeded_in(job: &JobRow, run: i64) -> Option<i64> {
     }
 }
 
-/// Whether a recorded run left anything to do: it succeeded, and `--failed-only` left no
-/// job of it for a plain resume.
-pub fn nothing_to_do(state: &str, jobs: &[JobRow]) -> bool {
-    state == "SUCCESS"
+/// Whether a recorded run left anything to do. Nothing when it succeeded and `--failed-only`
+/// left no job of it for a plain resume, or when every one of its jobs is done (a failed
+/// run whose failures were all marked successful since).
+pub fn nothing_to_do(state: &str, jobs: &[JobRow], run: i64) -> bool {
+    let succeeded = state == "SUCCESS"
         && !jobs
             .iter()
-            .any(|j| j.state == "SKIPPED" && j.reason.starts_with(LEFT_BY_FAILED_ONLY))
+            .any(|j| j.state == "SKIPPED" && j.reason.starts_with(LEFT_BY_FAILED_ONLY));
+    succeeded || (!jobs.is_empty() && jobs.iter().all(|j| succeeded_in(j, run).is_some()))
 }
 
 /// What differs between two plans (as `exe plan --format json` writes them): jobs added,
@@ -189,9 +191,20 @@ mod tests {
             "SKIPPED",
             "did not fail in run 7 (--failed-only); a plain --resume runs it",
         )];
-        assert!(!nothing_to_do("SUCCESS", &left));
-        assert!(nothing_to_do("SUCCESS", &[row("a", "SUCCESS", "")]));
-        assert!(!nothing_to_do("FAILED", &[]));
+        assert!(!nothing_to_do("SUCCESS", &left, 7));
+        assert!(nothing_to_do("SUCCESS", &[row("a", "SUCCESS", "")], 7));
+        assert!(!nothing_to_do("FAILED", &[], 7));
+        // A failed run whose failure was marked successful, and a job done in an earlier run.
+        let done = [
+            row("a", "SUCCESS", "fixed by hand"),
+            row("b", "SKIPPED", "already succeeded in run 3"),
+        ];
+        assert!(nothing_to_do("FAILED", &done, 7));
+        assert!(!nothing_to_do(
+            "FAILED",
+            &[row("a", "FAILED", "exit code 1")],
+            7
+        ));
         assert_eq!(digest("abc"), digest("abc"));
         assert_ne!(digest("abc"), digest("abd"));
     }

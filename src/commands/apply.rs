@@ -99,8 +99,12 @@ pub(super) fn execute(
         let before = store.run(previous)?;
         refuse_running(&before, "resume it")?;
         let before_jobs = store.jobs(previous)?;
-        if resume::nothing_to_do(&before.state, &before_jobs) {
-            stderrln!("run {previous} succeeded: nothing to do");
+        if resume::nothing_to_do(&before.state, &before_jobs, previous) {
+            if before.state == RunState::Success.as_str() {
+                stderrln!("run {previous} succeeded: nothing to do");
+            } else {
+                stderrln!("every job of run {previous} has succeeded since: nothing to do");
+            }
             return Ok(0);
         }
         if before.digest != digest && !args.allow_changes {

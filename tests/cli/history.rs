@@ -1125,3 +1125,29 @@ fn logs_are_found_from_any_folder() {
         logs.stderr
     );
 }
+
+#[test]
+fn a_failed_run_whose_failures_were_all_marked_has_nothing_to_resume() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"exit 1\"\n[jobs.b]\ncommand = \"true\"\n",
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    // `b` was cancelled when `a` failed: both are marked.
+    let mark = sb.exe(&[
+        "mark-success",
+        "1",
+        "a",
+        "b",
+        "--reason",
+        "done by hand",
+        "--yes",
+    ]);
+    assert_eq!(mark.code, 0, "{}", mark.stderr);
+    let resumed = sb.exe(&["apply", "p.toml", "--resume", "1"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    resumed.assert_stderr_has("every job of run 1 has succeeded since: nothing to do");
+    let runs = json(&sb.exe(&["runs", "--format", "json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 1, "nothing recorded");
+}
