@@ -271,6 +271,7 @@ pub fn run(
         to_show: Vec::new(),
         history_error: None,
         next_heartbeat: Instant::now() + HEARTBEAT,
+        groups_due: None,
         force_next_commit: false,
         logs_ahead: &logs_ahead,
     };
@@ -419,6 +420,8 @@ struct Runner<'a> {
     /// Set when the history could not be written: the run stops.
     history_error: Option<StoreError>,
     next_heartbeat: Instant,
+    /// When the process groups waiting for a commit get one of their own.
+    groups_due: Option<Instant>,
     /// Commit at the next flush even if only process groups are pending.
     force_next_commit: bool,
     /// Makes the first attempts' logs ahead of the jobs; told of each first start.
@@ -458,6 +461,11 @@ enum Pending {
 
 /// How often a running exe says it is alive, so a later exe can tell a dead run from a live one.
 const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// How long a new process group may wait to ride another commit before it gets its own: a
+/// short job's group goes with its end, and a long job's is on record (for crash recovery
+/// to find) within this time.
+const GROUP_WAIT: Duration = Duration::from_millis(200);
 
 /// Why a run could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -502,6 +510,7 @@ impl<'a> Runner<'a> {
             .all(|p| matches!(p, Pending::Group { .. }));
         if !only_groups || self.force_next_commit {
             self.force_next_commit = false;
+            self.groups_due = None;
             let mut pending = std::mem::take(&mut self.pending);
             let records: Vec<Record<'_>> = pending.iter().map(|p| self.to_record(p)).collect();
             let result = self.store.record(self.options.run_id, &records);
@@ -797,6 +806,8 @@ impl<'a> Runner<'a> {
                 number: live.attempt,
                 pgid,
             });
+            self.groups_due
+                .get_or_insert_with(|| Instant::now() + GROUP_WAIT);
         }
         live.pgid = Some(pgid);
         // A process started after a kill was decided (a check, then the command) is stopped too.
@@ -974,7 +985,10 @@ impl<'a> Runner<'a> {
             None => l.deadline,
         });
         let wakeup = self.scheduler.next_wakeup().map(|at| self.t0 + at);
-        live.chain(wakeup).chain(Some(self.next_heartbeat)).min()
+        live.chain(wakeup)
+            .chain(Some(self.next_heartbeat))
+            .chain(self.groups_due)
+            .min()
     }
 
     /// Starts the stop of attempts past their timeout; KILLs those past their grace.
@@ -988,6 +1002,18 @@ impl<'a> Runner<'a> {
             }
             self.force_next_commit = true;
             self.flush();
+        }
+        if self.groups_due.is_some_and(|due| due <= now) {
+            self.groups_due = None;
+            // Unless every group pending went with its attempt's end meanwhile.
+            if self
+                .pending
+                .iter()
+                .any(|p| matches!(p, Pending::Group { .. }))
+            {
+                self.force_next_commit = true;
+                self.flush();
+            }
         }
         for (job, live) in &mut self.live {
             match live.stop {
