@@ -896,7 +896,7 @@ impl<'a> Runner<'a> {
             ),
             (None, Ended::PreCheckFailed(reason)) => (
                 Outcome::PreCheckFailed {
-                    reason: format!("pre-check failed: {reason}"),
+                    reason: reason.clone(),
                 },
                 None,
             ),
@@ -911,9 +911,9 @@ impl<'a> Runner<'a> {
         let log = self.log_path(job, live.attempt);
         let (state, reason) = match &outcome {
             Outcome::Success => ("SUCCESS", String::new()),
-            Outcome::Failed { reason, .. } | Outcome::PreCheckFailed { reason } => {
-                ("FAILED", reason.clone())
-            }
+            Outcome::Failed { reason, .. } => ("FAILED", reason.clone()),
+            // As the scheduler words the job's transition.
+            Outcome::PreCheckFailed { reason } => ("FAILED", format!("pre-check failed: {reason}")),
             Outcome::TimedOut { reason } => ("TIMEOUT", reason.clone()),
             Outcome::Cancelled => ("CANCELLED", String::new()),
         };

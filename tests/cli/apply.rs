@@ -433,7 +433,28 @@ fn checks_run_before_and_after() {
         "a failed pre-check must stop the command"
     );
     run.assert_stderr_has("pre FAILED: pre-check failed: ");
+    run.assert_stderr_lacks("pre-check failed: pre-check failed");
     run.assert_stderr_has("post FAILED: post-check failed: ");
+    run.assert_stderr_lacks("post-check failed: post-check failed");
+    let attempts =
+        crate::history::json(&sb.exe(&["show", "1", "--format", "json"]))["attempts"].clone();
+    let pre = attempts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["job_id"] == "pre")
+        .unwrap();
+    assert!(
+        pre["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("pre-check failed: ")
+            && !pre["reason"]
+                .as_str()
+                .unwrap()
+                .contains("failed: pre-check"),
+        "{pre}"
+    );
     assert!(
         run.stderr.contains("good     SUCCESS") || run.stderr.contains("good SUCCESS"),
         "{}",
