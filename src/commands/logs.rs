@@ -167,8 +167,9 @@ fn gone(store: &Store, run: i64) -> Result<bool, Error> {
         return Ok(false);
     }
     stderrln!(
-        "the exe running run {run} is gone, so this job will not go on; the next \
-         `exe apply` records it as CANCELLED, and `--resume {run}` runs it again"
+        "the exe running run {run} is gone, so the history will record nothing more of this \
+         job (a process of it may still run: the next `exe apply` says so); that apply \
+         records the job as CANCELLED, and `--resume {run}` runs it again"
     );
     Ok(true)
 }
