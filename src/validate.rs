@@ -473,6 +473,34 @@ impl<'d> Validator<'d> {
     ) -> Vec<Vec<(String, serde_json::Value)>> {
         let key = draft.key;
         let mut combos: Vec<Vec<(String, serde_json::Value)>> = vec![Vec::new()];
+        // Every key is checked (all its errors at once), before any is expanded.
+        let mut sound = true;
+        for (name, values) in &matrix {
+            let Some(problem) = id_problem(name, values) else {
+                continue;
+            };
+            sound = false;
+            let here: Vec<Vec<String>> = draft
+                .origins()
+                .iter()
+                .map(|o| [o.clone(), path(&["matrix", name])].concat())
+                .collect();
+            let at = self.at(&here);
+            self.error(
+                "exe::config::invalid_matrix",
+                format!("matrix key `{name}` of job `{key}`: {problem}"),
+                at,
+            )
+            .help = Some(
+                "keys and values become part of job ids and log file names: a key holds \
+                 letters, digits, `_`, `.` and `-`; a value is listed once, without `/`, `,`, \
+                 `=`, `[`, `]` or control characters (the command can map a value to other text)"
+                    .to_owned(),
+            );
+        }
+        if !sound {
+            return Vec::new();
+        }
         for (name, values) in matrix {
             if values.is_empty() {
                 let here: Vec<Vec<String>> = draft
@@ -1055,6 +1083,43 @@ pub fn expanded_id(key: &str, matrix: &[(String, serde_json::Value)]) -> String 
         .map(|(k, v)| format!("{k}={}", matrix_text(v)))
         .collect();
     format!("{key}[{}]", parts.join(","))
+}
+
+/// What keeps a matrix key and its values from making sound job ids (`key=value` inside
+/// `job[...]`, also a log file name): a key that is not an id, a value that is not a
+/// string, number or boolean, text that would split the id or the path, or two values
+/// written the same (`1` and `"1"`).
+fn id_problem(name: &str, values: &[serde_json::Value]) -> Option<String> {
+    if !JobId::is_valid(name) {
+        return Some("the key may hold only letters, digits, `_`, `.` and `-`".to_owned());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for value in values {
+        if !matches!(
+            value,
+            serde_json::Value::String(_)
+                | serde_json::Value::Number(_)
+                | serde_json::Value::Bool(_)
+        ) {
+            return Some(format!(
+                "the value {value} is not a string, number or boolean"
+            ));
+        }
+        let text = matrix_text(value);
+        if text.is_empty()
+            || text
+                .chars()
+                .any(|c| c.is_control() || matches!(c, '/' | ',' | '=' | '[' | ']'))
+        {
+            return Some(format!(
+                "the value {value} is empty or holds `/`, `,`, `=`, `[`, `]` or a control character"
+            ));
+        }
+        if !seen.insert(text.clone()) {
+            return Some(format!("the value `{text}` is listed twice"));
+        }
+    }
+    None
 }
 
 fn matrix_text(v: &serde_json::Value) -> String {

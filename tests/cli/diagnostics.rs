@@ -409,3 +409,36 @@ fn diagnostics_in_legacy_files() {
         insta::assert_snapshot!(format!("legacy_{name}_json"), json.stdout);
     }
 }
+
+#[test]
+fn matrix_values_that_would_break_ids_are_errors() {
+    let sb = Sandbox::new();
+    // A value with `/` would name a log file outside the run's folder; two values written
+    // the same would make two jobs with one id; `null` is not a value.
+    sb.file(
+        "p.yaml",
+        "jobs:\n  b:\n    matrix:\n      os: [\"x/../../escaped\"]\n    command: echo hi\n\
+         \x20 d:\n    matrix:\n      v: [1, \"1\"]\n      f: [null]\n    command: echo hi\n",
+    );
+    let run = sb.exe(&["lint", "--format", "json", "p.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let messages: Vec<&str> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "exe::config::invalid_matrix")
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "matrix key `os` of job `b`: the value \"x/../../escaped\" is empty or holds `/`, `,`, `=`, `[`, `]` or a control character",
+            "matrix key `f` of job `d`: the value null is not a string, number or boolean",
+            "matrix key `v` of job `d`: the value `1` is listed twice",
+        ]
+    );
+    let apply = sb.exe(&["apply", "p.yaml"]);
+    assert_eq!(apply.code, 2, "{}", apply.stderr);
+    assert!(!sb.path().join("escaped].log").exists());
+}
