@@ -152,6 +152,32 @@ impl Ahead {
     }
 }
 
+/// Moves aside each `<log_dir>/<run>` folder that exists before run `run` starts: it holds
+/// the logs of a run of the same id in another history (a `--db` elsewhere, or a history
+/// moved aside), which this run's logs would otherwise be appended to. Returns each folder
+/// and where it went.
+pub fn move_stale<'a>(
+    run: i64,
+    log_dirs: impl IntoIterator<Item = &'a Path>,
+) -> Vec<(PathBuf, PathBuf)> {
+    let mut moved = Vec::new();
+    for log_dir in log_dirs {
+        let folder = log_dir.join(run.to_string());
+        if moved.iter().any(|(from, _)| *from == folder) || fs::symlink_metadata(&folder).is_err() {
+            continue;
+        }
+        // `<run>.before-<n>`, the first n not taken: the folder name says what it was.
+        let aside = (1..)
+            .map(|n| log_dir.join(format!("{run}.before-{n}")))
+            .find(|p| fs::symlink_metadata(p).is_err())
+            .expect("some name is free");
+        if fs::rename(&folder, &aside).is_ok() {
+            moved.push((folder, aside));
+        }
+    }
+    moved
+}
+
 /// Removes the logs [`Ahead::create`] made for jobs that did not start in the run.
 pub fn remove_unused(run: i64, made: &[Owner<'_>], started: impl Fn(usize) -> bool) {
     for owner in made.iter().filter(|owner| !started(owner.job)) {

@@ -179,6 +179,17 @@ pub(super) fn execute(
     })?;
     // The plan is recorded; a 2,000-job plan's text need not stay in memory for the run.
     drop(definition);
+    let log_dirs = pipeline.jobs.iter().map(|j| j.log_dir.as_path());
+    for (folder, aside) in crate::logs::move_stale(run_id, log_dirs) {
+        if out.quiet {
+            continue;
+        }
+        stderrln!(
+            "{} held the logs of another run {run_id} (of another history); moved to {}",
+            folder.display(),
+            aside.display()
+        );
+    }
     // Orphaned grandchildren of jobs come back to exe, so their group can be reaped at once.
     let _ = crate::process::become_subreaper();
     let progress = Progress::start(

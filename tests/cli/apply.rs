@@ -656,3 +656,18 @@ fn a_retry_waiting_for_the_busy_slot_does_not_spin() {
         "exe and its jobs used {cpu:.2} s of CPU in a run of about 1.1 s"
     );
 }
+
+#[test]
+fn a_new_history_does_not_append_to_an_old_runs_logs() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"echo once\"\n");
+    assert_eq!(apply(&sb, &["-q", "p.toml"]).code, 0);
+    // Run 1 of another history: its logs would go to the same folder.
+    let other = apply(&sb, &["p.toml", "--db", "other.db"]);
+    assert_eq!(other.code, 0, "{}", other.stderr);
+    other.assert_stderr_has("held the logs of another run 1 (of another history); moved to");
+    assert_eq!(read(&sb, ".exe/logs/1/a.log"), "once\n");
+    assert_eq!(read(&sb, ".exe/logs/1.before-1/a.log"), "once\n");
+    let logs = sb.exe(&["logs", "1", "a", "--db", "other.db"]);
+    assert_eq!(logs.stdout, "once\n");
+}
