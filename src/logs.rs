@@ -167,11 +167,12 @@ pub fn move_stale<'a>(
             continue;
         }
         // `<run>.before-<n>`, the first n not taken: the folder name says what it was.
-        let aside = (1..)
+        let aside = (1..=u32::MAX)
             .map(|n| log_dir.join(format!("{run}.before-{n}")))
-            .find(|p| fs::symlink_metadata(p).is_err())
-            .expect("some name is free");
-        if fs::rename(&folder, &aside).is_ok() {
+            .find(|p| fs::symlink_metadata(p).is_err());
+        if let Some(aside) = aside
+            && fs::rename(&folder, &aside).is_ok()
+        {
             moved.push((folder, aside));
         }
     }
