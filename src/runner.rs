@@ -415,8 +415,8 @@ struct Runner<'a> {
     store: &'a mut Store,
     /// Facts not yet committed; committed (in one transaction) before they are acted on.
     pending: Vec<Pending>,
-    /// Transitions to show once committed.
-    to_show: Vec<Transition>,
+    /// What to show once committed, in order.
+    to_show: Vec<Shown>,
     /// Set when the history could not be written: the run stops.
     history_error: Option<StoreError>,
     next_heartbeat: Instant,
@@ -426,6 +426,17 @@ struct Runner<'a> {
     force_next_commit: bool,
     /// Makes the first attempts' logs ahead of the jobs; told of each first start.
     logs_ahead: &'a logs::Ahead,
+}
+
+/// A fact for the display, shown once its commit is done (so in the order recorded).
+enum Shown {
+    Transition(Transition),
+    /// An attempt started writing to this log.
+    Started {
+        job: usize,
+        attempt: u32,
+        log: PathBuf,
+    },
 }
 
 /// A fact waiting for the next commit.
@@ -492,7 +503,7 @@ impl<'a> Runner<'a> {
             self.reasons[transition.job].clone_from(&transition.reason);
         }
         self.pending.push(Pending::Transition(transition.clone()));
-        self.to_show.push(transition.clone());
+        self.to_show.push(Shown::Transition(transition.clone()));
     }
 
     fn at_ms(&self, at: Duration) -> i64 {
@@ -525,8 +536,13 @@ impl<'a> Runner<'a> {
                 self.stop_for_history(e);
             }
         }
-        for t in self.to_show.drain(..) {
-            self.progress.transition(&t);
+        for shown in self.to_show.drain(..) {
+            match shown {
+                Shown::Transition(t) => self.progress.transition(&t),
+                Shown::Started { job, attempt, log } => {
+                    self.progress.attempt_started(job, attempt, &log);
+                }
+            }
         }
     }
 
@@ -669,7 +685,11 @@ impl<'a> Runner<'a> {
                 self.pending.push(Pending::Fingerprint { job, fingerprint });
             }
         }
-        self.progress.attempt_started(job, number, &log_path);
+        self.to_show.push(Shown::Started {
+            job,
+            attempt: number,
+            log: log_path.clone(),
+        });
         let command = spec.command.for_attempt(self.options.run_id, number);
         Work {
             job,

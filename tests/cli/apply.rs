@@ -671,3 +671,25 @@ fn a_new_history_does_not_append_to_an_old_runs_logs() {
     let logs = sb.exe(&["logs", "1", "a", "--db", "other.db"]);
     assert_eq!(logs.stdout, "once\n");
 }
+
+#[test]
+fn a_retry_is_shown_after_the_failure_it_retries() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.r]\ncommand = \"exit 75\"\nretry = { max = 1 }\n",
+    );
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let at = |text: &str| {
+        run.stderr
+            .find(text)
+            .unwrap_or_else(|| panic!("{text:?} missing from {}", run.stderr))
+    };
+    assert!(
+        at("r FAILED: exit code 75") < at("r retry 1 of 1")
+            && at("r retry 1 of 1") < at("r attempt 2"),
+        "{}",
+        run.stderr
+    );
+}
