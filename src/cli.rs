@@ -228,6 +228,9 @@ pub struct PlanArgs {
     /// Jobs that may run at once (for the layers shown; the file's `max_parallel` otherwise).
     #[arg(long, value_name = "N")]
     pub max_parallel: Option<usize>,
+    /// `apply --dry-run --continue-on-error`: the plan says what a failure would do then.
+    #[arg(skip)]
+    pub continue_on_error: bool,
 }
 
 /// `exe plan --format`.

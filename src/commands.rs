@@ -52,7 +52,15 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
         }
         Command::Init(args) => init::run(&args),
         Command::Migrate(args) => migrate::run(&args, out, &db),
-        // `--dry-run` is the plan, with the same selection and layers.
+        Command::Apply(args) if args.dry_run && args.resume.is_some() => Err(Error::Usage {
+            message: "--dry-run does not show a resume".to_owned(),
+            help: Some(
+                "`exe show RUN` lists what succeeded in that run; without --resume, --dry-run \
+                 shows the whole pipeline"
+                    .to_owned(),
+            ),
+        }),
+        // `--dry-run` is the plan, with the same selection, layers and failure policy.
         Command::Apply(args) if args.dry_run => plan::run(
             &PlanArgs {
                 run: args.run,
@@ -61,6 +69,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
                 explain: Vec::new(),
                 detailed_exitcode: false,
                 max_parallel: args.max_parallel.map(|n| n as usize),
+                continue_on_error: args.continue_on_error,
             },
             out,
             &db,

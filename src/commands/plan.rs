@@ -41,9 +41,10 @@ fn plan(args: &PlanArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
     let process_env: Vec<(String, String)> = std::env::vars().collect();
     let super::Loaded {
         doc,
-        pipeline,
+        mut pipeline,
         warnings: diagnostics,
     } = super::load_pipeline(run, &process_env)?;
+    pipeline.continue_on_error |= args.continue_on_error;
     let dispositions = selection::select(&pipeline, &split_ids(&run.skip), &split_ids(&run.only))
         .map_err(Error::Config)?;
     // Under `--force`, or with no job that has `inputs`, the history has nothing to say.

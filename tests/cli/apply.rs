@@ -693,3 +693,25 @@ fn a_retry_is_shown_after_the_failure_it_retries() {
         run.stderr
     );
 }
+
+#[test]
+fn dry_run_shows_the_failure_policy_asked_for_and_refuses_a_resume() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    let plain = apply(&sb, &["p.toml", "--dry-run"]);
+    assert!(
+        plain.stdout.contains("On failure:   start no more jobs"),
+        "{}",
+        plain.stdout
+    );
+    let keep = apply(&sb, &["p.toml", "--dry-run", "--continue-on-error"]);
+    assert!(
+        keep.stdout
+            .contains("On failure:   keep running the jobs that do not depend on it"),
+        "{}",
+        keep.stdout
+    );
+    let resume = apply(&sb, &["p.toml", "--dry-run", "--resume", "1"]);
+    assert_eq!(resume.code, 2, "{}", resume.stderr);
+    resume.assert_stderr_has("--dry-run does not show a resume");
+}
