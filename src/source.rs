@@ -470,6 +470,19 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_is_read_in_every_format_with_spans_unmoved() {
+        for (text, format) in [
+            ("\u{feff}timeout = \"5x\"\n", Format::Toml),
+            ("\u{feff}timeout: 5x\n", Format::Yaml),
+            ("\u{feff}{\"timeout\": \"5x\"}", Format::Json),
+        ] {
+            let tree = parse(text, format).unwrap_or_else(|e| panic!("{format:?}: {e:?}"));
+            let span = tree.get("timeout").unwrap().span.clone();
+            assert!(text[span].contains("5x"), "{format:?}");
+        }
+    }
+
+    #[test]
     fn duplicate_keys_are_errors_in_every_format() {
         let yaml = parse("a: 1\nb: 2\na: 3\n", Format::Yaml).unwrap_err();
         assert!(yaml.message.contains("duplicate key `a`"), "{yaml:?}");

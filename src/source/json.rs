@@ -9,6 +9,16 @@ use jsonc_parser::{CollectOptions, ParseOptions, parse_to_ast};
 use super::{Key, MapBuilder, Node, SyntaxError, Value};
 
 pub(super) fn parse(text: &str) -> Result<Node, SyntaxError> {
+    // A byte-order mark (as Windows editors write) is read as the whitespace it stands for:
+    // three spaces keep every byte offset, so diagnostics point at the same places.
+    let unmarked;
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => {
+            unmarked = format!("   {rest}");
+            unmarked.as_str()
+        }
+        None => text,
+    };
     let options = ParseOptions {
         allow_comments: false,
         allow_loose_object_property_names: false,
