@@ -98,8 +98,9 @@ impl From<Vec<Diagnostic>> for Failure {
 ///
 /// On success, also returns warnings. On failure, returns every problem found.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<(Document, Vec<Diagnostic>), Failure> {
-    let format = format_of(path).map_err(|d| vec![d])?;
+    // Read first: a missing file or a folder is that, whatever its name says.
     let text = source::read_text(path).map_err(|e| vec![read_error(path, &e)])?;
+    let format = format_of(path).map_err(|d| vec![d])?;
     load_text(path, text, format, options)
 }
 

@@ -36,14 +36,8 @@ pub(super) fn run(args: &LintArgs, out: super::Output) -> Result<i32, Error> {
         } else if path.is_dir() {
             walk(path, &options, &mut checked, &mut walk_problems);
         } else {
-            checked.push(match format_of(path) {
-                Ok(_) => check(path, None, &options),
-                Err(d) => Checked {
-                    file: path.clone(),
-                    diagnostics: vec![d],
-                    included: Vec::new(),
-                },
-            });
+            // A missing file is unreadable, and a name with no format is said so, by `load`.
+            checked.push(check(path, None, &options));
         }
     }
     let fragments: HashSet<PathBuf> = checked

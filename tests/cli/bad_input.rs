@@ -177,3 +177,22 @@ fn plan_apply_and_watch_say_that_standard_input_is_for_lint() {
     }
     assert_eq!(sb.exe_with(&["lint", "-"], Some(pipeline)).code, 0);
 }
+
+#[test]
+fn a_missing_path_or_a_folder_is_said_to_be_one_not_a_format_problem() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path().join("inc")).unwrap();
+    let lint = sb.exe(&["lint", "nosuchdir/"]);
+    assert_eq!(lint.code, 1);
+    assert!(
+        lint.stdout.contains("No such file or directory")
+            || lint.stderr.contains("No such file or directory"),
+        "{}{}",
+        lint.stdout,
+        lint.stderr
+    );
+    let plan = sb.exe(&["plan", "inc"]);
+    assert_eq!(plan.code, 2);
+    plan.assert_stderr_has("cannot read inc: it is a directory");
+    plan.assert_stderr_lacks("cannot tell the format");
+}
