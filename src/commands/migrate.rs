@@ -8,6 +8,7 @@ use crate::emit::emit;
 use crate::error::Error;
 use crate::load::{self, LoadOptions};
 use crate::source::Format;
+use crate::spec::{CheckSpec, PipelineSpec};
 use crate::store::{Access, Durability, Store};
 
 pub(super) fn run(
@@ -35,11 +36,18 @@ pub(super) fn run(
         stderr!("{}", render_human(&notes, false));
     }
     let mut spec = if doc.legacy {
-        doc.spec.clone()
+        let mut spec = doc.spec.clone();
+        keep_literal(&mut spec);
+        spec
     } else {
         doc.provenance.main_spec().map_err(Error::Config)?
     };
     spec.version = Some(crate::spec::FORMAT_VERSION);
+    // An unnamed pipeline is named after its file; the new file may be named otherwise, and
+    // the name groups its runs in the history.
+    if spec.name.is_none() {
+        spec.name = file.file_stem().map(|s| s.to_string_lossy().into_owned());
+    }
     let format = match args.to {
         TargetFormat::Toml => Format::Toml,
         TargetFormat::Yaml => Format::Yaml,
@@ -73,6 +81,36 @@ pub(super) fn run(
         }
     }
     Ok(0)
+}
+
+/// A legacy file's strings are used as written, but in the current format the same
+/// fields are templates: wraps each one that holds `{{`, `{%` or `{#` in `{% raw %}`, so
+/// the migrated file runs the same commands (shell `${#var}` included).
+fn keep_literal(spec: &mut PipelineSpec) {
+    fn raw(text: &mut String) {
+        if ["{{", "{%", "{#"].iter().any(|m| text.contains(m)) {
+            *text = format!("{{% raw %}}{text}{{% endraw %}}");
+        }
+    }
+    for value in spec.env.iter_mut().flat_map(|env| env.values_mut()) {
+        raw(&mut value.0);
+    }
+    for job in spec.jobs.iter_mut().flat_map(|jobs| jobs.values_mut()) {
+        job.command.iter_mut().for_each(raw);
+        job.description.iter_mut().for_each(raw);
+        for value in job.env.iter_mut().flat_map(|env| env.values_mut()) {
+            raw(&mut value.0);
+        }
+        let checks = (job.pre_checks.iter_mut()).chain(job.post_checks.iter_mut());
+        for check in checks.flat_map(|list| list.iter_mut()) {
+            match check {
+                CheckSpec::FileExists { path }
+                | CheckSpec::FileNotEmpty { path }
+                | CheckSpec::LogClean { path, .. } => raw(path),
+                CheckSpec::Command { run } => raw(run),
+            }
+        }
+    }
 }
 
 /// `exe migrate --history OLD.db`: the older tool's runs into exe's history.

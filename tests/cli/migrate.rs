@@ -90,3 +90,22 @@ fn new_format_files_convert_between_formats_keeping_job_order() {
         strip(meaning(&sb.path().join("p2.yaml")))
     );
 }
+
+#[test]
+fn legacy_text_that_looks_like_a_template_means_the_same_after_migrate() {
+    let sb = Sandbox::new();
+    // The older tool had no templates: `${#x}` is shell, `{{ 1+1 }}` is text.
+    sb.file(
+        "old.json",
+        r#"{"jobs": [{"id": "a", "command": "x=abc; echo ${#x} {{ 1+1 }} $X", "env_variables": {"X": "{% no %}"}}]}"#,
+    );
+    let migrate = sb.exe(&["migrate", "old.json", "-o", "new.toml"]);
+    assert_eq!(migrate.code, 0, "{}", migrate.stderr);
+    assert_eq!(
+        meaning(&sb.path().join("old.json")),
+        meaning(&sb.path().join("new.toml"))
+    );
+    let new = sb.exe(&["apply", "new.toml"]);
+    assert_eq!(new.code, 0, "{}", new.stderr);
+    new.assert_stdout_has("a | 3 {{ 1+1 }} {% no %}");
+}
