@@ -30,6 +30,10 @@ pub const DEFAULT_INHERITED: &[&str] = &[
 ];
 /// The grace period between TERM and KILL when a job does not set one.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// The pipeline's jobs may depend on at most this many jobs in all (two 10,000-job
+/// matrices, one needing the other, would make 100,000,000).
+const MAX_NEEDS: usize = 1_000_000;
+
 /// A matrix job may expand into at most this many jobs.
 const MAX_MATRIX: usize = 10_000;
 
@@ -559,6 +563,13 @@ impl<'d> Validator<'d> {
             })
     }
 
+    /// Where entry `n` of a job's `needs` is written: the list's entry, or the string that
+    /// `needs = "build"` is.
+    fn need_at(&self, draft: &Draft, n: usize) -> Option<At> {
+        let entry = self.field(draft, &["needs", &n.to_string()]);
+        (self.doc.provenance.locate(&entry)).or_else(|| self.at(&self.field(draft, &["needs"])))
+    }
+
     #[allow(clippy::unused_self)] // a method so call sites read like the other lookups
     fn field(&self, draft: &Draft, field: &[&str]) -> Vec<Vec<String>> {
         draft
@@ -932,17 +943,39 @@ impl<'d> Validator<'d> {
         }
         let mut all = Vec::with_capacity(drafts.len());
         let mut reported = HashSet::new();
+        // Dependencies so far; past MAX_NEEDS the rest are not made (the pipeline is invalid).
+        let mut total = 0usize;
         for (d, rendered) in drafts.iter().zip(rendered) {
             let mut needs = Vec::new();
             for (n, need) in rendered.iter().enumerate() {
                 if let Some(targets) = by_id.get(need.as_str()) {
-                    needs.extend(targets.clone());
+                    if total <= MAX_NEEDS && total + targets.len() > MAX_NEEDS {
+                        let at = self.need_at(d, n);
+                        self.error(
+                            "exe::config::too_many_needs",
+                            format!(
+                                "the jobs' `needs` make more than {MAX_NEEDS} dependencies \
+                                 (job `{}` needs `{need}`: {} jobs)",
+                                d.key,
+                                targets.len()
+                            ),
+                            at,
+                        )
+                        .help = Some(
+                            "a need on a matrix job means every one of its expansions: name one \
+                             (`build[os=linux]`), or put one job between the two matrices"
+                                .to_owned(),
+                        );
+                    }
+                    total = total.saturating_add(targets.len());
+                    if total <= MAX_NEEDS {
+                        needs.extend(targets.clone());
+                    }
                 } else {
                     if !reported.insert((d.key, n)) {
                         continue;
                     }
-                    let here = self.field(d, &["needs", &n.to_string()]);
-                    let at = self.at(&here);
+                    let at = self.need_at(d, n);
                     let hint = did_you_mean(need, drafts.iter().map(|d| d.key))
                         .unwrap_or_else(|| "`needs` lists ids of jobs in this pipeline".to_owned());
                     self.error(

@@ -442,3 +442,34 @@ fn matrix_values_that_would_break_ids_are_errors() {
     assert_eq!(apply.code, 2, "{}", apply.stderr);
     assert!(!sb.path().join("escaped].log").exists());
 }
+
+#[test]
+fn needs_are_located_in_either_form_and_bounded_in_number() {
+    let sb = Sandbox::new();
+    sb.file(
+        "one.toml",
+        "[jobs.a]\ncommand = \"echo\"\nneeds = \"bx\"\n[jobs.b]\ncommand = \"echo\"\n",
+    );
+    let run = sb.exe(&["lint", "--format", "json", "one.toml"]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let unknown = &report["diagnostics"][0];
+    assert_eq!(unknown["code"], "exe::config::unknown_need", "{report}");
+    assert_eq!(unknown["range"]["start"]["line"], 3, "{unknown}");
+    // 1,001 expansions each needing 1,000 others: 1,001,000 dependencies.
+    let values = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    sb.file(
+        "many.yaml",
+        format!(
+            "jobs:\n  a:\n    command: echo\n    matrix:\n      x: [{}]\n  b:\n    needs: a\n    command: echo\n    matrix:\n      y: [{}]\n",
+            values(1000),
+            values(1001)
+        ),
+    );
+    let many = sb.exe(&["lint", "many.yaml"]);
+    assert_eq!(many.code, 1);
+    assert!(
+        many.stdout.contains("exe::config::too_many_needs"),
+        "{}",
+        many.stdout
+    );
+}
