@@ -185,9 +185,14 @@ impl<'d> Validator<'d> {
             } else {
                 None
             };
+            let what = if working_dir.exists() {
+                "is not a folder"
+            } else {
+                "does not exist"
+            };
             self.error(
                 "exe::config::working_dir_missing",
-                format!("working_dir {} does not exist", working_dir.display()),
+                format!("working_dir {} {what}", working_dir.display()),
                 at,
             )
             .help = Some("relative paths are relative to the file that sets them; create the folder or fix the path".to_owned());

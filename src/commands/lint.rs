@@ -24,6 +24,12 @@ pub(super) fn run(args: &LintArgs, out: super::Output) -> Result<i32, Error> {
     } else {
         args.paths.clone()
     };
+    if args.stdin_filename.is_some() && !paths.iter().any(|p| p.as_os_str() == "-") {
+        return Err(Error::Usage {
+            message: "--stdin-filename names standard input, and no `-` reads it".to_owned(),
+            help: Some("pass `-` among the paths: `exe lint - --stdin-filename NAME`".to_owned()),
+        });
+    }
     let options = Options {
         process_env: std::env::vars().collect(),
         cli_env: Vec::new(),

@@ -196,3 +196,24 @@ fn a_missing_path_or_a_folder_is_said_to_be_one_not_a_format_problem() {
     plan.assert_stderr_has("cannot read inc: it is a directory");
     plan.assert_stderr_lacks("cannot tell the format");
 }
+
+#[test]
+fn a_working_dir_that_is_a_file_and_a_stray_stdin_filename_are_named_for_what_they_are() {
+    let sb = Sandbox::new();
+    sb.file("notes.txt", "x");
+    sb.file(
+        "p.toml",
+        "working_dir = \"notes.txt\"\n[jobs.a]\ncommand = \"true\"\n",
+    );
+    let lint = sb.exe(&["lint", "p.toml"]);
+    assert_eq!(lint.code, 1);
+    assert!(
+        lint.stdout
+            .contains("working_dir ./notes.txt is not a folder"),
+        "{}",
+        lint.stdout
+    );
+    let stray = sb.exe(&["lint", "--stdin-filename", "x.toml"]);
+    assert_eq!(stray.code, 2, "{}", stray.stderr);
+    stray.assert_stderr_has("--stdin-filename names standard input, and no `-` reads it");
+}
