@@ -71,10 +71,15 @@ pub(super) fn runs(args: &RunsArgs, out: super::Output, db: &Path) -> Result<i32
         }
         return Ok(0);
     };
-    let rows = store.runs(&filter)?;
+    let mut rows = store.runs(&filter)?;
     let text = match args.format {
         ListFormat::Json => serde_json::to_string_pretty(&rows).expect("rows serialize") + "\n",
-        ListFormat::Text => render::runs_table(&rows, now),
+        ListFormat::Text => {
+            for run in &mut rows {
+                mark_gone(run, now);
+            }
+            render::runs_table(&rows, now)
+        }
     };
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(0)
@@ -101,11 +106,21 @@ pub(super) fn show(args: &ShowArgs, db: &Path) -> Result<i32, Error> {
             out.flush()?;
         }
         ListFormat::Text => {
+            let mut run = run;
+            mark_gone(&mut run, now_ms());
             let text = render::run_detail(&run, &jobs, &attempts, now_ms());
             std::io::stdout().write_all(text.as_bytes())?;
         }
     }
     Ok(0)
+}
+
+/// Shows a RUNNING run whose exe is gone as such: it stays RUNNING in the history until
+/// the next exe that writes it (`apply`, `mark-success`) closes it as CANCELLED.
+fn mark_gone(run: &mut RunRow, now: i64) {
+    if run.state == "RUNNING" && crate::recovery::orphaned(run, &super::apply::hostname(), now) {
+        "RUNNING (exe gone)".clone_into(&mut run.state);
+    }
 }
 
 /// What `exe show --format json` prints, in this order.

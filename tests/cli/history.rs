@@ -512,6 +512,14 @@ fn orphan_a_long_job(sb: &Sandbox) -> String {
 fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
     let sb = Sandbox::new();
     let job_pid = orphan_a_long_job(&sb);
+    // Readers say the run's exe is gone; they leave it as recorded.
+    sb.exe(&["runs"]).assert_stdout_has("RUNNING (exe gone)");
+    sb.exe(&["show", "1"])
+        .assert_stdout_has("Run 1: p RUNNING (exe gone)");
+    assert_eq!(
+        json(&sb.exe(&["runs", "--format", "json"]))[0]["state"],
+        "RUNNING"
+    );
     // The next exe that opens the history closes the orphaned run and reports the job's group.
     sb.file("q.toml", "[jobs.x]\ncommand = \"true\"\n");
     let next = sb.exe(&["apply", "q.toml"]);
