@@ -932,8 +932,7 @@ impl<'a> Runner<'a> {
         let (state, reason) = match &outcome {
             Outcome::Success => ("SUCCESS", String::new()),
             Outcome::Failed { reason, .. } => ("FAILED", reason.clone()),
-            // As the scheduler words the job's transition.
-            Outcome::PreCheckFailed { reason } => ("FAILED", format!("pre-check failed: {reason}")),
+            Outcome::PreCheckFailed { reason } => ("FAILED", Outcome::pre_check_reason(reason)),
             Outcome::TimedOut { reason } => ("TIMEOUT", reason.clone()),
             Outcome::Cancelled => ("CANCELLED", String::new()),
         };

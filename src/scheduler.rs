@@ -73,6 +73,14 @@ pub enum Outcome {
     Cancelled,
 }
 
+impl Outcome {
+    /// What a failed pre-check's attempt and job record as their reason.
+    #[must_use]
+    pub fn pre_check_reason(check: &str) -> String {
+        format!("pre-check failed: {check}")
+    }
+}
+
 /// A resource request or amount in whole units, so that adding and removing running
 /// jobs' requests never drifts the way summing `f64` CPUs would.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -359,7 +367,7 @@ impl Scheduler {
                     state: JobState::Failed,
                     status: None,
                     exit_code: None,
-                    reason: format!("pre-check failed: {reason}"),
+                    reason: Outcome::pre_check_reason(&reason),
                 };
                 self.fail(job, failure, now, sample, &mut out);
             }

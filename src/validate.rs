@@ -489,12 +489,7 @@ impl<'d> Validator<'d> {
                 continue;
             };
             sound = false;
-            let here: Vec<Vec<String>> = draft
-                .origins()
-                .iter()
-                .map(|o| [o.clone(), path(&["matrix", name])].concat())
-                .collect();
-            let at = self.at(&here);
+            let at = self.at(&self.field(draft, &["matrix", name]));
             self.error(
                 "exe::config::invalid_matrix",
                 format!("matrix key `{name}` of job `{key}`: {problem}"),
@@ -512,12 +507,7 @@ impl<'d> Validator<'d> {
         }
         for (name, values) in matrix {
             if values.is_empty() {
-                let here: Vec<Vec<String>> = draft
-                    .origins()
-                    .iter()
-                    .map(|o| [o.clone(), path(&["matrix", &name])].concat())
-                    .collect();
-                let at = self.at(&here);
+                let at = self.at(&self.field(draft, &["matrix", &name]));
                 self.error(
                     "exe::config::empty_matrix",
                     format!("matrix key `{name}` of job `{key}` has no values"),
@@ -526,12 +516,7 @@ impl<'d> Validator<'d> {
                 return Vec::new();
             }
             if combos.len().saturating_mul(values.len()) > MAX_MATRIX {
-                let here: Vec<Vec<String>> = draft
-                    .origins()
-                    .iter()
-                    .map(|o| [o.clone(), path(&["matrix"])].concat())
-                    .collect();
-                let at = self.at(&here);
+                let at = self.at(&self.field(draft, &["matrix"]));
                 self.error(
                     "exe::config::matrix_too_large",
                     format!("the matrix of job `{key}` expands to more than {MAX_MATRIX} jobs"),
