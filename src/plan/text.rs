@@ -70,7 +70,7 @@ fn job(plan: &Plan<'_>, step: &Step, view: &View<'_>, out: &mut String) {
         let _ = writeln!(out, "  {word}  {}", job.id);
     }
     let mut detail = |label: &str, text: &str| {
-        let _ = writeln!(out, "{INDENT}{label}: {text}");
+        let _ = writeln!(out, "{INDENT}{label}: {}", printable(text));
     };
     if let Some(reason) = step.decision.reason() {
         detail("reason", &reason);
@@ -108,10 +108,29 @@ fn job(plan: &Plan<'_>, step: &Step, view: &View<'_>, out: &mut String) {
         } else {
             let _ = writeln!(out, "{INDENT}env:");
             for (k, v) in env {
-                let _ = writeln!(out, "{INDENT}  {k}={v}");
+                let _ = writeln!(out, "{INDENT}  {}={}", printable(&k), printable(&v));
             }
         }
     }
+}
+
+/// `text` with its control characters but tab written as escapes (`\u{1b}`): a pipeline
+/// file's text must not drive the terminal it is shown on.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let control = |c: char| c.is_control() && c != '\t';
+    if !text.chars().any(control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if control(c) {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// Longer first lines of commands are cut here, so a job's block stays one screen wide.
@@ -256,6 +275,15 @@ mod tests {
             "1 more at once, ±7% jitter, within 15m, on TIMEOUT"
         );
         assert_eq!(retry_summary(&RetryPolicy { max: 0, ..policy() }), None);
+    }
+
+    #[test]
+    fn control_characters_are_shown_as_escapes() {
+        assert_eq!(printable("plain text"), "plain text");
+        assert_eq!(
+            printable("\u{7}\u{1b}[31mred\tx"),
+            "\\u{7}\\u{1b}[31mred\tx"
+        );
     }
 
     #[test]

@@ -550,3 +550,24 @@ fn a_100_000_job_chain_plans_in_reasonable_time() {
     // Generous: a debug build on a shared 2-core machine; a release build takes seconds.
     assert!(took.as_secs() < 300, "took {took:?}");
 }
+
+#[test]
+fn control_characters_in_a_pipeline_do_not_reach_the_terminal() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"\\u0007\\u001b[31mred\"\nenv = { X = \"\\u001b]0;title\\u0007\" }\n",
+    );
+    let plan = exe(&sb, &["plan", "p.toml", "--show-env"], &[]);
+    ok(&plan);
+    assert!(
+        !plan.stdout.contains(['\u{7}', '\u{1b}']),
+        "{:?}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains(r"command: \u{7}\u{1b}[31mred"),
+        "{}",
+        plan.stdout
+    );
+}
