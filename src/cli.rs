@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{OsStringValueParser, TypedValueParser as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::state::RunState;
@@ -22,8 +23,15 @@ pub struct Cli {
 /// Flags accepted before or after the subcommand.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The run history database. Default: `.exe/history.db` in the current folder.
-    #[arg(long, global = true, env = "EXE_DB", value_name = "PATH")]
+    /// The run history database. Default: `.exe/history.db` in the current folder (also
+    /// when `EXE_DB` is set but empty).
+    #[arg(
+        long,
+        global = true,
+        env = "EXE_DB",
+        value_name = "PATH",
+        value_parser = OsStringValueParser::new().map(PathBuf::from)
+    )]
     pub db: Option<PathBuf>,
     /// When to use colour: auto (a terminal, and `NO_COLOR` unset), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]

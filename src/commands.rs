@@ -39,10 +39,8 @@ pub struct Output {
 
 /// Runs a parsed command line; returns the exit code of a command that finished.
 pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
-    let db = cli
-        .global
-        .db
-        .clone()
+    let db = (cli.global.db.clone())
+        .filter(|db| !db.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from(".exe/history.db"));
     match cli.command {
         Command::Lint(args) => lint::run(&args, out),

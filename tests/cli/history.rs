@@ -1161,3 +1161,19 @@ fn a_failed_run_whose_failures_were_all_marked_has_nothing_to_resume() {
     let runs = json(&sb.exe(&["runs", "--format", "json"]));
     assert_eq!(runs.as_array().unwrap().len(), 1, "nothing recorded");
 }
+
+#[test]
+fn an_empty_exe_db_means_the_default_history() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    let mut sh = std::process::Command::new("sh");
+    sh.args([
+        "-c",
+        "EXE_DB= \"$0\" runs --format json",
+        env!("CARGO_BIN_EXE_exe"),
+    ]);
+    let runs = sb.run(sh, None);
+    assert_eq!(runs.code, 0, "{}", runs.stderr);
+    assert_eq!(json(&runs).as_array().unwrap().len(), 1);
+}
