@@ -287,9 +287,13 @@ impl Loader {
         });
         let tree =
             source::parse(&source.text, format).map_err(|e| vec![syntax_diagnostic(&source, e)])?;
+        // TOML has no way to write an empty top-level map: one is whitespace and comments,
+        // as empty as a YAML file of comments (`Null`).
+        let blank_toml =
+            format == Format::Toml && matches!(&tree.value, Value::Map(m) if m.is_empty());
         let tree = match tree.value {
-            Value::Map(_) => tree,
-            Value::Null => {
+            Value::Map(_) if !blank_toml => tree,
+            Value::Null | Value::Map(_) => {
                 return Err(vec![
                     Diagnostic::error("exe::config::empty", format!("{} is empty", path.display()))
                         .at(Some(At::File(path)))
@@ -310,18 +314,6 @@ impl Loader {
                 ]);
             }
         };
-        if source.format == Format::Toml
-            && matches!(&tree.value, Value::Map(m) if m.is_empty())
-            && source.text.trim().is_empty()
-        {
-            return Err(vec![
-                Diagnostic::error("exe::config::empty", format!("{} is empty", path.display()))
-                    .at(Some(At::File(path)))
-                    .help(
-                        "a pipeline needs at least a `jobs` map; `exe init` writes a starter file",
-                    ),
-            ]);
-        }
         let canonical = std::fs::canonicalize(&path).unwrap_or(path);
         self.trees.push((source, tree));
         self.by_path.insert(canonical, self.trees.len() - 1);

@@ -25,6 +25,17 @@ fn empty_files() {
         assert!(!run.stderr.contains("panicked"));
         assert_eq!(run.code, 1, "{name}: {}", run.stdout);
     }
+    // Comments only: as empty in TOML as in YAML.
+    for name in ["c.toml", "c.yaml"] {
+        sb.file(name, "# nothing yet\n\n");
+        let run = sb.exe(&["lint", name]);
+        assert_eq!(run.code, 1, "{name}: {}", run.stdout);
+        assert!(
+            run.stdout.contains(&format!("{name} is empty")),
+            "{}",
+            run.stdout
+        );
+    }
 }
 
 #[test]
