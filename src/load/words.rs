@@ -32,7 +32,8 @@ pub(super) fn found(actual: &Actual) -> String {
         Actual::Bool(b) => b.to_string(),
         Actual::Unsigned(n) => n.to_string(),
         Actual::Signed(n) => n.to_string(),
-        Actual::Float(n) => n.to_string(),
+        // `{:?}` keeps the point: `1.0` is why a whole number was refused, `1` would hide it.
+        Actual::Float(n) => format!("{n:?}"),
         Actual::Char(c) => format!("the text {:?}", c.to_string()),
         Actual::Str(s) => format!("the text {s:?}"),
         Actual::Seq => "a list".to_owned(),
@@ -66,6 +67,7 @@ mod tests {
     fn values_are_shown_as_written() {
         assert_eq!(found(&Actual::Signed(-3)), "-3");
         assert_eq!(found(&Actual::Float(2.5)), "2.5");
+        assert_eq!(found(&Actual::Float(3.0)), "3.0");
         assert_eq!(found(&Actual::Str("four".into())), "the text \"four\"");
         assert_eq!(found(&Actual::Map), "a table");
         assert_eq!(found(&Actual::Bool(true)), "true");
