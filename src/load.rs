@@ -383,7 +383,25 @@ impl Loader {
                 }
             };
             let format = Format::from_path(&path).expect("checked by format_of");
-            match self.parse(path, text, format) {
+            match self.parse(path.clone(), text, format) {
+                // Its keys would each be "unknown" here: say what it is instead.
+                Ok(index) if legacy::is_legacy(&self.trees[index].1) => errors.push(
+                    Diagnostic::error(
+                        "exe::config::include_legacy",
+                        format!(
+                            "{} is a legacy file, which cannot be included",
+                            path.display()
+                        ),
+                    )
+                    .at(Some(At::Span {
+                        source: self.trees[file].0.clone(),
+                        span,
+                    }))
+                    .help(format!(
+                        "`exe migrate {}` converts it to the current format",
+                        path.display()
+                    )),
+                ),
                 Ok(index) => {
                     let list = self.include_list(index, &mut errors);
                     stack.push((index, list, 0));

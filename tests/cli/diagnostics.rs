@@ -473,3 +473,26 @@ fn needs_are_located_in_either_form_and_bounded_in_number() {
         many.stdout
     );
 }
+
+#[test]
+fn including_a_legacy_file_is_one_error_that_names_migrate() {
+    let sb = Sandbox::new();
+    sb.file(
+        "old.json",
+        r#"{"application_name": "old", "jobs": [{"id": "a", "command": "true"}]}"#,
+    );
+    sb.file(
+        "p.toml",
+        "include = \"old.json\"\n[jobs.z]\ncommand = \"true\"\n",
+    );
+    let run = sb.exe(&["lint", "--format", "json", "p.toml"]);
+    assert_eq!(run.code, 1);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let codes: Vec<&str> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["exe::config::include_legacy"], "{report}");
+}
