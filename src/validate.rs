@@ -34,6 +34,9 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 /// matrices, one needing the other, would make 100,000,000).
 const MAX_NEEDS: usize = 1_000_000;
 
+/// At most this many dependency cycles are reported.
+const MAX_CYCLES: usize = 20;
+
 /// A matrix job may expand into at most this many jobs.
 const MAX_MATRIX: usize = 10_000;
 
@@ -274,19 +277,29 @@ impl<'d> Validator<'d> {
         let needs = self.needs(&drafts, &rendered_needs);
         let dag = match Dag::new(&needs) {
             Ok(dag) => Some(dag),
-            Err(cycle) => {
-                let names: Vec<&str> = cycle.path.iter().map(|&i| jobs[i].id.0.as_str()).collect();
-                let first = &drafts[cycle.path[0]];
-                let mut chain = names.clone();
-                chain.push(names[0]);
-                let origins: Vec<Vec<String>> = first
-                    .origins()
-                    .iter()
-                    .map(|o| [o.clone(), path(&["needs"])].concat())
-                    .collect();
-                let at = self.at(&origins);
-                self.error("exe::graph::cycle", format!("dependency cycle: {}", chain.join(" -> ")), at)
-                    .help = Some("a job cannot depend on itself, directly or through other jobs; remove one of these needs".to_owned());
+            Err(first) => {
+                // Every cycle, not just the first: each found is cut (its jobs' needs among
+                // themselves dropped) and the search goes on, up to MAX_CYCLES.
+                let mut cut = needs.clone();
+                let mut next = Some(first);
+                let mut reported = 0;
+                while let Some(cycle) = next.take() {
+                    let names: Vec<&str> =
+                        cycle.path.iter().map(|&i| jobs[i].id.0.as_str()).collect();
+                    let mut chain = names.clone();
+                    chain.push(names[0]);
+                    let at = self.at(&self.field(&drafts[cycle.path[0]], &["needs"]));
+                    self.error("exe::graph::cycle", format!("dependency cycle: {}", chain.join(" -> ")), at)
+                        .help = Some("a job cannot depend on itself, directly or through other jobs; remove one of these needs".to_owned());
+                    reported += 1;
+                    if reported < MAX_CYCLES {
+                        let on: HashSet<usize> = cycle.path.iter().copied().collect();
+                        for &node in &cycle.path {
+                            cut[node].retain(|need| !on.contains(need));
+                        }
+                        next = Dag::new(&cut).err();
+                    }
+                }
                 None
             }
         };

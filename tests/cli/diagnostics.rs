@@ -496,3 +496,28 @@ fn including_a_legacy_file_is_one_error_that_names_migrate() {
         .collect();
     assert_eq!(codes, ["exe::config::include_legacy"], "{report}");
 }
+
+#[test]
+fn every_dependency_cycle_is_reported() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.d]\ncommand = \"true\"\nneeds = [\"d\"]\n\
+         [jobs.e]\ncommand = \"true\"\nneeds = [\"f\"]\n\
+         [jobs.f]\ncommand = \"true\"\nneeds = [\"e\"]\n\
+         [jobs.g]\ncommand = \"true\"\n",
+    );
+    let run = sb.exe(&["lint", "--format", "json", "p.toml"]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let cycles: Vec<&str> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "exe::graph::cycle")
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cycles,
+        ["dependency cycle: d -> d", "dependency cycle: e -> f -> e"]
+    );
+}
