@@ -979,7 +979,9 @@ impl<'d> Validator<'d> {
                         continue;
                     }
                     let at = self.need_at(d, n);
-                    let hint = did_you_mean(need, drafts.iter().map(|d| d.key))
+                    // Not the job itself: needing itself would be a cycle.
+                    let others = drafts.iter().map(|o| o.key).filter(|&k| k != d.key);
+                    let hint = did_you_mean(need, others)
                         .unwrap_or_else(|| "`needs` lists ids of jobs in this pipeline".to_owned());
                     self.error(
                         "exe::config::unknown_need",

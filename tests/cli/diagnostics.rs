@@ -521,3 +521,18 @@ fn every_dependency_cycle_is_reported() {
         ["dependency cycle: d -> d", "dependency cycle: e -> f -> e"]
     );
 }
+
+#[test]
+fn an_unknown_need_is_not_answered_with_the_job_itself() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.build]\ncommand = \"true\"\n[jobs.test]\ncommand = \"true\"\nneeds = [\"tset\"]\n",
+    );
+    let run = sb.exe(&["lint", "--format", "json", "p.toml"]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let help = report["diagnostics"][0]["help"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(!help.contains("`test`"), "it would need itself: {help}");
+}
