@@ -52,13 +52,17 @@ static RULES: [Rule; 7] = [
         "exe::security::rm_root",
         "deletes recursively from `/`, `~` or `$HOME`",
         "rm",
-        r#"(?-u)\brm\s+(-[a-zA-Z]*\s+)*-[a-zA-Z]*[rR][a-zA-Z]*\s+(-[a-zA-Z-]+\s+)*("?(/|/\*|~|~/|\$HOME|\$\{HOME\})"?)(\s|;|&|\||$)"#,
+        // Short flags (`-rf`, `-r -f`) or `--recursive`; a target of `/`, `~` or `$HOME`,
+        // with or without a trailing `/` or `/*`.
+        r#"(?-u)\brm\s+(-[a-zA-Z-]+\s+)*(-[a-zA-Z]*[rR][a-zA-Z]*|--recursive)\s+(-[a-zA-Z-]+\s+)*("?(/|/\*|(~|\$HOME|\$\{HOME\})(/|/\*)?)"?)(\s|;|&|\||$)"#,
     ),
     Rule::new(
         "exe::security::sudo",
         "runs a command as root with `sudo`",
         "sudo",
-        r"(?-u)(^|[;&|(`]\s*|\s)sudo\s",
+        // In command position: at the start, after `;` `&` `|` `(` or a backquote, or after
+        // a word that runs the next one; by name or path. Not `echo sudo`.
+        r"(?-u)(^\s*|[;&|(`]\s*|\b(then|do|else|time|nohup|exec|env|command|xargs)\s+)(\S*/)?sudo\s",
     ),
     Rule::new(
         "exe::security::pipe_to_shell",
@@ -110,7 +114,15 @@ mod tests {
         assert_eq!(codes("rm -rf /"), ["exe::security::rm_root"]);
         assert_eq!(codes("rm -fr ~ ; echo"), ["exe::security::rm_root"]);
         assert_eq!(codes("rm -r -f \"$HOME\""), ["exe::security::rm_root"]);
+        assert_eq!(codes("rm -rf $HOME/"), ["exe::security::rm_root"]);
+        assert_eq!(codes("rm -rf ${HOME}/*"), ["exe::security::rm_root"]);
+        assert_eq!(
+            codes("rm --recursive --force /"),
+            ["exe::security::rm_root"]
+        );
         assert_eq!(codes("sudo systemctl restart x"), ["exe::security::sudo"]);
+        assert_eq!(codes("/usr/bin/sudo ls"), ["exe::security::sudo"]);
+        assert_eq!(codes("make && nohup sudo ls"), ["exe::security::sudo"]);
         assert_eq!(
             codes("curl -fsSL https://x.sh | sh"),
             ["exe::security::pipe_to_shell"]
@@ -134,6 +146,9 @@ mod tests {
             "rm -rf /tmp/exe-work",
             "rm -f out.csv",
             "echo sudoers",
+            "echo sudo is not needed",
+            "rm -rf $HOME/project/build",
+            "rm -rf ~/tmp",
             "curl -o file.tgz https://x",
             "cat /dev/null > out.log",
             "grep -r pattern /",
