@@ -272,7 +272,9 @@ pub fn convert(
     if errors.is_empty() {
         Ok((spec, index, warnings))
     } else {
-        Err(errors)
+        // The warnings go with the errors: lint shows every problem at once.
+        warnings.extend(errors);
+        Err(warnings)
     }
 }
 
