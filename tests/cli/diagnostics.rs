@@ -420,18 +420,8 @@ fn matrix_values_that_would_break_ids_are_errors() {
         "jobs:\n  b:\n    matrix:\n      os: [\"x/../../escaped\"]\n    command: echo hi\n\
          \x20 d:\n    matrix:\n      v: [1, \"1\"]\n      f: [null]\n    command: echo hi\n",
     );
-    let run = sb.exe(&["lint", "--format", "json", "p.yaml"]);
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let messages: Vec<&str> = report["diagnostics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["code"] == "exe::config::invalid_matrix")
-        .map(|d| d["message"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        messages,
+        messages_of(&sb, "p.yaml", "exe::config::invalid_matrix"),
         [
             "matrix key `os` of job `b`: the value \"x/../../escaped\" is empty or holds `/`, `,`, `=`, `[`, `]` or a control character",
             "matrix key `f` of job `d`: the value null is not a string, number or boolean",
@@ -507,17 +497,8 @@ fn every_dependency_cycle_is_reported() {
          [jobs.f]\ncommand = \"true\"\nneeds = [\"e\"]\n\
          [jobs.g]\ncommand = \"true\"\n",
     );
-    let run = sb.exe(&["lint", "--format", "json", "p.toml"]);
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let cycles: Vec<&str> = report["diagnostics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["code"] == "exe::graph::cycle")
-        .map(|d| d["message"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        cycles,
+        messages_of(&sb, "p.toml", "exe::graph::cycle"),
         ["dependency cycle: d -> d", "dependency cycle: e -> f -> e"]
     );
 }
@@ -536,4 +517,18 @@ fn an_unknown_need_is_not_answered_with_the_job_itself() {
         report["diagnostics"][0]["help"],
         "`needs` lists ids of jobs in this pipeline"
     );
+}
+
+/// The messages of `exe lint --format json FILE`'s diagnostics with `code`, in order.
+fn messages_of(sb: &Sandbox, file: &str, code: &str) -> Vec<String> {
+    let run = sb.exe(&["lint", "--format", "json", file]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
+    report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == code)
+        .map(|d| d["message"].as_str().unwrap().to_owned())
+        .collect()
 }
