@@ -409,13 +409,13 @@ impl Loader {
                 Err(e) => errors.extend(e),
             }
         }
-        // Warnings (an include glob that matches nothing) must not stop the load.
-        let (warnings, errors): (Vec<_>, Vec<_>) = errors.into_iter().partition(|d| !d.is_error());
-        self.warnings.extend(warnings);
-        if errors.is_empty() {
-            Ok(order)
-        } else {
+        // Warnings (an include glob that matches nothing) must not stop the load; when an
+        // error does, they are reported with it.
+        if errors.iter().any(Diagnostic::is_error) {
             Err(errors)
+        } else {
+            self.warnings.extend(errors);
+            Ok(order)
         }
     }
 

@@ -532,3 +532,18 @@ fn messages_of(sb: &Sandbox, file: &str, code: &str) -> Vec<String> {
         .map(|d| d["message"].as_str().unwrap().to_owned())
         .collect()
 }
+
+#[test]
+fn an_include_warning_is_kept_when_another_include_fails() {
+    let sb = Sandbox::new();
+    sb.file("common/base.yaml", "jobs:\n  a:\n    command: \"true\"\n");
+    sb.file(
+        "p.toml",
+        "include = [\"common/base.yaml\", \"common/*.json\", \"sub/nothere.toml\"]\n\
+         [jobs.z]\ncommand = \"true\"\n",
+    );
+    assert_eq!(
+        messages_of(&sb, "p.toml", "exe::config::include_empty"),
+        ["`common/*.json` matches no files"]
+    );
+}
