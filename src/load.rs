@@ -908,7 +908,7 @@ pub(crate) fn diagnose(
             } else {
                 "exe::config::invalid_value"
             };
-            let expected = words::expected(expected);
+            let expected = words::expected_for(path.last().map(String::as_str), expected);
             Diagnostic::error(
                 code,
                 format!(

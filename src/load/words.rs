@@ -26,6 +26,15 @@ pub(super) fn expected(serde: &str) -> Cow<'_, str> {
     }
 }
 
+/// What `key` (its last name) takes: [`expected`], except where the key asks for more
+/// than its type (`max_parallel` is a `u32` that must be at least 1).
+pub(super) fn expected_for<'a>(key: Option<&str>, serde: &'a str) -> Cow<'a, str> {
+    match (key, serde) {
+        (Some("max_parallel"), "u32") => "a whole number from 1 to 4294967295".into(),
+        _ => expected(serde),
+    }
+}
+
 /// The value the file gave, for "found ...".
 pub(super) fn found(actual: &Actual) -> String {
     match actual {
@@ -56,6 +65,18 @@ mod tests {
         assert_eq!(expected("struct RetrySpec"), "a table of keys");
         assert_eq!(expected("a sequence"), "a list");
         assert_eq!(expected("a string"), "text");
+    }
+
+    #[test]
+    fn a_key_may_ask_for_more_than_its_type() {
+        assert_eq!(
+            expected_for(Some("max_parallel"), "u32"),
+            "a whole number from 1 to 4294967295"
+        );
+        assert_eq!(
+            expected_for(Some("max"), "u32"),
+            "a whole number from 0 to 4294967295"
+        );
     }
 
     #[test]
