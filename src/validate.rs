@@ -412,6 +412,24 @@ impl<'d> Validator<'d> {
                 });
             }
         }
+        // A template no job reaches is checked too: its `extends` must name templates. Those
+        // no other template extends go first, so a problem is reported from one chain only.
+        let mut seen: HashSet<String> = drafts.iter().flat_map(|d| d.chain.clone()).collect();
+        let extended: HashSet<&str> = (templates.values())
+            .flat_map(|t| {
+                t.extends
+                    .iter()
+                    .flat_map(|e| e.0.iter().map(String::as_str))
+            })
+            .collect();
+        let (roots, rest): (Vec<&String>, Vec<&String>) = templates
+            .keys()
+            .partition(|name| !extended.contains(name.as_str()));
+        for name in roots.into_iter().chain(rest) {
+            if seen.insert(name.clone()) {
+                seen.extend(self.extends_chain("", vec![name.clone()], templates));
+            }
+        }
         drafts
     }
 

@@ -547,3 +547,18 @@ fn an_include_warning_is_kept_when_another_include_fails() {
         ["`common/*.json` matches no files"]
     );
 }
+
+#[test]
+fn a_template_no_job_uses_is_checked_once() {
+    let sb = Sandbox::new();
+    // `u` extends `t`, which extends a template that does not exist; no job uses either.
+    sb.file(
+        "p.toml",
+        "[templates.t]\nextends = \"nosuch\"\n[templates.u]\nextends = \"t\"\n\
+         [jobs.a]\ncommand = \"true\"\n",
+    );
+    assert_eq!(
+        messages_of(&sb, "p.toml", "exe::config::unknown_template"),
+        ["unknown template `nosuch`"]
+    );
+}
