@@ -272,6 +272,7 @@ pub fn run(
         history_error: None,
         next_heartbeat: Instant::now() + HEARTBEAT,
         groups_due: None,
+        cwd: std::env::current_dir().unwrap_or_default(),
         force_next_commit: false,
         logs_ahead: &logs_ahead,
     };
@@ -422,6 +423,8 @@ struct Runner<'a> {
     next_heartbeat: Instant,
     /// When the process groups waiting for a commit get one of their own.
     groups_due: Option<Instant>,
+    /// The folder exe runs in, read once: relative log paths are recorded from it.
+    cwd: PathBuf,
     /// Commit at the next flush even if only process groups are pending.
     force_next_commit: bool,
     /// Makes the first attempts' logs ahead of the jobs; told of each first start.
@@ -672,7 +675,9 @@ impl<'a> Runner<'a> {
         );
         // Recorded with the RUNNING transition, before the process starts (persist first).
         // Absolute, so that `exe logs` finds it from any folder.
-        let recorded = std::path::absolute(&log_path).unwrap_or_else(|_| log_path.clone());
+        let recorded = self
+            .cwd
+            .join(log_path.strip_prefix(".").unwrap_or(&log_path));
         self.pending.push(Pending::Started {
             job,
             number,

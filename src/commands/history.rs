@@ -75,8 +75,9 @@ pub(super) fn runs(args: &RunsArgs, out: super::Output, db: &Path) -> Result<i32
     let text = match args.format {
         ListFormat::Json => serde_json::to_string_pretty(&rows).expect("rows serialize") + "\n",
         ListFormat::Text => {
+            let host = super::apply::hostname();
             for run in &mut rows {
-                mark_gone(run, now);
+                mark_gone(run, &host, now);
             }
             render::runs_table(&rows, now)
         }
@@ -107,7 +108,7 @@ pub(super) fn show(args: &ShowArgs, db: &Path) -> Result<i32, Error> {
         }
         ListFormat::Text => {
             let mut run = run;
-            mark_gone(&mut run, now_ms());
+            mark_gone(&mut run, &super::apply::hostname(), now_ms());
             let text = render::run_detail(&run, &jobs, &attempts, now_ms());
             std::io::stdout().write_all(text.as_bytes())?;
         }
@@ -117,8 +118,8 @@ pub(super) fn show(args: &ShowArgs, db: &Path) -> Result<i32, Error> {
 
 /// Shows a RUNNING run whose exe is gone as such: it stays RUNNING in the history until
 /// the next exe that writes it (`apply`, `mark-success`) closes it as CANCELLED.
-fn mark_gone(run: &mut RunRow, now: i64) {
-    if run.state == "RUNNING" && crate::recovery::orphaned(run, &super::apply::hostname(), now) {
+fn mark_gone(run: &mut RunRow, host: &str, now: i64) {
+    if run.state == "RUNNING" && crate::recovery::orphaned(run, host, now) {
         "RUNNING (exe gone)".clone_into(&mut run.state);
     }
 }

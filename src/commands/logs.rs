@@ -28,6 +28,11 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
         });
     };
     let follow_job = args.follow && args.attempt.is_none();
+    let history = History {
+        store: &store,
+        run: args.run,
+        host: super::apply::hostname(),
+    };
     let mut number = match args.attempt {
         Some(n) if n >= 1 && n <= job.attempts => n,
         Some(n) => {
@@ -40,7 +45,7 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
             });
         }
         None if job.attempts > 0 => job.attempts,
-        None if follow_job => match next_attempt(&store, args.run, job.index, 0)? {
+        None if follow_job => match history.next_attempt(job.index, 0)? {
             Next::Attempt(n) => n,
             Next::None => return Err(did_not_run(args)),
             Next::Gone => return Ok(EXIT_FAILED),
@@ -49,14 +54,14 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
     };
     let mut stdout = std::io::stdout().lock();
     loop {
-        let attempt = attempt(&store, args.run, job.index, number)?;
-        if !print(&store, args.run, &attempt, args.follow, &mut stdout)? {
+        let attempt = history.attempt(job.index, number)?;
+        if !history.print(&attempt, args.follow, &mut stdout)? {
             return Ok(EXIT_FAILED);
         }
         if !follow_job {
             return Ok(0);
         }
-        match next_attempt(&store, args.run, job.index, number)? {
+        match history.next_attempt(job.index, number)? {
             Next::Attempt(n) => {
                 stderrln!("--- attempt {n} of `{}` ---", job.id);
                 number = n;
@@ -67,67 +72,14 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
     }
 }
 
-/// Attempt `number` of the job at `index` (it is recorded: the job counted it).
-fn attempt(store: &Store, run: i64, index: usize, number: u32) -> Result<AttemptRow, Error> {
-    let attempts = store.attempts(run)?;
-    attempts
-        .into_iter()
-        .find(|a| a.job == index && a.number == number)
-        .ok_or_else(|| {
-            crate::store::StoreError::UnknownAttempt {
-                run,
-                job: index,
-                number,
-            }
-            .into()
-        })
-}
-
-/// Prints the attempt's log; following, until the history says it ended and the log has
-/// nothing more. False when the exe running it is gone, so it will never end.
-fn print(
-    store: &Store,
+/// The run a follower reads, and this host (to tell whether the run's exe is gone).
+struct History<'s> {
+    store: &'s Store,
     run: i64,
-    attempt: &AttemptRow,
-    follow: bool,
-    out: &mut impl std::io::Write,
-) -> Result<bool, Error> {
-    let path = Path::new(&attempt.log_path);
-    let mut offset = 0u64;
-    loop {
-        let mut chunk = Vec::new();
-        if let Ok(mut file) = std::fs::File::open(path) {
-            file.seek(SeekFrom::Start(offset))?;
-            file.read_to_end(&mut chunk)?;
-        } else if offset == 0 && !follow {
-            return Err(Error::Usage {
-                message: format!("the log {} is gone", path.display()),
-                // Runs recorded before exe kept absolute paths.
-                help: path.is_relative().then(|| {
-                    "this path is relative to the folder `exe apply` ran in: run `exe logs` there"
-                        .to_owned()
-                }),
-            });
-        }
-        offset += chunk.len() as u64;
-        out.write_all(&chunk)?;
-        out.flush()?;
-        if !follow {
-            return Ok(true);
-        }
-        // Read again until the history says the attempt ended, then once more.
-        let ended = store.attempt_ended(run, attempt.job, attempt.number)?;
-        if ended && chunk.is_empty() {
-            return Ok(true);
-        }
-        if !ended && chunk.is_empty() && gone(store, run)? {
-            return Ok(false);
-        }
-        std::thread::sleep(POLL);
-    }
+    host: String,
 }
 
-/// What comes after attempt `after` of a followed job.
+/// What comes after an attempt of a followed job.
 enum Next {
     /// This attempt has started.
     Attempt(u32),
@@ -137,41 +89,102 @@ enum Next {
     Gone,
 }
 
-/// Waits until the job at `index` starts an attempt after `after`, or is final: a retry is
-/// queued in the same commit that ends the attempt before it, so a job that is not final
-/// will run again.
-fn next_attempt(store: &Store, run: i64, index: usize, after: u32) -> Result<Next, Error> {
-    loop {
-        let now = store.job(run, index)?;
-        if now.attempts > after {
-            return Ok(Next::Attempt(after + 1));
-        }
-        let fin = JobState::ALL
-            .iter()
-            .any(|s| s.as_str() == now.state && s.is_final());
-        if fin {
-            return Ok(Next::None);
-        }
-        if gone(store, run)? {
-            return Ok(Next::Gone);
-        }
-        std::thread::sleep(POLL);
+impl History<'_> {
+    /// Attempt `number` of the job at `index` (it is recorded: the job counted it).
+    fn attempt(&self, index: usize, number: u32) -> Result<AttemptRow, Error> {
+        let attempts = self.store.attempts(self.run)?;
+        attempts
+            .into_iter()
+            .find(|a| a.job == index && a.number == number)
+            .ok_or_else(|| {
+                crate::store::StoreError::UnknownAttempt {
+                    run: self.run,
+                    job: index,
+                    number,
+                }
+                .into()
+            })
     }
-}
 
-/// Whether the exe running `run` is gone (it then never records what a follower waits for);
-/// says so when it is.
-fn gone(store: &Store, run: i64) -> Result<bool, Error> {
-    let host = super::apply::hostname();
-    if !crate::recovery::orphaned(&store.run(run)?, &host, now_ms()) {
-        return Ok(false);
+    /// Prints the attempt's log; following, until the history says it ended and the log
+    /// has nothing more. False when the exe running it is gone, so it will never end.
+    fn print(
+        &self,
+        attempt: &AttemptRow,
+        follow: bool,
+        out: &mut impl std::io::Write,
+    ) -> Result<bool, Error> {
+        let path = Path::new(&attempt.log_path);
+        let mut offset = 0u64;
+        loop {
+            let mut chunk = Vec::new();
+            if let Ok(mut file) = std::fs::File::open(path) {
+                file.seek(SeekFrom::Start(offset))?;
+                file.read_to_end(&mut chunk)?;
+            } else if offset == 0 && !follow {
+                return Err(Error::Usage {
+                    message: format!("the log {} is gone", path.display()),
+                    // Runs recorded before exe kept absolute paths.
+                    help: path.is_relative().then(|| {
+                        "this path is relative to the folder `exe apply` ran in: run `exe logs` there"
+                            .to_owned()
+                    }),
+                });
+            }
+            offset += chunk.len() as u64;
+            out.write_all(&chunk)?;
+            out.flush()?;
+            if !follow {
+                return Ok(true);
+            }
+            // Read again until the history says the attempt ended, then once more.
+            let ended = (self.store).attempt_ended(self.run, attempt.job, attempt.number)?;
+            if ended && chunk.is_empty() {
+                return Ok(true);
+            }
+            if !ended && chunk.is_empty() && self.gone()? {
+                return Ok(false);
+            }
+            std::thread::sleep(POLL);
+        }
     }
-    stderrln!(
-        "the exe running run {run} is gone, so the history will record nothing more of this \
-         job (a process of it may still run: the next `exe apply` says so); that apply \
-         records the job as CANCELLED, and `--resume {run}` runs it again"
-    );
-    Ok(true)
+
+    /// Waits until the job at `index` starts an attempt after `after`, or is final: a retry
+    /// is queued in the same commit that ends the attempt before it, so a job that is not
+    /// final will run again.
+    fn next_attempt(&self, index: usize, after: u32) -> Result<Next, Error> {
+        loop {
+            let now = self.store.job(self.run, index)?;
+            if now.attempts > after {
+                return Ok(Next::Attempt(after + 1));
+            }
+            let fin = JobState::ALL
+                .iter()
+                .any(|s| s.as_str() == now.state && s.is_final());
+            if fin {
+                return Ok(Next::None);
+            }
+            if self.gone()? {
+                return Ok(Next::Gone);
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Whether the exe running the run is gone (it then never records what a follower waits
+    /// for); says so when it is.
+    fn gone(&self) -> Result<bool, Error> {
+        let run = self.run;
+        if !crate::recovery::orphaned(&self.store.run(run)?, &self.host, now_ms()) {
+            return Ok(false);
+        }
+        stderrln!(
+            "the exe running run {run} is gone, so the history will record nothing more of \
+             this job (a process of it may still run: the next `exe apply` says so); that \
+             apply records the job as CANCELLED, and `--resume {run}` runs it again"
+        );
+        Ok(true)
+    }
 }
 
 fn did_not_run(args: &LogsArgs) -> Error {

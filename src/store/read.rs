@@ -5,7 +5,7 @@
 //! backwards and stops after `limit` rows, which is what keeps `exe runs` fast on a
 //! large history. A time filter alone goes through the `started_at` index (see `runs`).
 
-use rusqlite::{Row, ToSql, params};
+use rusqlite::{Connection, Row, ToSql, params};
 
 use super::schema::{PLANS_FROM, USAGE_FROM, transitions_of_run};
 use super::{AttemptRow, JobRow, RunFilter, RunRow, Store, StoreError, TransitionRow, index_sql};
@@ -14,6 +14,28 @@ const RUN_COLUMNS: &str = "id, name, file, digest, state, started_at, ended_at, 
                            host, user, pid, exe_version, resumed_from, heartbeat_at";
 
 /// A job index read back; `SQLite` has no unsigned type.
+/// The job at `index` of `run` on `conn`, a store's connection or its open write
+/// transaction (`mark-success` reads the job's state there), whose schema is `version`.
+pub(super) fn job_at(
+    conn: &Connection,
+    version: i64,
+    run: i64,
+    index: i64,
+) -> rusqlite::Result<JobRow> {
+    // `id` orders a run's transitions in every schema (see `transitions`).
+    let sql = format!(
+        "SELECT j.idx, j.job_id, last.to_state, last.reason,
+                (SELECT COUNT(*) FROM attempts a WHERE a.run = j.run AND a.job = j.idx)
+         FROM jobs j
+         LEFT JOIN (SELECT t.to_state, t.reason FROM transitions t
+                    WHERE {} AND t.job = ?2 ORDER BY t.id DESC LIMIT 1) last
+         WHERE j.run = ?1 AND j.idx = ?2",
+        transitions_of_run(version)
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut st| st.query_row(params![run, index], job_row))
+}
+
 /// A row of [`Store::jobs`] or [`Store::job`]: index, id, last state and reason, attempts.
 fn job_row(row: &Row) -> rusqlite::Result<JobRow> {
     Ok(JobRow {
@@ -162,19 +184,7 @@ impl Store {
     /// The job at `index` of `run`, as [`Store::jobs`] gives it: for `exe logs --follow`,
     /// which asks every 200 ms whether the job runs again.
     pub fn job(&self, run: i64, index: usize) -> Result<JobRow, StoreError> {
-        // `id` orders a run's transitions in every schema (see `transitions`).
-        let sql = format!(
-            "SELECT j.idx, j.job_id, last.to_state, last.reason,
-                    (SELECT COUNT(*) FROM attempts a WHERE a.run = j.run AND a.job = j.idx)
-             FROM jobs j
-             LEFT JOIN (SELECT t.to_state, t.reason FROM transitions t
-                        WHERE {} AND t.job = ?2 ORDER BY t.id DESC LIMIT 1) last
-             WHERE j.run = ?1 AND j.idx = ?2",
-            transitions_of_run(self.version)
-        );
-        self.conn
-            .prepare_cached(&sql)
-            .and_then(|mut st| st.query_row(params![run, index_sql(index)], job_row))
+        job_at(&self.conn, self.version, run, index_sql(index))
             .map_err(|e| self.err("reading a job", e))
     }
 

@@ -11,7 +11,6 @@ use rusqlite::{Connection, params};
 
 use super::error::classify;
 use super::immediate::Immediate;
-use super::schema::{SEQ_FROM, transitions_of_run};
 use super::transitions::{self, NewTransition};
 use super::{ENGINE_ACTOR, NewRun, Record, Store, StoreError, index_sql};
 
@@ -127,7 +126,11 @@ impl Store {
         reason: &str,
         at_ms: i64,
     ) -> Result<bool, StoreError> {
-        let Store { conn, path, .. } = self;
+        let Store {
+            conn,
+            path,
+            version,
+        } = self;
         let tx = begin(conn, path, "marking a job successful")?;
         let found = tx
             .prepare_cached("SELECT idx FROM jobs WHERE run = ?1 AND job_id = ?2")
@@ -144,16 +147,9 @@ impl Store {
             drop(tx);
             return Err(self.unknown(run, job));
         };
-        let current_sql = format!(
-            "SELECT COALESCE((SELECT t.to_state FROM transitions t
-                              WHERE {} AND t.job = ?2 ORDER BY t.seq DESC LIMIT 1),
-                             'PENDING')",
-            transitions_of_run(SEQ_FROM)
-        );
-        let current: String = tx
-            .prepare_cached(&current_sql)
-            .and_then(|mut st| st.query_row(params![run, index], |row| row.get(0)))
-            .map_err(|e| classify(path, "reading a job's state", e))?;
+        let current = super::read::job_at(&tx, *version, run, index)
+            .map_err(|e| classify(path, "reading a job's state", e))?
+            .state;
         if current == "SUCCESS" {
             // A SUCCESS-to-SUCCESS row would say nothing; the transaction wrote nothing.
             return Ok(false);
