@@ -246,15 +246,8 @@ pub fn run_detail(
         let _ = writeln!(out, "  resumes:  run {previous}");
     }
     out.push('\n');
-    // Each job's first start and last attempt, in one pass: attempts come in the order they
-    // started. A job's duration spans all its attempts, as in `exe stats`.
-    let mut spans: Vec<Option<(i64, &crate::store::AttemptRow)>> = vec![None; jobs.len()];
-    for a in attempts {
-        if let Some(span) = spans.get_mut(a.job) {
-            let first = span.map_or(a.started_at_ms, |(first, _)| first);
-            *span = Some((first, a));
-        }
-    }
+    // A job's duration spans all its attempts, as in `exe stats`.
+    let spans = attempt_spans(jobs.len(), attempts);
     let body: Vec<Vec<String>> = jobs
         .iter()
         .map(|j| {
@@ -303,6 +296,22 @@ pub fn run_detail(
         }
     }
     out
+}
+
+/// For each of a run's `jobs` jobs (by index), its first attempt's start and its last
+/// attempt, in one pass over `attempts` (they come in the order they started).
+pub fn attempt_spans(
+    jobs: usize,
+    attempts: &[crate::store::AttemptRow],
+) -> Vec<Option<(i64, &crate::store::AttemptRow)>> {
+    let mut spans: Vec<Option<(i64, &crate::store::AttemptRow)>> = vec![None; jobs];
+    for a in attempts {
+        if let Some(span) = spans.get_mut(a.job) {
+            let first = span.map_or(a.started_at_ms, |(first, _)| first);
+            *span = Some((first, a));
+        }
+    }
+    spans
 }
 
 /// `exe stats`: the figures of `rows` over the `runs` finished runs looked at (of the

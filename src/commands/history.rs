@@ -249,18 +249,14 @@ pub(super) fn stats(args: &StatsArgs, out: super::Output, db: &Path) -> Result<i
     let mut by_job: std::collections::BTreeMap<String, (Vec<i64>, usize)> =
         std::collections::BTreeMap::new();
     for run in &finished {
-        // Each job's first start and its last attempt's end, in one pass: attempts come
-        // in the order they started.
-        let mut spans: std::collections::HashMap<usize, (i64, Option<i64>)> =
-            std::collections::HashMap::new();
-        for attempt in store.attempts(run.id)? {
-            spans
-                .entry(attempt.job)
-                .and_modify(|span| span.1 = attempt.ended_at_ms)
-                .or_insert((attempt.started_at_ms, attempt.ended_at_ms));
-        }
-        for job in store.jobs(run.id)? {
-            let Some(&(start, Some(end))) = spans.get(&job.index) else {
+        let jobs = store.jobs(run.id)?;
+        let attempts = store.attempts(run.id)?;
+        let spans = render::attempt_spans(jobs.len(), &attempts);
+        for job in jobs {
+            let Some(Some((start, last))) = spans.get(job.index) else {
+                continue;
+            };
+            let Some(end) = last.ended_at_ms else {
                 continue;
             };
             let entry = by_job.entry(job.id.clone()).or_default();
