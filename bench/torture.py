@@ -28,13 +28,14 @@ the resume's own):
     job's previous one (PENDING first), or one identical to an earlier one;
   - the killed run must not stay RUNNING, and `--resume` must exit 0 with a
     run that ends SUCCESS (or say "nothing to do" if the killed run had
-    already succeeded).
+    already succeeded, or every job of it had).
 Kill times are uniform over 1.15 times the run's lifetime (measured first),
 from a seeded generator: BENCH_TORTURE_SEED=N repeats a schedule.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sqlite3
@@ -126,6 +127,11 @@ class Torture:
 
     def state(self, run: int) -> str:
         return self.read("SELECT state FROM runs WHERE id = ?", run)[0][0]
+
+    def all_succeeded(self, run: int) -> bool:
+        shown = subprocess.run([self.exe, "--db", self.db, "show", str(run), "--format", "json"],
+                               cwd=self.folder, capture_output=True, text=True, check=True)
+        return all(job["state"] == "SUCCESS" for job in json.loads(shown.stdout)["jobs"])
 
     def check(self, run: int, started: set, finished: set, t: Tally) -> None:
         """Adds the evidence for the four properties in one recorded run to `t`."""
@@ -258,6 +264,12 @@ def run(exe: str, work: str, quick: bool, runs: Optional[int]) -> list[str]:
                     problems.append(f"resuming the succeeded run {run_id} did something: exit "
                                     f"{resume.returncode}, {err.strip()}")
                 line += "resume: nothing to do"
+            elif t.all_succeeded(run_id):
+                # Killed between its last job's end and the run's: nothing is left to run.
+                if resume.returncode != 0 or newest != run_id or "nothing to do" not in err:
+                    problems.append(f"resuming run {run_id}, whose jobs all succeeded, did "
+                                    f"something: exit {resume.returncode}, {err.strip()}")
+                line += "resume: nothing to do (every job had succeeded)"
             else:
                 resumed += 1
                 if resume.returncode == 0 and newest > run_id and t.state(newest) == "SUCCESS":

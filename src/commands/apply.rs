@@ -103,7 +103,10 @@ pub(super) fn execute(
             if before.state == RunState::Success.as_str() {
                 stderrln!("run {previous} succeeded: nothing to do");
             } else {
-                stderrln!("every job of run {previous} has succeeded since: nothing to do");
+                // Marked successful since, or exe was killed between the last job's end and
+                // the run's.
+                let state = &before.state;
+                stderrln!("every job of run {previous} ({state}) has succeeded: nothing to do");
             }
             return Ok(0);
         }

@@ -1157,7 +1157,7 @@ fn a_failed_run_whose_failures_were_all_marked_has_nothing_to_resume() {
     assert_eq!(mark.code, 0, "{}", mark.stderr);
     let resumed = sb.exe(&["apply", "p.toml", "--resume", "1"]);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-    resumed.assert_stderr_has("every job of run 1 has succeeded since: nothing to do");
+    resumed.assert_stderr_has("every job of run 1 (FAILED) has succeeded: nothing to do");
     let runs = json(&sb.exe(&["runs", "--format", "json"]));
     assert_eq!(runs.as_array().unwrap().len(), 1, "nothing recorded");
 }
@@ -1176,4 +1176,26 @@ fn an_empty_exe_db_means_the_default_history() {
     let runs = sb.run(sh, None);
     assert_eq!(runs.code, 0, "{}", runs.stderr);
     assert_eq!(json(&runs).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_run_stopped_after_its_last_job_succeeded_has_nothing_to_resume() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    // As recovery leaves a run whose exe was killed after its last job's end was committed.
+    let edit = std::process::Command::new("python3")
+        .current_dir(sb.path())
+        .args([
+            "-c",
+            "import sqlite3; c = sqlite3.connect('.exe/history.db'); c.execute(\"UPDATE runs SET state = 'CANCELLED'\"); c.commit()",
+        ])
+        .status()
+        .unwrap();
+    assert!(edit.success());
+    let resumed = sb.exe(&["apply", "p.toml", "--resume", "1"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    resumed.assert_stderr_has("every job of run 1 (CANCELLED) has succeeded: nothing to do");
+    let runs = json(&sb.exe(&["runs", "--format", "json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 1, "nothing recorded");
 }
