@@ -212,9 +212,21 @@ impl miette::SourceCode for SharedText {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
-        self.0
-            .text
-            .read_span(span, context_lines_before, context_lines_after)
+        let text = &self.0.text;
+        let contents = text.read_span(span, context_lines_before, context_lines_after)?;
+        if context_lines_before > 0 {
+            return Ok(contents);
+        }
+        // miette counts the column of the `file:line:column` heading in bytes; editors, and
+        // the JSON and GitHub formats, in characters.
+        let column = position(text, span.offset()).column - 1;
+        Ok(Box::new(miette::MietteSpanContents::new(
+            contents.data(),
+            *contents.span(),
+            contents.line(),
+            column,
+            contents.line_count(),
+        )))
     }
 }
 

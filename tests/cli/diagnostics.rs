@@ -562,3 +562,21 @@ fn a_template_no_job_uses_is_checked_once() {
         ["unknown template `nosuch`"]
     );
 }
+
+#[test]
+fn columns_count_characters_in_every_format() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.b]\ncommand = \"true\"\nneeds = [\"é\", \"zzz\"]\n",
+    );
+    // `zzz` is at byte 15 of its line and character 14: columns are 1-based characters.
+    let human = sb.exe(&["lint", "p.toml"]);
+    human.assert_stdout_has("[p.toml:3:15]");
+    let github = sb.exe(&["lint", "--format", "github", "p.toml"]);
+    github.assert_stdout_has("line=3,col=15,endLine=3,endColumn=20");
+    let json = sb.exe(&["lint", "--format", "json", "p.toml"]);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let zzz = &report["diagnostics"][1]["range"]["start"];
+    assert_eq!((&zzz["line"], &zzz["column"]), (&3.into(), &15.into()));
+}
