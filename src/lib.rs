@@ -30,6 +30,7 @@ pub mod error;
 pub mod events;
 pub mod fingerprint;
 pub mod graph;
+pub mod job_ref;
 pub mod load;
 pub mod logs;
 pub mod model;

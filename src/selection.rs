@@ -7,6 +7,7 @@
 //! it and the scheduler starts from it.
 
 use crate::diagnostic::{At, Diagnostic, did_you_mean};
+use crate::job_ref::JobRef;
 use crate::model::Pipeline;
 
 /// How a job enters a run.
@@ -93,7 +94,8 @@ pub fn select(
         .collect())
 }
 
-/// Marks the jobs `ids` name: an exact id, or a matrix job's id for all its expansions.
+/// Marks the jobs `ids` name (see [`JobRef`]): an id, a matrix job's name for all its
+/// expansions, or some of its `key=value` pairs.
 fn resolve(
     pipeline: &Pipeline,
     ids: &[String],
@@ -101,17 +103,19 @@ fn resolve(
     errors: &mut Vec<Diagnostic>,
 ) -> Vec<bool> {
     let mut marked = vec![false; pipeline.jobs.len()];
+    let all = || pipeline.jobs.iter().map(|j| j.id.0.as_str());
     for id in ids {
+        let reference = JobRef::parse(id);
         let mut found = false;
         for (i, job) in pipeline.jobs.iter().enumerate() {
-            let base = job.id.0.split('[').next().unwrap_or_default();
-            if job.id.0 == *id || (!id.contains('[') && base == id) {
+            if reference.names(&job.id.0) {
                 marked[i] = true;
                 found = true;
             }
         }
         if !found {
-            let hint = did_you_mean(id, pipeline.jobs.iter().map(|j| j.id.0.as_str()))
+            let hint = (reference.miss(all()))
+                .or_else(|| did_you_mean(id, all()))
                 .unwrap_or_else(|| "`exe plan FILE` lists the job ids".to_owned());
             errors.push(
                 Diagnostic::error(

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::diagnostic::{At, Diagnostic, Severity, did_you_mean};
+use crate::job_ref::JobRef;
 use indexmap::IndexMap;
 
 use crate::graph::Dag;
@@ -962,6 +963,8 @@ impl<'d> Validator<'d> {
                 by_id.insert(Cow::Owned(expanded_id(d.key, &d.matrix)), i..i + 1);
             }
         }
+        // Every id, made only if a need is not an exact id or a job's name.
+        let mut ids: Option<Vec<String>> = None;
         let mut all = Vec::with_capacity(drafts.len());
         let mut reported = HashSet::new();
         // Dependencies so far; past MAX_NEEDS the rest are not made (the pipeline is invalid).
@@ -969,37 +972,32 @@ impl<'d> Validator<'d> {
         for (d, rendered) in drafts.iter().zip(rendered) {
             let mut needs = Vec::new();
             for (n, need) in rendered.iter().enumerate() {
-                if let Some(targets) = by_id.get(need.as_str()) {
-                    if total <= MAX_NEEDS && total + targets.len() > MAX_NEEDS {
-                        let at = self.need_at(d, n);
-                        self.error(
-                            "exe::config::too_many_needs",
-                            format!(
-                                "the jobs' `needs` make more than {MAX_NEEDS} dependencies \
-                                 (job `{}` needs `{need}`: {} jobs)",
-                                d.key,
-                                targets.len()
-                            ),
-                            at,
-                        )
-                        .help = Some(
-                            "a need on a matrix job means every one of its expansions: name one \
-                             (`build[os=linux]`), or put one job between the two matrices"
-                                .to_owned(),
-                        );
-                    }
-                    total = total.saturating_add(targets.len());
-                    if total <= MAX_NEEDS {
-                        needs.extend(targets.clone());
-                    }
+                let reference = JobRef::parse(need);
+                // Empty when the need names no job.
+                let targets: Vec<usize> = if let Some(range) = by_id.get(need.as_str()) {
+                    range.clone().collect()
                 } else {
+                    let ids = ids.get_or_insert_with(|| {
+                        drafts
+                            .iter()
+                            .map(|o| expanded_id(o.key, &o.matrix))
+                            .collect()
+                    });
+                    (ids.iter().enumerate())
+                        .filter(|(_, id)| reference.names(id))
+                        .map(|(i, _)| i)
+                        .collect()
+                };
+                if targets.is_empty() {
                     if !reported.insert((d.key, n)) {
                         continue;
                     }
                     let at = self.need_at(d, n);
                     // Not the job itself: needing itself would be a cycle.
                     let others = drafts.iter().map(|o| o.key).filter(|&k| k != d.key);
-                    let hint = did_you_mean(need, others)
+                    let ids = ids.as_deref().unwrap_or_default();
+                    let hint = (reference.miss(ids.iter().map(String::as_str)))
+                        .or_else(|| did_you_mean(need, others))
                         .unwrap_or_else(|| "`needs` lists ids of jobs in this pipeline".to_owned());
                     self.error(
                         "exe::config::unknown_need",
@@ -1007,6 +1005,29 @@ impl<'d> Validator<'d> {
                         at,
                     )
                     .help = Some(hint);
+                    continue;
+                }
+                if total <= MAX_NEEDS && total + targets.len() > MAX_NEEDS {
+                    let at = self.need_at(d, n);
+                    self.error(
+                        "exe::config::too_many_needs",
+                        format!(
+                            "the jobs' `needs` make more than {MAX_NEEDS} dependencies \
+                             (job `{}` needs `{need}`: {} jobs)",
+                            d.key,
+                            targets.len()
+                        ),
+                        at,
+                    )
+                    .help = Some(
+                        "a need on a matrix job means every one of its expansions: name one \
+                         (`build[os=linux]`), or put one job between the two matrices"
+                            .to_owned(),
+                    );
+                }
+                total = total.saturating_add(targets.len());
+                if total <= MAX_NEEDS {
+                    needs.extend(targets);
                 }
             }
             needs.sort_unstable();

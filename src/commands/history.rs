@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::cli::{ListFormat, MarkSuccessArgs, RunsArgs, ShowArgs, StatsArgs};
 use crate::clock::now_ms;
 use crate::error::Error;
+use crate::job_ref::JobRef;
 use crate::render;
 use crate::spec::parse_duration;
 use crate::store::{
@@ -143,20 +144,25 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
     let known = store.jobs(args.run)?;
     let (mut to_mark, mut already): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
     for job in &args.jobs {
-        let Some(row) = known.iter().find(|j| &j.id == job) else {
+        // A matrix job's name, or some of its pairs, marks each expansion it names.
+        let reference = JobRef::parse(job);
+        let mut rows = known.iter().filter(|j| reference.names(&j.id)).peekable();
+        if rows.peek().is_none() {
             return Err(crate::store::StoreError::UnknownJob {
                 run: args.run,
                 job: job.clone(),
             }
             .into());
-        };
-        let list = if row.state == "SUCCESS" {
-            &mut already
-        } else {
-            &mut to_mark
-        };
-        if !list.contains(&job.as_str()) {
-            list.push(job);
+        }
+        for row in rows {
+            let list = if row.state == "SUCCESS" {
+                &mut already
+            } else {
+                &mut to_mark
+            };
+            if !list.contains(&row.id.as_str()) {
+                list.push(&row.id);
+            }
         }
     }
     let done = |jobs: &[&str]| {

@@ -12,8 +12,9 @@ use super::history::{no_history, open_read};
 use crate::cli::LogsArgs;
 use crate::clock::now_ms;
 use crate::error::{EXIT_FAILED, Error};
+use crate::job_ref::JobRef;
 use crate::state::JobState;
-use crate::store::{AttemptRow, Store};
+use crate::store::{AttemptRow, JobRow, Store};
 
 /// How often a follower asks the history and the log again.
 const POLL: Duration = Duration::from_millis(200);
@@ -21,11 +22,35 @@ const POLL: Duration = Duration::from_millis(200);
 pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
     let store = open_read(db)?.ok_or_else(|| no_history(db))?;
     let jobs = store.jobs(args.run)?;
-    let Some(job) = jobs.iter().find(|j| j.id == args.job) else {
-        return Err(Error::Usage {
-            message: format!("run {} has no job `{}`", args.run, args.job),
-            help: Some(show_help(args.run)),
-        });
+    let reference = JobRef::parse(&args.job);
+    let named: Vec<&JobRow> = jobs.iter().filter(|j| reference.names(&j.id)).collect();
+    let job = match named[..] {
+        [job] => job,
+        [] => {
+            return Err(Error::Usage {
+                message: format!("run {} has no job `{}`", args.run, args.job),
+                help: Some(show_help(args.run)),
+            });
+        }
+        _ => {
+            const LISTED: usize = 5;
+            let mut ids: Vec<&str> = named.iter().take(LISTED).map(|j| j.id.as_str()).collect();
+            let more = named.len().saturating_sub(LISTED);
+            let more = format!(" and {more} more");
+            if named.len() > LISTED {
+                ids.push(&more);
+            }
+            return Err(Error::Usage {
+                message: format!(
+                    "`{}` names {} jobs of run {}: {}",
+                    args.job,
+                    named.len(),
+                    args.run,
+                    ids.join(", ")
+                ),
+                help: Some("name one of them".to_owned()),
+            });
+        }
     };
     let follow_job = args.follow && args.attempt.is_none();
     let history = History {
@@ -39,7 +64,7 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
             return Err(Error::Usage {
                 message: format!(
                     "job `{}` has no attempt {n} in run {} (it has {})",
-                    args.job, args.run, job.attempts
+                    job.id, args.run, job.attempts
                 ),
                 help: None,
             });
@@ -47,10 +72,10 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
         None if job.attempts > 0 => job.attempts,
         None if follow_job => match history.next_attempt(job.index, 0)? {
             Next::Attempt(n) => n,
-            Next::None => return Err(did_not_run(args)),
+            Next::None => return Err(did_not_run(&job.id, args.run)),
             Next::Gone => return Ok(EXIT_FAILED),
         },
-        None => return Err(did_not_run(args)),
+        None => return Err(did_not_run(&job.id, args.run)),
     };
     let mut stdout = std::io::stdout().lock();
     loop {
@@ -187,10 +212,10 @@ impl History<'_> {
     }
 }
 
-fn did_not_run(args: &LogsArgs) -> Error {
+fn did_not_run(job: &str, run: i64) -> Error {
     Error::Usage {
-        message: format!("job `{}` did not run in run {}", args.job, args.run),
-        help: Some(show_help(args.run)),
+        message: format!("job `{job}` did not run in run {run}"),
+        help: Some(show_help(run)),
     }
 }
 

@@ -580,3 +580,49 @@ fn columns_count_characters_in_every_format() {
     let zzz = &report["diagnostics"][1]["range"]["start"];
     assert_eq!((&zzz["line"], &zzz["column"]), (&3.into(), &15.into()));
 }
+
+#[test]
+fn matrix_jobs_are_named_by_some_of_their_pairs_in_any_order() {
+    let sb = Sandbox::new();
+    let matrix = "[jobs.build]\ncommand = \"true\"\nmatrix = { os = [\"linux\", \"mac\"], arch = [\"x86\", \"arm\"] }\n";
+    sb.file(
+        "p.toml",
+        format!("{matrix}[jobs.test]\ncommand = \"true\"\nneeds = [\"build[os=linux,arch=x86]\", \"build[os=mac]\"]\n"),
+    );
+    let plan = sb.exe(&["plan", "--format", "json", "p.toml"]);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let test = &plan["jobs"].as_array().unwrap()[4];
+    assert_eq!(
+        test["needs"],
+        serde_json::json!([
+            "build[arch=x86,os=linux]",
+            "build[arch=x86,os=mac]",
+            "build[arch=arm,os=mac]"
+        ])
+    );
+    let only = sb.exe(&["plan", "p.toml", "--only", "build[arch=arm]"]);
+    only.assert_stdout_has("Plan: 2 to run, 3 skipped.");
+
+    for (need, help) in [
+        (
+            "build[os=macos]",
+            "`build`'s matrix key `os` has no value `macos`; its values: `linux`, `mac`",
+        ),
+        (
+            "build[cpu=arm]",
+            "`build` has no matrix key `cpu`; its keys: `arch`, `os`",
+        ),
+    ] {
+        sb.file(
+            "bad.toml",
+            format!("{matrix}[jobs.test]\ncommand = \"true\"\nneeds = [\"{need}\"]\n"),
+        );
+        let run = sb.exe(&["lint", "--format", "json", "bad.toml"]);
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(
+            report["diagnostics"][0]["code"],
+            "exe::config::unknown_need"
+        );
+        assert_eq!(report["diagnostics"][0]["help"], help);
+    }
+}

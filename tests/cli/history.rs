@@ -1199,3 +1199,39 @@ fn a_run_stopped_after_its_last_job_succeeded_has_nothing_to_resume() {
     let runs = json(&sb.exe(&["runs", "--format", "json"]));
     assert_eq!(runs.as_array().unwrap().len(), 1, "nothing recorded");
 }
+
+#[test]
+fn logs_and_mark_success_name_matrix_jobs_by_their_pairs() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.build]\ncommand = \"echo {{ matrix.os }}-{{ matrix.arch }}; test {{ matrix.arch }} = x86\"\nmatrix = { os = [\"linux\", \"mac\"], arch = [\"x86\", \"arm\"] }\n",
+    );
+    assert_eq!(
+        sb.exe(&["apply", "-q", "--continue-on-error", "p.toml"])
+            .code,
+        1
+    );
+    let logs = sb.exe(&["logs", "1", "build[os=mac,arch=arm]"]);
+    assert_eq!(
+        (logs.code, logs.stdout.as_str()),
+        (0, "mac-arm\n"),
+        "{}",
+        logs.stderr
+    );
+    let several = sb.exe(&["logs", "1", "build[os=linux]"]);
+    assert_eq!(several.code, 2);
+    several.assert_stderr_has(
+        "`build[os=linux]` names 2 jobs of run 1: build[arch=x86,os=linux], build[arch=arm,os=linux]",
+    );
+    // Both `arm` expansions failed; the name marks them, and says the others succeeded.
+    let mark = sb.exe(&["mark-success", "1", "build", "--reason", "by hand", "--yes"]);
+    assert_eq!(mark.code, 0, "{}", mark.stderr);
+    mark.assert_stderr_has("build[arch=x86,os=linux], build[arch=x86,os=mac] already succeeded");
+    mark.assert_stderr_has("Recorded build[arch=arm,os=linux], build[arch=arm,os=mac] of run 1");
+    let shown = json(&sb.exe(&["show", "1", "--format", "json"]));
+    let states: Vec<&str> = (shown["jobs"].as_array().unwrap().iter())
+        .map(|j| j["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["SUCCESS"; 4]);
+}
