@@ -34,6 +34,11 @@ impl<'a> JobRef<'a> {
         }
     }
 
+    /// The job's name, without its pairs.
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
     /// Whether it names the job with this id (as exe writes ids).
     pub fn names(&self, id: &str) -> bool {
         let (name, inner) = split(id);

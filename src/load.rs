@@ -598,7 +598,7 @@ fn parse_set(set: &str) -> Result<FValue, String> {
     Ok(value)
 }
 
-/// Splits `a."b.c".d` into `["a", "b.c", "d"]`.
+/// Splits `a."b.c".d` into `["a", "b.c", "d"]`, and `a.b[v=1.2].c` into `["a", "b[v=1.2]", "c"]`.
 pub fn split_path(path: &str) -> Option<Vec<String>> {
     let mut parts = Vec::new();
     let mut rest = path.trim();
@@ -608,7 +608,19 @@ pub fn split_path(path: &str) -> Option<Vec<String>> {
             parts.push(quoted[..end].to_owned());
             rest = &quoted[end + 1..];
         } else {
-            let end = rest.find('.').unwrap_or(rest.len());
+            // A matrix expansion's id keeps its dots: `jobs.build[version=3.12].timeout`.
+            let mut depth = 0usize;
+            let end = rest
+                .char_indices()
+                .find(|&(_, c)| {
+                    match c {
+                        '[' => depth += 1,
+                        ']' => depth = depth.saturating_sub(1),
+                        _ => {}
+                    }
+                    c == '.' && depth == 0
+                })
+                .map_or(rest.len(), |(i, _)| i);
             parts.push(rest[..end].to_owned());
             rest = &rest[end..];
         }
@@ -986,6 +998,10 @@ mod tests {
         assert_eq!(
             split_path("jobs.\"a.b\".timeout").unwrap(),
             ["jobs", "a.b", "timeout"]
+        );
+        assert_eq!(
+            split_path("jobs.build[os=linux,version=3.12].timeout").unwrap(),
+            ["jobs", "build[os=linux,version=3.12]", "timeout"]
         );
         assert!(split_path("jobs..x").is_none());
         assert!(split_path("").is_none());

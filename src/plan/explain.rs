@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use serde_json::{Map, Value, json};
 
 use crate::diagnostic::{At, Diagnostic, did_you_mean, position};
+use crate::job_ref::JobRef;
 use crate::load::{Document, dotted, split_path};
 use crate::model::Pipeline;
 use crate::plan::{duration_text, tidy_path};
@@ -106,10 +107,17 @@ impl<'a> Explainer<'a> {
         };
         // A matrix expansion's fields are the matrix job's fields.
         if parts.len() >= 2 && parts[0] == "jobs" && parts[1].contains('[') {
-            let expanded = self.pipeline.jobs.iter().any(|j| j.id.0 == parts[1]);
-            if expanded {
-                let base = parts[1].split('[').next().unwrap_or_default().to_owned();
-                parts[1] = base;
+            let reference = JobRef::parse(&parts[1]);
+            let ids = || self.pipeline.jobs.iter().map(|j| j.id.0.as_str());
+            if ids().any(|id| reference.names(id)) {
+                let name = reference.name().to_owned();
+                parts[1] = name;
+            } else if let Some(help) = reference.miss(ids()) {
+                return Err(Diagnostic::error(
+                    "exe::cli::unknown_explain",
+                    format!("`--explain {text}`: there is no job `{}`", parts[1]),
+                )
+                .help(help));
             }
         }
         self.check(&parts).map_err(|(message, help)| {
@@ -244,14 +252,29 @@ impl<'a> Explainer<'a> {
                         format!("`{}`", dotted(here))
                     };
                     let keys: Vec<&str> = keys.collect();
-                    let help = did_you_mean(part, keys.iter().copied()).or_else(|| {
-                        match keys.len() {
-                            0 => None,
-                            // A short list helps; a 100,000-job list does not.
-                            1..=12 => Some(format!("{what} has: {}", keys.join(", "))),
-                            n => Some(format!("{what} has {n} entries; none is close")),
-                        }
+                    // `jobs.deploy.prod.timeout` for the job `deploy.prod`.
+                    let quoted = (i + 2..=parts.len()).find_map(|end| {
+                        let key = parts[i..end].join(".");
+                        keys.contains(&key.as_str()).then(|| {
+                            let path: Vec<String> = (here
+                                .iter()
+                                .cloned()
+                                .chain([key])
+                                .chain(parts[end..].iter().cloned()))
+                            .collect();
+                            format!("a key with dots is quoted: `{}`", dotted(&path))
+                        })
                     });
+                    let help = quoted
+                        .or_else(|| did_you_mean(part, keys.iter().copied()))
+                        .or_else(|| {
+                            match keys.len() {
+                                0 => None,
+                                // A short list helps; a 100,000-job list does not.
+                                1..=12 => Some(format!("{what} has: {}", keys.join(", "))),
+                                n => Some(format!("{what} has {n} entries; none is close")),
+                            }
+                        });
                     return Err((format!("there is no `{part}` in {what}"), help));
                 };
                 match entry_schema {

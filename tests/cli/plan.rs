@@ -407,6 +407,46 @@ fn explain_rejects_unknown_paths_with_suggestions() {
 }
 
 #[test]
+fn explain_takes_matrix_ids_and_keys_with_dots() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.build]\ncommand = \"make\"\nmatrix = { os = [\"linux\"], version = [\"3.11\", \"3.12\"] }\n\
+         [jobs.\"deploy.prod\"]\ncommand = \"true\"\ntimeout = \"5s\"\n",
+    );
+    // A value with a dot, and the pairs in another order than the id's.
+    let run = sb.exe(&[
+        "plan",
+        "p.toml",
+        "--explain",
+        "jobs.build[version=3.12,os=linux].command",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_stdout_has("jobs.build.command = \"make\"");
+    let run = sb.exe(&[
+        "plan",
+        "p.toml",
+        "--explain",
+        "jobs.\"deploy.prod\".timeout",
+    ]);
+    run.assert_stdout_has("jobs.\"deploy.prod\".timeout = \"5s\"");
+    for (path, help) in [
+        (
+            "jobs.deploy.prod.timeout",
+            "a key with dots is quoted: `jobs.\"deploy.prod\".timeout`",
+        ),
+        (
+            "jobs.build[version=3.13].command",
+            "`build`'s matrix key `version` has no value `3.13`; its values: `3.11`, `3.12`",
+        ),
+    ] {
+        let run = sb.exe(&["plan", "p.toml", "--explain", path]);
+        assert_eq!(run.code, 2, "{path}: {}", run.stderr);
+        run.assert_stderr_has(help);
+    }
+}
+
+#[test]
 fn explain_masks_secret_values() {
     let sb = Sandbox::new();
     sb.file("p.toml", SECRETS);
