@@ -577,10 +577,18 @@ pub fn to_figment(node: &Node) -> FValue {
 
 /// `path.to.key=value` as a nested value. Quote a part that holds dots: `jobs."a.b".timeout`.
 fn parse_set(set: &str) -> Result<FValue, String> {
-    let (path, value) = set
-        .split_once('=')
+    // `jobs.build[os=linux].timeout=5s` is a path and a value.
+    let (path, value) = outside_brackets(set, '=')
+        .map(|i| (&set[..i], &set[i + 1..]))
         .ok_or_else(|| format!("`--set {set}` has no `=`"))?;
     let parts = split_path(path).ok_or_else(|| format!("`{path}` is not a key path"))?;
+    if parts[0] == "jobs"
+        && let Some((name, _)) = parts.get(1).and_then(|id| id.split_once('['))
+    {
+        return Err(format!(
+            "`{path}`: --set changes a matrix job for all its expansions: `jobs.{name}.…`"
+        ));
+    }
     if !TOP_LEVEL_KEYS.contains(&parts[0].as_str()) {
         let hint = did_you_mean(&parts[0], TOP_LEVEL_KEYS.iter().copied()).unwrap_or_default();
         return Err(format!("unknown key `{}` {hint}", parts[0])
@@ -598,6 +606,21 @@ fn parse_set(set: &str) -> Result<FValue, String> {
     Ok(value)
 }
 
+/// The byte index of the first `wanted` in `text` that is not inside `[...]`.
+fn outside_brackets(text: &str, wanted: char) -> Option<usize> {
+    let mut depth = 0usize;
+    text.char_indices()
+        .find(|&(_, c)| {
+            match c {
+                '[' => depth += 1,
+                ']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            c == wanted && depth == 0
+        })
+        .map(|(i, _)| i)
+}
+
 /// Splits `a."b.c".d` into `["a", "b.c", "d"]`, and `a.b[v=1.2].c` into `["a", "b[v=1.2]", "c"]`.
 pub fn split_path(path: &str) -> Option<Vec<String>> {
     let mut parts = Vec::new();
@@ -609,18 +632,7 @@ pub fn split_path(path: &str) -> Option<Vec<String>> {
             rest = &quoted[end + 1..];
         } else {
             // A matrix expansion's id keeps its dots: `jobs.build[version=3.12].timeout`.
-            let mut depth = 0usize;
-            let end = rest
-                .char_indices()
-                .find(|&(_, c)| {
-                    match c {
-                        '[' => depth += 1,
-                        ']' => depth = depth.saturating_sub(1),
-                        _ => {}
-                    }
-                    c == '.' && depth == 0
-                })
-                .map_or(rest.len(), |(i, _)| i);
+            let end = outside_brackets(rest, '.').unwrap_or(rest.len());
             parts.push(rest[..end].to_owned());
             rest = &rest[end..];
         }
@@ -1020,5 +1032,13 @@ mod tests {
                 .contains("did you mean `max_parallel`")
         );
         assert!(parse_set("nothing").is_err());
+        let v = parse_set("env.A=b=c").unwrap();
+        let a = find(&v, &["env".into(), "A".into()]).unwrap();
+        assert_eq!(a.as_str(), Some("b=c"));
+        assert!(
+            parse_set("jobs.build[os=linux].timeout=5s")
+                .unwrap_err()
+                .contains("for all its expansions: `jobs.build.…`")
+        );
     }
 }
