@@ -144,7 +144,24 @@ pub fn load_text(
             jobs,
         });
     } else {
-        layers.extend(loader.includes(main)?.into_iter().map(Layer::File));
+        let (files, problems) = loader.includes(main);
+        layers.extend(files.into_iter().map(Layer::File));
+        if problems.iter().any(Diagnostic::is_error) {
+            // The files that did load are still checked, so that one broken include does
+            // not hide their problems; nothing more (their jobs may need the broken one's).
+            let provenance = Provenance {
+                trees: loader.trees,
+                layers,
+                profile: None,
+            };
+            let mut diagnostics = problems;
+            if let Err(extracted) = extract(&provenance) {
+                diagnostics.extend(extracted.errors);
+            }
+            diagnostics.append(&mut loader.warnings);
+            return Err(diagnostics.into());
+        }
+        loader.warnings.extend(problems);
     }
     if let Some(profile) = &options.profile {
         // Only the files' `profiles` are merged to look the profile up.
@@ -320,8 +337,10 @@ impl Loader {
         Ok(self.trees.len() - 1)
     }
 
-    /// Every file to merge, includes first (depth first, in order), each once; `main` last.
-    fn includes(&mut self, main: usize) -> Result<Vec<usize>, Vec<Diagnostic>> {
+    /// Every file to merge, includes first (depth first, in order), each once; `main` last;
+    /// and the problems met on the way: errors (a file unreadable, unparsable, legacy, or in a
+    /// cycle) and warnings (an include glob that matches nothing).
+    fn includes(&mut self, main: usize) -> (Vec<usize>, Vec<Diagnostic>) {
         let mut order = Vec::new();
         let mut done = HashSet::new();
         let mut errors = Vec::new();
@@ -409,14 +428,7 @@ impl Loader {
                 Err(e) => errors.extend(e),
             }
         }
-        // Warnings (an include glob that matches nothing) must not stop the load; when an
-        // error does, they are reported with it.
-        if errors.iter().any(Diagnostic::is_error) {
-            Err(errors)
-        } else {
-            self.warnings.extend(errors);
-            Ok(order)
-        }
+        (order, errors)
     }
 
     /// The paths a file's `include` names, globs expanded (sorted), relative to the file.

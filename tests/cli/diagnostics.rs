@@ -549,6 +549,26 @@ fn an_include_warning_is_kept_when_another_include_fails() {
 }
 
 #[test]
+fn a_broken_include_does_not_hide_the_other_files_problems() {
+    let sb = Sandbox::new();
+    sb.file("a.toml", "[jobs.y]\ncommand = \"true\"\ncomand = \"x\"\n");
+    sb.file("b.toml", "[jobs.z\ncommand = \"true\"\n");
+    sb.file(
+        "p.toml",
+        "include = [\"a.toml\", \"b.toml\"]\nmax_parallel = \"two\"\n[jobs.x]\ncommand = \"true\"\n",
+    );
+    assert_eq!(messages_of(&sb, "p.toml", "exe::config::syntax").len(), 1);
+    assert_eq!(
+        messages_of(&sb, "p.toml", "exe::config::unknown_key"),
+        ["unknown key `comand` in `jobs.y`"]
+    );
+    assert_eq!(
+        messages_of(&sb, "p.toml", "exe::config::invalid_type").len(),
+        1
+    );
+}
+
+#[test]
 fn a_template_no_job_uses_is_checked_once() {
     let sb = Sandbox::new();
     // `u` extends `t`, which extends a template that does not exist; no job uses either.
