@@ -267,7 +267,10 @@ pub(super) fn stats(args: &StatsArgs, out: super::Output, db: &Path) -> Result<i
             };
             let entry = by_job.entry(job.id.clone()).or_default();
             entry.0.push(end - start);
-            entry.1 += usize::from(matches!(job.state.as_str(), "FAILED" | "TIMEOUT"));
+            // What ran, not what was recorded since: a failure later marked successful
+            // still failed.
+            let failed = matches!(last.outcome.as_deref(), Some("FAILED" | "TIMEOUT"));
+            entry.1 += usize::from(failed);
         }
     }
     let rows: Vec<JobStats> = by_job

@@ -652,6 +652,11 @@ fn stats_give_durations_and_failure_rates_per_job() {
         (b["runs"].as_u64(), b["failed"].as_u64()),
         (Some(2), Some(0))
     );
+    // Marking the failure successful does not make it a success in the statistics.
+    let mark = sb.exe(&["mark-success", "1", "b", "--reason", "by hand", "--yes"]);
+    assert_eq!(mark.code, 0, "{}", mark.stderr);
+    let stats = json(&sb.exe(&["stats", "--format", "json"]));
+    assert_eq!(job_stats(&stats, "b")["failed"], 1);
     let text = sb.exe(&["stats"]);
     assert!(
         text.stdout
