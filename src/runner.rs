@@ -38,6 +38,7 @@ use crate::model::Pipeline;
 use crate::process::{self, AttemptSpec, Exit, Finished, Running, Usage};
 use crate::progress::Progress;
 use crate::scheduler::{Config, Outcome, Scheduler};
+use crate::secrets::Masker;
 use crate::selection::Disposition;
 use crate::signals;
 use crate::spec::format_duration;
@@ -179,6 +180,8 @@ pub struct Options<'a> {
     pub cancel: Option<Cancel>,
     /// Takes what a job with `inputs` starts with, recorded with its first RUNNING.
     pub fingerprints: &'a Fingerprinter<'a>,
+    /// Hides secret values in the reasons exe writes (a check's failure can quote one).
+    pub masker: &'a Masker,
 }
 
 /// Stops a run from another thread; each call counts as one Ctrl-C (the second kills at
@@ -912,23 +915,25 @@ impl<'a> Runner<'a> {
                     Some(done.exit),
                 ),
             },
+            // These reasons quote a check's path or command, or a rendering error: text a
+            // secret can be in.
             (None, Ended::PostCheckFailed { reason, .. }) => (
                 Outcome::Failed {
                     exit_code: Some(0),
-                    reason: format!("post-check failed: {reason}"),
+                    reason: format!("post-check failed: {}", self.options.masker.mask(reason)),
                 },
                 Some(Exit::Code(0)),
             ),
             (None, Ended::PreCheckFailed(reason)) => (
                 Outcome::PreCheckFailed {
-                    reason: reason.clone(),
+                    reason: self.options.masker.mask(reason).into_owned(),
                 },
                 None,
             ),
             (None, Ended::Error(reason)) => (
                 Outcome::Failed {
                     exit_code: None,
-                    reason: reason.clone(),
+                    reason: self.options.masker.mask(reason).into_owned(),
                 },
                 None,
             ),

@@ -210,6 +210,7 @@ pub(super) fn execute(
         config,
         cancel,
         fingerprints: &fingerprinter,
+        masker: &masker,
     };
     // Without the thread, SQLite checkpoints inside the commit that crosses the threshold,
     // while the next job waits. Started after `create_run` on purpose: a WAL left over the

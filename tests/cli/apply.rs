@@ -715,3 +715,23 @@ fn dry_run_shows_the_failure_policy_asked_for_and_refuses_a_resume() {
     assert_eq!(resume.code, 2, "{}", resume.stderr);
     resume.assert_stderr_has("--dry-run does not show a resume");
 }
+
+#[test]
+fn secrets_in_check_failures_are_masked_on_screen_and_in_the_history() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[env]\nDB_PASSWORD = \"hunter2xyz\"\n\
+         [jobs.a]\ncommand = \"true\"\npre_checks = [{ check = \"file_exists\", path = \"/tmp/${DB_PASSWORD}/f\" }]\n\
+         [jobs.b]\ncommand = \"true\"\npost_checks = [{ check = \"command\", run = \"test hunter2xyz = nope\" }]\n",
+    );
+    let run = sb.exe(&["apply", "--continue-on-error", "p.toml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.assert_stderr_has("/tmp/***/f does not exist");
+    run.assert_stderr_has("check `test *** = nope` exited with 1");
+    let shown = sb.exe(&["show", "1", "--format", "json"]);
+    assert!(shown.stdout.contains("/tmp/***/f"), "{}", shown.stdout);
+    for out in [&run.stdout, &run.stderr, &shown.stdout] {
+        assert!(!out.contains("hunter2xyz"), "{out}");
+    }
+}
