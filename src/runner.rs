@@ -1013,7 +1013,8 @@ impl<'a> Runner<'a> {
             Some(stop) => stop.kill_at,
             None => l.deadline,
         });
-        let wakeup = self.scheduler.next_wakeup().map(|at| self.t0 + at);
+        // A retry's wait grows with its backoff, past what an Instant can hold: never then.
+        let wakeup = (self.scheduler.next_wakeup()).and_then(|at| self.t0.checked_add(at));
         live.chain(wakeup)
             .chain(Some(self.next_heartbeat))
             .chain(self.groups_due)

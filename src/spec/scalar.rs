@@ -27,8 +27,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text.is_empty() {
         return Err(bad());
     }
+    let checked = |seconds: f64| {
+        seconds_to_duration(seconds).map_err(|long| if long { too_long(text) } else { bad() })
+    };
     if let Ok(seconds) = text.parse::<f64>() {
-        return seconds_to_duration(seconds).ok_or_else(bad);
+        return checked(seconds);
     }
     let mut total = 0.0f64;
     let mut rest = text;
@@ -55,13 +58,28 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         total += number * scale;
         rest = rest[unit_len..].trim_start();
     }
-    seconds_to_duration(total).ok_or_else(bad)
+    checked(total)
 }
 
-fn seconds_to_duration(seconds: f64) -> Option<Duration> {
-    (seconds.is_finite() && seconds >= 0.0)
-        .then(|| Duration::try_from_secs_f64(seconds).ok())
-        .flatten()
+/// The longest duration the format takes: 100 years. Longer ones are typos, and a deadline
+/// that far past now cannot be represented as a point in time.
+pub const MAX_DURATION: Duration = Duration::from_hours(100 * 365 * 24);
+
+/// A number of seconds as a duration; `Err(true)` when it is above [`MAX_DURATION`],
+/// `Err(false)` when it is negative or not a number.
+fn seconds_to_duration(seconds: f64) -> Result<Duration, bool> {
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return Err(false);
+    }
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or(true)
+}
+
+/// The error for a duration above [`MAX_DURATION`].
+fn too_long(v: impl fmt::Display) -> String {
+    format!("invalid duration `{v}`: at most 100 years (\"36500d\")")
 }
 
 /// The shortest text form of a duration, as `exe migrate` writes it.
@@ -103,20 +121,24 @@ impl<'de> Deserialize<'de> for DurationSpec {
                 parse_duration(v).map(DurationSpec).map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(DurationSpec(Duration::from_secs(v)))
+                Some(Duration::from_secs(v))
+                    .filter(|d| *d <= MAX_DURATION)
+                    .map(DurationSpec)
+                    .ok_or_else(|| E::custom(too_long(v)))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                u64::try_from(v)
-                    .map(|v| DurationSpec(Duration::from_secs(v)))
-                    .map_err(|_| {
-                        E::custom(format!("invalid duration `{v}`: it cannot be negative"))
-                    })
+                let v = u64::try_from(v).map_err(|_| {
+                    E::custom(format!("invalid duration `{v}`: it cannot be negative"))
+                })?;
+                self.visit_u64(v)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                seconds_to_duration(v).map(DurationSpec).ok_or_else(|| {
-                    E::custom(format!(
-                        "invalid duration `{v}`: expected a non-negative number of seconds"
-                    ))
+                seconds_to_duration(v).map(DurationSpec).map_err(|long| {
+                    E::custom(if long {
+                        too_long(v)
+                    } else {
+                        format!("invalid duration `{v}`: expected a non-negative number of seconds")
+                    })
                 })
             }
         }
@@ -480,6 +502,15 @@ mod tests {
         }
         for bad in ["", "5x", "-1s", "m", "1.2.3s", "nan", "inf", "1e400"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("36500d"), Ok(MAX_DURATION));
+        for long in ["36501d", "1e19", "876001h"] {
+            assert_eq!(
+                parse_duration(long),
+                Err(format!(
+                    "invalid duration `{long}`: at most 100 years (\"36500d\")"
+                ))
+            );
         }
     }
 

@@ -228,3 +228,26 @@ fn a_working_dir_that_is_a_file_and_a_stray_stdin_filename_are_named_for_what_th
     assert_eq!(stray.code, 2, "{}", stray.stderr);
     stray.assert_stderr_has("--stdin-filename names standard input, and no `-` reads it");
 }
+
+#[test]
+fn durations_past_a_hundred_years_are_errors_not_panics() {
+    let sb = Sandbox::new();
+    for (value, shown) in [
+        ("1e19", "10000000000000000000"),
+        ("4000000000", "4000000000"),
+        ("\"5000000h\"", "5000000h"),
+    ] {
+        sb.file(
+            "p.toml",
+            format!("[jobs.a]\ncommand = \"true\"\ntimeout = {value}\n"),
+        );
+        let lint = sb.exe(&["lint", "p.toml"]);
+        assert_eq!(lint.code, 1, "{value}: {}", lint.stdout);
+        lint.assert_stdout_has(&format!("invalid duration `{shown}`: at most 100 years"));
+        let apply = sb.exe(&["apply", "p.toml"]);
+        assert_eq!(apply.code, 2, "{value}: {}", apply.stderr);
+    }
+    let watch = sb.exe(&["watch", "p.toml", "--debounce", "1e19"]);
+    assert_eq!(watch.code, 2, "{}", watch.stderr);
+    watch.assert_stderr_has("at most 100 years");
+}
