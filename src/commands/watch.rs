@@ -1,6 +1,7 @@
 //! `exe watch`: the watch loop ([`crate::watch`]) around `apply`'s load and run, with one
-//! history opened for every run.
+//! history opened for every run (opened again if its file is removed or replaced meanwhile).
 
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use super::apply;
@@ -30,6 +31,7 @@ pub(super) fn run(args: &WatchArgs, out: super::Output, db: &Path) -> Result<i32
     }
     let mut store = apply::open_store(db, apply_args)?;
     apply::close_orphans(&mut store, out.quiet)?;
+    let mut opened = identity(db);
     let settings = Settings {
         db: db.to_path_buf(),
         debounce: args.debounce,
@@ -64,6 +66,19 @@ pub(super) fn run(args: &WatchArgs, out: super::Output, db: &Path) -> Result<i32
         },
         |pipeline, cancel| {
             let dispositions = apply::select(pipeline, apply_args)?;
+            if identity(db) != opened {
+                // Deleted (`git clean`), moved aside or replaced since it was opened: the
+                // open connection would record into a file no one can find any more.
+                store = apply::open_store(db, apply_args)?;
+                apply::close_orphans(&mut store, out.quiet)?;
+                opened = identity(db);
+                if !out.quiet {
+                    stderrln!(
+                        "note: the history {} was removed or replaced; recording there anew",
+                        db.display()
+                    );
+                }
+            }
             apply::execute(
                 apply_args,
                 out,
@@ -75,6 +90,11 @@ pub(super) fn run(args: &WatchArgs, out: super::Output, db: &Path) -> Result<i32
             )
         },
     )
+}
+
+/// Which file is at `path` now (device and inode), if any.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// The file a problem is in (an include that broke is watched for its fix).

@@ -390,3 +390,23 @@ fn running_out_of_inotify_watches_says_how_to_raise_the_limit() {
         "it ran unwatched"
     );
 }
+
+#[test]
+fn a_history_removed_while_watching_is_made_again_for_the_next_run() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"echo one\"\n");
+    let watch = Watching::start(&sb, &["p.toml"]);
+    watch.wait_idle(1);
+    // As `git clean -fdx` would, or moving a damaged history aside.
+    std::fs::remove_dir_all(sb.path().join(".exe")).unwrap();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"echo two\"\n");
+    watch.wait_idle(2);
+    let stderr = watch.stop_after(Duration::ZERO);
+    assert!(
+        stderr.contains("the history .exe/history.db was removed or replaced"),
+        "{stderr}"
+    );
+    let runs = sb.exe(&["runs", "--format", "json"]);
+    let runs: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1, "the second run is on record");
+}
