@@ -9,6 +9,7 @@
 //! Nothing here spawns a process or writes a file.
 
 mod provenance;
+mod tables;
 mod words;
 
 use std::collections::{HashMap, HashSet};
@@ -692,11 +693,14 @@ fn merged(p: &Provenance) -> FValue {
 /// Deserializes the merged document; on failure, isolates each key so that every problem
 /// is reported, not just the first serde meets, and extracts what remains without them.
 fn extract(p: &Provenance) -> Result<PipelineSpec, Extracted> {
-    if let Some(spec) = extract_by_job(merged(p)) {
+    let root = merged(p);
+    let mut found = tables::lists_for_tables(&root);
+    if found.is_empty()
+        && let Some(spec) = extract_by_job(root)
+    {
         return Ok(spec);
     }
     let root = merged(p);
-    let mut found = Vec::new();
     isolate_pipeline(&root, &[], &mut found);
     let errors = found
         .iter()

@@ -646,3 +646,21 @@ fn matrix_jobs_are_named_by_some_of_their_pairs_in_any_order() {
         assert_eq!(report["diagnostics"][0]["help"], help);
     }
 }
+
+#[test]
+fn a_list_where_a_table_belongs_is_an_error_not_fields_in_order() {
+    let sb = Sandbox::new();
+    // A Taskfile habit: a list of commands. serde would read it as command, description.
+    sb.file(
+        "p.yaml",
+        "jobs:\n  a: [\"echo x\", \"echo y\"]\n  b:\n    command: \"true\"\n    retry: [3, \"10ms\"]\n",
+    );
+    assert_eq!(
+        messages_of(&sb, "p.yaml", "exe::config::invalid_type"),
+        [
+            "`jobs.a` must be a table of keys, found a list",
+            "`jobs.b.retry` must be a table of keys, found a list"
+        ]
+    );
+    assert_eq!(sb.exe(&["apply", "p.yaml"]).code, 2);
+}

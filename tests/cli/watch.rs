@@ -408,5 +408,9 @@ fn a_history_removed_while_watching_is_made_again_for_the_next_run() {
     );
     let runs = sb.exe(&["runs", "--format", "json"]);
     let runs: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
-    assert_eq!(runs.as_array().unwrap().len(), 1, "the second run is on record");
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        1,
+        "the second run is on record"
+    );
 }
