@@ -370,6 +370,23 @@ impl<'d> Validator<'d> {
             )
             .help = Some("add jobs under `jobs`; `exe init` writes an example".to_owned());
         }
+        if let Some(notify) = &spec.notify
+            && (notify.email.is_some() || notify.webhook.is_some())
+        {
+            // Silence would let a failed run go unnoticed by those who expect the mail (the
+            // older tool's `email_address` becomes `notify.email`).
+            let at = self.at_key(&[path(&["notify"])]);
+            self.warn(
+                "exe::config::notify_not_sent",
+                "`notify` is set, but this version of exe sends no e-mail or webhook".to_owned(),
+                at,
+            )
+            .help = Some(
+                "the settings are checked and kept for when sending is implemented; until \
+                 then, watch `exe apply`'s exit code or `exe runs --status failed`"
+                    .to_owned(),
+            );
+        }
         let mut drafts = Vec::with_capacity(jobs.map_or(0, IndexMap::len));
         for (key, job) in jobs.into_iter().flatten() {
             if !JobId::is_valid(key) {

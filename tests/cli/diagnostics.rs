@@ -664,3 +664,21 @@ fn a_list_where_a_table_belongs_is_an_error_not_fields_in_order() {
     );
     assert_eq!(sb.exe(&["apply", "p.yaml"]).code, 2);
 }
+
+#[test]
+fn notify_settings_warn_that_nothing_is_sent_yet() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[notify.webhook]\nurl = \"https://hooks.example.com/x\"\n[jobs.a]\ncommand = \"true\"\n",
+    );
+    sb.file(
+        "only.toml",
+        "[notify]\non_failure = true\n[jobs.a]\ncommand = \"true\"\n",
+    );
+    assert_eq!(
+        messages_of(&sb, "p.toml", "exe::config::notify_not_sent"),
+        ["`notify` is set, but this version of exe sends no e-mail or webhook"]
+    );
+    assert!(messages_of(&sb, "only.toml", "exe::config::notify_not_sent").is_empty());
+}

@@ -42,8 +42,14 @@ fn legacy_example_migrates_to_every_format_with_the_same_meaning() {
             &out,
         ]);
         assert_eq!(run.code, 0, "{}", run.stderr);
-        let lint = sb.exe(&["lint", "--deny-warnings", &out]);
+        // No warning but the one any file with `notify` gets: nothing is sent yet.
+        let lint = sb.exe(&["lint", "--format", "json", &out]);
         assert_eq!(lint.code, 0, "{format}: {}", lint.stdout);
+        let report: serde_json::Value = serde_json::from_str(&lint.stdout).unwrap();
+        let codes: Vec<&str> = (report["diagnostics"].as_array().unwrap().iter())
+            .map(|d| d["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(codes, ["exe::config::notify_not_sent"], "{format}");
         let migrated = sb.path().join(&out);
         assert_eq!(
             meaning(&original),
