@@ -29,6 +29,13 @@ pub(super) fn run(args: &WatchArgs, out: super::Output, db: &Path) -> Result<i32
         // `apply` would, and stop instead of waiting for the file to appear.
         super::load_pipeline(&apply_args.run, &process_env)?;
     }
+    if !apply_args.run.only.is_empty() || !apply_args.run.skip.is_empty() {
+        // Likewise an `--only` or `--skip` id the pipeline does not have, when it loads:
+        // waiting would not fix a mistyped flag.
+        if let Ok(loaded) = super::load_pipeline(&apply_args.run, &process_env) {
+            apply::select(&loaded.pipeline, apply_args)?;
+        }
+    }
     let mut store = apply::open_store(db, apply_args)?;
     apply::close_orphans(&mut store, out.quiet)?;
     let mut opened = identity(db);

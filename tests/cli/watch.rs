@@ -328,6 +328,18 @@ fn a_pipeline_file_missing_at_the_start_is_an_error_not_a_wait() {
 }
 
 #[test]
+fn an_unknown_only_or_skip_id_at_the_start_is_an_error_not_a_wait() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    for flag in ["--only", "--skip"] {
+        let run = sb.exe_or_hang(&["watch", "p.toml", flag, "nope"]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        run.assert_stderr_has(&format!("`{flag} nope`: there is no job `nope`"));
+        run.assert_stderr_lacks("watching");
+    }
+}
+
+#[test]
 fn a_broken_edit_shows_its_problems_and_the_fix_runs_again() {
     let sb = Sandbox::new();
     sb.file("p.toml", COUNTER);
