@@ -27,8 +27,8 @@ use crate::model::Pipeline;
 use crate::runner::Cancel;
 use crate::signals;
 
-pub use folders::WatchError;
 use folders::{Folders, Notice};
+pub use folders::{WatchError, identity};
 use rules::Rules;
 
 /// Exit code of a watch stopped by Ctrl-C or SIGTERM (as an interrupted `apply`).

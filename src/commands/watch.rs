@@ -1,14 +1,13 @@
 //! `exe watch`: the watch loop ([`crate::watch`]) around `apply`'s load and run, with one
 //! history opened for every run (opened again if its file is removed or replaced meanwhile).
 
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use super::apply;
 use crate::cli::WatchArgs;
 use crate::diagnostic::{At, Diagnostic};
 use crate::error::Error;
-use crate::watch::{self, Broken, Loaded, Settings};
+use crate::watch::{self, Broken, Loaded, Settings, identity};
 
 pub(super) fn run(args: &WatchArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
     let apply_args = &args.apply;
@@ -97,11 +96,6 @@ pub(super) fn run(args: &WatchArgs, out: super::Output, db: &Path) -> Result<i32
             )
         },
     )
-}
-
-/// Which file is at `path` now (device and inode), if any.
-fn identity(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// The file a problem is in (an include that broke is watched for its fix).

@@ -2,6 +2,7 @@
 //! and what its events and errors mean to exe.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use notify::event::{AccessKind, AccessMode};
@@ -78,8 +79,22 @@ pub enum Notice {
 /// The watched folders.
 pub struct Folders {
     watcher: RecommendedWatcher,
-    watched: BTreeMap<PathBuf, bool>,
+    /// Each folder: whether recursively, and which folder (device, inode) the watch is on.
+    watched: BTreeMap<PathBuf, (bool, Option<Identity>)>,
 }
+
+/// Which file or folder is at `path` now, if any. A folder deleted and made again under
+/// the same name is another one, and the kernel's watch of the first is gone with it.
+/// The inode number alone does not tell: the file system may give the new one the number
+/// just freed, so its birth time is part of it.
+pub fn identity(path: &Path) -> Option<Identity> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.created().ok()))
+}
+
+/// What [`identity`] gives: device, inode and birth time (when the file system keeps it).
+pub type Identity = (u64, u64, Option<std::time::SystemTime>);
 
 impl Folders {
     /// A watch of no folder yet; `deliver` gets what each notification means, on notify's thread.
@@ -102,19 +117,19 @@ impl Folders {
 
     /// Watches exactly `wanted`: adds the new folders, drops the ones no longer wanted.
     pub fn sync(&mut self, wanted: &[Folder]) -> Result<(), WatchError> {
-        let wanted: BTreeMap<PathBuf, bool> = wanted
+        let wanted: BTreeMap<PathBuf, (bool, Option<Identity>)> = wanted
             .iter()
-            .map(|f| (f.path.clone(), f.recursive))
+            .map(|f| (f.path.clone(), (f.recursive, identity(&f.path))))
             .collect();
-        for (path, recursive) in &self.watched {
-            if wanted.get(path) != Some(recursive) {
+        for (path, watch) in &self.watched {
+            if wanted.get(path) != Some(watch) {
                 // A folder deleted meanwhile is no longer watched anyway.
                 let _ = self.watcher.unwatch(path);
             }
         }
         self.watched
-            .retain(|path, recursive| wanted.get(path) == Some(recursive));
-        for (path, recursive) in wanted {
+            .retain(|path, watch| wanted.get(path) == Some(watch));
+        for (path, (recursive, id)) in wanted {
             if self.watched.contains_key(&path) {
                 continue;
             }
@@ -125,7 +140,7 @@ impl Folders {
             };
             match self.watcher.watch(&path, mode) {
                 Ok(()) => {
-                    self.watched.insert(path, recursive);
+                    self.watched.insert(path, (recursive, id));
                 }
                 // Deleted since the rules were made: the next reload looks again.
                 Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => {}

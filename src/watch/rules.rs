@@ -126,7 +126,9 @@ impl Rules {
 
     /// Whether a change to `path` (absolute, as an event names it) starts a rerun.
     pub fn triggers(&mut self, path: &Path) -> bool {
-        if self.files.contains(path) {
+        // A pipeline file, or a folder above one: made again (a checkout, a regenerated
+        // folder), it must be looked into and watched again.
+        if self.files.iter().any(|f| f.starts_with(path)) {
             return true;
         }
         let counts = self.inputs.iter().any(|p| p.matches_path_with(path, MATCH))

@@ -426,3 +426,32 @@ fn a_history_removed_while_watching_is_made_again_for_the_next_run() {
         "the second run is on record"
     );
 }
+
+#[test]
+fn the_pipelines_folder_deleted_and_made_again_is_watched_again() {
+    let sb = Sandbox::new();
+    let write = |text: &str| {
+        sb.file(
+            "d/p.toml",
+            format!("[jobs.a]\ncommand = \"echo {text} >> ../runs.txt\"\n"),
+        )
+    };
+    write("one");
+    let watch = Watching::start(&sb, &["d/p.toml"]);
+    watch.wait_idle(1);
+    // Slowly: the watch sees the file gone, then the folder come back.
+    std::fs::remove_dir_all(sb.path().join("d")).unwrap();
+    watch.wait_for("cannot read d/p.toml", 1);
+    watch.wait_idle(2);
+    write("two");
+    wait_lines(&sb, "runs.txt", 2);
+    // At once, as a checkout does: the new folder may even get the old one's inode number.
+    std::fs::remove_dir_all(sb.path().join("d")).unwrap();
+    write("three");
+    wait_lines(&sb, "runs.txt", 3);
+    // And it is watched: a later edit runs again.
+    std::thread::sleep(Duration::from_millis(300));
+    write("four");
+    wait_lines(&sb, "runs.txt", 4);
+    watch.stop_after(Duration::ZERO);
+}
