@@ -90,7 +90,7 @@ pub fn close_orphans(
         if run.state != "RUNNING" || !orphaned(&run, host, now_ms) {
             continue;
         }
-        match close(store, &run, run.host == host, now_ms) {
+        match close(store, &run, run.host == host) {
             Ok(left) => {
                 leftovers.extend(left);
                 closed.push(run.id);
@@ -122,22 +122,25 @@ fn runs_exe(pid: u32) -> bool {
 }
 
 /// Closes `run`; returns the groups of its attempts still running when `here` (it ran on this
-/// host), none otherwise.
-fn close(
-    store: &mut Store,
-    run: &RunRow,
-    here: bool,
-    now_ms: i64,
-) -> Result<Vec<Leftover>, StoreError> {
+/// host), none otherwise. What it closes ends at the run's last sign of life (its last
+/// heartbeat, or the last attempt start or end recorded after it): when exe died is not
+/// known, and the time of this recovery, maybe days later, would be further off.
+fn close(store: &mut Store, run: &RunRow, here: bool) -> Result<Vec<Leftover>, StoreError> {
     let jobs = store.jobs(run.id)?;
     let attempts = store.attempts(run.id)?;
+    let last_sign = (attempts.iter())
+        .flat_map(|a| [Some(a.started_at_ms), a.ended_at_ms])
+        .chain([run.heartbeat_at_ms, Some(run.started_at_ms)])
+        .flatten()
+        .max()
+        .unwrap_or(run.started_at_ms);
     let mut batch = Vec::new();
     let mut leftovers = Vec::new();
     for attempt in attempts.iter().filter(|a| a.ended_at_ms.is_none()) {
         batch.push(Record::AttemptEnded {
             job: attempt.job,
             number: attempt.number,
-            at_ms: now_ms,
+            at_ms: last_sign,
             exit_code: None,
             signal: None,
             usage: None,
@@ -164,13 +167,13 @@ fn close(
                 job: job.index,
                 from: &job.state,
                 to: "CANCELLED",
-                at_ms: now_ms,
+                at_ms: last_sign,
                 reason: "exe died",
             });
         }
     }
     store.record(run.id, &batch)?;
-    store.finish_run(run.id, "CANCELLED", 137, now_ms)?;
+    store.finish_run(run.id, "CANCELLED", 137, last_sign)?;
     Ok(leftovers)
 }
 
@@ -260,6 +263,10 @@ mod tests {
         let (closed, leftovers) = close_orphans(&mut store, "here", now).unwrap();
         assert_eq!(closed.len(), 1);
         assert_eq!(leftovers.len(), 1);
+        // Ended when last known alive (the attempt's start, at 0), not at this recovery.
+        let run = store.run(closed[0]).unwrap();
+        assert_eq!(run.ended_at_ms, Some(0));
+        assert!(store.attempts(run.id).unwrap()[0].ended_at_ms == Some(0));
         assert_eq!(leftovers[0].pgid, group);
         // Started long before the run's recorded start: not provably the attempt's.
         assert!(!leftovers[0].provably_ours(crate::clock::now_ms()));
