@@ -426,10 +426,10 @@ pub struct MigrateArgs {
     /// Import the older executioner's history database (its runs and jobs) into exe's history.
     #[arg(long, value_name = "OLD.db", conflicts_with = "file")]
     pub history: Option<PathBuf>,
-    /// Format to write.
-    #[arg(long, value_enum, default_value_t = TargetFormat::Toml)]
-    pub to: TargetFormat,
-    /// Write here instead of standard output.
+    /// Format to write. Default: OUT's extension, else TOML.
+    #[arg(long, value_enum)]
+    pub to: Option<TargetFormat>,
+    /// Write here instead of standard output (in the format its extension names).
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<PathBuf>,
     /// Overwrite OUT if it exists.

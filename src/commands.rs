@@ -10,7 +10,7 @@ mod plan;
 mod watch;
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::cli::{Cli, Command, PlanArgs, PlanFormat, RunArgs};
 use crate::diagnostic::Diagnostic;
@@ -20,6 +20,7 @@ use crate::load::{self, Document, LoadOptions};
 use crate::model::Pipeline;
 use crate::secrets::Masker;
 use crate::selection::Disposition;
+use crate::source::Format;
 use crate::store::Store;
 use crate::up_to_date;
 use crate::validate::{self, Options};
@@ -35,6 +36,15 @@ pub struct Output {
     pub color_err: bool,
     /// Errors only.
     pub quiet: bool,
+}
+
+/// The format a file exe writes is in, from its extension (`exe init`, `exe migrate -o`):
+/// a file named otherwise would not load.
+fn written_format(path: &Path) -> Result<Format, Error> {
+    Format::from_path(path).ok_or_else(|| Error::Usage {
+        message: format!("{}: exe reads pipelines by their extension", path.display()),
+        help: Some("name the file `.toml`, `.yaml`, `.yml` or `.json`".to_owned()),
+    })
 }
 
 /// Runs a parsed command line; returns the exit code of a command that finished.

@@ -31,17 +31,7 @@ fn in_format_of(
     ext: &str,
     text: &'static str,
 ) -> Result<&'static str, Error> {
-    let wanted = match path.extension().and_then(|e| e.to_str()) {
-        Some("toml") => "toml",
-        Some("yaml" | "yml") => "yaml",
-        Some("json") => "json",
-        _ => {
-            return Err(Error::Usage {
-                message: format!("{}: exe reads pipelines by their extension", path.display()),
-                help: Some("name the file `.toml`, `.yaml`, `.yml` or `.json`".to_owned()),
-            });
-        }
-    };
+    let wanted = super::written_format(path)?.extension();
     if wanted == ext {
         return Ok(text);
     }

@@ -25,6 +25,7 @@ pub(super) fn run(
             help: None,
         });
     };
+    let format = target_format(args)?;
     // Only the file itself: includes stay includes, profiles stay profiles.
     let (doc, warnings) =
         load::load(file, &LoadOptions::default()).map_err(|f| Error::Config(f.diagnostics))?;
@@ -48,11 +49,6 @@ pub(super) fn run(
     if spec.name.is_none() {
         spec.name = file.file_stem().map(|s| s.to_string_lossy().into_owned());
     }
-    let format = match args.to {
-        TargetFormat::Toml => Format::Toml,
-        TargetFormat::Yaml => Format::Yaml,
-        TargetFormat::Json => Format::Json,
-    };
     let header = format!("Migrated from {} by `exe migrate`.", file.display());
     let text = emit(&spec, format, &header).map_err(|message| Error::Usage {
         message: format!("cannot write this pipeline as {format}: {message}"),
@@ -81,6 +77,34 @@ pub(super) fn run(
         }
     }
     Ok(0)
+}
+
+/// The format to write: `--to`, else OUT's extension, else TOML. OUT's extension must be one
+/// exe reads, and agree with `--to`: `exe lint OUT` must load what was written.
+fn target_format(args: &MigrateArgs) -> Result<Format, Error> {
+    let to = args.to.map(|to| match to {
+        TargetFormat::Toml => Format::Toml,
+        TargetFormat::Yaml => Format::Yaml,
+        TargetFormat::Json => Format::Json,
+    });
+    let Some(path) = &args.output else {
+        return Ok(to.unwrap_or(Format::Toml));
+    };
+    let named = super::written_format(path)?;
+    match to {
+        Some(to) if to != named => Err(Error::Usage {
+            message: format!(
+                "--to {} contradicts {}, whose extension says {named}",
+                to.extension(),
+                path.display()
+            ),
+            help: Some(format!(
+                "drop --to (the extension picks the format), or name the file `.{}`",
+                to.extension()
+            )),
+        }),
+        _ => Ok(named),
+    }
 }
 
 /// A legacy file's strings are used as written, but in the current format the same

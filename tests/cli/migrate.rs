@@ -115,3 +115,26 @@ fn legacy_text_that_looks_like_a_template_means_the_same_after_migrate() {
     assert_eq!(new.code, 0, "{}", new.stderr);
     new.assert_stdout_has("a | 3 {{ 1+1 }} {% no %}");
 }
+
+#[test]
+fn output_extension_picks_the_format_and_must_agree_with_to() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    for (out, starts) in [("out.yaml", "# Migrated"), ("out.json", "{")] {
+        let run = sb.exe(&["migrate", "p.toml", "-o", out]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let text = std::fs::read_to_string(sb.path().join(out)).unwrap();
+        assert!(text.starts_with(starts), "{out}: {text}");
+        let lint = sb.exe(&["lint", "--deny-warnings", out]);
+        assert_eq!(lint.code, 0, "{out}: {}", lint.stdout);
+    }
+    let clash = sb.exe(&["migrate", "p.toml", "--to", "yaml", "-o", "new.json"]);
+    assert_eq!(clash.code, 2, "{}", clash.stderr);
+    clash.assert_stderr_has("--to yaml contradicts new.json, whose extension says JSON");
+    assert!(!sb.path().join("new.json").exists());
+    let agree = sb.exe(&["migrate", "p.toml", "--to", "yaml", "-o", "new.yml"]);
+    assert_eq!(agree.code, 0, "{}", agree.stderr);
+    let unknown = sb.exe(&["migrate", "p.toml", "-o", "new.txt"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    unknown.assert_stderr_has("new.txt: exe reads pipelines by their extension");
+}
