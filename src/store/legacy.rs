@@ -5,9 +5,10 @@
 //! retries, the last error and the duration). So an imported job gets one transition from
 //! PENDING to its final state, by the actor `executioner`, and one attempt: its last, with
 //! the recorded duration. Nothing is invented beyond that. Times are read as UTC (`SQLite`'s
-//! `CURRENT_TIMESTAMP`, which the older tool used). Importing the same file again skips the
-//! runs already imported.
+//! `CURRENT_TIMESTAMP`, which the older tool used). Importing the same file again, however
+//! its path is written, skips the runs already imported: runs are matched by canonical path.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
@@ -117,22 +118,21 @@ impl Store {
             error = column("last_error", "NULL"),
         );
         let mut report = Imported::default();
-        let marker = |id: i64| format!("{} (executioner run {id})", old.display());
+        // The file however it is named (`old.db`, `./old.db`, `$PWD/old.db`, a symlink).
+        let canonical = std::fs::canonicalize(old).unwrap_or_else(|_| old.to_path_buf());
+        let marker = |id: i64| format!("{} (executioner run {id})", canonical.display());
         let path = self.path.clone();
         let tx = self
             .conn
             .transaction()
             .map_err(|e| classify(&path, "importing", e))?;
+        let seen = imported_from(&tx, &canonical).map_err(|e| classify(&path, "importing", e))?;
         for run in runs {
-            let file = marker(run.id);
-            let seen = tx
-                .query_row("SELECT 1 FROM runs WHERE file = ?1", [&file], |_| Ok(()))
-                .optional()
-                .map_err(|e| classify(&path, "importing", e))?;
-            if seen.is_some() {
+            if seen.contains(&run.id) {
                 report.skipped += 1;
                 continue;
             }
+            let file = marker(run.id);
             let jobs: Vec<OldJob> = source
                 .prepare(&job_sql)
                 .and_then(|mut s| {
@@ -213,6 +213,27 @@ impl Store {
         tx.commit().map_err(|e| classify(&path, "importing", e))?;
         Ok(report)
     }
+}
+
+/// The executioner run ids already imported from the file at `canonical`. Their `file` is
+/// `PATH (executioner run ID)`, PATH canonical; earlier imports kept PATH as typed, relative
+/// to a folder they did not record: a relative PATH is read from the current folder, so such
+/// runs are recognised when the import is repeated from the folder it was first run in.
+fn imported_from(tx: &Connection, canonical: &Path) -> rusqlite::Result<HashSet<i64>> {
+    let mut statement = tx.prepare("SELECT file FROM runs WHERE exe_version = 'executioner'")?;
+    let files = statement.query_map([], |r| r.get::<_, String>(0))?;
+    let mut ids = HashSet::new();
+    for file in files {
+        let file = file?;
+        if let Some((path, id)) =
+            (file.strip_suffix(')')).and_then(|f| f.rsplit_once(" (executioner run "))
+            && let Ok(id) = id.parse()
+            && std::fs::canonicalize(path).is_ok_and(|p| p == canonical)
+        {
+            ids.insert(id);
+        }
+    }
+    Ok(ids)
 }
 
 fn read_runs(source: &Connection, summary: bool) -> rusqlite::Result<Vec<OldRun>> {

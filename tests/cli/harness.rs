@@ -72,6 +72,22 @@ impl Sandbox {
         path
     }
 
+    /// Runs an SQL script on the `SQLite` database `db` in the sandbox (created if missing),
+    /// with python3's sqlite3: a history as another tool, or an older exe, left it.
+    pub fn sql(&self, db: &str, script: &str) {
+        let status = Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()",
+                db,
+                script,
+            ])
+            .current_dir(self.path())
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "{script}");
+    }
+
     /// Starts `exe` in the background (stdout and stderr piped), for signal and crash tests.
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
         Command::new(env!("CARGO_BIN_EXE_exe"))

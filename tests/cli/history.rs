@@ -333,12 +333,7 @@ fn bad_databases_get_a_clear_error_and_are_not_touched() {
     );
     // A database from a newer exe (its schema version is above ours).
     assert_eq!(sb.exe(&["--db", "new.db", "apply", "-q", "p.toml"]).code, 0);
-    let status = std::process::Command::new("python3")
-        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA user_version=999'); c.commit()", "new.db"])
-        .current_dir(sb.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sb.sql("new.db", "PRAGMA user_version=999");
     let before = std::fs::read(sb.path().join("new.db")).unwrap();
     let newer = sb.exe(&["--db", "new.db", "apply", "p.toml"]);
     assert_eq!(newer.code, 1);
@@ -671,23 +666,28 @@ fn stats_give_durations_and_failure_rates_per_job() {
     );
 }
 
+/// The older executioner's table of job results (its `run_summary` came in schema version 5).
+const JOB_HISTORY: &str = "CREATE TABLE job_history (run_id INTEGER, id TEXT, description TEXT,
+    command TEXT, status TEXT, application_name TEXT, last_run TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    retry_count INTEGER DEFAULT 0, last_error TEXT, PRIMARY KEY (run_id, id));";
+
+/// The older tool's history at `db`, from before its `run_summary`: two runs of `legacy_app`,
+/// the first succeeded, the second failed.
+fn two_old_runs(sb: &Sandbox, db: &str) {
+    sb.sql(
+        db,
+        &format!(
+            "{JOB_HISTORY}
+             INSERT INTO job_history (run_id, id, status, application_name, last_run) VALUES
+               (1, 'a', 'SUCCESS', 'legacy_app', '2024-01-01 00:00:00'), (2, 'a', 'FAILED', 'legacy_app', '2024-01-02 00:00:00');"
+        ),
+    );
+}
+
 #[test]
 fn the_older_tools_history_is_imported_once() {
     let sb = Sandbox::new();
-    let made = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3; c = sqlite3.connect('old.db'); c.executescript('''
-CREATE TABLE job_history (run_id INTEGER, id TEXT, description TEXT, command TEXT, status TEXT, application_name TEXT,
-  last_run TIMESTAMP DEFAULT CURRENT_TIMESTAMP, retry_count INTEGER DEFAULT 0, last_error TEXT, PRIMARY KEY (run_id, id));
-INSERT INTO job_history (run_id, id, status, application_name, last_run) VALUES
-  (1, 'a', 'SUCCESS', 'legacy_app', '2024-01-01 00:00:00'), (2, 'a', 'FAILED', 'legacy_app', '2024-01-02 00:00:00');
-'''); c.commit()",
-        ])
-        .current_dir(sb.path())
-        .status()
-        .unwrap();
-    assert!(made.success());
+    two_old_runs(&sb, "old.db");
     let run = sb.exe(&["migrate", "--history", "old.db"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     run.assert_stderr_has("Imported 2 runs (2 jobs)");
@@ -724,6 +724,28 @@ INSERT INTO job_history (run_id, id, status, application_name, last_run) VALUES
     own.assert_stderr_has(
         ".exe/history.db is not a history of the older executioner: it has no `job_history` table\n",
     );
+}
+
+#[test]
+fn an_old_history_is_recognised_however_its_path_is_written() {
+    let sb = Sandbox::new();
+    two_old_runs(&sb, "executioner.db");
+    let first = sb.exe(&["migrate", "--history", "executioner.db"]);
+    first.assert_stderr_has("Imported 2 runs (2 jobs)");
+    std::os::unix::fs::symlink("executioner.db", sb.path().join("link.db")).unwrap();
+    let absolute = sb.path().join("executioner.db");
+    for again in ["./executioner.db", absolute.to_str().unwrap(), "link.db"] {
+        let run = sb.exe(&["migrate", "--history", again]);
+        run.assert_stderr_has("Imported 0 runs (0 jobs)");
+        run.assert_stderr_has("2 were already imported");
+    }
+    // Earlier imports kept the path as typed: a relative one is read from this folder.
+    sb.sql(
+        ".exe/history.db",
+        "UPDATE runs SET file = substr(file, instr(file, 'executioner.db'))",
+    );
+    let run = sb.exe(&["migrate", "--history", absolute.to_str().unwrap()]);
+    run.assert_stderr_has("2 were already imported");
 }
 
 /// Kills exe with SIGKILL at 20 points of a run and checks the history each time: every
@@ -846,14 +868,7 @@ fn a_database_left_without_a_schema_reads_as_no_runs() {
     let sb = Sandbox::new();
     // What an exe killed right after creating the file leaves: a database with no tables.
     std::fs::create_dir_all(sb.path().join(".exe")).unwrap();
-    let made = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3; sqlite3.connect('.exe/history.db').execute('PRAGMA journal_mode=WAL')",
-        ])
-        .current_dir(sb.path())
-        .status();
-    assert!(made.unwrap().success());
+    sb.sql(".exe/history.db", "PRAGMA journal_mode=WAL");
     let runs = sb.exe(&["runs", "--format", "json"]);
     assert_eq!(
         (runs.code, runs.stdout.as_str()),
@@ -1189,15 +1204,7 @@ fn a_run_stopped_after_its_last_job_succeeded_has_nothing_to_resume() {
     sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
     // As recovery leaves a run whose exe was killed after its last job's end was committed.
-    let edit = std::process::Command::new("python3")
-        .current_dir(sb.path())
-        .args([
-            "-c",
-            "import sqlite3; c = sqlite3.connect('.exe/history.db'); c.execute(\"UPDATE runs SET state = 'CANCELLED'\"); c.commit()",
-        ])
-        .status()
-        .unwrap();
-    assert!(edit.success());
+    sb.sql(".exe/history.db", "UPDATE runs SET state = 'CANCELLED'");
     let resumed = sb.exe(&["apply", "p.toml", "--resume", "1"]);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     resumed.assert_stderr_has("every job of run 1 (CANCELLED) has succeeded: nothing to do");
