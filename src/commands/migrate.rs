@@ -170,6 +170,16 @@ fn import_history(
                 String::new()
             }
         );
+        if !imported.unfinished.is_empty() {
+            let ids: Vec<String> = imported.unfinished.iter().map(i64::to_string).collect();
+            stderrln!(
+                "warning: executioner wrote no summary of run{} {} (it stopped first): imported \
+                 from {} jobs, as FAILED if one failed, else CANCELLED",
+                if ids.len() == 1 { "" } else { "s" },
+                ids.join(", "),
+                if ids.len() == 1 { "its" } else { "their" },
+            );
+        }
     }
     Ok(0)
 }

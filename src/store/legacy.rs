@@ -4,9 +4,11 @@
 //! The older tool kept only each job's final status (and, from its schema version 2 and 3,
 //! retries, the last error and the duration). So an imported job gets one transition from
 //! PENDING to its final state, by the actor `executioner`, and one attempt: its last, with
-//! the recorded duration. Nothing is invented beyond that. Times are read as UTC (`SQLite`'s
-//! `CURRENT_TIMESTAMP`, which the older tool used). Importing the same file again, however
-//! its path is written, skips the runs already imported: runs are matched by canonical path.
+//! the recorded duration. Nothing is invented beyond that. A run with jobs but no summary
+//! (the older tool stopped before writing it) is derived from its jobs, as runs are for
+//! databases from before `run_summary`. Times are read as UTC (`SQLite`'s `CURRENT_TIMESTAMP`,
+//! which the older tool used). Importing the same file again, however its path is written,
+//! skips the runs already imported: runs are matched by canonical path.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -25,6 +27,9 @@ pub struct Imported {
     pub jobs: usize,
     /// Runs skipped because an earlier import already added them.
     pub skipped: usize,
+    /// The older tool's ids of the runs added without a `run_summary` row, though the
+    /// database has that table: it stopped before writing one. Their state is derived.
+    pub unfinished: Vec<i64>,
 }
 
 /// Milliseconds since the Unix epoch of an `SQLite` date-time text column (NULL if unparsable).
@@ -39,6 +44,8 @@ struct OldRun {
     end: Option<i64>,
     status: String,
     exit_code: Option<i64>,
+    /// It has no `run_summary` row, though the database has that table.
+    unfinished: bool,
 }
 
 struct OldJob {
@@ -209,6 +216,9 @@ impl Store {
             }
             report.runs += 1;
             report.jobs += jobs.len();
+            if run.unfinished {
+                report.unfinished.push(run.id);
+            }
         }
         tx.commit().map_err(|e| classify(&path, "importing", e))?;
         Ok(report)
@@ -237,20 +247,32 @@ fn imported_from(tx: &Connection, canonical: &Path) -> rusqlite::Result<HashSet<
 }
 
 fn read_runs(source: &Connection, summary: bool) -> rusqlite::Result<Vec<OldRun>> {
-    let sql = if summary {
-        format!(
-            "SELECT run_id, application_name, {start}, {end}, COALESCE(status, ''), exit_code FROM run_summary ORDER BY run_id",
-            start = ms("start_time"),
-            end = ms("end_time")
-        )
-    } else {
-        // Before its schema version 5 the older tool had no run table: derive one per run id.
+    // A run per run id of `job_history`, from its jobs: the older tool had no run table before
+    // its schema version 5, and it wrote a run's summary at the end, so a run it stopped in
+    // has none. Such a run did not finish: CANCELLED, unless a job failed.
+    let derived = |no_failure: &str, filter: &str| {
         format!(
             "SELECT run_id, MAX(application_name), MIN({at}), MAX({at}),
-                    CASE WHEN SUM(UPPER(status) IN ('FAILED', 'ERROR', 'TIMEOUT')) > 0 THEN 'FAILED' ELSE 'SUCCESS' END, NULL
-             FROM job_history GROUP BY run_id ORDER BY run_id",
-            at = ms("last_run")
+                    CASE WHEN SUM(UPPER(status) IN ('FAILED', 'ERROR', 'TIMEOUT')) > 0 THEN 'FAILED' ELSE '{no_failure}' END,
+                    NULL, {unfinished}
+             FROM job_history {filter} GROUP BY run_id",
+            at = ms("last_run"),
+            unfinished = i32::from(summary),
         )
+    };
+    let sql = if summary {
+        format!(
+            "SELECT run_id, application_name, {start}, {end}, COALESCE(status, ''), exit_code, 0 FROM run_summary
+             UNION ALL {unfinished} ORDER BY run_id",
+            start = ms("start_time"),
+            end = ms("end_time"),
+            unfinished = derived(
+                "CANCELLED",
+                "WHERE run_id NOT IN (SELECT run_id FROM run_summary)"
+            ),
+        )
+    } else {
+        format!("{} ORDER BY run_id", derived("SUCCESS", ""))
     };
     let mut statement = source.prepare(&sql)?;
     statement
@@ -264,6 +286,7 @@ fn read_runs(source: &Connection, summary: bool) -> rusqlite::Result<Vec<OldRun>
                 end: r.get(3)?,
                 status: r.get(4)?,
                 exit_code: r.get(5)?,
+                unfinished: r.get(6)?,
             })
         })?
         .collect()
@@ -311,7 +334,8 @@ mod tests {
             Imported {
                 runs: 1,
                 jobs: 3,
-                skipped: 0
+                skipped: 0,
+                unfinished: vec![]
             }
         );
         let runs = store
@@ -356,8 +380,46 @@ mod tests {
             Imported {
                 runs: 0,
                 jobs: 0,
-                skipped: 1
+                skipped: 1,
+                unfinished: vec![]
             }
+        );
+    }
+
+    #[test]
+    fn jobs_of_a_run_without_a_summary_are_imported_as_a_run_that_did_not_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("executioner.db");
+        old_history(&old);
+        Connection::open(&old)
+            .unwrap()
+            .execute_batch(
+                "INSERT INTO job_history (run_id, id, status, application_name, last_run)
+                    VALUES (8, 'extract', 'SUCCESS', 'nightly', '2024-03-02 01:05:00'),
+                           (9, 'extract', 'FAILED', 'nightly', '2024-03-03 01:05:00');",
+            )
+            .unwrap();
+        let mut store = Store::open_in_memory().unwrap();
+        let report = store.import_executioner(&old).unwrap();
+        assert_eq!((report.runs, report.jobs), (3, 5));
+        assert_eq!(report.unfinished, [8, 9]);
+        let runs = store
+            .runs(&RunFilter {
+                limit: 10,
+                ..RunFilter::default()
+            })
+            .unwrap();
+        let states: Vec<(&str, Option<i64>)> = runs
+            .iter()
+            .map(|r| (r.state.as_str(), r.ended_at_ms))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("FAILED", Some(1_709_427_900_000)),
+                ("CANCELLED", Some(1_709_341_500_000)),
+                ("FAILED", Some(1_709_255_400_000))
+            ]
         );
     }
 

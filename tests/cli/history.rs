@@ -748,6 +748,34 @@ fn an_old_history_is_recognised_however_its_path_is_written() {
     run.assert_stderr_has("2 were already imported");
 }
 
+#[test]
+fn jobs_of_an_old_run_without_a_summary_are_imported_with_a_warning() {
+    let sb = Sandbox::new();
+    // The older tool writes a run's summary when it ends; run 3 crashed before that.
+    sb.sql(
+        "old.db",
+        &format!(
+            "{JOB_HISTORY}
+             CREATE TABLE run_summary (run_id INTEGER PRIMARY KEY, application_name TEXT NOT NULL,
+               start_time TIMESTAMP NOT NULL, end_time TIMESTAMP, status TEXT, exit_code INTEGER);
+             INSERT INTO run_summary VALUES (1, 'app', '2024-01-01 00:00:00', '2024-01-01 00:01:00', 'SUCCESS', 0),
+               (2, 'app', '2024-01-02 00:00:00', '2024-01-02 00:01:00', 'SUCCESS', 0);
+             INSERT INTO job_history (run_id, id, status, application_name, last_run) VALUES
+               (1, 'a', 'SUCCESS', 'app', '2024-01-01 00:01:00'), (1, 'b', 'SUCCESS', 'app', '2024-01-01 00:01:00'),
+               (2, 'a', 'SUCCESS', 'app', '2024-01-02 00:01:00'), (3, 'a', 'SUCCESS', 'app', '2024-01-03 00:01:00');"
+        ),
+    );
+    let run = sb.exe(&["migrate", "--history", "old.db"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_stderr_has("Imported 3 runs (4 jobs)");
+    run.assert_stderr_has(
+        "warning: executioner wrote no summary of run 3 (it stopped first): imported from its \
+         jobs, as FAILED if one failed, else CANCELLED",
+    );
+    let runs = json(&sb.exe(&["runs", "--format", "json"]));
+    assert_eq!(runs[0]["state"], "CANCELLED", "{runs}");
+}
+
 /// Kills exe with SIGKILL at 20 points of a run and checks the history each time: every
 /// attempt whose process started is recorded, nothing is recorded as done that did not
 /// happen, no transition is duplicated or out of order, and a resume finishes the run.
