@@ -58,28 +58,41 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
         run: args.run,
         host: super::apply::hostname(),
     };
-    let mut number = match args.attempt {
-        Some(n) if n >= 1 && n <= job.attempts => n,
-        Some(n) => {
+    // By number, not count: an imported job has only its last attempt, numbered as it was.
+    let recorded: Vec<u32> = (store.attempts(args.run)?.iter())
+        .filter(|a| a.job == job.index)
+        .map(|a| a.number)
+        .collect();
+    let mut number = match (args.attempt, recorded.iter().max()) {
+        (Some(n), _) if recorded.contains(&n) => n,
+        (Some(n), _) => {
+            let numbers: Vec<String> = recorded.iter().map(u32::to_string).collect();
+            let numbers = if numbers.is_empty() {
+                vec!["none".to_owned()]
+            } else {
+                numbers
+            };
             return Err(Error::Usage {
                 message: format!(
-                    "job `{}` has no attempt {n} in run {} (it has {})",
-                    job.id, args.run, job.attempts
+                    "job `{}` has no attempt {n} in run {} (recorded: {})",
+                    job.id,
+                    args.run,
+                    numbers.join(", ")
                 ),
                 help: None,
             });
         }
-        None if job.attempts > 0 => job.attempts,
-        None if follow_job => match history.next_attempt(job.index, 0)? {
+        (None, Some(&last)) => last,
+        (None, None) if follow_job => match history.next_attempt(job.index, 0)? {
             Next::Attempt(n) => n,
             Next::None => return Err(did_not_run(&job.id, args.run)),
             Next::Gone => return Ok(EXIT_FAILED),
         },
-        None => return Err(did_not_run(&job.id, args.run)),
+        (None, None) => return Err(did_not_run(&job.id, args.run)),
     };
     let mut stdout = std::io::stdout().lock();
     loop {
-        let attempt = history.attempt(job.index, number)?;
+        let attempt = history.attempt(job, number)?;
         if !history.print(&attempt, args.follow, &mut stdout)? {
             return Ok(EXIT_FAILED);
         }
@@ -115,20 +128,38 @@ enum Next {
 }
 
 impl History<'_> {
-    /// Attempt `number` of the job at `index` (it is recorded: the job counted it).
-    fn attempt(&self, index: usize, number: u32) -> Result<AttemptRow, Error> {
+    /// Attempt `number` of `job` (it is recorded: the job counted it, or it was listed).
+    fn attempt(&self, job: &JobRow, number: u32) -> Result<AttemptRow, Error> {
         let attempts = self.store.attempts(self.run)?;
         attempts
             .into_iter()
-            .find(|a| a.job == index && a.number == number)
-            .ok_or_else(|| {
-                crate::store::StoreError::UnknownAttempt {
-                    run: self.run,
-                    job: index,
-                    number,
-                }
-                .into()
+            .find(|a| a.job == job.index && a.number == number)
+            .ok_or_else(|| Error::Usage {
+                message: format!(
+                    "attempt {number} of job `{}` in run {} is not recorded",
+                    job.id, self.run
+                ),
+                help: Some(show_help(self.run)),
             })
+    }
+
+    /// The error for an attempt with no log: the older tool's runs, imported, have none.
+    fn no_log(&self, attempt: &AttemptRow) -> Error {
+        let imported = (self.store.run(self.run)).is_ok_and(|r| r.exe_version == "executioner");
+        Error::Usage {
+            message: format!(
+                "no log was recorded for attempt {} of job `{}` in run {}{}",
+                attempt.number,
+                attempt.job_id,
+                self.run,
+                if imported {
+                    ": the run was imported from the older executioner, which kept no logs"
+                } else {
+                    ""
+                }
+            ),
+            help: None,
+        }
     }
 
     /// Prints the attempt's log; following, until the history says it ended and the log
@@ -139,6 +170,9 @@ impl History<'_> {
         follow: bool,
         out: &mut impl std::io::Write,
     ) -> Result<bool, Error> {
+        if attempt.log_path.is_empty() {
+            return Err(self.no_log(attempt));
+        }
         let path = Path::new(&attempt.log_path);
         let mut offset = 0u64;
         loop {

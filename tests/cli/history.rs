@@ -776,6 +776,35 @@ fn jobs_of_an_old_run_without_a_summary_are_imported_with_a_warning() {
     assert_eq!(runs[0]["state"], "CANCELLED", "{runs}");
 }
 
+#[test]
+fn logs_of_an_imported_run_say_the_older_tool_kept_none() {
+    let sb = Sandbox::new();
+    sb.sql(
+        "old.db",
+        &format!(
+            "{JOB_HISTORY}
+             INSERT INTO job_history (run_id, id, status, application_name, last_run, retry_count) VALUES
+               (1, 'extract', 'SUCCESS', 'app', '2024-01-01 00:00:00', 0),
+               (1, 'load', 'FAILED', 'app', '2024-01-01 00:01:00', 2);"
+        ),
+    );
+    assert_eq!(sb.exe(&["migrate", "--history", "old.db"]).code, 0);
+    let none = "no log was recorded for attempt 3 of job `load` in run 1: the run was imported \
+                from the older executioner, which kept no logs";
+    for args in [
+        &["logs", "1", "load"][..],
+        &["logs", "1", "load", "--follow"],
+    ] {
+        let run = sb.exe_or_hang(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        run.assert_stderr_has(none);
+    }
+    let extract = sb.exe(&["logs", "1", "extract"]);
+    extract.assert_stderr_has("no log was recorded for attempt 1 of job `extract` in run 1");
+    let first = sb.exe(&["logs", "1", "load", "--attempt", "1"]);
+    first.assert_stderr_has("job `load` has no attempt 1 in run 1 (recorded: 3)");
+}
+
 /// Kills exe with SIGKILL at 20 points of a run and checks the history each time: every
 /// attempt whose process started is recorded, nothing is recorded as done that did not
 /// happen, no transition is duplicated or out of order, and a resume finishes the run.
