@@ -8,28 +8,71 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use crate::error::Error;
+use crate::load::dotted;
 use crate::source::Format;
 use crate::spec::PipelineSpec;
 
 /// The spec as text in `format`, starting with `header` as a comment where the format has them.
-pub fn emit(spec: &PipelineSpec, format: Format, header: &str) -> Result<String, String> {
+pub fn emit(spec: &PipelineSpec, format: Format, header: &str) -> Result<String, Error> {
+    let failed = |message: String, help: Option<String>| Error::Usage {
+        message: format!("cannot write this pipeline as {format}: {message}"),
+        help,
+    };
+    let value = serde_json::to_value(spec).map_err(|e| failed(e.to_string(), None))?;
     match format {
         Format::Toml => {
-            let body = toml::to_string_pretty(spec).map_err(|e| e.to_string())?;
+            let mut nulls = Vec::new();
+            find_nulls(&value, &mut Vec::new(), &mut nulls);
+            if !nulls.is_empty() {
+                let (is, s) = if nulls.len() == 1 {
+                    ("is", "")
+                } else {
+                    ("are", "s")
+                };
+                return Err(failed(
+                    format!("{} {is} null, and TOML has no null", nulls.join(", ")),
+                    Some(format!(
+                        "remove the key{s}, or write YAML or JSON, which have null (`--to yaml`, \
+                         or `-o` a `.yaml` file)"
+                    )),
+                ));
+            }
+            let body = toml::to_string_pretty(spec).map_err(|e| failed(e.to_string(), None))?;
             Ok(format!("{}\n{body}", comment(header)))
         }
         Format::Json => {
-            let mut text = serde_json::to_string_pretty(spec).map_err(|e| e.to_string())?;
+            let mut text =
+                serde_json::to_string_pretty(&value).map_err(|e| failed(e.to_string(), None))?;
             text.push('\n');
             Ok(text)
         }
         Format::Yaml => {
-            let value = serde_json::to_value(spec).map_err(|e| e.to_string())?;
             let mut out = comment(header);
             out.push('\n');
             yaml(&value, 0, &mut out);
             Ok(out)
         }
+    }
+}
+
+/// Adds to `found` the key path of each null in `value` below `path`, quoted for messages.
+fn find_nulls(value: &Value, path: &mut Vec<String>, found: &mut Vec<String>) {
+    let children: Vec<(String, &Value)> = match value {
+        Value::Null => {
+            found.push(format!("`{}`", dotted(path)));
+            return;
+        }
+        Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), v)).collect(),
+        Value::Array(items) => (items.iter().enumerate())
+            .map(|(i, v)| (i.to_string(), v))
+            .collect(),
+        _ => return,
+    };
+    for (key, child) in children {
+        path.push(key);
+        find_nulls(child, path, found);
+        path.pop();
     }
 }
 

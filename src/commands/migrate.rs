@@ -50,10 +50,7 @@ pub(super) fn run(
         spec.name = file.file_stem().map(|s| s.to_string_lossy().into_owned());
     }
     let header = format!("Migrated from {} by `exe migrate`.", file.display());
-    let text = emit(&spec, format, &header).map_err(|message| Error::Usage {
-        message: format!("cannot write this pipeline as {format}: {message}"),
-        help: Some("try another `--to` format".to_owned()),
-    })?;
+    let text = emit(&spec, format, &header)?;
     match &args.output {
         None => std::io::stdout().write_all(text.as_bytes())?,
         Some(path) => {

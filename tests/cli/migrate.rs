@@ -138,3 +138,21 @@ fn output_extension_picks_the_format_and_must_agree_with_to() {
     assert_eq!(unknown.code, 2, "{}", unknown.stderr);
     unknown.assert_stderr_has("new.txt: exe reads pipelines by their extension");
 }
+
+#[test]
+fn a_null_is_named_by_its_key_when_toml_cannot_hold_it() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.yaml",
+        "vars:\n  gone: null\njobs:\n  a:\n    command: \"true\"\n    with:\n      x: ~\n",
+    );
+    let run = sb.exe(&["migrate", "p.yaml"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    run.assert_stderr_has(
+        "cannot write this pipeline as TOML: `vars.gone`, `jobs.a.with.x` are null, and TOML has no null",
+    );
+    run.assert_stderr_has("remove the keys, or write YAML or JSON");
+    let json = sb.exe(&["migrate", "p.yaml", "--to", "json"]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    json.assert_stdout_has("\"gone\": null");
+}
