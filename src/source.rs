@@ -193,6 +193,16 @@ impl SyntaxError {
         self
     }
 
+    /// An integer literal beyond exe's integers (signed 64-bit). Every format refuses it: read
+    /// as a float, its value would silently change.
+    fn integer_out_of_range(span: Range<usize>) -> Self {
+        SyntaxError::at(
+            "integer out of range: exe's integers are 64-bit, from -9223372036854775808 to 9223372036854775807",
+            span,
+        )
+        .help("quote it to keep it exactly, as text")
+    }
+
     fn duplicate_key(name: &str, first: Range<usize>, again: Range<usize>) -> Self {
         SyntaxError {
             message: format!("duplicate key `{name}`"),
@@ -203,6 +213,14 @@ impl SyntaxError {
             ),
         }
     }
+}
+
+/// Whether an integer literal failed to parse only because it does not fit in an i64.
+fn overflows(error: &std::num::ParseIntError) -> bool {
+    matches!(
+        error.kind(),
+        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow
+    )
 }
 
 /// Why a file could not be read at all.

@@ -6,7 +6,7 @@
 use jsonc_parser::ast;
 use jsonc_parser::{CollectOptions, ParseOptions, parse_to_ast};
 
-use super::{Key, MapBuilder, Node, SyntaxError, Value};
+use super::{Key, MapBuilder, Node, SyntaxError, Value, overflows};
 
 pub(super) fn parse(text: &str) -> Result<Node, SyntaxError> {
     // A byte-order mark (as Windows editors write) is read as the whitespace it stands for:
@@ -47,13 +47,15 @@ fn node(value: ast::Value<'_>) -> Result<Node, SyntaxError> {
     Ok(match value {
         ast::Value::StringLit(s) => leaf(s.range, Value::Str(s.value.into_owned())),
         ast::Value::NumberLit(n) => {
-            let parsed =
-                match n.value.parse::<i64>() {
-                    Ok(i) => Value::Int(i),
-                    Err(_) => Value::Float(n.value.parse::<f64>().map_err(|_| {
-                        SyntaxError::at("invalid number", n.range.start..n.range.end)
-                    })?),
-                };
+            let span = n.range.start..n.range.end;
+            let parsed = match n.value.parse::<i64>() {
+                Ok(i) => Value::Int(i),
+                Err(e) if overflows(&e) => return Err(SyntaxError::integer_out_of_range(span)),
+                Err(_) => Value::Float(
+                    (n.value.parse::<f64>())
+                        .map_err(|_| SyntaxError::at("invalid number", span))?,
+                ),
+            };
             leaf(n.range, parsed)
         }
         ast::Value::BooleanLit(b) => leaf(b.range, Value::Bool(b.value)),

@@ -61,12 +61,7 @@ fn node(value: Spanned<DeValue<'_>>, depth: usize) -> Result<Node, SyntaxError> 
                 10 => digits.parse::<i64>().ok(),
                 radix => i64::from_str_radix(&digits[2.min(digits.len())..], radix).ok(),
             };
-            Value::Int(parsed.ok_or_else(|| {
-                SyntaxError::at(
-                    "integer out of range (it must fit in 64 bits)",
-                    span.clone(),
-                )
-            })?)
+            Value::Int(parsed.ok_or_else(|| SyntaxError::integer_out_of_range(span.clone()))?)
         }
         DeValue::Float(f) => {
             let text = f.as_str().replace('_', "");

@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
-use super::{CharIndex, Key, MAX_DEPTH, MapBuilder, Node, SyntaxError, Value};
+use super::{CharIndex, Key, MAX_DEPTH, MapBuilder, Node, SyntaxError, Value, overflows};
 
 /// How many values aliases may add in total before the file is refused.
 const MAX_ALIAS_NODES: usize = 1_000_000;
@@ -96,9 +96,9 @@ impl Builder<'_> {
                 let plain = style == ScalarStyle::Plain;
                 let value = match tag.as_ref().map(|t| t.suffix.as_str()) {
                     Some("str") => Value::Str(text.into_owned()),
-                    Some(_) => resolve(text.into_owned()),
-                    None if plain => resolve(text.into_owned()),
-                    None => Value::Str(text.into_owned()),
+                    None if !plain => Value::Str(text.into_owned()),
+                    _ => resolve(text.into_owned())
+                        .ok_or_else(|| SyntaxError::integer_out_of_range(range.clone()))?,
                 };
                 self.finish(Node { span: range, value }, anchor)?;
             }
@@ -271,44 +271,49 @@ fn count_nodes(node: &Node) -> usize {
     count
 }
 
-/// The YAML 1.2 core schema for plain scalars.
-fn resolve(text: String) -> Value {
-    match text.as_str() {
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "true" | "True" | "TRUE" => return Value::Bool(true),
-        "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Value::Float(f64::INFINITY);
-        }
-        "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
-        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
-        _ => {}
-    }
+/// The YAML 1.2 core schema for plain scalars; `None` for an integer that does not fit in
+/// exe's integers (as a float it would not be the number written).
+fn resolve(text: String) -> Option<Value> {
+    let value = match text.as_str() {
+        "" | "~" | "null" | "Null" | "NULL" => Value::Null,
+        "true" | "True" | "TRUE" => Value::Bool(true),
+        "false" | "False" | "FALSE" => Value::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => Value::Float(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => Value::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => Value::Float(f64::NAN),
+        _ => return number(text),
+    };
+    Some(value)
+}
+
+/// An integer, a float, or else the text itself.
+fn number(text: String) -> Option<Value> {
     let unsigned = text.trim_start_matches(['-', '+']);
     if let Some(hex) = text.strip_prefix("0x")
         && let Ok(i) = i64::from_str_radix(hex, 16)
     {
-        return Value::Int(i);
+        return Some(Value::Int(i));
     }
     if let Some(oct) = text.strip_prefix("0o")
         && let Ok(i) = i64::from_str_radix(oct, 8)
     {
-        return Value::Int(i);
+        return Some(Value::Int(i));
     }
-    if !unsigned.is_empty()
-        && unsigned.bytes().all(|b| b.is_ascii_digit())
-        && let Ok(i) = text.parse::<i64>()
-    {
-        return Value::Int(i);
+    if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
+        match text.parse::<i64>() {
+            Ok(i) => return Some(Value::Int(i)),
+            Err(e) if overflows(&e) => return None,
+            Err(_) => {}
+        }
     }
     let float_like = unsigned.bytes().any(|b| b.is_ascii_digit())
         && unsigned
             .bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
     if float_like && let Ok(f) = text.parse::<f64>() {
-        return Value::Float(f);
+        return Some(Value::Float(f));
     }
-    Value::Str(text)
+    Some(Value::Str(text))
 }
 
 #[cfg(test)]
@@ -317,14 +322,20 @@ mod tests {
 
     #[test]
     fn core_schema_scalars() {
-        assert_eq!(resolve("~".into()), Value::Null);
-        assert_eq!(resolve("True".into()), Value::Bool(true));
-        assert_eq!(resolve("yes".into()), Value::Str("yes".into()));
-        assert_eq!(resolve("-12".into()), Value::Int(-12));
-        assert_eq!(resolve("0x1f".into()), Value::Int(31));
-        assert_eq!(resolve("1.5e3".into()), Value::Float(1500.0));
-        assert_eq!(resolve("1h30m".into()), Value::Str("1h30m".into()));
-        assert_eq!(resolve("1.2.3".into()), Value::Str("1.2.3".into()));
+        assert_eq!(resolve("~".into()), Some(Value::Null));
+        assert_eq!(resolve("True".into()), Some(Value::Bool(true)));
+        assert_eq!(resolve("yes".into()), Some(Value::Str("yes".into())));
+        assert_eq!(resolve("-12".into()), Some(Value::Int(-12)));
+        assert_eq!(resolve("0x1f".into()), Some(Value::Int(31)));
+        assert_eq!(resolve("1.5e3".into()), Some(Value::Float(1500.0)));
+        assert_eq!(resolve("1h30m".into()), Some(Value::Str("1h30m".into())));
+        assert_eq!(resolve("1.2.3".into()), Some(Value::Str("1.2.3".into())));
+        assert_eq!(
+            resolve("-9223372036854775808".into()),
+            Some(Value::Int(i64::MIN))
+        );
+        assert_eq!(resolve("18446744073709551615".into()), None);
+        assert_eq!(resolve("+-5".into()), Some(Value::Str("+-5".into())));
     }
 
     #[test]

@@ -156,3 +156,26 @@ fn a_null_is_named_by_its_key_when_toml_cannot_hold_it() {
     assert_eq!(json.code, 0, "{}", json.stderr);
     json.assert_stdout_has("\"gone\": null");
 }
+
+#[test]
+fn an_integer_beyond_64_bits_is_refused_not_rounded() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.yaml",
+        "vars:\n  big: 18446744073709551615\njobs:\n  a:\n    command: \"true\"\n",
+    );
+    sb.file(
+        "p.json",
+        r#"{"vars": {"big": -9223372036854775809}, "jobs": {"a": {"command": "true"}}}"#,
+    );
+    // Read as a float, the number would change; the error shows where, key and all.
+    for (file, line) in [("p.yaml", "p.yaml:2:8"), ("p.json", "p.json:1:18")] {
+        let run = sb.exe(&["migrate", file, "--to", "json"]);
+        assert_eq!(run.code, 2, "{file}: {}", run.stdout);
+        run.assert_stderr_has("integer out of range: exe's integers are 64-bit");
+        run.assert_stderr_has(line);
+        run.assert_stderr_has("quote it to keep it exactly, as text");
+    }
+    sb.exe(&["lint", "p.yaml"])
+        .assert_stderr_lacks("1.8446744073709552e19");
+}
