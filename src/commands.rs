@@ -134,6 +134,7 @@ fn load_pipeline(run: &RunArgs, process_env: &[(String, String)]) -> Result<Load
         process_env: process_env.to_vec(),
         cli_env: run.env.clone(),
     };
+    let started = std::time::Instant::now();
     let (doc, mut warnings) = match load::load(&run.file, &load_options) {
         Ok(loaded) => loaded,
         Err(failure) => {
@@ -146,6 +147,14 @@ fn load_pipeline(run: &RunArgs, process_env: &[(String, String)]) -> Result<Load
     };
     let (pipeline, found) = validate::validate(&doc, &options);
     warnings.extend(found);
+    tracing::info!(
+        file = %run.file.display(),
+        files = doc.provenance.files().count(),
+        jobs = pipeline.as_ref().map_or(0, |p| p.jobs.len()),
+        problems = warnings.len(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "pipeline loaded and validated"
+    );
     match pipeline {
         Some(pipeline) => Ok(Loaded {
             doc,

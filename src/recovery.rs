@@ -90,6 +90,7 @@ pub fn close_orphans(
         if run.state != "RUNNING" || !orphaned(&run, host, now_ms) {
             continue;
         }
+        tracing::info!(run = run.id, host = %run.host, pid = run.pid, "closing a run whose exe died");
         match close(store, &run, run.host == host) {
             Ok(left) => {
                 leftovers.extend(left);

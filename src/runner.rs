@@ -530,7 +530,12 @@ impl<'a> Runner<'a> {
             self.groups_due = None;
             let mut pending = std::mem::take(&mut self.pending);
             let records: Vec<Record<'_>> = pending.iter().map(|p| self.to_record(p)).collect();
+            let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
             let result = self.store.record(self.options.run_id, &records);
+            if let Some(started) = started {
+                let us = started.elapsed().as_micros();
+                tracing::trace!(records = records.len(), us, "committed");
+            }
             drop(records);
             // The buffer is kept: a run commits once per event, and regrowing it each time
             // showed in profiles.
@@ -824,6 +829,7 @@ impl<'a> Runner<'a> {
     }
 
     fn started(&mut self, job: usize, pgid: i32) {
+        tracing::debug!(job = %self.pipeline.jobs[job].id, pgid, "process started");
         let Some(live) = self.live.get_mut(&job) else {
             return;
         };
@@ -946,6 +952,14 @@ impl<'a> Runner<'a> {
             Outcome::TimedOut { reason } => ("TIMEOUT", reason.clone()),
             Outcome::Cancelled => ("CANCELLED", String::new()),
         };
+        tracing::debug!(
+            job = %self.pipeline.jobs[job].id,
+            attempt = live.attempt,
+            state,
+            reason = %reason,
+            ms = (now.saturating_sub(live.started)).as_secs_f64() * 1000.0,
+            "attempt ended"
+        );
         let group = self.take_pending_group(job, live.attempt);
         self.pending.push(Pending::Ended {
             job,

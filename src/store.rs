@@ -466,6 +466,7 @@ impl Store {
         // history), which every `apply` and `exe runs` would pay. A file that is not a
         // database already failed above, and damage a query meets is reported as Corrupt.
         store.version = found;
+        tracing::debug!(path = %path.display(), schema = found, ?access, "history opened");
         match access {
             Access::ReadOnly => {
                 if found < READABLE_FROM {

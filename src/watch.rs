@@ -122,6 +122,11 @@ where
             }
         };
         folders.sync(watch.rules.folders())?;
+        tracing::debug!(
+            folders = folders.len(),
+            loaded = pipeline.is_some(),
+            "watching"
+        );
         let after = match &pipeline {
             Some(pipeline) => watch.run(&tx, &rx, |cancel| apply(pipeline, cancel))?,
             None => After::Wait,
@@ -263,6 +268,8 @@ impl Watch<'_> {
         for path in paths {
             if self.rules.triggers(&path) {
                 self.burst.add(path, now);
+            } else {
+                tracing::trace!(path = %path.display(), "change ignored");
             }
         }
     }

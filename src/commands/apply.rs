@@ -180,6 +180,13 @@ pub(super) fn execute(
         started_at_ms,
         jobs: &ids,
     })?;
+    tracing::info!(
+        run = run_id,
+        pipeline = %pipeline.name,
+        to_run = dispositions.iter().filter(|d| matches!(d, Disposition::Run)).count(),
+        resumes = ?args.resume,
+        "run recorded"
+    );
     // The plan is recorded; a 2,000-job plan's text need not stay in memory for the run.
     drop(definition);
     let log_dirs = pipeline.jobs.iter().map(|j| j.log_dir.as_path());
@@ -234,6 +241,13 @@ pub(super) fn execute(
                 RunState::Failed | RunState::Running => EXIT_FAILED,
             };
             store.finish_run(run_id, report.run_state.as_str(), code, now_ms())?;
+            tracing::info!(
+                run = run_id,
+                state = report.run_state.as_str(),
+                exit = code,
+                ms = report.elapsed.as_secs_f64() * 1000.0,
+                "run finished"
+            );
             Ok((report, code))
         });
     let stopped = checkpointer.map_or(Ok(()), |c| store.stop_background_checkpoints(c));

@@ -735,3 +735,20 @@ fn secrets_in_check_failures_are_masked_on_screen_and_in_the_history() {
         assert!(!out.contains("hunter2xyz"), "{out}");
     }
 }
+
+#[test]
+fn verbose_flags_show_what_exe_does() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    let info = sb.exe(&["-v", "apply", "-q", "p.toml"]);
+    assert_eq!(info.code, 0, "{}", info.stderr);
+    info.assert_stderr_has("pipeline loaded and validated file=p.toml files=1 jobs=1");
+    info.assert_stderr_has("run recorded run=1 pipeline=p to_run=1");
+    info.assert_stderr_has("run finished run=1 state=\"SUCCESS\" exit=0");
+    info.assert_stderr_lacks("DEBUG");
+    let debug = sb.exe(&["-vv", "apply", "-q", "p.toml"]);
+    debug.assert_stderr_has("attempt ended job=a attempt=1 state=\"SUCCESS\"");
+    debug.assert_stderr_lacks("TRACE");
+    let trace = sb.exe(&["-vvv", "apply", "-q", "p.toml"]);
+    trace.assert_stderr_has("committed records=");
+}
