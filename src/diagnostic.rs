@@ -165,7 +165,23 @@ pub fn render_human(diagnostics: &[Diagnostic], color: bool) -> String {
                 Severity::Warning => miette::Severity::Warning,
             });
         let mut help = d.help.clone();
+        // A line too long to show (minified JSON: the whole file on one line) is named by
+        // position instead, so that each diagnostic does not print the file again.
+        let excerpt = match &d.at {
+            Some(At::Span { source, span }) => excerpt_fits(&source.text, span.start).then_some(()),
+            _ => None,
+        };
         match &d.at {
+            Some(At::Span { source, span }) if excerpt.is_none() => {
+                let pos = position(&source.text, span.start);
+                m.message = format!(
+                    "{}:{}:{}: {}",
+                    source.path.display(),
+                    pos.line,
+                    pos.column,
+                    m.message
+                );
+            }
             Some(At::Span { span, .. }) => {
                 let label = d.label.clone().unwrap_or_else(|| "here".to_owned());
                 m = m.with_label(LabeledSpan::new_primary_with_span(
@@ -187,7 +203,7 @@ pub fn render_human(diagnostics: &[Diagnostic], color: bool) -> String {
             m = m.with_help(h);
         }
         let report = match &d.at {
-            Some(At::Span { source, .. }) => Report::new(m).with_source_code(
+            Some(At::Span { source, .. }) if excerpt.is_some() => Report::new(m).with_source_code(
                 NamedSource::new(
                     source.path.display().to_string(),
                     SharedText(source.clone()),
@@ -199,6 +215,35 @@ pub fn render_human(diagnostics: &[Diagnostic], color: bool) -> String {
         let _ = handler.render_report(&mut out, report.as_ref());
     }
     out
+}
+
+/// The longest line, in bytes, shown in a source excerpt.
+const MAX_EXCERPT_LINE: usize = 500;
+
+/// Whether the lines an excerpt shows around `offset` (its own, and one before and after)
+/// are short enough to print.
+fn excerpt_fits(text: &str, offset: usize) -> bool {
+    let line = line_around(text, offset.min(text.len()));
+    let before = (line.start > 0).then(|| line_around(text, line.start - 1));
+    let after = (line.end < text.len()).then(|| line_around(text, line.end + 1));
+    [Some(line), before, after]
+        .into_iter()
+        .flatten()
+        .all(|l| l.len() <= MAX_EXCERPT_LINE)
+}
+
+/// The bytes of the line holding `offset`, without its newline.
+fn line_around(text: &str, offset: usize) -> std::ops::Range<usize> {
+    let bytes = text.as_bytes();
+    let start = bytes[..offset]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let end = bytes[offset..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(text.len(), |i| offset + i);
+    start..end
 }
 
 /// miette reads the text through this, so a file is never copied per diagnostic.

@@ -682,3 +682,24 @@ fn notify_settings_warn_that_nothing_is_sent_yet() {
     );
     assert!(messages_of(&sb, "only.toml", "exe::config::notify_not_sent").is_empty());
 }
+
+#[test]
+fn a_problem_on_a_very_long_line_is_named_by_position_not_printed_whole() {
+    let sb = Sandbox::new();
+    // Minified JSON: the whole pipeline on one line of about 30 KB.
+    let jobs: Vec<String> = (0..500)
+        .map(|i| format!("\"job{i}\":{{\"command\":\"echo {i}\"}}"))
+        .collect();
+    sb.file(
+        "p.json",
+        format!(
+            "{{\"jobs\":{{{},\"bad\":{{\"comand\":\"x\"}}}}}}",
+            jobs.join(",")
+        ),
+    );
+    let run = sb.exe(&["lint", "p.json"]);
+    assert_eq!(run.code, 1);
+    run.assert_stdout_has("p.json:1:");
+    run.assert_stdout_has("unknown key `comand` in `jobs.bad`");
+    assert!(run.stdout.len() < 1_000, "{} bytes", run.stdout.len());
+}
