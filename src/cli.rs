@@ -404,7 +404,8 @@ pub enum LintFormat {
 /// `exe init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Where to write. Default: `pipeline.<ext>` in the current folder.
+    /// Where to write: a file, or a folder to write `pipeline.<ext>` in. Default:
+    /// `pipeline.<ext>` in the current folder.
     pub path: Option<PathBuf>,
     /// Starter to use.
     #[arg(long, short, default_value = "basic")]

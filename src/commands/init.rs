@@ -76,6 +76,8 @@ pub(super) fn run(args: &InitArgs) -> Result<i32, Error> {
     };
     let (path, text) = match &args.path {
         None => (PathBuf::from(format!("pipeline.{ext}")), text),
+        // A folder gets the default name inside it.
+        Some(dir) if dir.is_dir() => (dir.join(format!("pipeline.{ext}")), text),
         Some(path) => (path.clone(), in_format_of(path, &args.template, ext, text)?),
     };
     let mut options = std::fs::OpenOptions::new();

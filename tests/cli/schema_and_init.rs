@@ -61,6 +61,11 @@ fn default_init_writes_pipeline_toml() {
     assert_eq!(sb.exe(&["init"]).code, 0);
     assert!(sb.path().join("pipeline.toml").is_file());
     assert_eq!(sb.exe(&["lint", "pipeline.toml"]).code, 0);
+    // A folder gets the default name inside it.
+    std::fs::create_dir(sb.path().join("ci")).unwrap();
+    let into = sb.exe(&["init", "--template", "basic-yaml", "ci"]);
+    assert_eq!(into.code, 0, "{}", into.stderr);
+    assert!(sb.path().join("ci/pipeline.yaml").is_file());
 }
 
 #[test]
