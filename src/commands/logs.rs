@@ -36,7 +36,7 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
             const LISTED: usize = 5;
             let mut ids: Vec<&str> = named.iter().take(LISTED).map(|j| j.id.as_str()).collect();
             let more = named.len().saturating_sub(LISTED);
-            let more = format!(" and {more} more");
+            let more = format!("and {more} more");
             if named.len() > LISTED {
                 ids.push(&more);
             }
