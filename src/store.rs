@@ -1018,6 +1018,19 @@ mod tests {
     }
 
     #[test]
+    fn runs_are_listed_by_start_not_by_id() {
+        let mut s = Store::open_in_memory().unwrap();
+        let none: Vec<String> = Vec::new();
+        let recent = s.create_run(&new_run("a", 2_000, &none)).unwrap();
+        // Imported afterwards from the older tool: a higher id, an earlier start.
+        let imported = s.create_run(&new_run("a", 1_000, &none)).unwrap();
+        let listed: Vec<i64> = (s.runs(&RunFilter::default()).unwrap().iter())
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(listed, [recent, imported]);
+    }
+
+    #[test]
     fn runs_are_newest_first_and_filtered() {
         let mut s = Store::open_in_memory().unwrap();
         let none: Vec<String> = Vec::new();
