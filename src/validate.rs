@@ -989,11 +989,12 @@ impl<'d> Validator<'d> {
         for (d, rendered) in drafts.iter().zip(rendered) {
             let mut needs = Vec::new();
             for (n, need) in rendered.iter().enumerate() {
-                let reference = JobRef::parse(need);
                 // Empty when the need names no job.
                 let targets: Vec<usize> = if let Some(range) = by_id.get(need.as_str()) {
                     range.clone().collect()
                 } else {
+                    // Some of a matrix job's pairs, or all of them in another order.
+                    let reference = JobRef::parse(need);
                     let ids = ids.get_or_insert_with(|| {
                         drafts
                             .iter()
@@ -1013,7 +1014,7 @@ impl<'d> Validator<'d> {
                     // Not the job itself: needing itself would be a cycle.
                     let others = drafts.iter().map(|o| o.key).filter(|&k| k != d.key);
                     let ids = ids.as_deref().unwrap_or_default();
-                    let hint = (reference.miss(ids.iter().map(String::as_str)))
+                    let hint = (JobRef::parse(need).miss(ids.iter().map(String::as_str)))
                         .or_else(|| did_you_mean(need, others))
                         .unwrap_or_else(|| "`needs` lists ids of jobs in this pipeline".to_owned());
                     self.error(
