@@ -1,8 +1,10 @@
 //! Closing runs whose exe died (killed with -9, a power loss): bug 17 of the older tool left
 //! them RUNNING forever.
 //!
-//! A RUNNING run is orphaned when its owner is gone: on this host its pid no longer runs
-//! exe, or (on any host) it has not written a heartbeat for [`STALE`]. Such a run gets, for
+//! A RUNNING run is orphaned when its owner is gone: on this host, its pid no longer runs
+//! the exe that started it (a live one may be stopped, by Ctrl-Z or a paused container, and
+//! write no heartbeat meanwhile); on another host, it has not written a heartbeat for
+//! [`STALE`]. Such a run gets, for
 //! each unfinished job, a transition to CANCELLED with the reason "exe died", an end for each
 //! attempt left open, and the run state CANCELLED. Nothing earlier is changed, and the run
 //! stays resumable. Process groups of its attempts that are still running are reported, with
@@ -14,6 +16,7 @@
 
 use std::time::Duration;
 
+use crate::process::members::Member;
 use crate::store::{Record, RunFilter, RunRow, Store, StoreError};
 
 /// A run silent for this long is taken as dead, whatever host it ran on (heartbeats come
@@ -59,15 +62,19 @@ fn member_started_between(pgid: i32, from_ms: i64, to_ms: i64, now_ms: i64) -> b
     let Some(members) = crate::process::members::of_group(pgid) else {
         return false;
     };
+    members
+        .iter()
+        .any(|member| (from_ms..=to_ms).contains(&started_ms(member, now_ms)))
+}
+
+/// When a process started, in ms since the Unix epoch (as `now_ms` is).
+fn started_ms(member: &Member, now_ms: i64) -> i64 {
     // `/proc` counts start times in clock ticks since boot (CLOCK_BOOTTIME).
     let since_boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
     let since_boot_ms = since_boot.tv_sec * 1000 + since_boot.tv_nsec / 1_000_000;
     let booted_ms = now_ms - since_boot_ms;
     let ticks = i64::try_from(rustix::param::clock_ticks_per_second()).unwrap_or(100);
-    members.iter().any(|member| {
-        let started_ms = booted_ms + member.start_ticks * 1000 / ticks;
-        (from_ms..=to_ms).contains(&started_ms)
-    })
+    booted_ms + member.start_ticks * 1000 / ticks
 }
 
 /// Closes every orphaned run; returns the ids closed and the process groups still running.
@@ -105,10 +112,19 @@ pub fn close_orphans(
 
 /// Whether a RUNNING run's owner is gone.
 pub fn orphaned(run: &RunRow, host: &str, now_ms: i64) -> bool {
+    if run.host == host {
+        return !owner_runs(run, now_ms);
+    }
     let last_sign = run.heartbeat_at_ms.unwrap_or(run.started_at_ms);
-    let silent =
-        now_ms.saturating_sub(last_sign) > i64::try_from(STALE.as_millis()).unwrap_or(i64::MAX);
-    silent || (run.host == host && !runs_exe(run.pid))
+    now_ms.saturating_sub(last_sign) > i64::try_from(STALE.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Whether the run's pid, on this host, is still the exe that started it: an exe process
+/// that started before the run did (a pid handed out again since started later).
+fn owner_runs(run: &RunRow, now_ms: i64) -> bool {
+    runs_exe(run.pid)
+        && crate::process::members::of_pid(run.pid)
+            .is_some_and(|p| started_ms(&p, now_ms) <= run.started_at_ms + START_SLACK_MS)
 }
 
 /// Is `pid` a live exe process? (A reused pid of another program does not count.)
@@ -217,6 +233,14 @@ mod tests {
             orphaned(&row("there", 1, Some(now - 31_000)), "here", now),
             "silent for 31 s"
         );
+        // This test process stands for a live exe here that wrote no heartbeat for long
+        // (stopped by Ctrl-Z): it is alive, unless the run started before the process did.
+        let now = crate::clock::now_ms();
+        let mut stopped = row("here", std::process::id(), Some(now - 600_000));
+        stopped.started_at_ms = now - 1_000;
+        assert!(!orphaned(&stopped, "here", now), "a live owner, however silent");
+        stopped.started_at_ms = 0;
+        assert!(orphaned(&stopped, "here", now), "the pid was handed out again since");
         // This test binary is `executioner-<hash>`: an exe as far as the check goes.
         assert!(runs_exe(std::process::id()));
     }

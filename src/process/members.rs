@@ -42,6 +42,12 @@ pub fn of_group(pgid: i32) -> Option<Vec<Member>> {
     Some(members)
 }
 
+/// Process `pid`, if it exists and `/proc` can be read.
+pub fn of_pid(pid: u32) -> Option<Member> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    group_and_member(&stat).map(|(_, member)| member)
+}
+
 /// The group (field 5) and the state (3) and start time (22) of a `/proc/PID/stat` line.
 fn group_and_member(stat: &str) -> Option<(i32, Member)> {
     let after_name = &stat[stat.rfind(')')? + 1..];
