@@ -342,10 +342,7 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not K=V"))?;
-    let valid = !key.is_empty()
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && !key.as_bytes()[0].is_ascii_digit();
-    if !valid {
+    if !crate::spec::is_variable_name(key) {
         return Err(format!("`{key}` is not a valid variable name"));
     }
     Ok((key.to_owned(), value.to_owned()))

@@ -238,9 +238,15 @@ mod tests {
         let now = crate::clock::now_ms();
         let mut stopped = row("here", std::process::id(), Some(now - 600_000));
         stopped.started_at_ms = now - 1_000;
-        assert!(!orphaned(&stopped, "here", now), "a live owner, however silent");
+        assert!(
+            !orphaned(&stopped, "here", now),
+            "a live owner, however silent"
+        );
         stopped.started_at_ms = 0;
-        assert!(orphaned(&stopped, "here", now), "the pid was handed out again since");
+        assert!(
+            orphaned(&stopped, "here", now),
+            "the pid was handed out again since"
+        );
         // This test binary is `executioner-<hash>`: an exe as far as the check goes.
         assert!(runs_exe(std::process::id()));
     }

@@ -16,7 +16,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use scalar::{
-    DurationSpec, EnvValue, InheritEnv, SizeSpec, StringList, When, format_duration, parse_duration,
+    DurationSpec, EnvValue, InheritEnv, SizeSpec, StringList, When, format_duration,
+    is_variable_name, parse_duration,
 };
 
 /// The format version this exe writes and reads.

@@ -1055,6 +1055,48 @@ impl<'d> Validator<'d> {
         all
     }
 
+    /// An `env` entry no environment can hold (a name with `=`, a NUL byte) is an error; a
+    /// name a shell cannot read as `$NAME` is a warning (the job still gets it).
+    fn check_variable(&mut self, key: &str, value: &str, here: &[Vec<String>]) {
+        let at = || self.at_key(here);
+        let unusable = if key.is_empty() {
+            Some("it is empty")
+        } else if key.contains('=') {
+            Some("it holds `=`")
+        } else if key.contains('\0') {
+            Some("it holds a NUL byte")
+        } else {
+            None
+        };
+        if let Some(why) = unusable {
+            let at = at();
+            self.error(
+                "exe::config::invalid_env_name",
+                format!("`{key}` cannot be an environment variable's name: {why}"),
+                at,
+            )
+            .help = Some("a name is letters, digits and `_`: `DB_HOST`".to_owned());
+        } else if !crate::spec::is_variable_name(key) {
+            let at = at();
+            self.warn(
+                "exe::config::invalid_env_name",
+                format!(
+                    "`{key}` is not a shell variable name: a command cannot read it as `${key}`"
+                ),
+                at,
+            )
+            .help = Some("a name is letters, digits and `_`, not starting with a digit".to_owned());
+        }
+        if value.contains('\0') {
+            let at = self.at(here);
+            self.error(
+                "exe::config::invalid_value",
+                format!("the value of `{key}` holds a NUL byte, which no environment variable can"),
+                at,
+            );
+        }
+    }
+
     /// Resolves `${NAME}` in one `env` map whose entries may name each other, in any order:
     /// `--env` values first, then the map's other entries, then `outer`.
     fn resolve_env(
@@ -1071,6 +1113,9 @@ impl<'d> Validator<'d> {
                 .or_else(|| map.get(name).filter(|_| name != own).cloned())
                 .or_else(|| outer.get(name).cloned())
         };
+        for (key, value) in raw {
+            self.check_variable(key, value, &here(self, key));
+        }
         // Each pass resolves one more level of entries naming entries; a cycle stops at the cap.
         let mut resolved = raw.clone();
         for _ in 0..=raw.len() {

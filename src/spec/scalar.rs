@@ -314,6 +314,14 @@ impl JsonSchema for StringList {
     }
 }
 
+/// Whether `name` is a portable variable name (what a shell's `$NAME` can read): letters,
+/// digits and `_`, not starting with a digit.
+pub fn is_variable_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
+}
+
 /// An environment value: strings, numbers and booleans are all passed as their text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvValue(pub String);

@@ -703,3 +703,37 @@ fn a_problem_on_a_very_long_line_is_named_by_position_not_printed_whole() {
     run.assert_stdout_has("unknown key `comand` in `jobs.bad`");
     assert!(run.stdout.len() < 1_000, "{} bytes", run.stdout.len());
 }
+
+#[test]
+fn env_names_no_environment_can_hold_are_errors() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[env]\nC = \"top\"\n\"A-B\" = \"x\"\n[jobs.a]\ncommand = \"echo C=$C\"\nenv = { \"C=D\" = \"y\" }\n",
+    );
+    let run = sb.exe(&["lint", "--format", "json", "p.toml"]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let found: Vec<(&str, &str)> = (report["diagnostics"].as_array().unwrap().iter())
+        .filter(|d| d["code"] == "exe::config::invalid_env_name")
+        .map(|d| {
+            (
+                d["severity"].as_str().unwrap(),
+                d["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "warning",
+                "`A-B` is not a shell variable name: a command cannot read it as `$A-B`"
+            ),
+            (
+                "error",
+                "`C=D` cannot be an environment variable's name: it holds `=`"
+            ),
+        ]
+    );
+    assert_eq!(sb.exe(&["apply", "p.toml"]).code, 2);
+}
