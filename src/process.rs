@@ -437,6 +437,28 @@ pub fn group_running(pgid: i32) -> bool {
     }
 }
 
+/// The soft limit on open files exe raises its own to, at most.
+const OPEN_FILES: u64 = 65_536;
+
+/// Raises the soft limit on open files toward the hard limit, up to [`OPEN_FILES`]. Each
+/// running job holds a few descriptors (its pidfd, its log, the pipes of its output), so the
+/// usual soft limit of 1,024 made jobs fail to start at about 300 at once. Jobs inherit the
+/// raised limit; it is capped because some programs loop over every possible descriptor.
+/// A failure here leaves the limit as it was.
+pub fn raise_open_files_limit() {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let wanted = limit
+        .maximum
+        .map_or(OPEN_FILES, |hard| hard.min(OPEN_FILES));
+    if limit.current.is_some_and(|soft| soft < wanted) {
+        let raised = rustix::process::Rlimit {
+            current: Some(wanted),
+            maximum: limit.maximum,
+        };
+        let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, raised);
+    }
+}
+
 /// Makes exe a child subreaper (`prctl(PR_SET_CHILD_SUBREAPER)`): orphaned grandchildren of jobs
 /// are re-parented to exe instead of PID 1, so [`reap_group`] can reap them at once and a group
 /// is gone as soon as it is killed. Call once at start, before any attempt runs.

@@ -202,6 +202,7 @@ pub(super) fn execute(
     }
     // Orphaned grandchildren of jobs come back to exe, so their group can be reaped at once.
     let _ = crate::process::become_subreaper();
+    crate::process::raise_open_files_limit();
     let progress = Progress::start(
         ids,
         Style {

@@ -752,3 +752,26 @@ fn verbose_flags_show_what_exe_does() {
     let trace = sb.exe(&["-vvv", "apply", "-q", "p.toml"]);
     trace.assert_stderr_has("committed records=");
 }
+
+#[test]
+fn a_low_open_files_limit_is_raised_so_many_jobs_can_run_at_once() {
+    let sb = Sandbox::new();
+    let mut text = String::from("max_parallel = 60\n");
+    for i in 0..60 {
+        text += &format!("[jobs.j{i}]\ncommand = \"sleep 0.3\"\n");
+    }
+    sb.file("p.toml", text);
+    // 40 descriptors cannot hold 60 running jobs (a pidfd, a log and pipes each).
+    let mut sh = std::process::Command::new("sh");
+    sh.current_dir(sb.path()).args([
+        "-c",
+        "ulimit -Sn 40 && \"$0\" apply -q p.toml",
+        env!("CARGO_BIN_EXE_exe"),
+    ]);
+    let out = sh.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
