@@ -191,15 +191,21 @@ pub fn spawn(spec: &AttemptSpec<'_>) -> Result<Running, ProcessError> {
         .map_err(|source| ProcessError::Spawn { source })
 }
 
-/// Shell words that change the shell itself, or read shell state, rather than run a program:
-/// such a command must go through `sh` to mean what it says.
+/// Shell words that change the shell itself, or read shell state, rather than run a program,
+/// and builtins that read their arguments otherwise than the program of the same name
+/// (`echo -e x`, `printf --version`): such a command must go through `sh` to mean what it
+/// says.
 const SHELL_WORDS: &[&str] = &[
     "!", "{", "}", "case", "do", "done", "elif", "else", "esac", "fi", "for", "function", "if",
     "in", "select", "then", "until", "while", ".", ":", "alias", "bg", "break", "cd", "command",
-    "continue", "eval", "exec", "exit", "export", "fg", "getopts", "hash", "jobs", "kill", "local",
-    "pwd", "read", "readonly", "return", "set", "shift", "source", "times", "trap", "type",
-    "ulimit", "umask", "unalias", "unset", "wait",
+    "continue", "echo", "eval", "exec", "exit", "export", "fg", "getopts", "hash", "jobs", "kill",
+    "local", "printf", "pwd", "read", "readonly", "return", "set", "shift", "source", "test",
+    "times", "trap", "type", "ulimit", "umask", "unalias", "unset", "wait",
 ];
+
+/// Builtins that mean the same as their program only without arguments (`true --help`
+/// prints help as a program, nothing as a builtin).
+const SAME_WITHOUT_ARGUMENTS: &[&str] = &["true", "false"];
 
 /// The command's words when it can be started without a shell and mean the same: plain
 /// words only (no quotes, `$`, globs, pipes, redirections, `;`, `&`, `~`, `#`, newlines),
@@ -220,6 +226,7 @@ fn direct_words<'c>(command: &'c str, env: &[(String, String)]) -> Option<Vec<&'
     let named = !program.contains('/') && env.iter().any(|(k, _)| k == "PATH");
     if program.contains('=')
         || SHELL_WORDS.contains(&program)
+        || (SAME_WITHOUT_ARGUMENTS.contains(&program) && words.len() > 1)
         || !(named || program.starts_with('/'))
     {
         return None;
@@ -629,6 +636,10 @@ mod tests {
             "echo a # c",
             "pwd",
             "kill 1",
+            "echo -e hello",
+            "printf --version",
+            "test -n x",
+            "true --help",
             "",
         ] {
             assert_eq!(
