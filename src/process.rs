@@ -411,6 +411,22 @@ pub fn kill_group(pgid: i32, signal: i32) -> io::Result<()> {
     }
 }
 
+/// Sends `signal` to jobs: each one's process group, and the groups its processes made of
+/// their own below it ([`members::Tree::escaped_groups`]), which a signal to the group alone
+/// would miss. `/proc` is read once for all of them. A group that is gone is skipped.
+pub fn signal_jobs(pgids: &[i32], signal: i32) {
+    if pgids.is_empty() {
+        return;
+    }
+    let tree = members::Tree::read();
+    for &pgid in pgids {
+        for escaped in tree.escaped_groups(pgid) {
+            let _ = kill_group(escaped, signal);
+        }
+        let _ = kill_group(pgid, signal);
+    }
+}
+
 /// Is any process of this group still there (`killpg(pgid, 0)`)? Zombies count: a group whose
 /// members are all unreaped zombies is still alive until they are reaped.
 #[must_use]

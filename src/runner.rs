@@ -376,6 +376,21 @@ pub fn run(
             runner.scheduler.attempts(job) > 0
         });
     }
+    // Every job has been reaped. What one left running in a group of its own (and so past
+    // the ends of its group above) was adopted by exe, a subreaper: it ends with the run.
+    let grace = (pipeline.jobs.iter().map(|j| j.timeout_grace))
+        .max()
+        .unwrap_or_default();
+    for pgid in process::members::adopted_groups() {
+        // Those that have ended are only to be reaped.
+        process::reap_group(pgid);
+    }
+    for pgid in process::members::adopted_groups() {
+        progress.note(&format!(
+            "ending process group {pgid}: a job left it running in a group of its own"
+        ));
+        let _ = process::end_leftovers(pgid, grace);
+    }
     drop(signals);
     runner.force_next_commit = true;
     runner.flush();
@@ -639,6 +654,7 @@ impl<'a> Runner<'a> {
         self.history_error = Some(error);
         // Nothing more can be recorded, so the cancelled jobs' transitions are not kept.
         let _ = self.start_cancelling("the run history could not be written");
+        let mut groups = Vec::new();
         for (job, live) in &mut self.live {
             if live.stop.is_none() {
                 let kill_at = Some(Instant::now() + self.pipeline.jobs[*job].timeout_grace);
@@ -646,11 +662,10 @@ impl<'a> Runner<'a> {
                     reason: KillReason::Cancel,
                     kill_at,
                 });
-                if let Some(pgid) = live.pgid {
-                    let _ = process::kill_group(pgid, SIGTERM);
-                }
+                groups.extend(live.pgid);
             }
         }
+        process::signal_jobs(&groups, SIGTERM);
     }
 
     fn record_all(&mut self, transitions: &[Transition]) {
@@ -846,7 +861,7 @@ impl<'a> Runner<'a> {
         live.pgid = Some(pgid);
         // A process started after a kill was decided (a check, then the command) is stopped too.
         if let Some(stop) = live.stop {
-            let _ = process::kill_group(pgid, libc_signal(stop.kill_at.is_none()));
+            process::signal_jobs(&[pgid], libc_signal(stop.kill_at.is_none()));
         }
     }
 
@@ -1007,6 +1022,7 @@ impl<'a> Runner<'a> {
             self.progress.note(note);
         }
         let kill_now = self.signals >= 2;
+        let mut groups = Vec::new();
         for (job, live) in &mut self.live {
             let grace = self.pipeline.jobs[*job].timeout_grace;
             if live.stop.is_none() || kill_now {
@@ -1015,11 +1031,10 @@ impl<'a> Runner<'a> {
                     reason,
                     kill_at: (!kill_now).then(|| Instant::now() + grace),
                 });
-                if let Some(pgid) = live.pgid {
-                    let _ = process::kill_group(pgid, libc_signal(kill_now));
-                }
+                groups.extend(live.pgid);
             }
         }
+        process::signal_jobs(&groups, libc_signal(kill_now));
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -1059,6 +1074,7 @@ impl<'a> Runner<'a> {
                 self.flush();
             }
         }
+        let (mut term, mut kill) = (Vec::new(), Vec::new());
         for (job, live) in &mut self.live {
             match live.stop {
                 None if live.deadline.is_some_and(|d| d <= now) => {
@@ -1067,23 +1083,24 @@ impl<'a> Runner<'a> {
                         reason: KillReason::Timeout,
                         kill_at,
                     });
-                    if let Some(pgid) = live.pgid {
-                        let _ = process::kill_group(pgid, libc_signal(false));
-                    }
+                    term.extend(live.pgid);
                 }
                 Some(Stop {
                     reason,
                     kill_at: Some(kill_at),
                 }) if kill_at <= now => {
-                    if let Some(pgid) = live.pgid {
-                        let _ = process::kill_group(pgid, libc_signal(true));
-                    }
+                    kill.extend(live.pgid);
                     live.stop = Some(Stop {
                         reason,
                         kill_at: None,
                     });
                 }
                 _ => {}
+            }
+        }
+        for (groups, kill) in [(term, false), (kill, true)] {
+            if !groups.is_empty() {
+                process::signal_jobs(&groups, libc_signal(kill));
             }
         }
     }

@@ -775,3 +775,31 @@ fn a_low_open_files_limit_is_raised_so_many_jobs_can_run_at_once() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Whether process `pid` still runs (a zombie has ended).
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat.rsplit(')').next().unwrap_or_default().trim_start();
+        !state.starts_with(['Z', 'X'])
+    })
+}
+
+#[test]
+fn processes_a_job_moved_to_a_group_of_their_own_do_not_outlive_it() {
+    let sb = Sandbox::new();
+    // GNU timeout puts itself and its command in a group of their own: a signal to the
+    // job's group misses them.
+    sb.file(
+        "p.toml",
+        "[jobs.timed]\ncommand = \"timeout 100 sh -c 'echo $$ > timed.pid; exec sleep 100'\"\n\
+         timeout = \"1s\"\ntimeout_grace = \"1s\"\n\
+         [jobs.left]\ncommand = \"timeout 100 sh -c 'echo $$ > left.pid; exec sleep 100' & sleep 0.3\"\n",
+    );
+    let run = sb.exe(&["apply", "--continue-on-error", "p.toml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.assert_stderr_has("a job left it running in a group of its own");
+    for name in ["timed.pid", "left.pid"] {
+        let pid = std::fs::read_to_string(sb.path().join(name)).unwrap();
+        assert!(!running(pid.trim()), "{name}: {pid} outlived the run");
+    }
+}
