@@ -1,7 +1,8 @@
 //! Where each attempt's output goes, and making those files ahead of the jobs.
 //!
 //! An attempt writes to `<log_dir>/<run>/<job>.log` (`<job>@<n>.log` from the second
-//! attempt on). Creating a file costs tens of microseconds on a journalled file system
+//! attempt on); `<run>` is the run's id, or `<id>.<n>` when a folder of that name is already
+//! there ([`run_folder`]). Creating a file costs tens of microseconds on a journalled file system
 //! such as ext4 (an inode and a directory entry), and the coordinator paid it between one
 //! job's end and the next one's start (`docs/performance.md`). So a thread of the run
 //! ([`Ahead`]) creates the first attempts' files in advance, in file order, while the jobs
@@ -24,19 +25,37 @@ use std::thread::Thread;
 
 use crate::model::{Job, JobId};
 
-/// The log of attempt `attempt` (from 1) of `job` in run `run`.
+/// The log of attempt `attempt` (from 1) of `job` in the run whose folder is `run`.
 #[must_use]
-pub fn path(job: &Job, run: i64, attempt: u32) -> PathBuf {
+pub fn path(job: &Job, run: &str, attempt: u32) -> PathBuf {
     file(&job.log_dir, &job.id, run, attempt)
 }
 
-fn file(log_dir: &Path, id: &JobId, run: i64, attempt: u32) -> PathBuf {
+fn file(log_dir: &Path, id: &JobId, run: &str, attempt: u32) -> PathBuf {
     let name = if attempt <= 1 {
         format!("{id}.log")
     } else {
         format!("{id}@{attempt}.log")
     };
-    log_dir.join(run.to_string()).join(name)
+    log_dir.join(run).join(name)
+}
+
+/// The name of run `run`'s folder in each log folder: its id, or `<id>.<n>` (from 2) when a
+/// folder of that name is already in one of them. That folder holds the logs of a run of the
+/// same id in another history (a `--db` elsewhere, a history deleted without its logs),
+/// which stay where that history recorded them.
+pub fn run_folder<'a>(run: i64, log_dirs: impl IntoIterator<Item = &'a Path>) -> String {
+    let mut dirs: Vec<&Path> = log_dirs.into_iter().collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    let free = |name: &str| {
+        dirs.iter()
+            .all(|d| fs::symlink_metadata(d.join(name)).is_err())
+    };
+    std::iter::once(run.to_string())
+        .chain((2..=u32::MAX).map(|n| format!("{run}.{n}")))
+        .find(|name| free(name))
+        .unwrap_or_else(|| run.to_string())
 }
 
 /// What names a job's logs, apart from the run and the attempt; it can go to another thread.
@@ -59,7 +78,7 @@ impl<'a> Owner<'a> {
         }
     }
 
-    fn first_log(&self, run: i64) -> PathBuf {
+    fn first_log(&self, run: &str) -> PathBuf {
         file(self.log_dir, self.id, run, 1)
     }
 }
@@ -103,10 +122,10 @@ pub struct Ahead {
 }
 
 impl Ahead {
-    /// Creates the first attempt's log of each of `jobs` in run `run`, in that order, until
+    /// Creates the first attempt's log of each of `jobs` in run folder `run`, in that order, until
     /// all exist or [`Ahead::stop`] is called. Returns those whose file it created (not
     /// those found already there). Runs on a thread of its own.
-    pub fn create<'a>(&self, run: i64, jobs: &[Owner<'a>]) -> Vec<Owner<'a>> {
+    pub fn create<'a>(&self, run: &str, jobs: &[Owner<'a>]) -> Vec<Owner<'a>> {
         let _ = self.thread.set(std::thread::current());
         let mut made = Vec::new();
         for (i, owner) in jobs.iter().enumerate() {
@@ -152,35 +171,8 @@ impl Ahead {
     }
 }
 
-/// Moves aside each `<log_dir>/<run>` folder that exists before run `run` starts: it holds
-/// the logs of a run of the same id in another history (a `--db` elsewhere, or a history
-/// moved aside), which this run's logs would otherwise be appended to. Returns each folder
-/// and where it went.
-pub fn move_stale<'a>(
-    run: i64,
-    log_dirs: impl IntoIterator<Item = &'a Path>,
-) -> Vec<(PathBuf, PathBuf)> {
-    let mut moved = Vec::new();
-    for log_dir in log_dirs {
-        let folder = log_dir.join(run.to_string());
-        if moved.iter().any(|(from, _)| *from == folder) || fs::symlink_metadata(&folder).is_err() {
-            continue;
-        }
-        // `<run>.before-<n>`, the first n not taken: the folder name says what it was.
-        let aside = (1..=u32::MAX)
-            .map(|n| log_dir.join(format!("{run}.before-{n}")))
-            .find(|p| fs::symlink_metadata(p).is_err());
-        if let Some(aside) = aside
-            && fs::rename(&folder, &aside).is_ok()
-        {
-            moved.push((folder, aside));
-        }
-    }
-    moved
-}
-
 /// Removes the logs [`Ahead::create`] made for jobs that did not start in the run.
-pub fn remove_unused(run: i64, made: &[Owner<'_>], started: impl Fn(usize) -> bool) {
+pub fn remove_unused(run: &str, made: &[Owner<'_>], started: impl Fn(usize) -> bool) {
     for owner in made.iter().filter(|owner| !started(owner.job)) {
         // Nothing was written to it; if it is already gone, so much the better.
         let _ = fs::remove_file(owner.first_log(run));
@@ -230,8 +222,8 @@ mod tests {
     #[test]
     fn paths_name_the_run_the_job_and_later_attempts() {
         let p = pipeline(Path::new("/l"));
-        assert_eq!(path(&p.jobs[0], 7, 1), Path::new("/l/7/a.log"));
-        assert_eq!(path(&p.jobs[1], 7, 3), Path::new("/l/7/b@3.log"));
+        assert_eq!(path(&p.jobs[0], "7", 1), Path::new("/l/7/a.log"));
+        assert_eq!(path(&p.jobs[1], "7", 3), Path::new("/l/7/b@3.log"));
     }
 
     #[test]
@@ -241,9 +233,9 @@ mod tests {
         // `b` was opened by the coordinator first: not made here, so never removed here.
         fs::create_dir_all(dir.path().join("4")).expect("the run's folder");
         fs::write(dir.path().join("4/b.log"), "output").expect("b's log");
-        let made = Ahead::default().create(4, &owners(&p));
+        let made = Ahead::default().create("4", &owners(&p));
         assert_eq!(made.iter().map(|o| o.job).collect::<Vec<_>>(), [0, 2]);
-        remove_unused(4, &made, |job| job == 0);
+        remove_unused("4", &made, |job| job == 0);
         assert!(dir.path().join("4/a.log").exists(), "a started");
         assert!(dir.path().join("4/b.log").exists(), "b was not made ahead");
         assert!(!dir.path().join("4/c.log").exists(), "c never started");
@@ -260,7 +252,7 @@ mod tests {
         let (owners, folder) = (owners(&p), dir.path().join("9"));
         let ahead = Ahead::default();
         std::thread::scope(|scope| {
-            let thread = scope.spawn(|| ahead.create(9, &owners));
+            let thread = scope.spawn(|| ahead.create("9", &owners));
             assert_eq!(wait_for(&folder, LOOKAHEAD), LOOKAHEAD);
             std::thread::sleep(std::time::Duration::from_millis(50));
             assert_eq!(count(&folder), LOOKAHEAD, "no further until jobs start");
@@ -279,13 +271,13 @@ mod tests {
         let p = pipeline(dir.path());
         let ahead = Ahead::default();
         ahead.stop();
-        assert!(ahead.create(1, &owners(&p)).is_empty());
+        assert!(ahead.create("1", &owners(&p)).is_empty());
         assert!(!dir.path().join("1").exists());
     }
 
     #[test]
     fn an_unwritable_log_dir_stops_it_quietly() {
         let p = pipeline(Path::new("/proc/no-logs-here"));
-        assert!(Ahead::default().create(1, &owners(&p)).is_empty());
+        assert!(Ahead::default().create("1", &owners(&p)).is_empty());
     }
 }

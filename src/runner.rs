@@ -170,8 +170,10 @@ pub struct Report {
 /// Settings of one run.
 #[derive(Debug, Clone)]
 pub struct Options<'a> {
-    /// The run's id in the history (in log paths and `{{ run.id }}`).
+    /// The run's id in the history (in `{{ run.id }}`).
     pub run_id: i64,
+    /// The run's folder in each log folder ([`logs::run_folder`]).
+    pub log_folder: String,
     /// When the run started, in milliseconds since the Unix epoch (times are recorded so).
     pub started_at_ms: i64,
     /// Parallelism, failure policy, capacity.
@@ -291,7 +293,7 @@ pub fn run(
         .collect();
     let made_logs = std::thread::scope(|scope| {
         let making_logs = (to_run.len() > 1).then(|| {
-            let (to_run, ahead, run) = (&to_run, runner.logs_ahead, options.run_id);
+            let (to_run, ahead, run) = (&to_run, runner.logs_ahead, options.log_folder.as_str());
             scope.spawn(move || ahead.create(run, to_run))
         });
         let give = |task, idle_workers: &mut usize| {
@@ -372,7 +374,7 @@ pub fn run(
         making_logs.and_then(|thread| thread.join().ok())
     });
     if let Some(made) = made_logs {
-        logs::remove_unused(options.run_id, &made, |job| {
+        logs::remove_unused(&options.log_folder, &made, |job| {
             runner.scheduler.attempts(job) > 0
         });
     }
@@ -675,7 +677,7 @@ impl<'a> Runner<'a> {
     }
 
     fn log_path(&self, job: usize, attempt: u32) -> PathBuf {
-        logs::path(&self.pipeline.jobs[job], self.options.run_id, attempt)
+        logs::path(&self.pipeline.jobs[job], &self.options.log_folder, attempt)
     }
 
     /// Marks the attempt in flight and returns the work for a worker.

@@ -190,14 +190,10 @@ pub(super) fn execute(
     // The plan is recorded; a 2,000-job plan's text need not stay in memory for the run.
     drop(definition);
     let log_dirs = pipeline.jobs.iter().map(|j| j.log_dir.as_path());
-    for (folder, aside) in crate::logs::move_stale(run_id, log_dirs) {
-        if out.quiet {
-            continue;
-        }
+    let log_folder = crate::logs::run_folder(run_id, log_dirs);
+    if log_folder != run_id.to_string() && !out.quiet {
         stderrln!(
-            "{} held the logs of another run {run_id} (of another history); moved to {}",
-            folder.display(),
-            aside.display()
+            "a log folder named {run_id} is there already (a run of another history); this run's logs go to folders named {log_folder}"
         );
     }
     // Orphaned grandchildren of jobs come back to exe, so their group can be reaped at once.
@@ -214,6 +210,7 @@ pub(super) fn execute(
     let resume_hint = cancel.is_none();
     let options = Options {
         run_id,
+        log_folder,
         started_at_ms,
         config,
         cancel,

@@ -658,18 +658,30 @@ fn a_retry_waiting_for_the_busy_slot_does_not_spin() {
 }
 
 #[test]
-fn a_new_history_does_not_append_to_an_old_runs_logs() {
+fn a_new_history_neither_appends_to_nor_moves_an_old_runs_logs() {
     let sb = Sandbox::new();
-    sb.file("p.toml", "[jobs.a]\ncommand = \"echo once\"\n");
-    assert_eq!(apply(&sb, &["-q", "p.toml"]).code, 0);
+    sb.file("p.toml", "[jobs.a]\ncommand = \"echo {{ env.H }}\"\n");
+    let with = |h: &str, db: &str| {
+        let mut sh = std::process::Command::new("sh");
+        sh.current_dir(sb.path()).args([
+            "-c",
+            &format!("H={h} \"$0\" apply p.toml --db {db}"),
+            env!("CARGO_BIN_EXE_exe"),
+        ]);
+        sb.run(sh, None)
+    };
+    assert_eq!(with("first", "a.db").code, 0);
     // Run 1 of another history: its logs would go to the same folder.
-    let other = apply(&sb, &["p.toml", "--db", "other.db"]);
+    let other = with("second", "b.db");
     assert_eq!(other.code, 0, "{}", other.stderr);
-    other.assert_stderr_has("held the logs of another run 1 (of another history); moved to");
-    assert_eq!(read(&sb, ".exe/logs/1/a.log"), "once\n");
-    assert_eq!(read(&sb, ".exe/logs/1.before-1/a.log"), "once\n");
-    let logs = sb.exe(&["logs", "1", "a", "--db", "other.db"]);
-    assert_eq!(logs.stdout, "once\n");
+    other.assert_stderr_has("a log folder named 1 is there already (a run of another history); this run's logs go to folders named 1.2");
+    // Each history finds its own run's log where it recorded it.
+    for (db, said) in [("a.db", "first\n"), ("b.db", "second\n")] {
+        let logs = sb.exe(&["logs", "1", "a", "--db", db]);
+        assert_eq!(logs.stdout, said, "{db}: {}", logs.stderr);
+    }
+    assert_eq!(read(&sb, ".exe/logs/1/a.log"), "first\n");
+    assert_eq!(read(&sb, ".exe/logs/1.2/a.log"), "second\n");
 }
 
 #[test]
