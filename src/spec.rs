@@ -16,7 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use scalar::{
-    DurationSpec, EnvValue, InheritEnv, SizeSpec, StringList, When, format_duration,
+    DurationSpec, EnvValue, InheritEnv, MAX_DURATION, SizeSpec, StringList, When, format_duration,
     is_variable_name, parse_duration,
 };
 

@@ -882,6 +882,23 @@ impl<'d> Validator<'d> {
             "max_time",
             "must be more than 0",
         );
+        // The wait before the last retry, at its longest: `delay * backoff^(max-1)`, plus jitter.
+        let max = r.max.unwrap_or(0);
+        let longest = r.delay.map_or(0.0, |d| d.0.as_secs_f64())
+            * r.backoff
+                .unwrap_or(1.0)
+                .powi(i32::try_from(max.saturating_sub(1)).unwrap_or(i32::MAX))
+            * (1.0 + r.jitter.unwrap_or(0.0).clamp(0.0, 1.0));
+        check(
+            self,
+            max == 0 || longest <= crate::spec::MAX_DURATION.as_secs_f64(),
+            "backoff",
+            &format!(
+                "makes the wait before retry {max} longer than 100 years (`delay` times \
+                 `backoff` to the power {}): lower `backoff`, `delay` or `max`",
+                max.saturating_sub(1)
+            ),
+        );
         let on_status = r.on_status.unwrap_or_else(|| {
             // Naming exit codes alone means "retry failures with these codes" (and timeouts).
             if r.on_exit_codes.is_some() {
@@ -891,7 +908,7 @@ impl<'d> Validator<'d> {
             }
         });
         RetryPolicy {
-            max: r.max.unwrap_or(0),
+            max,
             delay: r.delay.map_or(Duration::ZERO, |d| d.0),
             backoff: r.backoff.unwrap_or(1.0),
             jitter: r.jitter.unwrap_or(0.0),

@@ -737,3 +737,18 @@ fn env_names_no_environment_can_hold_are_errors() {
     );
     assert_eq!(sb.exe(&["apply", "p.toml"]).code, 2);
 }
+
+#[test]
+fn a_retry_backoff_that_would_wait_past_a_hundred_years_is_an_error() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"exit 1\"\nretry = { max = 3, delay = \"0.1s\", backoff = 1e30 }\n\
+         [jobs.b]\ncommand = \"exit 1\"\nretry = { max = 3, delay = \"0.1s\", backoff = 2 }\n",
+    );
+    assert_eq!(
+        messages_of(&sb, "p.toml", "exe::config::invalid_value"),
+        ["`retry.backoff` of job `a` makes the wait before retry 3 longer than 100 years \
+          (`delay` times `backoff` to the power 2): lower `backoff`, `delay` or `max`"]
+    );
+}
