@@ -3,7 +3,7 @@
 
 use sysinfo::{MemoryRefreshKind, RefreshKind, System};
 
-use crate::model::Resources;
+use crate::model::{Pipeline, Resources};
 
 /// The CPUs and available memory of this machine.
 pub fn capacity() -> Resources {
@@ -15,4 +15,40 @@ pub fn capacity() -> Resources {
     #[allow(clippy::cast_precision_loss)]
     let cpu = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) as f64;
     Resources { cpu, memory }
+}
+
+/// What the run can give its jobs: this machine's [`capacity`] when a job asks for
+/// resources (reading it costs a few milliseconds), else no limit to check.
+pub fn for_pipeline(pipeline: &Pipeline) -> Resources {
+    if pipeline
+        .jobs
+        .iter()
+        .any(|j| j.resources != Resources::default())
+    {
+        capacity()
+    } else {
+        Resources::default()
+    }
+}
+
+/// Each job that asks for more than `capacity`, which would wait for ever, said in words.
+pub fn too_big(pipeline: &Pipeline, capacity: Resources) -> Vec<String> {
+    let mut problems = Vec::new();
+    for job in &pipeline.jobs {
+        if job.resources.cpu > capacity.cpu {
+            problems.push(format!(
+                "job `{}` needs {} CPUs; this machine has {}",
+                job.id, job.resources.cpu, capacity.cpu
+            ));
+        }
+        if job.resources.memory > capacity.memory {
+            problems.push(format!(
+                "job `{}` needs {} MiB of memory; {} MiB are available",
+                job.id,
+                job.resources.memory >> 20,
+                capacity.memory >> 20
+            ));
+        }
+    }
+    problems
 }

@@ -8,7 +8,7 @@ use crate::clock::now_ms;
 use crate::diagnostic::{Diagnostic, render_human};
 use crate::error::{EXIT_FAILED, Error};
 use crate::fingerprint::Fingerprinter;
-use crate::model::{Pipeline, Resources};
+use crate::model::Pipeline;
 use crate::plan::{Plan, View, json};
 use crate::progress::{Progress, Style};
 use crate::recovery;
@@ -146,17 +146,17 @@ pub(super) fn execute(
         Some(store),
         &fingerprinter,
     )?;
-    // Reading the machine costs a few milliseconds: only when a job asks for resources.
-    let asks = pipeline
-        .jobs
-        .iter()
-        .any(|j| j.resources != Resources::default());
-    let capacity = if asks {
-        resources::capacity()
-    } else {
-        Resources::default()
-    };
-    check_fits(pipeline, capacity)?;
+    let capacity = resources::for_pipeline(pipeline);
+    // A job that asks for more than the machine has would wait for ever: refuse to start.
+    let too_big = resources::too_big(pipeline, capacity);
+    if !too_big.is_empty() {
+        let problems = too_big.into_iter();
+        return Err(Error::Config(
+            problems
+                .map(|m| Diagnostic::error("exe::run::too_big", m))
+                .collect(),
+        ));
+    }
     let config = Config {
         max_parallel: args
             .max_parallel
@@ -326,38 +326,6 @@ fn offer_to_end(what: &str, pgid: i32) -> Result<(), Error> {
         stderrln!("Process group {pgid} is still there after SIGKILL; see `ps -g {pgid}`.");
     }
     Ok(())
-}
-
-/// A job that asks for more than the machine has would wait forever: refuse to start.
-fn check_fits(pipeline: &Pipeline, capacity: Resources) -> Result<(), Error> {
-    let mut problems = Vec::new();
-    for job in &pipeline.jobs {
-        if job.resources.cpu > capacity.cpu {
-            problems.push(Diagnostic::error(
-                "exe::run::too_big",
-                format!(
-                    "job `{}` needs {} CPUs; this machine has {}",
-                    job.id, job.resources.cpu, capacity.cpu
-                ),
-            ));
-        }
-        if job.resources.memory > capacity.memory {
-            problems.push(Diagnostic::error(
-                "exe::run::too_big",
-                format!(
-                    "job `{}` needs {} MiB of memory; {} MiB are available",
-                    job.id,
-                    job.resources.memory >> 20,
-                    capacity.memory >> 20
-                ),
-            ));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Config(problems))
-    }
 }
 
 /// Who runs exe, for the history and the audit trail: the name of the real user id in

@@ -815,3 +815,19 @@ fn processes_a_job_moved_to_a_group_of_their_own_do_not_outlive_it() {
         assert!(!running(pid.trim()), "{name}: {pid} outlived the run");
     }
 }
+
+#[test]
+fn a_job_bigger_than_the_machine_is_refused_by_apply_and_flagged_by_plan() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"true\"\nresources = { cpu = 100000 }\n",
+    );
+    let plan = sb.exe(&["plan", "p.toml"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    plan.assert_stderr_has("job `a` needs 100000 CPUs; this machine has");
+    plan.assert_stderr_has("`exe apply` on this machine refuses to start the run");
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    run.assert_stderr_has("exe::run::too_big");
+}

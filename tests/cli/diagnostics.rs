@@ -748,7 +748,9 @@ fn a_retry_backoff_that_would_wait_past_a_hundred_years_is_an_error() {
     );
     assert_eq!(
         messages_of(&sb, "p.toml", "exe::config::invalid_value"),
-        ["`retry.backoff` of job `a` makes the wait before retry 3 longer than 100 years \
-          (`delay` times `backoff` to the power 2): lower `backoff`, `delay` or `max`"]
+        [
+            "`retry.backoff` of job `a` makes the wait before retry 3 longer than 100 years \
+          (`delay` times `backoff` to the power 2): lower `backoff`, `delay` or `max`"
+        ]
     );
 }
