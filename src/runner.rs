@@ -269,6 +269,7 @@ pub fn run(
         reasons: vec![String::new(); pipeline.jobs.len()],
         t0: Instant::now(),
         cancelling: false,
+        cancelled_because: String::new(),
         signals: 0,
         rng: seed(),
         store,
@@ -431,6 +432,8 @@ struct Runner<'a> {
     reasons: Vec<String>,
     t0: Instant,
     cancelling: bool,
+    /// Why, once cancelling: the reason an attempt stopped for it is recorded with.
+    cancelled_because: String,
     signals: u32,
     rng: u64,
     store: &'a mut Store,
@@ -640,6 +643,7 @@ impl<'a> Runner<'a> {
             return None;
         }
         self.cancelling = true;
+        reason.clone_into(&mut self.cancelled_because);
         self.logs_ahead.stop();
         let now = self.now();
         Some(self.scheduler.cancel(now, reason))
@@ -967,7 +971,7 @@ impl<'a> Runner<'a> {
             Outcome::Failed { reason, .. } => ("FAILED", reason.clone()),
             Outcome::PreCheckFailed { reason } => ("FAILED", Outcome::pre_check_reason(reason)),
             Outcome::TimedOut { reason } => ("TIMEOUT", reason.clone()),
-            Outcome::Cancelled => ("CANCELLED", String::new()),
+            Outcome::Cancelled => ("CANCELLED", self.cancelled_because.clone()),
         };
         tracing::debug!(
             job = %self.pipeline.jobs[job].id,

@@ -205,6 +205,14 @@ fn ctrl_c_cancels_kills_every_process_and_exits_130() {
     // `later`'s log, made ahead, went with the run: it never started.
     assert!(run_logs(&sb).join("long.log").exists());
     assert!(!run_logs(&sb).join("later.log").exists());
+    // The attempt stopped says why, as its job's transition does.
+    let shown = sb.exe(&["show", "1", "--format", "json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    let attempt = &shown["attempts"][0];
+    assert_eq!(
+        (&attempt["outcome"], &attempt["reason"]),
+        (&"CANCELLED".into(), &"interrupted".into())
+    );
 }
 
 #[test]
