@@ -17,6 +17,10 @@ use crate::template::Text;
 pub struct JobId(pub String);
 
 impl JobId {
+    /// The longest id, in bytes, with its matrix: it names the job's log file
+    /// (`<id>@<attempt>.log`), and file names are at most 255 bytes.
+    pub const MAX_LEN: usize = 200;
+
     /// Is `id` a valid id as written in a file (matrix expansions are made by exe)?
     pub fn is_valid(id: &str) -> bool {
         !id.is_empty()

@@ -423,6 +423,37 @@ impl<'d> Validator<'d> {
                 matrix: Vec::new(),
             };
             let combos = self.matrix(&draft, draft.spec.matrix.clone().unwrap_or_default());
+            let longest = (combos.iter())
+                .map(|m| {
+                    if m.is_empty() {
+                        key.len()
+                    } else {
+                        expanded_id(key, m).len()
+                    }
+                })
+                .max()
+                .unwrap_or(key.len());
+            if longest > JobId::MAX_LEN {
+                let at = self.at_key(&[path(&["jobs", key])]);
+                let with_matrix = if longest > key.len() {
+                    " with its matrix"
+                } else {
+                    ""
+                };
+                self.error(
+                    "exe::config::invalid_id",
+                    format!(
+                        "the id of job `{key}` is {longest} bytes long{with_matrix}; at most {}",
+                        JobId::MAX_LEN
+                    ),
+                    at,
+                )
+                .help = Some(
+                    "it names the job's log file, and the file system allows 255 bytes; \
+                     shorten the id (or the matrix keys and values)"
+                        .to_owned(),
+                );
+            }
             for matrix in combos {
                 drafts.push(Draft {
                     matrix,

@@ -754,3 +754,24 @@ fn a_retry_backoff_that_would_wait_past_a_hundred_years_is_an_error() {
         ]
     );
 }
+
+#[test]
+fn an_id_too_long_for_its_log_file_name_is_an_error() {
+    let sb = Sandbox::new();
+    let long = "a".repeat(300);
+    let value = "v".repeat(200);
+    sb.file(
+        "p.toml",
+        format!(
+            "[jobs.{long}]\ncommand = \"true\"\n\
+             [jobs.m]\ncommand = \"true\"\nmatrix = {{ k = [\"x\", \"{value}\"] }}\n"
+        ),
+    );
+    assert_eq!(
+        messages_of(&sb, "p.toml", "exe::config::invalid_id"),
+        [
+            format!("the id of job `{long}` is 300 bytes long; at most 200"),
+            "the id of job `m` is 205 bytes long with its matrix; at most 200".to_owned(),
+        ]
+    );
+}
