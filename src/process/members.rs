@@ -23,19 +23,26 @@ impl Member {
     }
 }
 
+/// The `/proc/PID/stat` line of every process; `None` when `/proc` cannot be read.
+fn stats() -> Option<impl Iterator<Item = String>> {
+    let entries = fs::read_dir("/proc").ok()?;
+    Some(
+        entries
+            .filter_map(Result::ok)
+            .filter(|entry| {
+                entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit()))
+            })
+            // A process that has just gone has no stat left to read.
+            .filter_map(|entry| fs::read_to_string(entry.path().join("stat")).ok()),
+    )
+}
+
 /// The processes of group `pgid`; `None` when `/proc` cannot be read.
 pub fn of_group(pgid: i32) -> Option<Vec<Member>> {
-    let entries = fs::read_dir("/proc").ok()?;
-    let members = entries
-        .filter_map(Result::ok)
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_str()
-                .is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit()))
-        })
-        // A process that has just gone has no stat left to read.
-        .filter_map(|entry| fs::read_to_string(entry.path().join("stat")).ok())
+    let members = stats()?
         .filter_map(|stat| group_and_member(&stat))
         .filter(|&(group, _)| group == pgid)
         .map(|(_, member)| member)
@@ -64,22 +71,7 @@ pub struct Tree(Vec<Place>);
 impl Tree {
     /// Reads `/proc` once.
     pub fn read() -> Self {
-        let Ok(entries) = fs::read_dir("/proc") else {
-            return Tree(Vec::new());
-        };
-        Tree(
-            entries
-                .filter_map(Result::ok)
-                .filter(|entry| {
-                    entry
-                        .file_name()
-                        .to_str()
-                        .is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit()))
-                })
-                .filter_map(|entry| fs::read_to_string(entry.path().join("stat")).ok())
-                .filter_map(|stat| place(&stat))
-                .collect(),
-        )
+        Tree(stats().map_or_else(Vec::new, |all| all.filter_map(|s| place(&s)).collect()))
     }
 
     /// The groups, other than the job's own, of the processes below a job's first process
