@@ -202,6 +202,7 @@ impl<'d> Validator<'d> {
             .help = Some("relative paths are relative to the file that sets them; create the folder or fix the path".to_owned());
         }
         let log_dir = working_dir.join(spec.log_dir.as_deref().unwrap_or(".exe/logs"));
+        self.check_log_dir(&log_dir, &[path(&["log_dir"])]);
         let max_parallel = spec.max_parallel.unwrap_or(1);
         if max_parallel == 0 {
             let at = self.at(&[path(&["max_parallel"])]);
@@ -846,6 +847,10 @@ impl<'d> Validator<'d> {
             .log_dir
             .as_ref()
             .map_or_else(|| log_dir.to_path_buf(), |d| working_dir.join(d));
+        if spec.log_dir.is_some() {
+            let here = self.field(draft, &["log_dir"]);
+            self.check_log_dir(&job_log_dir, &here);
+        }
         let needs = spec
             .needs
             .iter()
@@ -1101,6 +1106,19 @@ impl<'d> Validator<'d> {
             all.push(needs);
         }
         all
+    }
+
+    /// A `log_dir` that is there as something other than a folder: no job could make its log.
+    fn check_log_dir(&mut self, dir: &Path, here: &[Vec<String>]) {
+        if dir.exists() && !dir.is_dir() {
+            let at = self.at(here);
+            self.error(
+                "exe::config::log_dir_not_a_folder",
+                format!("log_dir {} is not a folder", dir.display()),
+                at,
+            )
+            .help = Some("each run's logs go in a folder below it; fix the path".to_owned());
+        }
     }
 
     /// An `env` entry no environment can hold (a name with `=`, a NUL byte) is an error; a

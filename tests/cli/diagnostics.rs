@@ -775,3 +775,24 @@ fn an_id_too_long_for_its_log_file_name_is_an_error() {
         ]
     );
 }
+
+#[test]
+fn a_log_dir_that_is_a_file_is_an_error() {
+    let sb = Sandbox::new();
+    sb.file("notadir", "");
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"true\"\nlog_dir = \"notadir\"\n[jobs.b]\ncommand = \"true\"\n",
+    );
+    sb.file(
+        "top.toml",
+        "log_dir = \"notadir\"\n[jobs.a]\ncommand = \"true\"\n",
+    );
+    for file in ["p.toml", "top.toml"] {
+        assert_eq!(
+            messages_of(&sb, file, "exe::config::log_dir_not_a_folder"),
+            ["log_dir ./notadir is not a folder"],
+            "{file}"
+        );
+    }
+}
