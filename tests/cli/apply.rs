@@ -323,7 +323,7 @@ fn faults_get_a_clear_reason_and_state() {
 }
 
 #[test]
-fn an_unwritable_log_dir_fails_the_job_with_the_reason() {
+fn a_log_dir_that_is_a_file_stops_the_run_before_it_starts() {
     let sb = Sandbox::new();
     sb.file("logs-are-a-file", "x");
     sb.file(
@@ -331,8 +331,12 @@ fn an_unwritable_log_dir_fails_the_job_with_the_reason() {
         "log_dir = \"logs-are-a-file\"\n[jobs.a]\ncommand = \"true\"\n",
     );
     let run = apply(&sb, &["p.toml"]);
-    assert_eq!(run.code, 1);
-    run.assert_stderr_has("logs-are-a-file");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    run.assert_stderr_has("log_dir ./logs-are-a-file is not a folder");
+    assert!(
+        !sb.path().join(".exe/history.db").exists(),
+        "no run was recorded"
+    );
 }
 
 #[test]
