@@ -59,6 +59,19 @@ fn in_format_of(
     }
 }
 
+/// The starter with its first line naming the file written (`# ci.yaml: a starter ...`),
+/// not the starter's own name.
+fn named(text: &str, path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    match text.strip_prefix("# ").and_then(|t| t.split_once(": ")) {
+        Some((_, rest)) if !name.is_empty() => format!("# {name}: {rest}"),
+        _ => text.to_owned(),
+    }
+}
+
 pub(super) fn run(args: &InitArgs) -> Result<i32, Error> {
     if args.list {
         let mut out = std::io::stdout().lock();
@@ -100,7 +113,7 @@ pub(super) fn run(args: &InitArgs) -> Result<i32, Error> {
             }
         }
     })?;
-    file.write_all(text.as_bytes())
+    file.write_all(named(text, &path).as_bytes())
         .map_err(|source| Error::Write {
             path: path.clone(),
             source,

@@ -66,6 +66,16 @@ fn default_init_writes_pipeline_toml() {
     let into = sb.exe(&["init", "--template", "basic-yaml", "ci"]);
     assert_eq!(into.code, 0, "{}", into.stderr);
     assert!(sb.path().join("ci/pipeline.yaml").is_file());
+    // The starter's first line names the file written.
+    assert_eq!(
+        sb.exe(&["init", "--template", "etl", "nightly.toml"]).code,
+        0
+    );
+    let text = std::fs::read_to_string(sb.path().join("nightly.toml")).unwrap();
+    assert!(
+        text.starts_with("# nightly.toml: a starter extract"),
+        "{text}"
+    );
 }
 
 #[test]
