@@ -379,21 +379,7 @@ pub fn run(
             runner.scheduler.attempts(job) > 0
         });
     }
-    // Every job has been reaped. What one left running in a group of its own (and so past
-    // the ends of its group above) was adopted by exe, a subreaper: it ends with the run.
-    let grace = (pipeline.jobs.iter().map(|j| j.timeout_grace))
-        .max()
-        .unwrap_or_default();
-    for pgid in process::members::adopted_groups() {
-        // Those that have ended are only to be reaped.
-        process::reap_group(pgid);
-    }
-    for pgid in process::members::adopted_groups() {
-        progress.note(&format!(
-            "ending process group {pgid}: a job left it running in a group of its own"
-        ));
-        let _ = process::end_leftovers(pgid, grace);
-    }
+    end_adopted(pipeline, progress);
     drop(signals);
     runner.force_next_commit = true;
     runner.flush();
@@ -410,6 +396,25 @@ pub fn run(
         elapsed: runner.t0.elapsed(),
         reasons: runner.reasons,
     })
+}
+
+/// Once every job has been reaped: what one left running in a group of its own (and so
+/// past the ends of its group) was adopted by exe, a subreaper, and ends with the run: TERM,
+/// then KILL after the longest `timeout_grace`.
+fn end_adopted(pipeline: &Pipeline, progress: &Progress) {
+    for pgid in process::members::adopted_groups() {
+        // Those that have ended are only to be reaped.
+        process::reap_group(pgid);
+    }
+    let grace = (pipeline.jobs.iter().map(|j| j.timeout_grace))
+        .max()
+        .unwrap_or_default();
+    for pgid in process::members::adopted_groups() {
+        progress.note(&format!(
+            "ending process group {pgid}: a job left it running in a group of its own"
+        ));
+        let _ = process::end_leftovers(pgid, grace);
+    }
 }
 
 /// Where [`Runner::start`] left an attempt.
