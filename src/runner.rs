@@ -897,13 +897,16 @@ impl<'a> Runner<'a> {
 
     /// Why an attempt that ran out of time ended: its timeout, and whether it ignored
     /// SIGTERM for the whole grace period.
-    fn timed_out(&self, job: usize, exit: Option<Exit>) -> String {
+    /// Why a timed-out attempt ended; `kill_sent` when TERM's grace ran out (the job's
+    /// first process may have ended on TERM while another of its processes had to be
+    /// killed).
+    fn timed_out(&self, job: usize, exit: Option<Exit>, kill_sent: bool) -> String {
         let spec = &self.pipeline.jobs[job];
         let after = spec
             .timeout
             .map(|t| format!(" after {}", format_duration(t)))
             .unwrap_or_default();
-        if exit == Some(Exit::Signal(libc::SIGKILL)) {
+        if kill_sent || exit == Some(Exit::Signal(libc::SIGKILL)) {
             format!(
                 "timed out{after}; still running {} after SIGTERM, so killed",
                 format_duration(spec.timeout_grace)
@@ -922,10 +925,11 @@ impl<'a> Runner<'a> {
             Ended::Exited(done) => Some(done.exit),
             _ => None,
         };
+        let kill_sent = live.stop.is_some_and(|s| s.kill_at.is_none());
         let (outcome, exit) = match (live.stop.map(|s| s.reason), ended) {
             (Some(KillReason::Timeout), _) => (
                 Outcome::TimedOut {
-                    reason: self.timed_out(job, exited),
+                    reason: self.timed_out(job, exited, kill_sent),
                 },
                 exited,
             ),

@@ -180,6 +180,15 @@ fn a_job_that_ignores_term_is_killed_after_the_grace_period() {
     run.assert_stderr_has(why);
     let show = sb.exe(&["show", "1", "--format", "json"]);
     show.assert_stdout_has(why);
+    // Also when the job's first process ends on TERM and another of its processes does not.
+    sb.file(
+        "q.toml",
+        "[jobs.t]\ncommand = \"sh -c \\\"trap '' TERM; sleep 100\\\" & sleep 100\"\n\
+         timeout = \"0.3s\"\ntimeout_grace = \"0.5s\"\n",
+    );
+    let run = apply(&sb, &["q.toml"]);
+    assert_eq!(run.code, 1);
+    run.assert_stderr_has(why);
 }
 
 #[test]
