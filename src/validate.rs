@@ -179,7 +179,9 @@ impl<'d> Validator<'d> {
                 } else {
                     base
                 };
-                base.join(dir)
+                // Without inner `.` parts: `working_dir = "."` is `.`, not `./.` (which every
+                // log path shown would repeat).
+                base.join(dir).components().collect()
             }
             None => main_dir.clone(),
         };

@@ -852,3 +852,17 @@ fn a_job_bigger_than_the_machine_is_refused_by_apply_and_flagged_by_plan() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     run.assert_stderr_has("exe::run::too_big");
 }
+
+#[test]
+fn a_working_dir_of_dot_shows_plain_log_paths() {
+    let sb = Sandbox::new();
+    // The older tool's files often say `"working_dir": "."`.
+    sb.file(
+        "p.json",
+        "{\"jobs\": [{\"id\": \"a\", \"command\": \"exit 1\"}], \"working_dir\": \".\"}",
+    );
+    let run = apply(&sb, &["p.json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.assert_stderr_has("log: ./.exe/logs/1/a.log");
+    run.assert_stderr_lacks("././");
+}
