@@ -50,7 +50,10 @@ fn node(value: ast::Value<'_>) -> Result<Node, SyntaxError> {
             let span = n.range.start..n.range.end;
             let parsed = match n.value.parse::<i64>() {
                 Ok(i) => Value::Int(i),
-                Err(e) if overflows(&e) => return Err(SyntaxError::integer_out_of_range(span)),
+                // A number with a fraction or an exponent is a float, however large.
+                Err(e) if overflows(&e) && !n.value.contains(['.', 'e', 'E']) => {
+                    return Err(SyntaxError::integer_out_of_range(span));
+                }
                 Err(_) => Value::Float(
                     (n.value.parse::<f64>())
                         .map_err(|_| SyntaxError::at("invalid number", span))?,

@@ -178,4 +178,11 @@ fn an_integer_beyond_64_bits_is_refused_not_rounded() {
     }
     sb.exe(&["lint", "p.yaml"])
         .assert_stderr_lacks("1.8446744073709552e19");
+    // A large number with a fraction or an exponent is a float, in JSON as in YAML and TOML.
+    sb.file(
+        "f.json",
+        r#"{"vars": {"v": 10000000000000000000.5, "w": 2.5e19}, "jobs": {"a": {"command": "true"}}}"#,
+    );
+    let run = sb.exe(&["lint", "f.json"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
 }
