@@ -214,6 +214,17 @@ pub fn load_text(
             .ok()
             .and_then(|mut data| data.remove(&Profile::Default))
             .unwrap_or_default();
+        if value.contains_key("include") {
+            return Err(vec![
+                Diagnostic::error(
+                    "exe::config::invalid_env",
+                    "`include` names files to read, which an environment variable cannot add",
+                )
+                .at(Some(At::Env("EXE_INCLUDE".to_owned())))
+                .help("list the files in the pipeline's `include`, or unset EXE_INCLUDE"),
+            ]
+            .into());
+        }
         if !value.is_empty() {
             layers.push(Layer::Env(FValue::from(value)));
         }
@@ -601,6 +612,13 @@ fn parse_set(set: &str) -> Result<FValue, String> {
         return Err(format!(
             "`{path}`: --set changes a matrix job for all its expansions: `jobs.{name}.…`"
         ));
+    }
+    if parts[0] == "include" {
+        // Files are read before the layers are merged: a file named here would never be.
+        return Err(
+            "`include` names files to read, which --set cannot add: list them in the file"
+                .to_owned(),
+        );
     }
     if !TOP_LEVEL_KEYS.contains(&parts[0].as_str()) {
         let hint = did_you_mean(&parts[0], TOP_LEVEL_KEYS.iter().copied()).unwrap_or_default();

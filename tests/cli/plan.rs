@@ -611,3 +611,26 @@ fn control_characters_in_a_pipeline_do_not_reach_the_terminal() {
         plan.stdout
     );
 }
+
+#[test]
+fn include_cannot_be_set_by_a_flag_or_the_environment() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    sb.file("extra.toml", "log_dir = \"elsewhere\"\n");
+    // The files are read before the layers merge: it would be shown as in force, and ignored.
+    let flag = exe(&sb, &["plan", "p.toml", "--set", "include=extra.toml"], &[]);
+    assert_eq!(flag.code, 2, "{}", flag.stderr);
+    assert!(
+        flag.stderr.contains("which --set cannot add"),
+        "{}",
+        flag.stderr
+    );
+    let env = exe(&sb, &["plan", "p.toml"], &[("EXE_INCLUDE", "extra.toml")]);
+    assert_eq!(env.code, 2, "{}", env.stderr);
+    assert!(
+        env.stderr
+            .contains("set by environment variable EXE_INCLUDE"),
+        "{}",
+        env.stderr
+    );
+}
