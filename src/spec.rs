@@ -173,7 +173,7 @@ pub struct RetrySpec {
 }
 
 /// The attempt outcomes a retry can be asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RetryStatus {
     /// The command exited non-zero, was killed by a signal, or a post-check failed.
     #[serde(rename = "FAILED", alias = "failed")]
@@ -181,6 +181,19 @@ pub enum RetryStatus {
     /// The command ran past its timeout.
     #[serde(rename = "TIMEOUT", alias = "timeout")]
     Timeout,
+}
+
+impl JsonSchema for RetryStatus {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RetryStatus".into()
+    }
+    // The lower-case spellings are read too (the derived schema had only the upper case).
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An attempt outcome: FAILED (non-zero exit, a signal, a failed post-check) or TIMEOUT; lower case is read too.",
+            "enum": ["FAILED", "TIMEOUT", "failed", "timeout"]
+        })
+    }
 }
 
 /// A check run before or after a job's command.

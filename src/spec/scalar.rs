@@ -161,7 +161,7 @@ impl JsonSchema for DurationSpec {
             "description": "A duration: \"500ms\", \"90s\", \"5m\", \"1h30m\", or a number of seconds (fractions allowed).",
             "anyOf": [
                 { "type": "number", "minimum": 0 },
-                { "type": "string", "pattern": "^\\s*([0-9]+(\\.[0-9]+)?\\s*(ms|s|sec|m|min|h|d)?\\s*)+$" }
+                { "type": "string", "pattern": "^\\s*(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]+)?|([0-9.]+\\s*(ms|s|sec|m|min|h|d)\\s*)+)\\s*$" }
             ]
         })
     }
@@ -432,7 +432,7 @@ impl JsonSchema for InheritEnv {
             "description": "true (all), false (none), \"default\" (PATH HOME USER LOGNAME SHELL LANG LC_* TZ TMPDIR) or a list of names.",
             "anyOf": [
                 { "type": "boolean" },
-                { "const": "default" },
+                { "enum": ["default", "true", "false"] },
                 { "type": "array", "items": { "type": "string" } }
             ]
         })
@@ -518,6 +518,25 @@ mod tests {
                 Err(format!(
                     "invalid duration `{long}`: at most 100 years (\"36500d\")"
                 ))
+            );
+        }
+    }
+
+    #[test]
+    fn the_schema_pattern_for_durations_takes_what_the_loader_reads() {
+        let schema =
+            serde_json::to_value(DurationSpec::json_schema(&mut SchemaGenerator::default()))
+                .unwrap();
+        let pattern = schema["anyOf"][1]["pattern"].as_str().unwrap();
+        let pattern = regex::Regex::new(pattern).unwrap();
+        for text in [
+            "500ms", "90s", "5m", "1h30m", "1h 30m", "0.5", "1e3", "2d", "5 m", "1h30", "30sec5",
+            "", "m", "5x", "abc", "1.5s",
+        ] {
+            assert_eq!(
+                pattern.is_match(text),
+                parse_duration(text).is_ok(),
+                "{text:?}"
             );
         }
     }
