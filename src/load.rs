@@ -712,7 +712,7 @@ fn merged(p: &Provenance) -> FValue {
 /// is reported, not just the first serde meets, and extracts what remains without them.
 fn extract(p: &Provenance) -> Result<PipelineSpec, Extracted> {
     let root = merged(p);
-    let mut found = tables::lists_for_tables(&root);
+    let mut found = tables::misread(&root);
     if found.is_empty()
         && let Some(spec) = extract_by_job(root)
     {

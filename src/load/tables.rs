@@ -1,17 +1,59 @@
-//! Lists where the format wants a table. serde reads a struct from a list too, its items
-//! taken as the fields in order: `jobs.a = ["echo x", "echo y"]` would be a job whose
-//! `command` is `echo x` and whose `description` is `echo y`, and `retry = [3, "10ms"]` a
-//! retry policy. Nobody means that, so each such list is an error, found here before
-//! deserializing.
+//! Values serde would read as something else, found before deserializing, each an error:
+//!
+//! - a list where the format wants a table: serde reads a struct from a list too, its items
+//!   taken as the fields in order, so `jobs.a = ["echo x", "echo y"]` would be a job whose
+//!   `command` is `echo x` and whose `description` is `echo y`;
+//! - an infinite or NaN number in `vars`, `with` or `matrix`, free-form values kept as JSON,
+//!   which has no such numbers: `.inf` would become null.
 
 use figment::error::{Actual, Kind};
 use figment::value::Value as FValue;
 
-/// Every list in `root` that stands where a table of keys belongs, as an error at its path.
-pub(super) fn lists_for_tables(root: &FValue) -> Vec<figment::Error> {
+/// Every list in `root` that stands where a table of keys belongs, and every infinite or
+/// NaN number in free-form values (`vars`, `with`, `matrix`: they are JSON values, which
+/// have no such numbers, so `.inf` would become null), as an error at its path.
+pub(super) fn misread(root: &FValue) -> Vec<figment::Error> {
     let mut found = Vec::new();
     pipeline(root, &mut Vec::new(), &mut found);
+    non_finite(root, &mut Vec::new(), false, &mut found);
     found
+}
+
+/// Infinite or NaN numbers below a `vars`, `with` or `matrix` key.
+fn non_finite<'v>(
+    value: &'v FValue,
+    path: &mut Vec<&'v str>,
+    free: bool,
+    found: &mut Vec<figment::Error>,
+) {
+    match value {
+        FValue::Num(_, figment::value::Num::F64(f)) if free && !f.is_finite() => {
+            let mut e = figment::Error::from(Kind::Message(format!(
+                "{f} cannot be kept as a number here (a template sees numbers as JSON, which \
+                 has no infinity or NaN): quote it to pass it as text"
+            )));
+            e.path = path.iter().map(|p| (*p).to_owned()).collect();
+            found.push(e);
+        }
+        FValue::Dict(_, dict) => {
+            for (key, value) in dict {
+                path.push(key);
+                let free = free || matches!(key.as_str(), "vars" | "with" | "matrix");
+                non_finite(value, path, free, found);
+                path.pop();
+            }
+        }
+        // Lists outside free-form values hold no `vars`, `with` or `matrix`.
+        FValue::Array(_, items) if free => {
+            let indexes: Vec<String> = (0..items.len()).map(|i| i.to_string()).collect();
+            for (item, index) in items.iter().zip(&indexes) {
+                let mut at = path.clone();
+                at.push(index);
+                non_finite(item, &mut at, free, found);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A pipeline file, or a profile.
@@ -105,7 +147,7 @@ mod tests {
     fn paths(toml: &str) -> Vec<String> {
         let node = crate::source::parse(toml, crate::source::Format::Toml).unwrap();
         let value = crate::load::to_figment(&node);
-        lists_for_tables(&value)
+        misread(&value)
             .iter()
             .map(|e| e.path.join("."))
             .collect()

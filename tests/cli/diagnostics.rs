@@ -796,3 +796,16 @@ fn a_log_dir_that_is_a_file_is_an_error() {
         );
     }
 }
+
+#[test]
+fn an_infinite_or_nan_number_in_vars_is_an_error_not_null() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.yaml",
+        "vars: {f: .inf, ok: 1.5}\nenv: {X: .inf}\njobs:\n  a: {command: \"echo $X\", matrix: {n: [1, .nan]}}\n",
+    );
+    let found = messages_of(&sb, "p.yaml", "exe::config::invalid_value");
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].starts_with("`jobs.a.matrix.n.1`: NaN cannot be kept as a number here"));
+    assert!(found[1].starts_with("`vars.f`: inf cannot be kept as a number here"));
+}
