@@ -147,10 +147,7 @@ mod tests {
     fn paths(toml: &str) -> Vec<String> {
         let node = crate::source::parse(toml, crate::source::Format::Toml).unwrap();
         let value = crate::load::to_figment(&node);
-        misread(&value)
-            .iter()
-            .map(|e| e.path.join("."))
-            .collect()
+        misread(&value).iter().map(|e| e.path.join(".")).collect()
     }
 
     #[test]
