@@ -541,6 +541,13 @@ mod tests {
         let tree = parse(text, Format::Yaml).unwrap();
         assert_eq!(tree.find(&["job", "timeout"]).unwrap().value, Value::Int(5));
         assert_eq!(tree.find(&["job", "retry"]).unwrap().value, Value::Int(3));
+        // Once per map, as any key; a list merges several.
+        let twice = "a: &a {x: 1}\nb: &b {y: 2}\njob:\n  <<: *a\n  <<: *b\n";
+        let err = parse(twice, Format::Yaml).unwrap_err();
+        assert!(err.message.contains("`<<` appears twice"), "{err:?}");
+        let listed = "a: &a {x: 1}\nb: &b {y: 2}\njob:\n  <<: [*a, *b]\n";
+        let tree = parse(listed, Format::Yaml).unwrap();
+        assert_eq!(tree.find(&["job", "y"]).unwrap().value, Value::Int(2));
     }
 
     #[test]

@@ -219,6 +219,14 @@ impl Builder<'_> {
             }) => {
                 let key = key.take().expect("a map value always follows its key");
                 if key.name == "<<" {
+                    // Like any key, once per map; several maps are merged as a list.
+                    if !merges.is_empty() {
+                        return Err(SyntaxError::at(
+                            "`<<` appears twice in this map: merge several maps as a list, \
+                             `<<: [*first, *second]`",
+                            key.span,
+                        ));
+                    }
                     merges.push(node);
                 } else {
                     entries.insert(key, node)?;
