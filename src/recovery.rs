@@ -62,17 +62,21 @@ fn member_started_between(pgid: i32, from_ms: i64, to_ms: i64, now_ms: i64) -> b
     let Some(members) = crate::process::members::of_group(pgid) else {
         return false;
     };
+    let booted = booted_ms(now_ms);
     members
         .iter()
-        .any(|member| (from_ms..=to_ms).contains(&started_ms(member, now_ms)))
+        .any(|member| (from_ms..=to_ms).contains(&started_ms(member, booted)))
 }
 
-/// When a process started, in ms since the Unix epoch (as `now_ms` is).
-fn started_ms(member: &Member, now_ms: i64) -> i64 {
-    // `/proc` counts start times in clock ticks since boot (CLOCK_BOOTTIME).
+/// When the machine booted, in ms since the Unix epoch (as `now_ms` is).
+fn booted_ms(now_ms: i64) -> i64 {
     let since_boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-    let since_boot_ms = since_boot.tv_sec * 1000 + since_boot.tv_nsec / 1_000_000;
-    let booted_ms = now_ms - since_boot_ms;
+    now_ms - (since_boot.tv_sec * 1000 + since_boot.tv_nsec / 1_000_000)
+}
+
+/// When a process started, in ms since the Unix epoch: `/proc` counts start times in
+/// clock ticks since boot (`CLOCK_BOOTTIME`).
+fn started_ms(member: &Member, booted_ms: i64) -> i64 {
     let ticks = i64::try_from(rustix::param::clock_ticks_per_second()).unwrap_or(100);
     booted_ms + member.start_ticks * 1000 / ticks
 }
@@ -123,8 +127,9 @@ pub fn orphaned(run: &RunRow, host: &str, now_ms: i64) -> bool {
 /// that started before the run did (a pid handed out again since started later).
 fn owner_runs(run: &RunRow, now_ms: i64) -> bool {
     runs_exe(run.pid)
-        && crate::process::members::of_pid(run.pid)
-            .is_some_and(|p| started_ms(&p, now_ms) <= run.started_at_ms + START_SLACK_MS)
+        && crate::process::members::of_pid(run.pid).is_some_and(|p| {
+            started_ms(&p, booted_ms(now_ms)) <= run.started_at_ms + START_SLACK_MS
+        })
 }
 
 /// Is `pid` a live exe process? (A reused pid of another program does not count.)

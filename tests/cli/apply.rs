@@ -657,13 +657,7 @@ fn a_retry_waiting_for_the_busy_slot_does_not_spin() {
          retry = { max = 1, delay = \"0.1s\" }\n\
          [jobs.busy]\ncommand = \"sleep 1\"\n",
     );
-    let mut sh = std::process::Command::new("sh");
-    sh.args([
-        "-c",
-        "\"$0\" apply -q p.toml; code=$?; times; exit $code",
-        env!("CARGO_BIN_EXE_exe"),
-    ]);
-    let run = sb.run(sh, None);
+    let run = sb.sh("\"$0\" apply -q p.toml; code=$?; times; exit $code");
     assert_eq!(run.code, 0, "{}", run.stderr);
     // `times` prints the shell's user and system time, then its children's: exe and its jobs.
     let seconds = |field: &str| -> f64 {
@@ -682,15 +676,7 @@ fn a_retry_waiting_for_the_busy_slot_does_not_spin() {
 fn a_new_history_neither_appends_to_nor_moves_an_old_runs_logs() {
     let sb = Sandbox::new();
     sb.file("p.toml", "[jobs.a]\ncommand = \"echo {{ env.H }}\"\n");
-    let with = |h: &str, db: &str| {
-        let mut sh = std::process::Command::new("sh");
-        sh.current_dir(sb.path()).args([
-            "-c",
-            &format!("H={h} \"$0\" apply p.toml --db {db}"),
-            env!("CARGO_BIN_EXE_exe"),
-        ]);
-        sb.run(sh, None)
-    };
+    let with = |h: &str, db: &str| sb.sh(&format!("H={h} \"$0\" apply p.toml --db {db}"));
     assert_eq!(with("first", "a.db").code, 0);
     // Run 1 of another history: its logs would go to the same folder.
     let other = with("second", "b.db");
@@ -795,18 +781,8 @@ fn a_low_open_files_limit_is_raised_so_many_jobs_can_run_at_once() {
     }
     sb.file("p.toml", text);
     // 40 descriptors cannot hold 60 running jobs (a pidfd, a log and pipes each).
-    let mut sh = std::process::Command::new("sh");
-    sh.current_dir(sb.path()).args([
-        "-c",
-        "ulimit -Sn 40 && \"$0\" apply -q p.toml",
-        env!("CARGO_BIN_EXE_exe"),
-    ]);
-    let out = sh.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = sb.sh("ulimit -Sn 40 && \"$0\" apply -q p.toml");
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
 /// Whether process `pid` still runs (a zombie has ended).

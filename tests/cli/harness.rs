@@ -131,6 +131,14 @@ impl Sandbox {
         self.run(cmd, None)
     }
 
+    /// Runs a shell script in the sandbox, in which `"$0"` is exe: for what a test needs the
+    /// shell for (`ulimit`, `times`, a variable set empty, another folder).
+    pub fn sh(&self, script: &str) -> Run {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script, env!("CARGO_BIN_EXE_exe")]);
+        self.run(cmd, None)
+    }
+
     /// Runs `cmd` (exe, or a wrapper such as `setpriv` or `sh` that execs it) in the sandbox,
     /// without the caller's `EXE_*` settings, and collects its output.
     pub fn run(&self, mut cmd: Command, stdin: Option<&[u8]>) -> Run {

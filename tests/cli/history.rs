@@ -1198,13 +1198,7 @@ fn logs_are_found_from_any_folder() {
     let attempt = &json(&sb.exe(&["show", "1", "--format", "json"]))["attempts"][0];
     let log = attempt["log_path"].as_str().unwrap();
     assert!(log.starts_with('/'), "recorded absolute: {log}");
-    let mut sh = std::process::Command::new("sh");
-    sh.args([
-        "-c",
-        "cd elsewhere && \"$0\" --db ../.exe/history.db logs 1 a",
-        env!("CARGO_BIN_EXE_exe"),
-    ]);
-    let logs = sb.run(sh, None);
+    let logs = sb.sh("cd elsewhere && \"$0\" --db ../.exe/history.db logs 1 a");
     assert_eq!(
         (logs.code, logs.stdout.as_str()),
         (0, "from-a\n"),
@@ -1244,13 +1238,7 @@ fn an_empty_exe_db_means_the_default_history() {
     let sb = Sandbox::new();
     sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
-    let mut sh = std::process::Command::new("sh");
-    sh.args([
-        "-c",
-        "EXE_DB= \"$0\" runs --format json",
-        env!("CARGO_BIN_EXE_exe"),
-    ]);
-    let runs = sb.run(sh, None);
+    let runs = sb.sh("EXE_DB= \"$0\" runs --format json");
     assert_eq!(runs.code, 0, "{}", runs.stderr);
     assert_eq!(json(&runs).as_array().unwrap().len(), 1);
 }

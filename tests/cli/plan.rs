@@ -620,17 +620,8 @@ fn include_cannot_be_set_by_a_flag_or_the_environment() {
     // The files are read before the layers merge: it would be shown as in force, and ignored.
     let flag = exe(&sb, &["plan", "p.toml", "--set", "include=extra.toml"], &[]);
     assert_eq!(flag.code, 2, "{}", flag.stderr);
-    assert!(
-        flag.stderr.contains("which --set cannot add"),
-        "{}",
-        flag.stderr
-    );
+    flag.assert_stderr_has("which --set cannot add");
     let env = exe(&sb, &["plan", "p.toml"], &[("EXE_INCLUDE", "extra.toml")]);
     assert_eq!(env.code, 2, "{}", env.stderr);
-    assert!(
-        env.stderr
-            .contains("set by environment variable EXE_INCLUDE"),
-        "{}",
-        env.stderr
-    );
+    env.assert_stderr_has("set by environment variable EXE_INCLUDE");
 }
