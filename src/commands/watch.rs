@@ -28,12 +28,38 @@ pub(super) fn run(args: &WatchArgs, out: super::Output, db: &Path) -> Result<i32
         // `apply` would, and stop instead of waiting for the file to appear.
         super::load_pipeline(&apply_args.run, &process_env)?;
     }
+    let mut load = || match super::load_pipeline(&apply_args.run, &process_env) {
+        Ok(loaded) => {
+            apply::show_warnings(&loaded.warnings, out);
+            Ok(Loaded {
+                files: loaded
+                    .doc
+                    .provenance
+                    .files()
+                    .map(Path::to_path_buf)
+                    .collect(),
+                pipeline: loaded.pipeline,
+            })
+        }
+        Err(e) => {
+            let diagnostics = match e {
+                Error::Config(diagnostics) => diagnostics,
+                other => vec![Diagnostic::error("exe::io", other.to_string())],
+            };
+            let mut files = vec![file.clone()];
+            files.extend(diagnostics.iter().filter_map(file_of));
+            Err(Broken { diagnostics, files })
+        }
+    };
+    let mut first = None;
     if !apply_args.run.only.is_empty() || !apply_args.run.skip.is_empty() {
         // Likewise an `--only` or `--skip` id the pipeline does not have, when it loads:
-        // waiting would not fix a mistyped flag.
-        if let Ok(loaded) = super::load_pipeline(&apply_args.run, &process_env) {
+        // waiting would not fix a mistyped flag. The loop starts from this load.
+        let loaded = load();
+        if let Ok(loaded) = &loaded {
             apply::select(&loaded.pipeline, apply_args)?;
         }
+        first = Some(loaded);
     }
     let mut store = apply::open_store(db, apply_args)?;
     apply::close_orphans(&mut store, out.quiet)?;
@@ -47,29 +73,7 @@ pub(super) fn run(args: &WatchArgs, out: super::Output, db: &Path) -> Result<i32
     };
     watch::run(
         &settings,
-        || match super::load_pipeline(&apply_args.run, &process_env) {
-            Ok(loaded) => {
-                apply::show_warnings(&loaded.warnings, out);
-                Ok(Loaded {
-                    files: loaded
-                        .doc
-                        .provenance
-                        .files()
-                        .map(Path::to_path_buf)
-                        .collect(),
-                    pipeline: loaded.pipeline,
-                })
-            }
-            Err(e) => {
-                let diagnostics = match e {
-                    Error::Config(diagnostics) => diagnostics,
-                    other => vec![Diagnostic::error("exe::io", other.to_string())],
-                };
-                let mut files = vec![file.clone()];
-                files.extend(diagnostics.iter().filter_map(file_of));
-                Err(Broken { diagnostics, files })
-            }
-        },
+        || first.take().unwrap_or_else(&mut load),
         |pipeline, cancel| {
             let dispositions = apply::select(pipeline, apply_args)?;
             if identity(db) != opened {

@@ -337,6 +337,23 @@ fn an_unknown_only_or_skip_id_at_the_start_is_an_error_not_a_wait() {
         run.assert_stderr_has(&format!("`{flag} nope`: there is no job `nope`"));
         run.assert_stderr_lacks("watching");
     }
+    assert!(!sb.path().join(".exe").exists(), "no history was made");
+}
+
+#[test]
+fn with_only_the_first_run_runs_the_selection_and_warns_once() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"echo a >> ran.txt\"\nenv = { \"my-var\" = \"x\" }\n\
+         [jobs.b]\ncommand = \"echo b >> ran.txt\"\n",
+    );
+    let watch = Watching::start(&sb, &["p.toml", "--only", "a"]);
+    watch.wait_idle(1);
+    let stderr = watch.stop_after(Duration::ZERO);
+    let ran = std::fs::read_to_string(sb.path().join("ran.txt")).unwrap();
+    assert_eq!(ran, "a\n", "{stderr}");
+    assert_eq!(stderr.matches("invalid_env_name").count(), 1, "{stderr}");
 }
 
 #[test]
