@@ -402,14 +402,15 @@ pub fn run(
 /// past the ends of its group) was adopted by exe, a subreaper, and ends with the run: TERM,
 /// then KILL after the longest `timeout_grace`.
 fn end_adopted(pipeline: &Pipeline, progress: &Progress) {
-    for pgid in process::members::adopted_groups() {
-        // Those that have ended are only to be reaped.
-        process::reap_group(pgid);
-    }
     let grace = (pipeline.jobs.iter().map(|j| j.timeout_grace))
         .max()
         .unwrap_or_default();
     for pgid in process::members::adopted_groups() {
+        // Those that have ended are only to be reaped.
+        process::reap_group(pgid);
+        if !process::group_alive(pgid) {
+            continue;
+        }
         progress.note(&format!(
             "ending process group {pgid}: a job left it running in a group of its own"
         ));

@@ -814,6 +814,19 @@ fn processes_a_job_moved_to_a_group_of_their_own_do_not_outlive_it() {
 }
 
 #[test]
+fn a_group_of_its_own_that_ended_before_the_run_is_only_reaped() {
+    let sb = Sandbox::new();
+    // `timeout` makes a group of its own, and its `true` ends before the job does.
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"timeout 100 true & sleep 0.3\"\n",
+    );
+    let run = sb.exe(&["apply", "p.toml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_stderr_lacks("group of its own");
+}
+
+#[test]
 fn a_job_bigger_than_the_machine_is_refused_by_apply_and_flagged_by_plan() {
     let sb = Sandbox::new();
     sb.file(
