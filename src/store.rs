@@ -778,6 +778,34 @@ mod tests {
     }
 
     #[test]
+    fn a_jobs_attempts_are_its_own_by_number() {
+        let mut s = Store::open_in_memory().unwrap();
+        let ids = jobs(&["a", "b"]);
+        let run = s.create_run(&new_run("ci", 1, &ids)).unwrap();
+        let start = |job, number, at_ms| Record::AttemptStarted {
+            job,
+            number,
+            at_ms,
+            log_path: "",
+            pgid: None,
+        };
+        // Attempt 2 of `a` started first: by number, not by start.
+        s.record(run, &[start(0, 2, 10), start(1, 1, 20), start(0, 1, 30)])
+            .unwrap();
+        let numbers = |index| {
+            (s.job_attempts(run, index).unwrap().iter())
+                .map(|a| (a.job_id.clone(), a.number))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(numbers(0), [("a".to_owned(), 1), ("a".to_owned(), 2)]);
+        assert_eq!(numbers(1), [("b".to_owned(), 1)]);
+        assert!(matches!(
+            s.job_attempts(run + 1, 0),
+            Err(StoreError::UnknownRun { .. })
+        ));
+    }
+
+    #[test]
     fn current_state_is_the_last_transition_or_pending() {
         let mut s = Store::open_in_memory().unwrap();
         let ids = jobs(&["a", "b", "c"]);

@@ -59,10 +59,8 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
         host: super::apply::hostname(),
     };
     // By number, not count: an imported job has only its last attempt, numbered as it was.
-    let recorded: Vec<u32> = (store.attempts(args.run)?.iter())
-        .filter(|a| a.job == job.index)
-        .map(|a| a.number)
-        .collect();
+    let mut attempts = store.job_attempts(args.run, job.index)?;
+    let recorded: Vec<u32> = attempts.iter().map(|a| a.number).collect();
     let mut number = match (args.attempt, recorded.iter().max()) {
         (Some(n), _) if recorded.contains(&n) => n,
         (Some(n), _) => {
@@ -92,7 +90,11 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
     };
     let mut stdout = std::io::stdout().lock();
     loop {
-        let attempt = history.attempt(job, number)?;
+        let attempt = match attempts.iter().position(|a| a.number == number) {
+            Some(at) => attempts.swap_remove(at),
+            // Started since the attempts were read: a followed job's retry.
+            None => history.attempt(job, number)?,
+        };
         if !history.print(&attempt, args.follow, &mut stdout)? {
             return Ok(EXIT_FAILED);
         }
@@ -130,10 +132,10 @@ enum Next {
 impl History<'_> {
     /// Attempt `number` of `job` (it is recorded: the job counted it, or it was listed).
     fn attempt(&self, job: &JobRow, number: u32) -> Result<AttemptRow, Error> {
-        let attempts = self.store.attempts(self.run)?;
+        let attempts = self.store.job_attempts(self.run, job.index)?;
         attempts
             .into_iter()
-            .find(|a| a.job == job.index && a.number == number)
+            .find(|a| a.number == number)
             .ok_or_else(|| Error::Usage {
                 message: format!(
                     "attempt {number} of job `{}` in run {} is not recorded",

@@ -183,45 +183,41 @@ impl Store {
     /// The attempts of a run, in the order they started (within one millisecond, by job
     /// index and number).
     pub fn attempts(&self, run: i64) -> Result<Vec<AttemptRow>, StoreError> {
+        self.attempt_rows(run, None)
+    }
+
+    /// The attempts of the job at `index` of `run`, by number: for `exe logs`, which needs
+    /// one job's, not the whole run's.
+    pub fn job_attempts(&self, run: i64, index: usize) -> Result<Vec<AttemptRow>, StoreError> {
+        self.attempt_rows(run, Some(index))
+    }
+
+    fn attempt_rows(&self, run: i64, job: Option<usize>) -> Result<Vec<AttemptRow>, StoreError> {
         self.run(run)?;
+        // A read-only open may be of a database from before usage was recorded.
+        let usage = if self.version >= USAGE_FROM {
+            "a.max_rss_kib, a.user_cpu_us, a.system_cpu_us"
+        } else {
+            "NULL, NULL, NULL"
+        };
+        let (filter, order) = match job {
+            Some(_) => ("AND a.job = ?2", "a.number"),
+            None => ("", "a.started_at, a.job, a.number"),
+        };
+        let sql = format!(
+            "SELECT a.job, j.job_id, a.number, a.started_at, a.ended_at, a.exit_code,
+                    a.signal, a.outcome, a.reason, a.log_path, a.pgid, {usage}
+             FROM attempts a JOIN jobs j ON j.run = a.run AND j.idx = a.job
+             WHERE a.run = ?1 {filter}
+             ORDER BY {order}"
+        );
         self.conn
-            .prepare_cached(
-                // A read-only open may be of a database from before usage was recorded.
-                if self.version >= USAGE_FROM {
-                    "SELECT a.job, j.job_id, a.number, a.started_at, a.ended_at, a.exit_code,
-                            a.signal, a.outcome, a.reason, a.log_path, a.pgid,
-                            a.max_rss_kib, a.user_cpu_us, a.system_cpu_us
-                     FROM attempts a JOIN jobs j ON j.run = a.run AND j.idx = a.job
-                     WHERE a.run = ?1
-                     ORDER BY a.started_at, a.job, a.number"
-                } else {
-                    "SELECT a.job, j.job_id, a.number, a.started_at, a.ended_at, a.exit_code,
-                            a.signal, a.outcome, a.reason, a.log_path, a.pgid, NULL, NULL, NULL
-                     FROM attempts a JOIN jobs j ON j.run = a.run AND j.idx = a.job
-                     WHERE a.run = ?1
-                     ORDER BY a.started_at, a.job, a.number"
-                },
-            )
-            .and_then(|mut st| {
-                st.query_map(params![run], |row| {
-                    Ok(AttemptRow {
-                        job: job_index(row, 0)?,
-                        job_id: row.get(1)?,
-                        number: row.get(2)?,
-                        started_at_ms: row.get(3)?,
-                        ended_at_ms: row.get(4)?,
-                        exit_code: row.get(5)?,
-                        signal: row.get(6)?,
-                        outcome: row.get(7)?,
-                        reason: row.get(8)?,
-                        log_path: row.get(9)?,
-                        pgid: row.get(10)?,
-                        max_rss_kib: row.get(11)?,
-                        user_cpu_us: row.get(12)?,
-                        system_cpu_us: row.get(13)?,
-                    })
-                })?
-                .collect()
+            .prepare_cached(&sql)
+            .and_then(|mut st| match job {
+                Some(index) => st
+                    .query_map(params![run, index_sql(index)], attempt_row)?
+                    .collect(),
+                None => st.query_map(params![run], attempt_row)?.collect(),
             })
             .map_err(|e| self.err("listing attempts", e))
     }
@@ -273,4 +269,23 @@ impl Store {
             })
             .map_err(|e| self.err("listing transitions", e))
     }
+}
+
+fn attempt_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AttemptRow> {
+    Ok(AttemptRow {
+        job: job_index(row, 0)?,
+        job_id: row.get(1)?,
+        number: row.get(2)?,
+        started_at_ms: row.get(3)?,
+        ended_at_ms: row.get(4)?,
+        exit_code: row.get(5)?,
+        signal: row.get(6)?,
+        outcome: row.get(7)?,
+        reason: row.get(8)?,
+        log_path: row.get(9)?,
+        pgid: row.get(10)?,
+        max_rss_kib: row.get(11)?,
+        user_cpu_us: row.get(12)?,
+        system_cpu_us: row.get(13)?,
+    })
 }
