@@ -155,8 +155,7 @@ fn many_problems_are_all_reported() {
             .unwrap()
             .toml,
     );
-    let run = sb.exe(&["lint", "--format", "json", "p.toml"]);
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let report = lint_json(&sb, "p.toml");
     let codes: Vec<&str> = report["diagnostics"]
         .as_array()
         .unwrap()
@@ -440,8 +439,7 @@ fn needs_are_located_in_either_form_and_bounded_in_number() {
         "one.toml",
         "[jobs.a]\ncommand = \"echo\"\nneeds = \"bx\"\n[jobs.b]\ncommand = \"echo\"\n",
     );
-    let run = sb.exe(&["lint", "--format", "json", "one.toml"]);
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let report = lint_json(&sb, "one.toml");
     let unknown = &report["diagnostics"][0];
     assert_eq!(unknown["code"], "exe::config::unknown_need", "{report}");
     assert_eq!(unknown["range"]["start"]["line"], 3, "{unknown}");
@@ -510,8 +508,7 @@ fn an_unknown_need_is_not_answered_with_the_job_itself() {
         "p.toml",
         "[jobs.compile]\ncommand = \"true\"\n[jobs.deploy]\ncommand = \"true\"\nneeds = [\"deploi\"]\n",
     );
-    let run = sb.exe(&["lint", "--format", "json", "p.toml"]);
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let report = lint_json(&sb, "p.toml");
     // Not "did you mean `deploy`?": it would need itself.
     assert_eq!(
         report["diagnostics"][0]["help"],
@@ -519,12 +516,16 @@ fn an_unknown_need_is_not_answered_with_the_job_itself() {
     );
 }
 
+/// `exe lint --format json FILE`, parsed.
+fn lint_json(sb: &Sandbox, file: &str) -> serde_json::Value {
+    let run = sb.exe(&["lint", "--format", "json", file]);
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr))
+}
+
 /// The messages of `exe lint --format json FILE`'s diagnostics with `code`, in order.
 fn messages_of(sb: &Sandbox, file: &str, code: &str) -> Vec<String> {
-    let run = sb.exe(&["lint", "--format", "json", file]);
-    let report: serde_json::Value = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
-    report["diagnostics"]
+    lint_json(sb, file)["diagnostics"]
         .as_array()
         .unwrap()
         .iter()
@@ -595,8 +596,7 @@ fn columns_count_characters_in_every_format() {
     human.assert_stdout_has("[p.toml:3:15]");
     let github = sb.exe(&["lint", "--format", "github", "p.toml"]);
     github.assert_stdout_has("line=3,col=15,endLine=3,endColumn=20");
-    let json = sb.exe(&["lint", "--format", "json", "p.toml"]);
-    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let report = lint_json(&sb, "p.toml");
     let zzz = &report["diagnostics"][1]["range"]["start"];
     assert_eq!((&zzz["line"], &zzz["column"]), (&3.into(), &15.into()));
 }
@@ -637,8 +637,7 @@ fn matrix_jobs_are_named_by_some_of_their_pairs_in_any_order() {
             "bad.toml",
             format!("{matrix}[jobs.test]\ncommand = \"true\"\nneeds = [\"{need}\"]\n"),
         );
-        let run = sb.exe(&["lint", "--format", "json", "bad.toml"]);
-        let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let report = lint_json(&sb, "bad.toml");
         assert_eq!(
             report["diagnostics"][0]["code"],
             "exe::config::unknown_need"
@@ -711,8 +710,7 @@ fn env_names_no_environment_can_hold_are_errors() {
         "p.toml",
         "[env]\nC = \"top\"\n\"A-B\" = \"x\"\n[jobs.a]\ncommand = \"echo C=$C\"\nenv = { \"C=D\" = \"y\" }\n",
     );
-    let run = sb.exe(&["lint", "--format", "json", "p.toml"]);
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let report = lint_json(&sb, "p.toml");
     let found: Vec<(&str, &str)> = (report["diagnostics"].as_array().unwrap().iter())
         .filter(|d| d["code"] == "exe::config::invalid_env_name")
         .map(|d| {
