@@ -233,14 +233,14 @@ pub fn load_text(
         let value = parse_set(set).map_err(|message| {
             vec![
                 Diagnostic::error("exe::cli::invalid_set", message)
-                    .at(Some(At::Flag(format!("--set {set}"))))
+                    .at(Some(At::Flag(set_flag(set))))
                     .help(
                         "write it as `--set path.to.key=value`, e.g. `--set jobs.build.timeout=5m`",
                     ),
             ]
         })?;
         layers.push(Layer::Flag {
-            flag: format!("--set {set}"),
+            flag: set_flag(set),
             value,
         });
     }
@@ -635,6 +635,38 @@ fn parse_set(set: &str) -> Result<FValue, String> {
         value = FValue::from(dict);
     }
     Ok(value)
+}
+
+/// `--set PATH=VALUE` as shown where a value came from, with the value as `***` when it is
+/// a secret's: its key's name is a secret's, or it is a table holding one.
+fn set_flag(set: &str) -> String {
+    let Some(at) = outside_brackets(set, '=') else {
+        return format!("--set {set}");
+    };
+    let (path, value) = (&set[..at], &set[at + 1..]);
+    let named_secret = split_path(path)
+        .and_then(|parts| {
+            parts
+                .last()
+                .map(|last| crate::secrets::is_secret_name(last))
+        })
+        .unwrap_or(false);
+    if named_secret || value.parse::<FValue>().is_ok_and(|v| holds_secret(&v)) {
+        format!("--set {path}={}", crate::secrets::MASK)
+    } else {
+        format!("--set {set}")
+    }
+}
+
+/// Whether a table, at any depth, has a key with a secret's name.
+fn holds_secret(value: &FValue) -> bool {
+    match value {
+        FValue::Dict(_, dict) => dict
+            .iter()
+            .any(|(key, v)| crate::secrets::is_secret_name(key) || holds_secret(v)),
+        FValue::Array(_, items) => items.iter().any(holds_secret),
+        _ => false,
+    }
 }
 
 /// The byte index of the first `wanted` in `text` that is not inside `[...]`.

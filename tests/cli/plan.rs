@@ -468,6 +468,70 @@ fn explain_masks_secret_values() {
 }
 
 #[test]
+fn a_secret_given_by_set_is_masked_where_its_flag_is_named() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", SECRETS);
+    let set = "env.DB_PASSWORD=s3cret-by-flag";
+    for format in ["text", "json"] {
+        let run = exe(
+            &sb,
+            &[
+                "plan",
+                "p.toml",
+                "--set",
+                set,
+                "--explain",
+                "env.DB_PASSWORD",
+                "--format",
+                format,
+            ],
+            &[],
+        );
+        ok(&run);
+        run.assert_stdout_has("--set env.DB_PASSWORD=***");
+        run.assert_stdout_lacks("s3cret-by-flag");
+    }
+    // A table holding a secret, and a value that fails to render, named in an error.
+    let table = exe(
+        &sb,
+        &[
+            "plan",
+            "p.toml",
+            "--set",
+            "env={ DB_PASSWORD = \"s3cret-by-flag\" }",
+            "--explain",
+            "env.DB_PASSWORD",
+        ],
+        &[],
+    );
+    ok(&table);
+    table.assert_stdout_has("from --set env=***");
+    table.assert_stdout_lacks("s3cret-by-flag");
+    let broken = exe(
+        &sb,
+        &["plan", "p.toml", "--set", "env.DB_PASSWORD=s3cret{{"],
+        &[],
+    );
+    assert_eq!(broken.code, 2, "{}", broken.stderr);
+    broken.assert_stderr_has("(set by --set env.DB_PASSWORD=***)");
+    broken.assert_stderr_lacks("s3cret");
+    // Other values are shown as given.
+    let plain = exe(
+        &sb,
+        &[
+            "plan",
+            "p.toml",
+            "--set",
+            "env.HOME_DIR=/x",
+            "--explain",
+            "env.HOME_DIR",
+        ],
+        &[],
+    );
+    plain.assert_stdout_has("from --set env.HOME_DIR=/x");
+}
+
+#[test]
 fn detailed_exitcode_follows_terraform() {
     let sb = example("nightly-etl.toml");
     let changes = exe(
