@@ -86,6 +86,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         other => other == ColorChoice::Always,
     };
     init_logging(cli.global.verbose, cli.global.log_format);
+    signals::survive_file_size_limit();
     let out = Output {
         color,
         color_err: err_color,

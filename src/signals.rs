@@ -24,6 +24,25 @@ fn inherited_as_ignored(signal: i32) -> bool {
     read == 0 && current.sa_sigaction == libc::SIG_IGN
 }
 
+/// Makes a write past the file-size limit (`ulimit -f`) an error exe reports, not a
+/// SIGXFSZ that kills it between a job's start and its record. A handler that does nothing
+/// (not `SIG_IGN`) is reset to the default in the jobs exe starts, as `exec` does with every
+/// handler, so a job still gets the signal. One inherited as ignored stays ignored.
+pub fn survive_file_size_limit() {
+    extern "C" fn nothing(_: libc::c_int) {}
+    if inherited_as_ignored(libc::SIGXFSZ) {
+        return;
+    }
+    // SAFETY: all-zero bytes are a valid `sigaction`; the handler is an async-signal-safe
+    // function that does nothing, and lives as long as the program.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = nothing as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigaction(libc::SIGXFSZ, &raw const action, std::ptr::null_mut());
+    }
+}
+
 /// Sends a message for every SIGINT, SIGTERM or SIGHUP while it lives.
 pub struct Forward {
     handle: Handle,

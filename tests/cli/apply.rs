@@ -785,6 +785,19 @@ fn a_low_open_files_limit_is_raised_so_many_jobs_can_run_at_once() {
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
+#[test]
+fn a_job_past_the_file_size_limit_gets_sigxfsz_as_without_exe() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.big]\ncommand = \"head -c 5000000 /dev/zero > big\"\n",
+    );
+    // exe itself turns the signal into a write error; its jobs keep the default action.
+    let run = sb.sh("ulimit -f 2000 && exec \"$0\" apply p.toml");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.assert_stderr_has("big FAILED: exit code 153");
+}
+
 /// Whether process `pid` still runs (a zombie has ended).
 fn running(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
