@@ -352,11 +352,33 @@ fn index_sql(job: usize) -> i64 {
 /// Refuses a path that exists and is not a regular file (through symlinks): `SQLite` would
 /// say "disk I/O error" for a folder, read a device as an empty database, and block for
 /// good opening a named pipe.
+/// `path` with `suffix` added to its file name, as `SQLite` names its `-wal` and `-shm`.
+fn side_file(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 fn refuse_non_file(path: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::FileTypeExt as _;
-    let Ok(metadata) = std::fs::metadata(path) else {
-        // Missing (created or reported by the open), or unreadable (the open says why).
-        return Ok(());
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Missing: created or reported by the open, unless its WAL is left alone.
+            let wal = side_file(path, "-wal");
+            if std::fs::metadata(wal).is_ok_and(|m| m.len() > 0) {
+                return Err(StoreError::WalWithoutDatabase {
+                    path: path.to_path_buf(),
+                });
+            }
+            return Ok(());
+        }
+        Err(source) => {
+            return Err(StoreError::Unreachable {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     };
     let kind = metadata.file_type();
     let kind = if kind.is_file() {
@@ -445,16 +467,24 @@ impl Store {
         // The version is read before anything writes (even `journal_mode`, which changes
         // the file header), so a newer database is left byte for byte as it was. Reading
         // it is also the first read of the file: a non-database fails here.
-        let found = match schema::version(&store.conn) {
+        let (found, tables) = match schema::version_and_tables(&store.conn) {
             Ok(found) => found,
             // A reader in a folder it cannot write, with no -wal/-shm beside the file.
             Err(e) if access == Access::ReadOnly && snapshot::needs_side_files(&e) => {
                 store.conn = snapshot::open(path)?;
-                schema::version(&store.conn)
+                schema::version_and_tables(&store.conn)
                     .map_err(|e| store.err("reading the schema version", e))?
             }
             Err(e) => return Err(store.err("reading the schema version", e)),
         };
+        // Someone else's database (or a history whose version was reset) is left alone:
+        // creating the schema in it would fail half-way or mix exe's tables into it.
+        if found < 0 || (found == 0 && tables) {
+            return Err(StoreError::NotAHistory {
+                path: path.to_path_buf(),
+                found,
+            });
+        }
         if found > CURRENT {
             return Err(StoreError::NewerSchema {
                 path: path.to_path_buf(),
@@ -512,6 +542,18 @@ impl Store {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 result => return result.map_err(|e| self.err("switching to WAL", e)),
+            }
+        }
+    }
+
+    /// Removes the `-wal` and `-shm` files of the database at `path` if the database file
+    /// itself is gone: what a closed connection to a deleted database leaves (`SQLite`
+    /// removes them only for a file it can still see). For `exe watch`, which had it open.
+    pub fn remove_side_files_of_deleted(path: &Path) {
+        if std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            for suffix in ["-wal", "-shm"] {
+                let _ = std::fs::remove_file(side_file(path, suffix));
             }
         }
     }
@@ -1489,13 +1531,13 @@ mod tests {
     }
 
     #[test]
-    fn read_only_refuses_a_database_without_the_schema() {
+    fn a_database_without_the_schema_is_empty_or_someone_elses() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("history.db");
         drop(
             Connection::open(&db)
                 .unwrap()
-                .execute_batch("CREATE TABLE other (x)"),
+                .execute_batch("PRAGMA page_size = 4096; VACUUM"),
         );
         let err = Store::open(&db, Access::ReadOnly, Durability::Normal)
             .err()
@@ -1504,6 +1546,18 @@ mod tests {
             matches!(err, StoreError::NeedsUpgrade { found: 0, .. }),
             "{err:?}"
         );
+        drop(
+            Connection::open(&db)
+                .unwrap()
+                .execute_batch("CREATE TABLE other (x)"),
+        );
+        for access in [Access::ReadOnly, Access::ReadWrite] {
+            let err = Store::open(&db, access, Durability::Normal).err().unwrap();
+            assert!(
+                matches!(err, StoreError::NotAHistory { found: 0, .. }),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

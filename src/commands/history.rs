@@ -15,11 +15,14 @@ use crate::store::{
 
 /// The history at `db` opened read-only; `None` when there is none yet.
 pub(super) fn open_read(db: &Path) -> Result<Option<Store>, Error> {
-    if !db.exists() {
-        return Ok(None);
-    }
     match Store::open(db, Access::ReadOnly, Durability::Normal) {
         Ok(store) => Ok(Some(store)),
+        // Missing (with no WAL of its own left: the open checks that first).
+        Err(StoreError::Open { .. })
+            if std::fs::metadata(db).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+        {
+            Ok(None)
+        }
         // An exe stopped while creating the file left no schema at all: no run is in it, and
         // the next `apply` creates the schema.
         Err(StoreError::NeedsUpgrade { found: 0, .. }) => Ok(None),

@@ -7,6 +7,7 @@ use super::apply;
 use crate::cli::WatchArgs;
 use crate::diagnostic::{At, Diagnostic};
 use crate::error::Error;
+use crate::store::Store;
 use crate::watch::{self, Broken, Loaded, Settings, identity};
 
 pub(super) fn run(args: &WatchArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
@@ -78,7 +79,11 @@ pub(super) fn run(args: &WatchArgs, out: super::Output, db: &Path) -> Result<i32
             let dispositions = apply::select(pipeline, apply_args)?;
             if identity(db) != opened {
                 // Deleted (`git clean`), moved aside or replaced since it was opened: the
-                // open connection would record into a file no one can find any more.
+                // open connection would record into a file no one can find any more. It is
+                // closed first; a deleted file's -wal and -shm, which it leaves, go with it
+                // (beside a new database they would look like a lost history's WAL).
+                drop(std::mem::replace(&mut store, Store::open_in_memory()?));
+                Store::remove_side_files_of_deleted(db);
                 store = apply::open_store(db, apply_args)?;
                 apply::close_orphans(&mut store, out.quiet)?;
                 opened = identity(db);

@@ -30,6 +30,37 @@ pub enum StoreError {
         /// What it is instead.
         kind: NotAFileKind,
     },
+    /// The path cannot be looked at: a folder on the way is not this user's to enter.
+    #[error("cannot reach the history database {}: {source}", path.display())]
+    Unreachable {
+        /// The database file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The database file is missing but its write-ahead log is there, and may hold runs:
+    /// creating a new database would throw them away.
+    #[error(
+        "the history database {} is missing, but its write-ahead log {}-wal is there and may \
+         hold runs",
+        path.display(), path.display()
+    )]
+    WalWithoutDatabase {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// An `SQLite` database with tables of its own and no exe schema version: not a history.
+    #[error(
+        "{} is an SQLite database but not an exe history: it has tables, and schema version \
+         {found} where a history has 1 or more",
+        path.display()
+    )]
+    NotAHistory {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+    },
     /// The directory that should hold the database could not be created.
     #[error("cannot create the directory for the history database {}: {source}", path.display())]
     CreateDir {
@@ -194,6 +225,21 @@ impl StoreError {
                 "check the path and its permissions, or use --db (or EXE_DB) to choose another file"
                     .into()
             }
+            StoreError::Unreachable { .. } => {
+                "check the permissions of the folders on its path, or use --db (or EXE_DB) to \
+                 choose another file"
+                    .into()
+            }
+            StoreError::WalWithoutDatabase { path } => format!(
+                "restore {} from where it was moved or backed up; to start a new history \
+                 instead, move {}-wal (and any {}-shm) aside",
+                path.display(),
+                path.display(),
+                path.display()
+            ),
+            StoreError::NotAHistory { .. } => "exe left it as it was; point --db (or EXE_DB) \
+                at an exe history, or at a new file"
+                .into(),
             StoreError::NotAFile { path, kind } => {
                 let example = if *kind == NotAFileKind::Folder {
                     format!(" such as {}", path.join("history.db").display())

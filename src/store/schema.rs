@@ -245,6 +245,18 @@ pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.pragma_query_value(None, "user_version", |row| row.get(0))
 }
 
+/// The `user_version` of the open database, and whether it has any table, read together
+/// (one statement, so a creator's commit cannot fall between the two).
+pub(crate) fn version_and_tables(conn: &Connection) -> rusqlite::Result<(i64, bool)> {
+    conn.query_row(
+        "SELECT user_version,
+                EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')
+         FROM pragma_user_version",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+}
+
 /// What [`migrate`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Migrated {

@@ -464,3 +464,85 @@ fn a_log_dir_on_a_full_disk_fails_the_job_not_exe() {
     assert_eq!(detail["attempts"][0]["exit_code"], 1, "{detail}");
     assert!(!sb.path().join("b").exists());
 }
+
+#[test]
+fn a_folder_this_user_cannot_enter_is_an_error_not_an_empty_history() {
+    let (sb, nobody) = one_run_as_root();
+    share_read_only(sb.path());
+    std::fs::set_permissions(
+        sb.path().join(".exe"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    for args in [
+        &["runs"][..],
+        &["stats", "--format", "json"],
+        &["show", "1"],
+        &["apply", "p.toml"],
+    ] {
+        let refused = nobody.exe(&sb, args);
+        assert_eq!(refused.code, 1, "{args:?}: {}", refused.stderr);
+        refused.assert_stderr_has(
+            "cannot reach the history database .exe/history.db: Permission denied",
+        );
+        refused.assert_stderr_lacks("No runs recorded yet");
+    }
+}
+
+#[test]
+fn a_wal_left_without_its_database_is_not_thrown_away() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    // The database moved away (a backup, a mistaken `mv`), its WAL, with the last runs, left.
+    std::fs::rename(
+        sb.path().join(".exe/history.db"),
+        sb.path().join("moved.db"),
+    )
+    .unwrap();
+    let wal = sb.path().join(".exe/history.db-wal");
+    let before = std::fs::read(&wal).unwrap();
+    assert!(!before.is_empty());
+    for args in [&["runs"][..], &["apply", "-q", "p.toml"]] {
+        let refused = sb.exe(args);
+        assert_eq!(refused.code, 1, "{args:?}: {}", refused.stderr);
+        refused.assert_stderr_has(
+            "the history database .exe/history.db is missing, but its write-ahead log \
+             .exe/history.db-wal is there and may hold runs",
+        );
+        refused.assert_stderr_has("move .exe/history.db-wal (and any .exe/history.db-shm) aside");
+    }
+    assert_eq!(std::fs::read(&wal).unwrap(), before, "the WAL is untouched");
+    assert!(!sb.path().join(".exe/history.db").exists());
+}
+
+#[test]
+fn another_programs_database_is_left_as_it_was() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    sb.sql(
+        "crm.db",
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); \
+         INSERT INTO customers VALUES (1, 'alice');",
+    );
+    let before = std::fs::read(sb.path().join("crm.db")).unwrap();
+    for args in [
+        &["--db", "crm.db", "runs"][..],
+        &["--db", "crm.db", "apply", "-q", "p.toml"],
+    ] {
+        let refused = sb.exe(args);
+        assert_eq!(refused.code, 1, "{args:?}: {}", refused.stderr);
+        refused.assert_stderr_has(
+            "crm.db is an SQLite database but not an exe history: it has tables, and schema \
+             version 0",
+        );
+    }
+    assert_eq!(std::fs::read(sb.path().join("crm.db")).unwrap(), before);
+    // A history whose version was reset is refused the same way, not half-migrated.
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    sb.sql(".exe/history.db", "PRAGMA user_version = 0;");
+    let reset = sb.exe(&["apply", "-q", "p.toml"]);
+    assert_eq!(reset.code, 1, "{}", reset.stderr);
+    reset.assert_stderr_has("not an exe history");
+    reset.assert_stderr_lacks("CREATE TABLE");
+}

@@ -426,13 +426,20 @@ fn a_history_removed_while_watching_is_made_again_for_the_next_run() {
     sb.file("p.toml", "[jobs.a]\ncommand = \"echo one\"\n");
     let watch = Watching::start(&sb, &["p.toml"]);
     watch.wait_idle(1);
-    // As `git clean -fdx` would, or moving a damaged history aside.
+    // As `git clean -fdx` would, or moving a damaged history aside; then the file alone,
+    // whose -wal the watch's own connection leaves behind.
     std::fs::remove_dir_all(sb.path().join(".exe")).unwrap();
     sb.file("p.toml", "[jobs.a]\ncommand = \"echo two\"\n");
     watch.wait_idle(2);
+    std::fs::remove_file(sb.path().join(".exe/history.db")).unwrap();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"echo three\"\n");
+    watch.wait_idle(3);
     let stderr = watch.stop_after(Duration::ZERO);
-    assert!(
-        stderr.contains("the history .exe/history.db was removed or replaced"),
+    assert_eq!(
+        stderr
+            .matches("the history .exe/history.db was removed or replaced")
+            .count(),
+        2,
         "{stderr}"
     );
     let runs = sb.exe(&["runs", "--format", "json"]);
@@ -440,7 +447,7 @@ fn a_history_removed_while_watching_is_made_again_for_the_next_run() {
     assert_eq!(
         runs.as_array().unwrap().len(),
         1,
-        "the second run is on record"
+        "the third run is on record: {stderr}"
     );
 }
 
