@@ -51,11 +51,13 @@ impl Error {
         match self {
             Error::Config(_) | Error::Usage { .. } => EXIT_INVALID,
             // Naming a run or job that is not in the history is a command-line mistake.
-            // So is a `--db` that names a folder or a device, or a `--history` that is not one.
+            // So is a `--db` that names a folder, a device or another program's database, or a
+            // `--history` that is not one.
             Error::History(
                 crate::store::StoreError::UnknownRun { .. }
                 | crate::store::StoreError::UnknownJob { .. }
                 | crate::store::StoreError::NotAFile { .. }
+                | crate::store::StoreError::NotAHistory { .. }
                 | crate::store::StoreError::NotAnOldHistory { .. },
             ) => EXIT_INVALID,
             Error::Write { .. }

@@ -531,7 +531,7 @@ fn another_programs_database_is_left_as_it_was() {
         &["--db", "crm.db", "apply", "-q", "p.toml"],
     ] {
         let refused = sb.exe(args);
-        assert_eq!(refused.code, 1, "{args:?}: {}", refused.stderr);
+        assert_eq!(refused.code, 2, "{args:?}: {}", refused.stderr);
         refused.assert_stderr_has(
             "crm.db is an SQLite database but not an exe history: it has tables, and schema \
              version 0",
@@ -542,7 +542,18 @@ fn another_programs_database_is_left_as_it_was() {
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
     sb.sql(".exe/history.db", "PRAGMA user_version = 0;");
     let reset = sb.exe(&["apply", "-q", "p.toml"]);
-    assert_eq!(reset.code, 1, "{}", reset.stderr);
+    assert_eq!(reset.code, 2, "{}", reset.stderr);
     reset.assert_stderr_has("not an exe history");
     reset.assert_stderr_lacks("CREATE TABLE");
+}
+
+#[test]
+fn a_log_this_user_cannot_read_is_said_so_not_gone() {
+    let (sb, nobody) = one_run_as_root();
+    share_read_only(sb.path());
+    let log = sb.path().join(".exe/logs/1/a.log");
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let refused = nobody.exe(&sb, &["logs", "1", "a"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    refused.assert_stderr_has(".exe/logs/1/a.log: Permission denied");
 }
