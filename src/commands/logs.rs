@@ -147,7 +147,7 @@ impl History<'_> {
 
     /// The error for an attempt with no log: the older tool's runs, imported, have none.
     fn no_log(&self, attempt: &AttemptRow) -> Error {
-        let imported = (self.store.run(self.run)).is_ok_and(|r| r.exe_version == "executioner");
+        let imported = (self.store.run(self.run)).is_ok_and(|r| r.imported());
         Error::Usage {
             message: format!(
                 "no log was recorded for attempt {} of job `{}` in run {}{}",
@@ -179,18 +179,27 @@ impl History<'_> {
         let mut offset = 0u64;
         loop {
             let mut chunk = Vec::new();
-            if let Ok(mut file) = std::fs::File::open(path) {
-                file.seek(SeekFrom::Start(offset))?;
-                file.read_to_end(&mut chunk)?;
-            } else if offset == 0 && !follow {
-                return Err(Error::Usage {
-                    message: format!("the log {} is gone", path.display()),
-                    // Runs recorded before exe kept absolute paths.
-                    help: path.is_relative().then(|| {
-                        "this path is relative to the folder `exe apply` ran in: run `exe logs` there"
-                            .to_owned()
-                    }),
-                });
+            match std::fs::File::open(path) {
+                Ok(mut file) => {
+                    file.seek(SeekFrom::Start(offset))?;
+                    file.read_to_end(&mut chunk)?;
+                }
+                // Following a running attempt, its log may not be made yet.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let ended = || {
+                        self.store
+                            .attempt_ended(self.run, attempt.job, attempt.number)
+                    };
+                    if offset == 0 && (!follow || ended()?) {
+                        return Err(gone(path));
+                    }
+                }
+                Err(e) => {
+                    return Err(Error::Run(format!(
+                        "cannot read the log {}: {e}",
+                        path.display()
+                    )));
+                }
             }
             offset += chunk.len() as u64;
             out.write_all(&chunk)?;
@@ -245,6 +254,17 @@ impl History<'_> {
              apply records the job as CANCELLED, and `--resume {run}` runs it again"
         );
         Ok(true)
+    }
+}
+
+fn gone(path: &Path) -> Error {
+    Error::Usage {
+        message: format!("the log {} is gone", path.display()),
+        // Runs recorded before exe kept absolute paths.
+        help: path.is_relative().then(|| {
+            "this path is relative to the folder `exe apply` ran in: run `exe logs` there"
+                .to_owned()
+        }),
     }
 }
 
