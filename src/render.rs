@@ -222,13 +222,15 @@ pub fn run_detail(
     ));
     let _ = writeln!(out, "Run {}: {} {}", run.id, run.name, run.state);
     let _ = writeln!(out, "  file:     {}", run.file);
+    let by = if run.imported() {
+        "the older executioner (imported)".to_owned()
+    } else {
+        format!("{}@{} (pid {})", run.user, run.host, run.pid)
+    };
     let _ = writeln!(
         out,
-        "  started:  {} UTC by {}@{} (pid {})",
-        timestamp(run.started_at_ms),
-        run.user,
-        run.host,
-        run.pid
+        "  started:  {} UTC by {by}",
+        timestamp(run.started_at_ms)
     );
     let _ = writeln!(
         out,

@@ -275,6 +275,17 @@ pub struct RunRow {
     pub heartbeat_at_ms: Option<i64>,
 }
 
+/// The `exe_version` of runs imported from the older tool's history, which kept no host,
+/// user, pid or logs.
+pub const IMPORTED_VERSION: &str = "executioner";
+
+impl RunRow {
+    /// Whether the run was imported by `exe migrate --history`.
+    pub fn imported(&self) -> bool {
+        self.exe_version == IMPORTED_VERSION
+    }
+}
+
 /// One job of a run, with its derived current state.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobRow {

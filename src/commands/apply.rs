@@ -31,6 +31,12 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32
     } = super::load_pipeline(&args.run, &process_env)?;
     show_warnings(&warnings, out);
     let dispositions = select(&pipeline, args)?;
+    if let Some(id) = args.resume
+        && std::fs::metadata(db).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    {
+        // No history, so no such run: say so without creating one.
+        return Err(crate::store::StoreError::UnknownRun { id }.into());
+    }
     let mut store = open_store(db, args)?;
     close_orphans(&mut store, out.quiet)?;
     execute(

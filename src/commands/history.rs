@@ -30,13 +30,19 @@ pub(super) fn open_read(db: &Path) -> Result<Option<Store>, Error> {
     }
 }
 
-/// What `runs` and `stats` say when [`open_read`] found no history.
-fn nothing_recorded(db: &Path) -> String {
-    if db.exists() {
-        format!("No runs recorded yet ({} holds none).", db.display())
-    } else {
-        format!("No runs recorded yet ({} does not exist).", db.display())
+/// What `runs` and `stats` say when [`open_read`] found no history: an empty list in JSON,
+/// so a script reads the same shape as from a history with no matching run.
+fn nothing_recorded(db: &Path, format: ListFormat, out: super::Output) -> Result<i32, Error> {
+    if format == ListFormat::Json {
+        std::io::stdout().write_all(b"[]\n")?;
+    } else if !out.quiet {
+        if db.exists() {
+            stderrln!("No runs recorded yet ({} holds none).", db.display());
+        } else {
+            stderrln!("No runs recorded yet ({} does not exist).", db.display());
+        }
     }
+    Ok(0)
 }
 
 pub(super) fn no_history(db: &Path) -> Error {
@@ -68,12 +74,7 @@ pub(super) fn runs(args: &RunsArgs, out: super::Output, db: &Path) -> Result<i32
     };
     // The flags are checked first: a mistyped time is an error even before anything is recorded.
     let Some(store) = open_read(db)? else {
-        if args.format == ListFormat::Json {
-            std::io::stdout().write_all(b"[]\n")?;
-        } else if !out.quiet {
-            stderrln!("{}", nothing_recorded(db));
-        }
-        return Ok(0);
+        return nothing_recorded(db, args.format, out);
     };
     let mut rows = store.runs(&filter)?;
     let text = match args.format {
@@ -243,10 +244,7 @@ pub struct JobStats {
 
 pub(super) fn stats(args: &StatsArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
     let Some(store) = open_read(db)? else {
-        if !out.quiet {
-            stderrln!("{}", nothing_recorded(db));
-        }
-        return Ok(0);
+        return nothing_recorded(db, args.format, out);
     };
     // The last `last` runs that have ended, newest first (runs still going are passed over).
     let finished = store.runs(&RunFilter {

@@ -203,7 +203,11 @@ fn resume_refuses_unknown_runs_and_changed_pipelines() {
     flaky(&sb);
     let unknown = sb.exe(&["apply", "p.toml", "--resume", "999"]);
     assert_eq!(unknown.code, 2, "{}", unknown.stderr);
-    unknown.assert_stderr_has("999");
+    unknown.assert_stderr_has("there is no run 999 in the history");
+    assert!(
+        !sb.path().join(".exe").exists(),
+        "no history was made for it"
+    );
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
     let id = newest_run(&sb);
     let text = std::fs::read_to_string(sb.path().join("p.toml")).unwrap();
@@ -316,6 +320,19 @@ fn logs_of_each_attempt() {
 }
 
 #[test]
+fn a_removed_log_is_gone_whether_followed_or_not() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"echo hi\"\n");
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    std::fs::remove_file(sb.path().join(".exe/logs/1/a.log")).unwrap();
+    for args in [&["logs", "1", "a"][..], &["logs", "1", "a", "--follow"]] {
+        let run = sb.exe_or_hang(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        run.assert_stderr_has(".exe/logs/1/a.log is gone");
+    }
+}
+
+#[test]
 fn bad_databases_get_a_clear_error_and_are_not_touched() {
     let sb = Sandbox::new();
     sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
@@ -419,6 +436,17 @@ fn history_flags_refuse_what_they_cannot_mean() {
         (empty.code, empty.stderr.as_str()),
         (0, "No runs recorded yet (empty.db holds none).\n")
     );
+    // In JSON, no history is an empty list, as a history with no matching run is.
+    for command in ["runs", "stats"] {
+        for db in ["empty.db", "missing.db"] {
+            let listed = sb.exe(&["--db", db, command, "--format", "json"]);
+            assert_eq!(
+                (listed.code, listed.stdout.as_str()),
+                (0, "[]\n"),
+                "{command} {db}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -699,6 +727,8 @@ fn the_older_tools_history_is_imported_once() {
         .map(|r| r["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["FAILED", "SUCCESS"], "newest first");
+    let shown = sb.exe(&["show", &runs[0]["id"].to_string()]);
+    shown.assert_stdout_has("UTC by the older executioner (imported)\n");
     let again = sb.exe(&["migrate", "--history", "old.db"]);
     again.assert_stderr_has("2 were already imported");
     let missing = sb.exe(&["migrate", "--history", "missing.db"]);
