@@ -323,8 +323,9 @@ fn parse_when(text: &str, now_ms: i64) -> Option<i64> {
         [h, m, s] => (h, m, s),
         _ => return None,
     };
-    let valid = (1..=12).contains(&month)
-        && (1..=31).contains(&day)
+    let valid = (1..=9999).contains(&year)
+        && (1..=12).contains(&month)
+        && (1..=days_in_month(year, month)).contains(&day)
         && (0..24).contains(&hour)
         && (0..60).contains(&minute)
         && (0..61).contains(&second);
@@ -335,6 +336,16 @@ fn parse_when(text: &str, now_ms: i64) -> Option<i64> {
         ((render::days_from_civil(year, month, day) * 24 + hour) * 60 + minute) * 60_000
             + second * 1000,
     )
+}
+
+/// The days of `month` (1 to 12) in `year`, by the Gregorian calendar.
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 #[cfg(test)]
@@ -356,6 +367,19 @@ mod tests {
         assert_eq!(parse_when("2026-11-26T08:00", 0), Some(1_795_680_000_000));
         assert_eq!(parse_when("2h", 10_000_000), Some(10_000_000 - 7_200_000));
         assert_eq!(parse_when("2026-13-01", 0), None);
+        for impossible in [
+            "2026-02-29",
+            "2026-02-30",
+            "2026-11-31",
+            "1900-02-29",
+            "0-01-01",
+        ] {
+            assert_eq!(parse_when(impossible, 0), None, "{impossible}");
+        }
+        for leap in ["2024-02-29", "2000-02-29"] {
+            assert!(parse_when(leap, 0).is_some(), "{leap}");
+        }
+        assert_eq!(parse_when("99999999999999-01-01", 0), None);
         assert_eq!(parse_when("yesterday", 0), None);
     }
 }
