@@ -744,6 +744,16 @@ impl<'d> Validator<'d> {
                         "write the shell command to run; to disable a job, use `when = false`"
                             .to_owned(),
                     );
+                } else if text.display().contains('\0') {
+                    let at = self.at(&here);
+                    self.error(
+                        "exe::config::invalid_value",
+                        format!(
+                            "the command of job `{id}` holds a NUL byte, which no program can be \
+                             given"
+                        ),
+                        at,
+                    );
                 }
                 for rule in security::scan(text.display()) {
                     let at = self.at(&here);

@@ -807,3 +807,21 @@ fn an_infinite_or_nan_number_in_vars_is_an_error_not_null() {
     assert!(found[0].starts_with("`jobs.a.matrix.n.1`: NaN cannot be kept as a number here"));
     assert!(found[1].starts_with("`vars.f`: inf cannot be kept as a number here"));
 }
+
+#[test]
+fn a_command_holding_a_nul_byte_is_an_error_in_either_format() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"echo a\\u0000b\"\n");
+    sb.file(
+        "old.json",
+        r#"{"application_name": "x", "jobs": [{"id": "a", "command": "echo a\u0000b"}]}"#,
+    );
+    for file in ["p.toml", "old.json"] {
+        assert_eq!(
+            messages_of(&sb, file, "exe::config::invalid_value"),
+            ["the command of job `a` holds a NUL byte, which no program can be given"],
+            "{file}"
+        );
+        assert_eq!(sb.exe(&["apply", file]).code, 2, "{file}");
+    }
+}
