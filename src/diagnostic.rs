@@ -157,6 +157,8 @@ pub fn render_human(diagnostics: &[Diagnostic], color: bool) -> String {
     };
     let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
     let mut out = String::new();
+    // Each file's text as excerpts show it, secrets masked (worked out once per file).
+    let mut shown: Vec<(Arc<SourceFile>, Option<Arc<str>>)> = Vec::new();
     for d in diagnostics {
         let mut m = MietteDiagnostic::new(d.message.clone())
             .with_code(d.code)
@@ -203,13 +205,27 @@ pub fn render_human(diagnostics: &[Diagnostic], color: bool) -> String {
             m = m.with_help(h);
         }
         let report = match &d.at {
-            Some(At::Span { source, .. }) if excerpt.is_some() => Report::new(m).with_source_code(
-                NamedSource::new(
-                    source.path.display().to_string(),
-                    SharedText(source.clone()),
+            Some(At::Span { source, .. }) if excerpt.is_some() => {
+                let known = shown.iter().find(|(file, _)| Arc::ptr_eq(file, source));
+                let masked = if let Some((_, masked)) = known {
+                    masked.clone()
+                } else {
+                    let masked: Option<Arc<str>> =
+                        crate::secrets::mask_assignments(&source.text).map(Arc::from);
+                    shown.push((source.clone(), masked.clone()));
+                    masked
+                };
+                Report::new(m).with_source_code(
+                    NamedSource::new(
+                        source.path.display().to_string(),
+                        SharedText {
+                            file: source.clone(),
+                            masked,
+                        },
+                    )
+                    .with_language(source.format.to_string()),
                 )
-                .with_language(source.format.to_string()),
-            ),
+            }
             _ => Report::new(m),
         };
         let _ = handler.render_report(&mut out, report.as_ref());
@@ -246,9 +262,14 @@ fn line_around(text: &str, offset: usize) -> std::ops::Range<usize> {
     start..end
 }
 
-/// miette reads the text through this, so a file is never copied per diagnostic.
+/// miette reads the text through this, so a file is never copied per diagnostic. Excerpts
+/// show `masked` when the file assigns secrets ([`crate::secrets::mask_assignments`]: the
+/// same bytes but for the secrets' values, so spans hold).
 #[derive(Debug)]
-struct SharedText(Arc<SourceFile>);
+struct SharedText {
+    file: Arc<SourceFile>,
+    masked: Option<Arc<str>>,
+}
 
 impl miette::SourceCode for SharedText {
     fn read_span<'a>(
@@ -257,14 +278,14 @@ impl miette::SourceCode for SharedText {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
-        let text = &self.0.text;
+        let text = self.masked.as_deref().unwrap_or(&self.file.text);
         let contents = text.read_span(span, context_lines_before, context_lines_after)?;
         if context_lines_before > 0 {
             return Ok(contents);
         }
         // miette counts the column of the `file:line:column` heading in bytes; editors, and
-        // the JSON and GitHub formats, in characters.
-        let column = position(text, span.offset()).column - 1;
+        // the JSON and GitHub formats, in characters (of the file as written).
+        let column = position(&self.file.text, span.offset()).column - 1;
         Ok(Box::new(miette::MietteSpanContents::new(
             contents.data(),
             *contents.span(),

@@ -103,9 +103,65 @@ impl Masker {
     }
 }
 
+/// `text` (a pipeline file) with the value of every key that has a secret's name written
+/// over with `*`, byte for byte, so that offsets into it still hold; `None` when it has no
+/// such key. For source excerpts in diagnostics, which show the lines around a problem:
+/// `DB_PASSWORD = "hunter2"` on the next line is shown as `DB_PASSWORD = "*******"`. A key
+/// is found as `NAME = value` (TOML), `NAME: value` (YAML) or `"NAME": value` (JSON) on one
+/// line; a value written over several lines (a YAML block) is not recognised.
+pub fn mask_assignments(text: &str) -> Option<String> {
+    static ASSIGNMENT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r#"(?i)["']?[A-Za-z0-9_.-]*(?:PASS|SECRET|TOKEN|KEY|CREDENTIAL)[A-Za-z0-9_.-]*["']?[ \t]*[:=][ \t]*("(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s,}\]#"'][^,}\]#\n]*)"#,
+        )
+        .expect("a valid pattern")
+    });
+    let mut masked: Option<Vec<u8>> = None;
+    for found in ASSIGNMENT.captures_iter(text) {
+        let Some(value) = found.get(1) else { continue };
+        let quoted = value.as_str().starts_with(['"', '\'']);
+        let inner = if quoted && value.len() >= 2 {
+            value.start() + 1..value.end() - 1
+        } else {
+            value.range()
+        };
+        let bytes = masked.get_or_insert_with(|| text.as_bytes().to_vec());
+        for b in &mut bytes[inner] {
+            *b = b'*';
+        }
+    }
+    // Whole UTF-8 characters were replaced by ASCII, so the text stays valid.
+    masked.map(|bytes| String::from_utf8(bytes).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_assignments_are_masked_in_place_in_every_format() {
+        let toml = "[env]\nDB_PASSWORD = \"hunter2\"\nHOST = \"db\"\n[jobs.a]\nenv = { API_KEY = 'k1', X = 1 }\n";
+        assert_eq!(
+            mask_assignments(toml).unwrap(),
+            "[env]\nDB_PASSWORD = \"*******\"\nHOST = \"db\"\n[jobs.a]\nenv = { API_KEY = '**', X = 1 }\n"
+        );
+        let json = "{\"smtp_password\": \"hunter2\", \"retries\": 3, \"token\": \"a\\\"b\"}";
+        assert_eq!(
+            mask_assignments(json).unwrap(),
+            "{\"smtp_password\": \"*******\", \"retries\": 3, \"token\": \"****\"}"
+        );
+        let yaml = "env:\n  GITHUB_TOKEN: ghp_abcé  # comment\n  USER: me\n";
+        let masked = mask_assignments(yaml).unwrap();
+        assert_eq!(masked.len(), yaml.len(), "offsets hold");
+        assert_eq!(
+            masked,
+            "env:\n  GITHUB_TOKEN: ***********# comment\n  USER: me\n"
+        );
+        assert_eq!(
+            mask_assignments("[jobs.a]\ncommand = \"echo $DB_PASSWORD\"\n"),
+            None
+        );
+    }
 
     #[test]
     fn secret_names_match_any_case_anywhere() {

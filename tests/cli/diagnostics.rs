@@ -825,3 +825,27 @@ fn a_command_holding_a_nul_byte_is_an_error_in_either_format() {
         assert_eq!(sb.exe(&["apply", file]).code, 2, "{file}");
     }
 }
+
+#[test]
+fn excerpts_never_show_a_secrets_value() {
+    let sb = Sandbox::new();
+    sb.file(
+        "old.json",
+        "{\n  \"application_name\": \"leak\",\n  \"smtp_password\": \"hunter22\",\n  \
+         \"retries\": 3,\n  \"jobs\": [{\"id\": \"a\", \"command\": \"true\"}]\n}\n",
+    );
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"true\"\nenv = { API_TOKEN = \"hunter22\" }\nretires = 3\n",
+    );
+    for (file, shown) in [
+        ("old.json", "\"smtp_password\": \"********\","),
+        ("p.toml", "env = { API_TOKEN = \"********\" }"),
+    ] {
+        let run = sb.exe(&["lint", file]);
+        run.assert_stdout_has(shown);
+        run.assert_stdout_lacks("hunter22");
+        let apply = sb.exe(&["apply", file]);
+        apply.assert_stderr_lacks("hunter22");
+    }
+}
