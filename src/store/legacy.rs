@@ -6,7 +6,8 @@
 //! PENDING to its final state, by the actor `executioner`, and one attempt: its last, with
 //! the recorded duration. Nothing is invented beyond that. A run with jobs but no summary
 //! (the older tool stopped before writing it) is derived from its jobs, as runs are for
-//! databases from before `run_summary`. Times are read as UTC (`SQLite`'s `CURRENT_TIMESTAMP`,
+//! databases from before `run_summary`; such a run is SUCCESS only if it is known to have
+//! ended and each of its jobs succeeded or was skipped. Times are read as UTC (`SQLite`'s `CURRENT_TIMESTAMP`,
 //! which the older tool used). Importing the same file again, however its path is written,
 //! skips the runs already imported: runs are matched by canonical path.
 
@@ -42,7 +43,8 @@ struct OldRun {
     name: String,
     start: Option<i64>,
     end: Option<i64>,
-    status: String,
+    /// Its `run_summary` status, or `None` for a run derived from its jobs.
+    status: Option<String>,
     exit_code: Option<i64>,
     /// It has no `run_summary` row, though the database has that table.
     unfinished: bool,
@@ -73,6 +75,23 @@ fn run_state(status: &str) -> &'static str {
         "FAILED" | "TIMEOUT" => "FAILED",
         _ => "CANCELLED",
     }
+}
+
+/// The state of a run without a summary, from its jobs' states: FAILED if one failed or
+/// timed out; else SUCCESS only if the run `ended` (the database predates `run_summary`)
+/// and every job succeeded or was skipped; else CANCELLED. A job that never finished
+/// (RUNNING, no status, a status the older tool did not write) means the run did not
+/// succeed, and a resume of it must run that job.
+fn derived_run_state<'a>(jobs: impl IntoIterator<Item = &'a str>, ended: bool) -> &'static str {
+    let mut all_done = ended;
+    for state in jobs {
+        match state {
+            "FAILED" | "TIMEOUT" => return "FAILED",
+            "SUCCESS" | "SKIPPED" => {}
+            _ => all_done = false,
+        }
+    }
+    if all_done { "SUCCESS" } else { "CANCELLED" }
 }
 
 impl Store {
@@ -164,10 +183,16 @@ impl Store {
                 .end
                 .or_else(|| jobs.iter().filter_map(|j| j.at).max())
                 .unwrap_or(start);
+            let state = match &run.status {
+                Some(status) => run_state(status),
+                None => {
+                    derived_run_state(jobs.iter().map(|j| job_state(&j.status)), !run.unfinished)
+                }
+            };
             tx.execute(
                 "INSERT INTO runs (name, file, digest, state, started_at, ended_at, exit_code, host, user, pid, exe_version)
                  VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, '', '', 0, 'executioner')",
-                params![run.name, file, run_state(&run.status), start, end, run.exit_code],
+                params![run.name, file, state, start, end, run.exit_code],
             )
             .map_err(|e| classify(&path, "importing", e))?;
             let id = tx.last_insert_rowid();
@@ -249,12 +274,10 @@ fn imported_from(tx: &Connection, canonical: &Path) -> rusqlite::Result<HashSet<
 fn read_runs(source: &Connection, summary: bool) -> rusqlite::Result<Vec<OldRun>> {
     // A run per run id of `job_history`, from its jobs: the older tool had no run table before
     // its schema version 5, and it wrote a run's summary at the end, so a run it stopped in
-    // has none. Such a run did not finish: CANCELLED, unless a job failed.
-    let derived = |no_failure: &str, filter: &str| {
+    // has none. Its state is derived from its jobs' (`derived_run_state`), so no status here.
+    let derived = |filter: &str| {
         format!(
-            "SELECT run_id, MAX(application_name), MIN({at}), MAX({at}),
-                    CASE WHEN SUM(UPPER(status) IN ('FAILED', 'ERROR', 'TIMEOUT')) > 0 THEN 'FAILED' ELSE '{no_failure}' END,
-                    NULL, {unfinished}
+            "SELECT run_id, MAX(application_name), MIN({at}), MAX({at}), NULL, NULL, {unfinished}
              FROM job_history {filter} GROUP BY run_id",
             at = ms("last_run"),
             unfinished = i32::from(summary),
@@ -266,13 +289,10 @@ fn read_runs(source: &Connection, summary: bool) -> rusqlite::Result<Vec<OldRun>
              UNION ALL {unfinished} ORDER BY run_id",
             start = ms("start_time"),
             end = ms("end_time"),
-            unfinished = derived(
-                "CANCELLED",
-                "WHERE run_id NOT IN (SELECT run_id FROM run_summary)"
-            ),
+            unfinished = derived("WHERE run_id NOT IN (SELECT run_id FROM run_summary)"),
         )
     } else {
-        format!("{} ORDER BY run_id", derived("SUCCESS", ""))
+        format!("{} ORDER BY run_id", derived(""))
     };
     let mut statement = source.prepare(&sql)?;
     statement
@@ -421,6 +441,57 @@ mod tests {
                 ("FAILED", Some(1_709_255_400_000))
             ]
         );
+    }
+
+    #[test]
+    fn a_derived_run_succeeds_only_when_it_ended_and_every_job_did() {
+        for (jobs, ended, state) in [
+            (&["SUCCESS", "SKIPPED"][..], true, "SUCCESS"),
+            (&["SUCCESS", "SKIPPED"], false, "CANCELLED"),
+            (&["SUCCESS", "CANCELLED"], true, "CANCELLED"),
+            (&["CANCELLED", "FAILED"], true, "FAILED"),
+            (&["TIMEOUT", "SUCCESS"], false, "FAILED"),
+        ] {
+            assert_eq!(
+                derived_run_state(jobs.iter().copied(), ended),
+                state,
+                "{jobs:?} ended: {ended}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_run_from_before_run_summary_with_an_unfinished_job_is_not_a_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("executioner.db");
+        Connection::open(&old)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE job_history (run_id INTEGER, id TEXT, status TEXT, application_name TEXT,
+                    last_run TIMESTAMP, PRIMARY KEY (run_id, id));
+                 INSERT INTO job_history VALUES
+                    (1, 'extract', 'SUCCESS', 'etl', '2024-01-01 00:00:00'),
+                    (1, 'load', 'RUNNING', 'etl', '2024-01-01 00:01:00'),
+                    (2, 'extract', 'SUCCESS', 'etl', '2024-01-02 00:00:00'),
+                    (2, 'load', NULL, 'etl', '2024-01-02 00:01:00'),
+                    (3, 'extract', 'completed', 'etl', '2024-01-03 00:00:00'),
+                    (3, 'load', 'SKIPPED', 'etl', '2024-01-03 00:01:00'),
+                    (4, 'extract', 'PENDING', 'etl', '2024-01-04 00:00:00'),
+                    (4, 'load', 'ERROR', 'etl', '2024-01-04 00:01:00');",
+            )
+            .unwrap();
+        let mut store = Store::open_in_memory().unwrap();
+        let report = store.import_executioner(&old).unwrap();
+        // Without `run_summary` there is no telling a stopped run: no warning is due.
+        assert_eq!(report.unfinished, Vec::<i64>::new());
+        let runs = store
+            .runs(&RunFilter {
+                limit: 10,
+                ..RunFilter::default()
+            })
+            .unwrap();
+        let states: Vec<&str> = runs.iter().rev().map(|r| r.state.as_str()).collect();
+        assert_eq!(states, ["CANCELLED", "CANCELLED", "SUCCESS", "FAILED"]);
     }
 
     #[test]

@@ -186,3 +186,38 @@ fn an_integer_beyond_64_bits_is_refused_not_rounded() {
     let run = sb.exe(&["lint", "f.json"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
 }
+
+#[test]
+fn an_old_run_without_a_summary_whose_job_never_finished_is_not_imported_as_a_success() {
+    let sb = Sandbox::new();
+    sb.sql(
+        "old.db",
+        "CREATE TABLE job_history (run_id INTEGER, id TEXT, description TEXT, command TEXT, status TEXT,
+            application_name TEXT, last_run TIMESTAMP, retry_count INTEGER DEFAULT 0, last_error TEXT,
+            PRIMARY KEY (run_id, id));
+         INSERT INTO job_history (run_id, id, status, application_name, last_run) VALUES
+            (1, 'extract', 'SUCCESS', 'etl', '2024-01-01 00:00:00'),
+            (1, 'load', 'RUNNING', 'etl', '2024-01-01 00:01:00'),
+            (2, 'extract', 'SUCCESS', 'etl', '2024-01-02 00:00:00'),
+            (2, 'load', 'SUCCESS', 'etl', '2024-01-02 00:01:00');",
+    );
+    let import = sb.exe(&["migrate", "--history", "old.db"]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    let state = |run: &str| {
+        let show = sb.exe(&["show", run, "--format", "json"]);
+        assert_eq!(show.code, 0, "{}", show.stderr);
+        let json: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+        json["run"]["state"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(state("1"), "CANCELLED");
+    assert_eq!(state("2"), "SUCCESS");
+    // A resume runs the job that never finished. (Imported runs kept no plan to compare.)
+    sb.file(
+        "etl.json",
+        r#"{"application_name":"etl","jobs":[{"id":"extract","command":"echo extracted"},{"id":"load","command":"echo loaded"}]}"#,
+    );
+    let resume = sb.exe(&["apply", "etl.json", "--resume", "1", "--allow-changes"]);
+    assert_eq!(resume.code, 0, "{}", resume.stderr);
+    resume.assert_stdout_has("load | loaded");
+    resume.assert_stdout_lacks("extracted");
+}
