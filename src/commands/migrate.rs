@@ -105,13 +105,12 @@ fn target_format(args: &MigrateArgs) -> Result<Format, Error> {
 }
 
 /// A legacy file's strings are used as written, but in the current format the same
-/// fields are templates: wraps each one that holds `{{`, `{%` or `{#` in `{% raw %}`, so
-/// the migrated file runs the same commands (shell `${#var}` included).
+/// fields are templates: each one that holds `{{`, `{%` or `{#` becomes a template that
+/// renders back to it exactly, so the migrated file runs the same commands (shell `${#var}`
+/// included).
 fn keep_literal(spec: &mut PipelineSpec) {
     fn raw(text: &mut String) {
-        if ["{{", "{%", "{#"].iter().any(|m| text.contains(m)) {
-            *text = format!("{{% raw %}}{text}{{% endraw %}}");
-        }
+        *text = literal_template(text);
     }
     for value in spec.env.iter_mut().flat_map(|env| env.values_mut()) {
         raw(&mut value.0);
@@ -132,6 +131,44 @@ fn keep_literal(spec: &mut PipelineSpec) {
             }
         }
     }
+}
+
+/// A template that renders to `text`. Readably `{% raw %}text{% endraw %}`; but an `endraw`
+/// in `text` (in any spacing: `{%endraw%}`, `{%- endraw -%}`) would end that block early, so
+/// such a text instead gets each `{{`, `{%` and `{#` as an expression printing it
+/// (`{{ "{{" }}`), and a final newline as one too (a template's own is dropped).
+fn literal_template(text: &str) -> String {
+    const OPENERS: [&str; 3] = ["{{", "{%", "{#"];
+    if !OPENERS.iter().any(|o| text.contains(o)) {
+        return text.to_owned();
+    }
+    if !text.contains("endraw") {
+        return format!("{{% raw %}}{text}{{% endraw %}}");
+    }
+    let (body, newline) = match text.strip_suffix('\n') {
+        Some(body) => (body, "{{ \"\\n\" }}"),
+        None => (text, ""),
+    };
+    let mut out = String::with_capacity(body.len() * 2);
+    let mut rest = body;
+    // Left to right, so that in `{{{` the first two braces are one opener and the third
+    // is text: no brace left as text can start an opener with what follows it.
+    while let Some(at) = rest.find('{') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(opener) = OPENERS.iter().find(|o| rest.starts_with(*o)) {
+            out.push_str("{{ \"");
+            out.push_str(opener);
+            out.push_str("\" }}");
+            rest = &rest[opener.len()..];
+        } else {
+            out.push('{');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    out.push_str(newline);
+    out
 }
 
 /// `exe migrate --history OLD.db`: the older tool's runs into exe's history.
@@ -179,4 +216,50 @@ fn import_history(
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal_template;
+    use crate::template::{Text, render};
+
+    fn rendered(text: &str) -> String {
+        match render(&literal_template(text), || crate::template::context! {}) {
+            Ok(Text::Static(s)) => s,
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_legacy_string_renders_back_to_itself() {
+        for text in [
+            "plain ${#x}",
+            "{{ x }} {% if %} {# c #}",
+            "{% endraw %} {{ x }}",
+            "{%- endraw -%}{{ x }}",
+            "{%endraw%}",
+            "{% raw %}{{ y }}{% endraw %}",
+            "{{{ {{{{ {%%} {## #}} }}} { {",
+            "endraw {{\n",
+            "{%endraw%}\n\n",
+            "{{ \"{{\" }} {é{{ é",
+            "{",
+            "{{",
+        ] {
+            assert_eq!(rendered(text), text, "{:?}", literal_template(text));
+        }
+    }
+
+    #[test]
+    fn the_raw_block_is_kept_where_it_is_safe() {
+        assert_eq!(
+            literal_template("a {{ b }}"),
+            "{% raw %}a {{ b }}{% endraw %}"
+        );
+        assert_eq!(literal_template("no braces"), "no braces");
+        assert_eq!(
+            literal_template("{%endraw%}{{"),
+            "{{ \"{%\" }}endraw%}{{ \"{{\" }}"
+        );
+    }
 }

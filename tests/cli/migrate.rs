@@ -221,3 +221,56 @@ fn an_old_run_without_a_summary_whose_job_never_finished_is_not_imported_as_a_su
     resume.assert_stdout_has("load | loaded");
     resume.assert_stdout_lacks("extracted");
 }
+
+/// The lines the jobs of `file` print when applied.
+fn job_output(sb: &Sandbox, file: &str) -> String {
+    let run = sb.exe(&["apply", file]);
+    assert_eq!(run.code, 0, "{file}: {}", run.stderr);
+    run.stdout
+}
+
+#[test]
+fn legacy_text_holding_endraw_runs_the_same_commands_after_migrate() {
+    let sb = Sandbox::new();
+    let nasty = [
+        "{% endraw %} {{ x }}",
+        "{%- endraw -%}{{ x }}",
+        "{%endraw%}",
+        "{% raw %}{{ y }}{% endraw %}{# z #}",
+        "{{{ {%% {## #}}} endraw",
+        "{{ \"{{\" }}{%endraw%}\n",
+    ];
+    let jobs: Vec<serde_json::Value> = (nasty.iter().enumerate())
+        .map(|(i, text)| {
+            serde_json::json!({
+                "id": format!("j{i}"),
+                "description": text,
+                "command": format!("printf '[%s] [%s]\\n' '{text}' \"$S\""),
+                "env_variables": {"S": text},
+            })
+        })
+        .collect();
+    let legacy = serde_json::json!({"application_name": "tpl", "jobs": jobs});
+    sb.file("t.json", legacy.to_string());
+    let original = job_output(&sb, "t.json");
+    for text in nasty.iter().filter(|t| !t.contains('\n')) {
+        assert!(
+            original.contains(&format!("[{text}] [{text}]")),
+            "{original}"
+        );
+    }
+    // The final newline is kept: the closing brackets are on lines of their own.
+    assert!(original.contains("j5 | ] [{{"), "{original}");
+    for out in ["t.toml", "t.yaml"] {
+        let migrate = sb.exe(&["migrate", "t.json", "-q", "-o", out]);
+        assert_eq!(migrate.code, 0, "{}", migrate.stderr);
+        let lint = sb.exe(&["lint", out]);
+        assert_eq!(lint.code, 0, "{out}: {}", lint.stderr);
+        assert_eq!(job_output(&sb, out), original, "{out}");
+        assert_eq!(
+            meaning(&sb.path().join("t.json")),
+            meaning(&sb.path().join(out)),
+            "{out}"
+        );
+    }
+}
