@@ -92,6 +92,8 @@ const JOB_KEYS: &[&str] = &[
     "log_dir",
 ];
 
+const CHECK_KEYS: &[&str] = &["name", "params"];
+
 #[derive(Deserialize)]
 struct LegacySpec {
     working_dir: Option<String>,
@@ -195,22 +197,12 @@ pub fn convert(
         )),
     ];
     let mut stripped = tree.clone();
-    strip_keys(&mut stripped, TOP_KEYS, &[], &mut warnings, &at);
-    if let Value::Map(entries) = &mut stripped.value {
-        for (key, jobs) in entries.iter_mut() {
-            if key.name == "jobs"
-                && let Value::Seq(items) = &mut jobs.value
-            {
-                for (i, job) in items.iter_mut().enumerate() {
-                    strip_keys(
-                        job,
-                        JOB_KEYS,
-                        &["jobs".to_owned(), i.to_string()],
-                        &mut warnings,
-                        &at,
-                    );
-                }
-            }
+    strip_keys(&mut stripped, TOP_KEYS, &[], None, &mut warnings, &at);
+    if let Some(Value::Seq(items)) = get_mut(&mut stripped, "jobs").map(|jobs| &mut jobs.value) {
+        for (i, job) in items.iter_mut().enumerate() {
+            let path = ["jobs".to_owned(), i.to_string()];
+            strip_keys(job, JOB_KEYS, &path, None, &mut warnings, &at);
+            strip_check_keys(job, &path, &mut warnings, &at);
         }
     }
     let legacy: LegacySpec = to_figment(&stripped)
@@ -278,10 +270,75 @@ pub fn convert(
     }
 }
 
+/// The entry for `key` if `node` is a map that has it.
+fn get_mut<'n>(node: &'n mut Node, key: &str) -> Option<&'n mut Node> {
+    match &mut node.value {
+        Value::Map(entries) => entries
+            .iter_mut()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// The parameter a legacy check takes (each took exactly one), or `None` for a name the
+/// older tool did not have.
+fn check_param(name: &str) -> Option<&'static str> {
+    match name {
+        "check_file_exists" => Some("path"),
+        "check_no_ora_errors" | "check_no_ora_or_sp2_errors" => Some("log_file"),
+        _ => None,
+    }
+}
+
+/// Removes, with a warning each, the keys of `job`'s checks other than `name` and `params`,
+/// and the parameters their check does not take. (An unknown check name is an error later;
+/// its parameters are not judged.)
+fn strip_check_keys(
+    job: &mut Node,
+    path: &[String],
+    warnings: &mut Vec<Diagnostic>,
+    at: &impl Fn(&[String], bool) -> Option<At>,
+) {
+    let Value::Map(entries) = &mut job.value else {
+        return;
+    };
+    for (field, list) in entries.iter_mut() {
+        if !matches!(field.name.as_str(), "pre_checks" | "post_checks") {
+            continue;
+        }
+        let Value::Seq(checks) = &mut list.value else {
+            continue;
+        };
+        for (n, check) in checks.iter_mut().enumerate() {
+            let here: Vec<String> = (path.iter().cloned())
+                .chain([field.name.clone(), n.to_string()])
+                .collect();
+            let help = "a legacy check has a `name` and its `params`";
+            strip_keys(check, CHECK_KEYS, &here, Some(help), warnings, at);
+            let Some(Value::Str(name)) = check.get("name").map(|n| n.value.clone()) else {
+                continue;
+            };
+            let Some(param) = check_param(&name) else {
+                continue;
+            };
+            if let Some(params) = get_mut(check, "params") {
+                let here: Vec<String> = here.into_iter().chain(["params".to_owned()]).collect();
+                let help = format!("`{name}` takes only `{param}`");
+                strip_keys(params, &[param], &here, Some(&help), warnings, at);
+            }
+        }
+    }
+}
+
+/// Removes the keys of the map `node` (at `path`) that are not `known`: keys starting with
+/// `_` silently (comments), others with a warning, whose help is a close known key, else
+/// `help`.
 fn strip_keys(
     node: &mut Node,
     known: &[&str],
     path: &[String],
+    help: Option<&str>,
     warnings: &mut Vec<Diagnostic>,
     at: &impl Fn(&[String], bool) -> Option<At>,
 ) {
@@ -304,6 +361,8 @@ fn strip_keys(
         .label("ignored");
         if let Some(hint) = crate::diagnostic::did_you_mean(&key.name, known.iter().copied()) {
             d = d.help(hint);
+        } else if let Some(help) = help {
+            d = d.help(help);
         }
         warnings.push(d);
         false
@@ -461,7 +520,10 @@ fn legacy_status(status: &str) -> Option<RetryStatus> {
 }
 
 fn convert_check(check: &LegacyCheck) -> Result<CheckSpec, String> {
-    let param = |key: &str| -> Result<String, String> {
+    let Some(key) = check_param(&check.name) else {
+        return Err(format!("unknown legacy check `{}`", check.name));
+    };
+    let param = || -> Result<String, String> {
         match check.params.get(key) {
             Some(serde_json::Value::String(s)) => Ok(s.clone()),
             Some(other) => Ok(other.to_string()),
@@ -473,18 +535,16 @@ fn convert_check(check: &LegacyCheck) -> Result<CheckSpec, String> {
     };
     let patterns = |list: &[&str]| Some(list.iter().map(|p| (*p).to_owned()).collect());
     match check.name.as_str() {
-        "check_file_exists" => Ok(CheckSpec::FileExists {
-            path: param("path")?,
-        }),
+        "check_file_exists" => Ok(CheckSpec::FileExists { path: param()? }),
         "check_no_ora_errors" => Ok(CheckSpec::LogClean {
-            path: param("log_file")?,
+            path: param()?,
             patterns: patterns(&["ORA-"]),
         }),
-        "check_no_ora_or_sp2_errors" => Ok(CheckSpec::LogClean {
-            path: param("log_file")?,
+        // `check_no_ora_or_sp2_errors`, the only other name `check_param` knows.
+        _ => Ok(CheckSpec::LogClean {
+            path: param()?,
             patterns: patterns(&["ORA-", "SP2-"]),
         }),
-        other => Err(format!("unknown legacy check `{other}`")),
     }
 }
 
@@ -532,5 +592,75 @@ pub fn source_path(path: &[String], jobs: &HashMap<String, usize>) -> Option<Vec
             Some([vec![top.to_owned()], rest.to_vec()].concat())
         }
         [] => Some(vec![]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::source::{Format, parse};
+
+    fn tree(json: &str) -> Node {
+        parse(json, Format::Json).unwrap()
+    }
+
+    /// The codes and messages of converting `json`, errors or not, and the text each
+    /// diagnostic points at.
+    fn diagnostics(json: &str) -> Vec<(String, String, String)> {
+        let source = Arc::new(SourceFile {
+            path: PathBuf::from("old.json"),
+            text: json.to_owned(),
+            format: Format::Json,
+        });
+        let found = match convert(&tree(json), &source) {
+            Ok((_, _, warnings)) => warnings,
+            Err(all) => all,
+        };
+        found
+            .into_iter()
+            .filter(|d| d.code != "exe::config::legacy_format")
+            .map(|d| {
+                let text = match &d.at {
+                    Some(At::Span { span, .. }) => json[span.clone()].to_owned(),
+                    _ => String::new(),
+                };
+                (d.code.to_owned(), d.message.clone(), text)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unknown_check_keys_and_parameters_are_warnings_at_the_key() {
+        let json = r#"{"jobs": [{"id": "a", "pre_checks": [{"name": "check_file_exists", "_note": 1, "params": {"path": "p", "mode": 1}}],
+            "post_checks": [{"name": "check_no_ora_errors", "foo": 1, "params": {"log_file": "l", "patterns": ["X"], "_why": "", "ignore": []}},
+                            {"name": "check_no_ora_or_sp2_errors", "params": {"log_fil": "l", "log_file": "l"}}]}]}"#;
+        let found: Vec<(String, String)> = diagnostics(json)
+            .into_iter()
+            .map(|(code, message, text)| {
+                assert_eq!(code, "exe::config::legacy_unknown_key");
+                (message, text)
+            })
+            .collect();
+        let expected = [
+            ("unknown key `mode`, ignored", "\"mode\""),
+            ("unknown key `foo`, ignored", "\"foo\""),
+            ("unknown key `patterns`, ignored", "\"patterns\""),
+            ("unknown key `ignore`, ignored", "\"ignore\""),
+            ("unknown key `log_fil`, ignored", "\"log_fil\""),
+        ];
+        let found: Vec<(&str, &str)> = found
+            .iter()
+            .map(|(m, t)| (m.as_str(), t.as_str()))
+            .collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn the_parameters_of_an_unknown_check_are_not_judged() {
+        let json = r#"{"jobs": [{"id": "a", "pre_checks": [{"name": "check_disk", "params": {"free": 1}}]}]}"#;
+        let codes: Vec<String> = diagnostics(json).into_iter().map(|d| d.0).collect();
+        assert_eq!(codes, ["exe::config::legacy_check"]);
     }
 }

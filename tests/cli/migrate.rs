@@ -274,3 +274,46 @@ fn legacy_text_holding_endraw_runs_the_same_commands_after_migrate() {
         );
     }
 }
+
+#[test]
+fn unknown_keys_and_parameters_of_a_legacy_check_are_warned_about_at_the_key() {
+    let sb = Sandbox::new();
+    sb.file(
+        "chk2.json",
+        r#"{"application_name":"chk2","jobs":[{"id":"a","command":"echo 'ORA-01017 denied' > ora.log","post_checks":[{"name":"check_no_ora_errors","foo":1,"params":{"log_file":"ora.log","patterns":["FOO"],"ignore":["ORA-01017"]}}]}]}"#,
+    );
+    let lint = sb.exe(&["lint", "--format", "json", "chk2.json"]);
+    assert_eq!(lint.code, 0, "{}", lint.stdout);
+    let report: serde_json::Value = serde_json::from_str(&lint.stdout).unwrap();
+    let found: Vec<(&str, &str)> = (report["diagnostics"].as_array().unwrap().iter())
+        .filter(|d| d["code"] == "exe::config::legacy_unknown_key")
+        .map(|d| {
+            (
+                d["message"].as_str().unwrap(),
+                d["help"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "unknown key `foo`, ignored",
+                "a legacy check has a `name` and its `params`"
+            ),
+            (
+                "unknown key `patterns`, ignored",
+                "`check_no_ora_errors` takes only `log_file`"
+            ),
+            (
+                "unknown key `ignore`, ignored",
+                "`check_no_ora_errors` takes only `log_file`"
+            ),
+        ]
+    );
+    // Each points at its key.
+    let human = sb.exe(&["lint", "chk2.json"]);
+    for place in ["chk2.json:1:137", "chk2.json:1:176", "chk2.json:1:195"] {
+        human.assert_stdout_has(place);
+    }
+}
