@@ -100,6 +100,8 @@ struct LegacySpec {
     application_name: Option<String>,
     name: Option<String>,
     description: Option<String>,
+    // Absent, like empty, is a pipeline without jobs (a warning), not a parse error.
+    #[serde(default)]
     jobs: Vec<LegacyJob>,
     log_dir: Option<String>,
     parallel: Option<bool>,
@@ -151,11 +153,15 @@ struct LegacyCheck {
     params: BTreeMap<String, serde_json::Value>,
 }
 
-/// Is this tree a legacy file? (a top-level `jobs` array of objects with `id`)
+/// Is this tree a legacy file? Its top-level `jobs` is an array (the current format's is a
+/// map keyed by id), or it has no `jobs` but the legacy-only `application_name`. Neither
+/// is ever a valid current-format file, so a legacy file whose jobs all lack their `id`, or
+/// that has none, is told that in legacy terms rather than that `jobs` should be a map.
 pub fn is_legacy(tree: &Node) -> bool {
     match tree.get("jobs").map(|j| &j.value) {
-        Some(Value::Seq(items)) => items.iter().any(|item| item.get("id").is_some()),
-        _ => false,
+        Some(Value::Seq(_)) => true,
+        Some(_) => false,
+        None => tree.get("application_name").is_some(),
     }
 }
 
@@ -198,12 +204,33 @@ pub fn convert(
     ];
     let mut stripped = tree.clone();
     strip_keys(&mut stripped, TOP_KEYS, &[], None, &mut warnings, &at);
+    let mut missing_ids = Vec::new();
     if let Some(Value::Seq(items)) = get_mut(&mut stripped, "jobs").map(|jobs| &mut jobs.value) {
         for (i, job) in items.iter_mut().enumerate() {
             let path = ["jobs".to_owned(), i.to_string()];
             strip_keys(job, JOB_KEYS, &path, None, &mut warnings, &at);
             strip_check_keys(job, &path, &mut warnings, &at);
+            if matches!(job.value, Value::Map(_)) && job.get("id").is_none() {
+                missing_ids.push(
+                    Diagnostic::error(
+                        "exe::config::missing_key",
+                        format!("missing key `id` in `jobs.{i}`"),
+                    )
+                    .at(at(&path, false))
+                    .label("this job has no `id`")
+                    .help(
+                        "every job of a legacy file has an `id`, unique in the file (in the \
+                         current format, `jobs` is instead a map keyed by id)",
+                    ),
+                );
+            }
         }
+    }
+    // Deserializing would name only the first job without an `id`: every one is named,
+    // with the warnings (an unknown `ID` is likely the misspelt `id`).
+    if !missing_ids.is_empty() {
+        warnings.extend(missing_ids);
+        return Err(warnings);
     }
     let legacy: LegacySpec = to_figment(&stripped)
         .deserialize()
@@ -359,7 +386,12 @@ fn strip_keys(
         )
         .at(at(&here, true))
         .label("ignored");
-        if let Some(hint) = crate::diagnostic::did_you_mean(&key.name, known.iter().copied()) {
+        // `ID` for `id`: too far for the edit distance, and common in hand-written JSON.
+        let same_but_case = known.iter().find(|k| k.eq_ignore_ascii_case(&key.name));
+        if let Some(k) = same_but_case {
+            d = d.help(format!("did you mean `{k}`? keys are case-sensitive"));
+        } else if let Some(hint) = crate::diagnostic::did_you_mean(&key.name, known.iter().copied())
+        {
             d = d.help(hint);
         } else if let Some(help) = help {
             d = d.help(help);
@@ -629,6 +661,52 @@ mod tests {
                 (d.code.to_owned(), d.message.clone(), text)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_jobs_array_or_an_application_name_is_legacy_a_jobs_map_is_not() {
+        for (json, legacy) in [
+            (r#"{"jobs": [{"id": "a"}]}"#, true),
+            (r#"{"application_name": "x", "jobs": [{"ID": "a"}]}"#, true),
+            (r#"{"jobs": [{"command": "true"}]}"#, true),
+            (r#"{"application_name": "x", "jobs": []}"#, true),
+            (r#"{"application_name": "x"}"#, true),
+            (r#"{"jobs": {"a": {"command": "true"}}}"#, false),
+            (r#"{"application_name": "x", "jobs": {}}"#, false),
+            (r#"{"name": "x"}"#, false),
+        ] {
+            assert_eq!(is_legacy(&tree(json)), legacy, "{json}");
+        }
+    }
+
+    #[test]
+    fn every_job_without_an_id_is_named_at_its_place() {
+        let json =
+            r#"{"application_name": "x", "jobs": [{"ID": "a"}, {"id": "b"}, {"command": "true"}]}"#;
+        let found = diagnostics(json);
+        let (code, message, text) = &found[0];
+        assert_eq!(
+            (code.as_str(), message.as_str(), text.as_str()),
+            (
+                "exe::config::legacy_unknown_key",
+                "unknown key `ID`, ignored",
+                "\"ID\""
+            )
+        );
+        let missing: Vec<(&str, &str)> = found[1..]
+            .iter()
+            .map(|(code, message, text)| {
+                assert_eq!(code, "exe::config::missing_key");
+                (message.as_str(), text.as_str())
+            })
+            .collect();
+        assert_eq!(
+            missing,
+            [
+                ("missing key `id` in `jobs.0`", r#"{"ID": "a"}"#),
+                ("missing key `id` in `jobs.2`", r#"{"command": "true"}"#)
+            ]
+        );
     }
 
     #[test]

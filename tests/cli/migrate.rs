@@ -317,3 +317,31 @@ fn unknown_keys_and_parameters_of_a_legacy_check_are_warned_about_at_the_key() {
         human.assert_stdout_has(place);
     }
 }
+
+#[test]
+fn a_legacy_file_whose_jobs_lack_their_id_is_told_so() {
+    let sb = Sandbox::new();
+    sb.file(
+        "x.json",
+        r#"{"application_name":"x","jobs":[{"ID":"a","command":"true"},{"id":"b","command":"true"},{"command":"true"}]}"#,
+    );
+    let lint = sb.exe(&["lint", "x.json"]);
+    assert_eq!(lint.code, 1, "{}", lint.stdout);
+    lint.assert_stdout_has("exe::config::legacy_format");
+    lint.assert_stdout_has("unknown key `ID`, ignored");
+    lint.assert_stdout_has("did you mean `id`? keys are case-sensitive");
+    lint.assert_stdout_has("missing key `id` in `jobs.0`");
+    lint.assert_stdout_has("missing key `id` in `jobs.2`");
+    lint.assert_stdout_lacks("`jobs.1`");
+    for noise in ["unknown key `application_name`", "table of keys", "no jobs"] {
+        lint.assert_stdout_lacks(noise);
+    }
+    sb.file("empty.json", r#"{"application_name":"x","jobs":[]}"#);
+    let empty = sb.exe(&["lint", "empty.json"]);
+    assert_eq!(empty.code, 0, "{}", empty.stdout);
+    empty.assert_stdout_has("exe::config::legacy_format");
+    empty.assert_stdout_has("the pipeline has no jobs");
+    for noise in ["unknown key `application_name`", "table of keys"] {
+        empty.assert_stdout_lacks(noise);
+    }
+}
