@@ -7,9 +7,10 @@
 //! the recorded duration. Nothing is invented beyond that. A run with jobs but no summary
 //! (the older tool stopped before writing it) is derived from its jobs, as runs are for
 //! databases from before `run_summary`; such a run is SUCCESS only if it is known to have
-//! ended and each of its jobs succeeded or was skipped. Times are read as UTC (`SQLite`'s `CURRENT_TIMESTAMP`,
-//! which the older tool used). Importing the same file again, however its path is written,
-//! skips the runs already imported: runs are matched by canonical path.
+//! ended and each of its jobs succeeded or was skipped. Times are read as UTC (`SQLite`'s
+//! `CURRENT_TIMESTAMP`, which the older tool used). Imported runs have the `exe_version`
+//! [`IMPORTED_VERSION`]. Importing the same file again, however its path is written, skips
+//! the runs already imported: runs are matched by canonical path.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -17,7 +18,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
 use super::error::classify;
-use super::{Store, StoreError};
+use super::{IMPORTED_VERSION, Store, StoreError};
 
 /// What an import did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -191,8 +192,8 @@ impl Store {
             };
             tx.execute(
                 "INSERT INTO runs (name, file, digest, state, started_at, ended_at, exit_code, host, user, pid, exe_version)
-                 VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, '', '', 0, 'executioner')",
-                params![run.name, file, state, start, end, run.exit_code],
+                 VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, '', '', 0, ?7)",
+                params![run.name, file, state, start, end, run.exit_code, IMPORTED_VERSION],
             )
             .map_err(|e| classify(&path, "importing", e))?;
             let id = tx.last_insert_rowid();
@@ -255,8 +256,8 @@ impl Store {
 /// to a folder they did not record: a relative PATH is read from the current folder, so such
 /// runs are recognised when the import is repeated from the folder it was first run in.
 fn imported_from(tx: &Connection, canonical: &Path) -> rusqlite::Result<HashSet<i64>> {
-    let mut statement = tx.prepare("SELECT file FROM runs WHERE exe_version = 'executioner'")?;
-    let files = statement.query_map([], |r| r.get::<_, String>(0))?;
+    let mut statement = tx.prepare("SELECT file FROM runs WHERE exe_version = ?1")?;
+    let files = statement.query_map([IMPORTED_VERSION], |r| r.get::<_, String>(0))?;
     let mut ids = HashSet::new();
     for file in files {
         let file = file?;
