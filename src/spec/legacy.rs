@@ -6,7 +6,7 @@
 //! behaves exactly as the original did. Unknown keys are warnings (the older tool ignored
 //! them); keys starting with `_` are comments.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use super::{
 };
 use crate::diagnostic::{At, Diagnostic};
 use crate::load::{diagnose, to_figment};
+use crate::model::JobId;
 use crate::source::{Node, SourceFile, Value};
 
 /// The older tool's "default" `inherit_shell_env` whitelist (it differs from exe's).
@@ -232,7 +233,7 @@ pub fn convert(
         warnings.extend(missing_ids);
         return Err(warnings);
     }
-    let legacy: LegacySpec = to_figment(&stripped)
+    let mut legacy: LegacySpec = to_figment(&stripped)
         .deserialize()
         .map_err(|e| vec![diagnose(&e, &at)])?;
     let mut errors = Vec::new();
@@ -287,6 +288,22 @@ pub fn convert(
                 .help("run the plugin's logic as a `command` pre-check: `{ check = \"command\", run = \"python3 plugin.py\" }`"),
         );
     }
+    for (i, renamed) in rename_ids(&mut legacy.jobs) {
+        let path = ["jobs".to_owned(), i.to_string(), "id".to_owned()];
+        warnings.push(
+            Diagnostic::warning(
+                "exe::config::legacy_id",
+                format!("job id `{renamed}` is `{}` in exe", legacy.jobs[i].id),
+            )
+            .at(at(&path, false))
+            .help(
+                "exe's job ids are letters, digits, `_`, `.` and `-`: `--only`, `exe logs` and \
+                 the history name the job so, and `exe migrate` writes it so",
+            ),
+        );
+        index.remove(&renamed);
+        index.insert(legacy.jobs[i].id.clone(), i);
+    }
     let spec = build(legacy, &at, &mut errors);
     if errors.is_empty() {
         Ok((spec, index, warnings))
@@ -295,6 +312,55 @@ pub fn convert(
         warnings.extend(errors);
         Err(warnings)
     }
+}
+
+/// Gives each job whose id exe cannot take (the older tool took any text: `Load customers`)
+/// one it can: each other character becomes `_`, and a number is added if that id is taken.
+/// Dependencies on a renamed job follow it. Returns each renamed job's index and old id.
+fn rename_ids(jobs: &mut [LegacyJob]) -> Vec<(usize, String)> {
+    let mut taken: HashSet<String> = (jobs.iter())
+        .filter(|j| JobId::is_valid(&j.id))
+        .map(|j| j.id.clone())
+        .collect();
+    let mut renamed = Vec::new();
+    let mut new_ids = HashMap::new();
+    for (i, job) in jobs.iter_mut().enumerate() {
+        if JobId::is_valid(&job.id) || new_ids.contains_key(&job.id) {
+            continue;
+        }
+        let mut base: String = (job.id.chars())
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if base.is_empty() {
+            base = format!("job_{i}");
+        }
+        let mut id = base.clone();
+        for n in 2.. {
+            if !taken.contains(&id) {
+                break;
+            }
+            id = format!("{base}_{n}");
+        }
+        taken.insert(id.clone());
+        new_ids.insert(job.id.clone(), id.clone());
+        renamed.push((i, std::mem::replace(&mut job.id, id)));
+    }
+    if !new_ids.is_empty() {
+        for needs in jobs.iter_mut().filter_map(|j| j.dependencies.as_mut()) {
+            for need in &mut needs.0 {
+                if let Some(id) = new_ids.get(need) {
+                    need.clone_from(id);
+                }
+            }
+        }
+    }
+    renamed
 }
 
 /// The entry for `key` if `node` is a map that has it.

@@ -345,3 +345,40 @@ fn a_legacy_file_whose_jobs_lack_their_id_is_told_so() {
         empty.assert_stdout_lacks(noise);
     }
 }
+
+#[test]
+fn legacy_ids_exe_cannot_take_are_renamed_and_their_dependencies_follow() {
+    let sb = Sandbox::new();
+    sb.file(
+        "ids.json",
+        r#"{"application_name": "ids", "jobs": [
+  {"id": "Load customers", "command": "echo load >> order"},
+  {"id": "Load_customers", "command": "echo other >> order"},
+  {"id": "Report (daily)", "command": "echo report >> order", "dependencies": ["Load customers"]}
+]}"#,
+    );
+    let run = sb.exe(&["apply", "ids.json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_stderr_has("job id `Load customers` is `Load_customers_2` in exe");
+    run.assert_stderr_has("job id `Report (daily)` is `Report__daily_` in exe");
+    let order = std::fs::read_to_string(sb.path().join("order")).unwrap();
+    let at = |line: &str| order.lines().position(|l| l == line).unwrap();
+    assert!(at("load") < at("report"), "{order}");
+    let shown = sb.exe(&["show", "1"]);
+    shown.assert_stdout_has("Report__daily_");
+    assert_eq!(sb.exe(&["logs", "1", "Load_customers_2"]).code, 0);
+    // The migrated file says the same, in ids it can hold.
+    assert_eq!(
+        sb.exe(&["migrate", "-q", "ids.json", "-o", "ids.toml"])
+            .code,
+        0
+    );
+    let migrated = std::fs::read_to_string(sb.path().join("ids.toml")).unwrap();
+    assert!(
+        migrated.contains("[jobs.Report__daily_]")
+            && migrated.contains("needs = [\"Load_customers_2\"]"),
+        "{migrated}"
+    );
+    let lint = sb.exe(&["lint", "ids.toml"]);
+    assert_eq!(lint.code, 0, "{}", lint.stdout);
+}
