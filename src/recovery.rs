@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use crate::process::members::Member;
-use crate::store::{Record, RunFilter, RunRow, Store, StoreError};
+use crate::store::{AttemptRow, Record, RunFilter, RunRow, Store, StoreError};
 
 /// A run silent for this long is taken as dead, whatever host it ran on (heartbeats come
 /// every 5 s).
@@ -143,6 +143,17 @@ fn runs_exe(pid: u32) -> bool {
     })
 }
 
+/// When `run`'s exe was last known alive: its last heartbeat, or the last start or end of
+/// one of its `attempts` recorded after it.
+pub fn last_sign_of_life(run: &RunRow, attempts: &[AttemptRow]) -> i64 {
+    (attempts.iter())
+        .flat_map(|a| [Some(a.started_at_ms), a.ended_at_ms])
+        .chain([run.heartbeat_at_ms, Some(run.started_at_ms)])
+        .flatten()
+        .max()
+        .unwrap_or(run.started_at_ms)
+}
+
 /// Closes `run`; returns the groups of its attempts still running when `here` (it ran on this
 /// host), none otherwise. What it closes ends at the run's last sign of life (its last
 /// heartbeat, or the last attempt start or end recorded after it): when exe died is not
@@ -150,12 +161,7 @@ fn runs_exe(pid: u32) -> bool {
 fn close(store: &mut Store, run: &RunRow, here: bool) -> Result<Vec<Leftover>, StoreError> {
     let jobs = store.jobs(run.id)?;
     let attempts = store.attempts(run.id)?;
-    let last_sign = (attempts.iter())
-        .flat_map(|a| [Some(a.started_at_ms), a.ended_at_ms])
-        .chain([run.heartbeat_at_ms, Some(run.started_at_ms)])
-        .flatten()
-        .max()
-        .unwrap_or(run.started_at_ms);
+    let last_sign = last_sign_of_life(run, &attempts);
     let mut batch = Vec::new();
     let mut leftovers = Vec::new();
     for attempt in attempts.iter().filter(|a| a.ended_at_ms.is_none()) {

@@ -169,15 +169,21 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// `exe runs`: newest first.
-pub fn runs_table(rows: &[crate::store::RunRow], now_ms: i64) -> String {
+/// `exe runs`: newest first. A run not finished has lasted until `until` says (now, or
+/// the last sign of life of one whose exe is gone).
+pub fn runs_table(
+    rows: &[crate::store::RunRow],
+    until: impl Fn(&crate::store::RunRow) -> i64,
+) -> String {
     if rows.is_empty() {
         return "No runs match.\n".to_owned();
     }
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let took = duration(millis(r.ended_at_ms.unwrap_or(now_ms) - r.started_at_ms));
+            let took = duration(millis(
+                r.ended_at_ms.unwrap_or_else(|| until(r)) - r.started_at_ms,
+            ));
             vec![
                 r.id.to_string(),
                 r.name.clone(),
@@ -209,16 +215,17 @@ pub fn runs_table(rows: &[crate::store::RunRow], now_ms: i64) -> String {
     )
 }
 
-/// `exe show`: the run, its jobs, and every attempt with its log.
+/// `exe show`: the run, its jobs, and every attempt with its log. Not finished, the run has
+/// lasted until `until_ms` (now, or the last sign of life of one whose exe is gone).
 pub fn run_detail(
     run: &crate::store::RunRow,
     jobs: &[crate::store::JobRow],
     attempts: &[crate::store::AttemptRow],
-    now_ms: i64,
+    until_ms: i64,
 ) -> String {
     let mut out = String::new();
     let took = duration(millis(
-        run.ended_at_ms.unwrap_or(now_ms) - run.started_at_ms,
+        run.ended_at_ms.unwrap_or(until_ms) - run.started_at_ms,
     ));
     let _ = writeln!(out, "Run {}: {} {}", run.id, run.name, run.state);
     let _ = writeln!(out, "  file:     {}", run.file);
@@ -265,7 +272,7 @@ pub fn run_detail(
             };
             let took = span.map_or_else(
                 || "-".to_owned(),
-                |(first, a)| duration(millis(a.ended_at_ms.unwrap_or(now_ms) - first)),
+                |(first, a)| duration(millis(a.ended_at_ms.unwrap_or(until_ms) - first)),
             );
             vec![
                 j.id.clone(),

@@ -1,5 +1,6 @@
 //! `exe runs`, `exe show`, `exe stats` and `exe mark-success`: reading (and auditing) the history.
 
+use std::collections::HashSet;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::Path;
 
@@ -81,10 +82,20 @@ pub(super) fn runs(args: &RunsArgs, out: super::Output, db: &Path) -> Result<i32
         ListFormat::Json => serde_json::to_string_pretty(&rows).expect("rows serialize") + "\n",
         ListFormat::Text => {
             let host = super::apply::hostname();
+            let mut gone = HashSet::new();
             for run in &mut rows {
-                mark_gone(run, &host, now);
+                if mark_gone(run, &host, now) {
+                    gone.insert(run.id);
+                }
             }
-            render::runs_table(&rows, now)
+            // Listing reads no attempts: a gone run's last heartbeat is its last sign here.
+            render::runs_table(&rows, |r| {
+                if gone.contains(&r.id) {
+                    r.heartbeat_at_ms.unwrap_or(r.started_at_ms)
+                } else {
+                    now
+                }
+            })
         }
     };
     std::io::stdout().write_all(text.as_bytes())?;
@@ -113,8 +124,13 @@ pub(super) fn show(args: &ShowArgs, db: &Path) -> Result<i32, Error> {
         }
         ListFormat::Text => {
             let mut run = run;
-            mark_gone(&mut run, &super::apply::hostname(), now_ms());
-            let text = render::run_detail(&run, &jobs, &attempts, now_ms());
+            let now = now_ms();
+            let until = if mark_gone(&mut run, &super::apply::hostname(), now) {
+                crate::recovery::last_sign_of_life(&run, &attempts)
+            } else {
+                now
+            };
+            let text = render::run_detail(&run, &jobs, &attempts, until);
             std::io::stdout().write_all(text.as_bytes())?;
         }
     }
@@ -122,11 +138,14 @@ pub(super) fn show(args: &ShowArgs, db: &Path) -> Result<i32, Error> {
 }
 
 /// Shows a RUNNING run whose exe is gone as such: it stays RUNNING in the history until
-/// the next exe that writes it (`apply`, `mark-success`) closes it as CANCELLED.
-fn mark_gone(run: &mut RunRow, host: &str, now: i64) {
-    if run.state == "RUNNING" && crate::recovery::orphaned(run, host, now) {
+/// the next exe that writes it (`apply`, `mark-success`) closes it as CANCELLED. Returns
+/// whether it is gone (it then lasted until its last sign of life, not until now).
+fn mark_gone(run: &mut RunRow, host: &str, now: i64) -> bool {
+    let gone = run.state == "RUNNING" && crate::recovery::orphaned(run, host, now);
+    if gone {
         "RUNNING (exe gone)".clone_into(&mut run.state);
     }
+    gone
 }
 
 /// What `exe show --format json` prints, in this order.

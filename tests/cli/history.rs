@@ -537,8 +537,25 @@ fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
     let job_pid = orphan_a_long_job(&sb);
     // Readers say the run's exe is gone; they leave it as recorded.
     sb.exe(&["runs"]).assert_stdout_has("RUNNING (exe gone)");
-    sb.exe(&["show", "1"])
-        .assert_stdout_has("Run 1: p RUNNING (exe gone)");
+    let shown = sb.exe(&["show", "1"]);
+    shown.assert_stdout_has("Run 1: p RUNNING (exe gone)");
+    // It lasted until its last sign of life, not until now: however long it is dead.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let duration = |text: &str, marker: &str| -> f64 {
+        let line = text.lines().find(|l| l.contains(marker)).unwrap();
+        let took = line
+            .split_whitespace()
+            .find(|w| w.ends_with('s') || w.ends_with("s+"));
+        took.unwrap()
+            .trim_end_matches('+')
+            .trim_end_matches('s')
+            .parse()
+            .unwrap()
+    };
+    let shown = sb.exe(&["show", "1"]).stdout;
+    assert!(duration(&shown, "duration:") < 1.0, "{shown}");
+    let listed = sb.exe(&["runs"]).stdout;
+    assert!(duration(&listed, "exe gone") < 1.0, "{listed}");
     assert_eq!(
         json(&sb.exe(&["runs", "--format", "json"]))[0]["state"],
         "RUNNING"
