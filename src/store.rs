@@ -363,6 +363,16 @@ fn index_sql(job: usize) -> i64 {
 /// Refuses a path that exists and is not a regular file (through symlinks): `SQLite` would
 /// say "disk I/O error" for a folder, read a device as an empty database, and block for
 /// good opening a named pipe.
+/// Whether this user may create files in the folder that holds `path`.
+fn folder_writable(path: &Path) -> bool {
+    let folder = path.parent().filter(|d| !d.as_os_str().is_empty());
+    rustix::fs::access(
+        folder.unwrap_or(Path::new(".")),
+        rustix::fs::Access::WRITE_OK,
+    )
+    .is_ok()
+}
+
 /// `path` with `suffix` added to its file name, as `SQLite` names its `-wal` and `-shm`.
 fn side_file(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -438,6 +448,12 @@ impl Store {
             // A file that cannot be opened at all (missing, a directory, no permission to
             // read) is an open failure, not a read-only database.
             if source.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) {
+                // Not there yet, in a folder this user may not write: say what it is.
+                if access == Access::ReadWrite && !path.exists() && !folder_writable(path) {
+                    return StoreError::ReadOnly {
+                        path: path.to_path_buf(),
+                    };
+                }
                 return StoreError::Open {
                     path: path.to_path_buf(),
                     source,

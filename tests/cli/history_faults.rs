@@ -557,3 +557,14 @@ fn a_log_this_user_cannot_read_is_said_so_not_gone() {
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     refused.assert_stderr_has(".exe/logs/1/a.log: Permission denied");
 }
+
+#[test]
+fn a_new_history_in_a_folder_this_user_cannot_write_is_read_only() {
+    let (sb, nobody) = one_run_as_root();
+    share_read_only(sb.path());
+    let refused = nobody.exe(&sb, &["--db", "new.db", "apply", "p.toml"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    refused.assert_stderr_has("the history database new.db is read-only");
+    refused.assert_stderr_lacks("unable to open database file");
+    assert!(!sb.path().join("new.db").exists());
+}
