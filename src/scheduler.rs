@@ -222,6 +222,8 @@ impl Scheduler {
 
     /// Begins the run: jobs skipped by their disposition go to SKIPPED (first, in file
     /// order), then every job whose needs are all done goes to QUEUED (in file order).
+    /// A skipped job counts as done for the jobs that need it once its own needs are done:
+    /// skipping `test` in build -> test -> deploy leaves deploy after build, not beside it.
     /// Calling it again does nothing.
     pub fn start(&mut self, now: Duration) -> Vec<Transition> {
         let mut out = Vec::new();
@@ -236,9 +238,13 @@ impl Scheduler {
             if let Some(reason) = &self.jobs[job].skip {
                 let reason = reason.to_string();
                 self.set(job, JobState::Skipped, reason, now, &mut out);
-                for &dependent in self.dag.dependents(job) {
-                    self.unmet[dependent] -= 1;
-                }
+            }
+        }
+        for job in 0..self.jobs.len() {
+            if self.passes_through(job) && self.dag.needs(job).is_empty() {
+                // From the skipped jobs that need nothing, on through those that need only
+                // skipped ones. What this frees is queued below, in file order.
+                self.release_dependents(job, now, &mut out, false);
             }
         }
         for job in 0..self.jobs.len() {
@@ -342,7 +348,7 @@ impl Scheduler {
         match outcome {
             Outcome::Success => {
                 self.set(job, JobState::Success, "succeeded".into(), now, &mut out);
-                self.release_dependents(job, now, &mut out);
+                self.release_dependents(job, now, &mut out, true);
             }
             Outcome::Failed { exit_code, reason } => {
                 let failure = Failure {
@@ -470,15 +476,37 @@ impl Scheduler {
             .insert((Reverse(info.priority), job));
     }
 
-    /// A need of each dependent is done: queue those with none left.
-    fn release_dependents(&mut self, job: usize, now: Duration, out: &mut Vec<Transition>) {
-        for i in 0..self.dag.dependents(job).len() {
-            let dependent = self.dag.dependents(job)[i];
-            self.unmet[dependent] -= 1;
-            if self.unmet[dependent] == 0 && self.state[dependent] == JobState::Pending {
-                self.queue(dependent, "needs done", now, out);
+    /// A need of each dependent is done: queue those with none left (when `queue`), and go
+    /// on through a skipped one, which is done once its own needs are.
+    fn release_dependents(
+        &mut self,
+        job: usize,
+        now: Duration,
+        out: &mut Vec<Transition>,
+        queue: bool,
+    ) {
+        let mut done = vec![job];
+        while let Some(job) = done.pop() {
+            for i in 0..self.dag.dependents(job).len() {
+                let dependent = self.dag.dependents(job)[i];
+                self.unmet[dependent] -= 1;
+                if self.unmet[dependent] > 0 {
+                    continue;
+                }
+                if self.passes_through(dependent) {
+                    done.push(dependent);
+                } else if queue && self.state[dependent] == JobState::Pending {
+                    self.queue(dependent, "needs done", now, out);
+                }
             }
         }
+    }
+
+    /// Whether `job` was skipped by its disposition (`--skip`, `--only`, `when`, up to
+    /// date): it stands in its dependents' way only until its own needs are done, and a
+    /// failure before it skips them as if it were not there.
+    fn passes_through(&self, job: usize) -> bool {
+        self.jobs[job].skip.is_some() && self.state[job] == JobState::Skipped
     }
 
     fn fail(
@@ -567,16 +595,20 @@ impl Scheduler {
     }
 
     /// Every PENDING job that transitively needs `job` -> SKIPPED, in file order. The walk
-    /// stops at jobs already final: one skipped by the user counts as done for its own
-    /// dependents, and one already skipped for another failure had its dependents visited.
+    /// goes on through jobs skipped by their disposition (they stand for their needs) and
+    /// stops at other final jobs: one already skipped for another failure had its
+    /// dependents visited.
     fn skip_dependents(&mut self, job: usize, now: Duration, out: &mut Vec<Transition>) {
         let mut found = Vec::new();
         let mut stack = vec![job];
         let mut seen = BTreeSet::new();
         while let Some(node) = stack.pop() {
             for &dependent in self.dag.dependents(node) {
-                if self.state[dependent] == JobState::Pending && seen.insert(dependent) {
-                    found.push(dependent);
+                let pending = self.state[dependent] == JobState::Pending;
+                if (pending || self.passes_through(dependent)) && seen.insert(dependent) {
+                    if pending {
+                        found.push(dependent);
+                    }
                     stack.push(dependent);
                 }
             }
@@ -1251,6 +1283,40 @@ mod tests {
         let mut r = Sim::with(&jobs, config(1, false), &all);
         r.start(0.0);
         assert_eq!(r.s.run_state(), RunState::Success);
+    }
+
+    #[test]
+    fn a_skipped_job_keeps_the_order_of_what_it_stands_between() {
+        // build -> test (skipped) -> deploy, and a job that needs only the skipped test.
+        let jobs = [
+            ("build", ""),
+            ("test", "needs = ['build']"),
+            ("deploy", "needs = ['test']"),
+            ("notes", "needs = ['test']"),
+        ];
+        let skip_test = [
+            Disposition::Run,
+            Disposition::Skip(SkipReason::When),
+            Disposition::Run,
+            Disposition::Run,
+        ];
+        let mut r = Sim::with(&jobs, config(4, true), &skip_test);
+        assert_eq!(r.start(0.0), ["test SKIPPED", "build QUEUED"]);
+        assert_eq!(r.next_all(0.0), ["build"], "deploy waits for build");
+        assert_eq!(
+            r.finish("build", Outcome::Success, 1.0),
+            ["build SUCCESS", "deploy QUEUED", "notes QUEUED"]
+        );
+        // A failure before the skipped job skips what is after it.
+        let mut r = Sim::with(&jobs, config(4, true), &skip_test);
+        r.start(0.0);
+        r.next_all(0.0);
+        assert_eq!(
+            r.finish("build", exit(1), 1.0),
+            ["build FAILED", "deploy SKIPPED", "notes SKIPPED"]
+        );
+        assert_eq!(r.reason("deploy"), "upstream failed: build");
+        assert_eq!(r.s.run_state(), RunState::Failed);
     }
 
     #[test]

@@ -798,6 +798,31 @@ fn a_job_past_the_file_size_limit_gets_sigxfsz_as_without_exe() {
     run.assert_stderr_has("big FAILED: exit code 153");
 }
 
+#[test]
+fn a_skipped_job_in_a_chain_keeps_what_follows_it_after_what_precedes_it() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "max_parallel = 4\n\
+         [jobs.build]\ncommand = \"sleep 0.3; echo built > artifact\"\n\
+         [jobs.test]\ncommand = \"true\"\nneeds = [\"build\"]\nwhen = \"{{ vars.test | default(false) }}\"\n\
+         [jobs.deploy]\ncommand = \"cat artifact\"\nneeds = [\"test\"]\n",
+    );
+    let run = sb.exe(&["apply", "p.toml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_stdout_has("deploy | built");
+    std::fs::remove_file(sb.path().join("artifact")).unwrap();
+    let skipped = sb.exe(&[
+        "apply",
+        "p.toml",
+        "--set",
+        "vars.test=true",
+        "--skip",
+        "test",
+    ]);
+    assert_eq!(skipped.code, 0, "{}", skipped.stderr);
+}
+
 /// Whether process `pid` still runs (a zombie has ended).
 fn running(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
