@@ -204,10 +204,10 @@ pub struct RunArgs {
     #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
     /// Do not run this job; it counts as done for the jobs that need it (repeatable, or a comma list).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = some_ids)]
     pub skip: Vec<String>,
     /// Run only these jobs; the jobs they need count as done (repeatable, or a comma list).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = some_ids)]
     pub only: Vec<String>,
     /// Run jobs even when they are up to date (jobs with `inputs` whose last success had
     /// the same command, environment and input contents).
@@ -234,8 +234,8 @@ pub struct PlanArgs {
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Jobs that may run at once (for the layers shown; the file's `max_parallel` otherwise).
-    #[arg(long, value_name = "N")]
-    pub max_parallel: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: Option<u32>,
     /// `apply --dry-run --continue-on-error`: the plan says what a failure would do then.
     #[arg(skip)]
     pub continue_on_error: bool,
@@ -346,6 +346,15 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
         return Err(format!("`{key}` is not a valid variable name"));
     }
     Ok((key.to_owned(), value.to_owned()))
+}
+
+/// An `--only` or `--skip` value that names at least one id: `--only "$JOBS"` with `$JOBS`
+/// empty would otherwise select every job.
+fn some_ids(text: &str) -> Result<String, String> {
+    if split_ids(&[text.to_owned()]).is_empty() {
+        return Err("it names no job: give a job id, or a comma list of them".to_owned());
+    }
+    Ok(text.to_owned())
 }
 
 /// Splits `a,b` and repeated flags into ids, keeping commas inside matrix ids (`build[os=a,v=1]`).

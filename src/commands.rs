@@ -76,7 +76,7 @@ pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
                 show_env: false,
                 explain: Vec::new(),
                 detailed_exitcode: false,
-                max_parallel: args.max_parallel.map(|n| n as usize),
+                max_parallel: args.max_parallel,
                 continue_on_error: args.continue_on_error,
             },
             out,

@@ -32,12 +32,6 @@ pub(super) fn run(args: &PlanArgs, out: super::Output, db: &Path) -> Result<i32,
 
 fn plan(args: &PlanArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
     let run = &args.run;
-    if args.max_parallel == Some(0) {
-        return Err(Error::Usage {
-            message: "`--max-parallel 0`: at least one job must be able to run".to_owned(),
-            help: Some("pass --max-parallel 1 or more".to_owned()),
-        });
-    }
     let process_env: Vec<(String, String)> = std::env::vars().collect();
     let super::Loaded {
         doc,
@@ -100,7 +94,8 @@ fn plan(args: &PlanArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
     let plan = Plan::new(
         &pipeline,
         &dispositions,
-        args.max_parallel.unwrap_or(pipeline.max_parallel),
+        args.max_parallel
+            .map_or(pipeline.max_parallel, |n| n as usize),
     )
     .with_changes(changes);
     let view = View {

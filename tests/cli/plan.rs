@@ -598,12 +598,26 @@ fn max_parallel_overrides_the_file() {
     ok(&run);
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(doc["pipeline"]["max_parallel"], 7);
-    let zero = exe(
-        &sb,
-        &["plan", "nightly-etl.toml", "--max-parallel", "0"],
-        &[],
-    );
-    assert_eq!(zero.code, 2);
+    // A selection of no job (an empty `$JOBS` in `--only "$JOBS"`) is refused, not "all".
+    for (flag, value) in [("--only", ""), ("--only", ","), ("--skip", " , ")] {
+        for command in ["plan", "apply"] {
+            let refused = exe(&sb, &[command, "nightly-etl.toml", flag, value], &[]);
+            assert_eq!(refused.code, 2, "{command} {flag} {value:?}");
+            refused.assert_stderr_has("it names no job");
+        }
+    }
+    // As `apply` takes it: a plan that prints is one `apply` accepts.
+    for bad in ["0", "99999999999"] {
+        for command in ["plan", "apply"] {
+            let refused = exe(
+                &sb,
+                &[command, "nightly-etl.toml", "--max-parallel", bad],
+                &[],
+            );
+            assert_eq!(refused.code, 2, "{command} {bad}");
+            refused.assert_stderr_has(&format!("invalid value '{bad}' for '--max-parallel <N>'"));
+        }
+    }
 }
 
 #[test]
