@@ -42,9 +42,14 @@ pub fn render(plan: &Plan<'_>, view: &View<'_>) -> String {
 
 fn header(plan: &Plan<'_>, out: &mut String) {
     let p = plan.pipeline;
-    let _ = writeln!(out, "Pipeline:     {}", p.name);
-    let _ = writeln!(out, "File:         {}", p.file.display());
-    let _ = writeln!(out, "Working dir:  {}", tidy_path(&p.working_dir));
+    let _ = writeln!(out, "Pipeline:     {}", printable(&p.name));
+    let file = p.file.display().to_string();
+    let _ = writeln!(out, "File:         {}", printable(&file));
+    let _ = writeln!(
+        out,
+        "Working dir:  {}",
+        printable(&tidy_path(&p.working_dir))
+    );
     let _ = writeln!(out, "Max parallel: {}", plan.max_parallel);
     let _ = writeln!(
         out,

@@ -674,7 +674,8 @@ fn control_characters_in_a_pipeline_do_not_reach_the_terminal() {
     let sb = Sandbox::new();
     sb.file(
         "p.toml",
-        "[jobs.a]\ncommand = \"\\u0007\\u001b[31mred\"\nenv = { X = \"\\u001b]0;title\\u0007\" }\n",
+        "name = \"evil\\u001b[2J\\nline\"\n\
+         [jobs.a]\ncommand = \"\\u0007\\u001b[31mred\"\nenv = { X = \"\\u001b]0;title\\u0007\" }\n",
     );
     let plan = exe(&sb, &["plan", "p.toml", "--show-env"], &[]);
     ok(&plan);
@@ -688,6 +689,7 @@ fn control_characters_in_a_pipeline_do_not_reach_the_terminal() {
         "{}",
         plan.stdout
     );
+    plan.assert_stdout_has("Pipeline:     evil\\u{1b}[2J\\nline\n");
 }
 
 #[test]
