@@ -44,7 +44,10 @@ pub fn log_clean(glob: &str, patterns: &[Regex]) -> Result<(), String> {
                 Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
             }
             number += 1;
-            let text = String::from_utf8_lossy(&line);
+            // Without its line ending (`\n` or `\r\n`), so that `$` matches at the line's end.
+            let end = line.strip_suffix(b"\n").unwrap_or(&line);
+            let end = end.strip_suffix(b"\r").unwrap_or(end);
+            let text = String::from_utf8_lossy(end);
             if let Some(p) = patterns.iter().find(|p| p.is_match(&text)) {
                 let shown: String = text.trim_end().chars().take(200).collect();
                 return Err(format!(
@@ -106,5 +109,23 @@ mod tests {
                 .unwrap_err()
                 .starts_with("no file matches")
         );
+    }
+
+    #[test]
+    fn a_pattern_anchored_at_the_end_matches_each_line_whatever_its_ending() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = [Regex::new(r"^ORA-\d{5}$").unwrap()];
+        for (name, text) in [
+            ("lf.log", "ok\nORA-00001\nok\n"),
+            ("crlf.log", "ok\r\nORA-00001\r\nok\r\n"),
+        ] {
+            std::fs::write(dir.path().join(name), text).unwrap();
+            let glob = dir.path().join(name).display().to_string();
+            let err = log_clean(&glob, &whole).unwrap_err();
+            assert!(
+                err.ends_with(":2 matches `^ORA-\\d{5}$`: ORA-00001"),
+                "{name}: {err}"
+            );
+        }
     }
 }
