@@ -309,6 +309,14 @@ impl Loader {
         text: String,
         format: Format,
     ) -> Result<usize, Vec<Diagnostic>> {
+        // A TOML parser keeps a file's CRLF line endings inside multi-line strings, and a
+        // `\r` ends each line of a command `sh` then runs (`set: Illegal option -`). YAML
+        // reads them as newlines; JSON strings hold none. Lines and columns stay the same.
+        let text = if format == Format::Toml && text.contains("\r\n") {
+            text.replace("\r\n", "\n")
+        } else {
+            text
+        };
         let source = Arc::new(SourceFile {
             path: path.clone(),
             text,

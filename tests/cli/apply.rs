@@ -823,6 +823,24 @@ fn a_skipped_job_in_a_chain_keeps_what_follows_it_after_what_precedes_it() {
     assert_eq!(skipped.code, 0, "{}", skipped.stderr);
 }
 
+#[test]
+fn a_toml_file_with_crlf_line_endings_runs_its_multi_line_commands() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\r\ncommand = \"\"\"\r\nset -e\r\necho one\r\n\"\"\"\r\n",
+    );
+    let plan = sb.exe(&["plan", "--format", "json", "p.toml"]);
+    assert!(
+        plan.stdout.contains(r#""command": "set -e\necho one\n""#),
+        "{}",
+        plan.stdout
+    );
+    let run = sb.exe(&["apply", "p.toml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_stdout_has("a | one");
+}
+
 /// Whether process `pid` still runs (a zombie has ended).
 fn running(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
