@@ -928,6 +928,18 @@ impl<'a> Runner<'a> {
         };
         let kill_sent = live.stop.is_some_and(|s| s.kill_at.is_none());
         let (outcome, exit) = match (live.stop.map(|s| s.reason), ended) {
+            // The timeout ran out in a pre-check: the command never ran, and a pre-check
+            // that fails is not retried, however it fails.
+            (Some(KillReason::Timeout), Ended::PreCheckFailed(reason)) => (
+                Outcome::PreCheckFailed {
+                    reason: format!(
+                        "{} ({})",
+                        self.timed_out(job, None, kill_sent),
+                        self.options.masker.mask(reason)
+                    ),
+                },
+                None,
+            ),
             (Some(KillReason::Timeout), _) => (
                 Outcome::TimedOut {
                     reason: self.timed_out(job, exited, kill_sent),

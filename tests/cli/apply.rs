@@ -484,6 +484,23 @@ fn checks_run_before_and_after() {
 }
 
 #[test]
+fn a_pre_check_that_outlasts_the_timeout_fails_the_job_without_a_retry() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.hang]\ncommand = \"touch ran\"\ntimeout = \"0.5s\"\nretry = { max = 2, delay = \"0s\" }\n\
+         pre_checks = [{ check = \"command\", run = \"sleep 30\" }]\n",
+    );
+    let run = apply(&sb, &["p.toml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.assert_stderr_has("hang FAILED: pre-check failed: timed out after 500ms (check `sleep 30`");
+    assert!(!sb.path().join("ran").exists());
+    let shown = crate::history::json(&sb.exe(&["show", "1", "--format", "json"]));
+    assert_eq!(shown["attempts"].as_array().unwrap().len(), 1, "{shown}");
+    assert_eq!(shown["jobs"][0]["state"], "FAILED");
+}
+
+#[test]
 fn a_strict_security_policy_refuses_to_run() {
     let sb = Sandbox::new();
     sb.file(
