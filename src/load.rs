@@ -332,7 +332,7 @@ impl Loader {
             Value::Map(_) if !blank_toml => tree,
             Value::Null | Value::Map(_) => {
                 return Err(vec![
-                    Diagnostic::error("exe::config::empty", format!("{} is empty", path.display()))
+                    Diagnostic::error("exe::config::empty", "the file is empty")
                         .at(Some(At::File(path)))
                         .help("a pipeline needs at least a `jobs` map; `exe init` writes a starter file"),
                 ]);

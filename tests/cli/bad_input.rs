@@ -31,7 +31,7 @@ fn empty_files() {
         let run = sb.exe(&["lint", name]);
         assert_eq!(run.code, 1, "{name}: {}", run.stdout);
         assert!(
-            run.stdout.contains(&format!("{name} is empty")),
+            run.stdout.contains(&format!("{name}: the file is empty\n")),
             "{}",
             run.stdout
         );
