@@ -166,7 +166,7 @@ pub struct RetrySpec {
     pub max_time: Option<DurationSpec>,
     /// A failed attempt with one of these exit codes is retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_exit_codes: Option<Vec<i32>>,
+    pub on_exit_codes: Option<Vec<u8>>,
     /// An attempt that ends in one of these states is retried. Default both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_status: Option<Vec<RetryStatus>>,

@@ -961,7 +961,9 @@ impl<'d> Validator<'d> {
             backoff: r.backoff.unwrap_or(1.0),
             jitter: r.jitter.unwrap_or(0.0),
             max_time: r.max_time.map(|t| t.0),
-            on_exit_codes: r.on_exit_codes.unwrap_or_default(),
+            on_exit_codes: (r.on_exit_codes.into_iter().flatten())
+                .map(i32::from)
+                .collect(),
             on_status,
         }
     }

@@ -113,7 +113,7 @@ struct LegacySpec {
     default_retry_backoff: Option<f64>,
     default_retry_jitter: Option<f64>,
     default_max_retry_time: Option<DurationSpec>,
-    default_retry_on_exit_codes: Option<Vec<i32>>,
+    default_retry_on_exit_codes: Option<Vec<u8>>,
     env_variables: Option<BTreeMap<String, EnvValue>>,
     inherit_shell_env: Option<InheritEnv>,
     email_address: Option<StringList>,
@@ -142,7 +142,7 @@ struct LegacyJob {
     retry_backoff: Option<f64>,
     retry_jitter: Option<f64>,
     max_retry_time: Option<DurationSpec>,
-    retry_on_exit_codes: Option<Vec<i32>>,
+    retry_on_exit_codes: Option<Vec<u8>>,
     retry_on_status: Option<Vec<String>>,
     log_dir: Option<String>,
 }

@@ -849,3 +849,22 @@ fn excerpts_never_show_a_secrets_value() {
         apply.assert_stderr_lacks("hunter22");
     }
 }
+
+#[test]
+fn an_exit_code_no_process_can_have_is_refused_with_the_range() {
+    let sb = Sandbox::new();
+    for code in ["256", "-1", "99999999999"] {
+        sb.file(
+            "p.toml",
+            format!(
+                "[jobs.a]\ncommand = \"true\"\nretry = {{ max = 1, on_exit_codes = [1, {code}] }}\n"
+            ),
+        );
+        assert_eq!(
+            messages_of(&sb, "p.toml", "exe::config::invalid_value"),
+            [format!(
+                "`jobs.a.retry.on_exit_codes.1` must be a whole number from 0 to 255, found {code}"
+            )],
+        );
+    }
+}
