@@ -16,14 +16,20 @@ pub fn dot(plan: &Plan<'_>) -> String {
     let _ = writeln!(out, "digraph {} {{", dot_id(&plan.pipeline.name));
     out.push_str("  rankdir=LR;\n  node [shape=box];\n");
     for step in &plan.steps {
-        let id = dot_id(&jobs[step.job].id.0);
-        if step.decision.runs() {
+        let name = &jobs[step.job].id.0;
+        let id = dot_id(name);
+        let mut attributes = Vec::new();
+        // Graphviz reads entities in a label (`&amp;` shows as `&`), the node's id included.
+        if name.contains('&') {
+            attributes.push(format!("label={}", dot_id(&name.replace('&', "&amp;"))));
+        }
+        if !step.decision.runs() {
+            attributes.push("style=dashed, fontcolor=gray40, color=gray40".to_owned());
+        }
+        if attributes.is_empty() {
             let _ = writeln!(out, "  {id};");
         } else {
-            let _ = writeln!(
-                out,
-                "  {id} [style=dashed, fontcolor=gray40, color=gray40];"
-            );
+            let _ = writeln!(out, "  {id} [{}];", attributes.join(", "));
         }
     }
     for step in &plan.steps {

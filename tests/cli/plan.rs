@@ -645,6 +645,19 @@ fn ids_are_escaped_in_dot_and_mermaid() {
 }
 
 #[test]
+fn an_ampersand_in_an_id_shows_as_written_in_graphviz() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.m]\ncommand = \"true\"\nmatrix = { v = [\"e&amp;\"] }\n",
+    );
+    let dot = exe(&sb, &["plan", "p.toml", "--format", "dot"], &[]);
+    ok(&dot);
+    // Graphviz reads `&amp;` in a label as `&`: the label spells out the `&` itself.
+    dot.assert_stdout_has("  \"m[v=e&amp;]\" [label=\"m[v=e&amp;amp;]\"];\n");
+}
+
+#[test]
 fn a_100_000_job_chain_plans_in_reasonable_time() {
     let sb = Sandbox::new();
     let mut text = String::with_capacity(6_000_000);
