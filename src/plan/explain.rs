@@ -212,6 +212,15 @@ impl<'a> Explainer<'a> {
         out
     }
 
+    /// The value at `path`, inside a job's field, as a template the job extends or
+    /// `defaults` gives it (`jobs.a.env.A` from `defaults.env.A`).
+    fn inherited(&self, path: &[String]) -> Option<&Value> {
+        if path.len() < 4 || path[0] != "jobs" {
+            return None;
+        }
+        (self.candidates(path).iter().skip(1)).find_map(|(at, _)| lookup(&self.spec, at))
+    }
+
     /// Does the path name a key the format knows, and every map entry on the way exist?
     fn check(&self, parts: &[String]) -> Result<(), (String, Option<String>)> {
         let mut schema = &self.schema;
@@ -242,7 +251,10 @@ impl<'a> Explainer<'a> {
             if let Some(entry_schema) = entries {
                 // A map (jobs, env, vars, ...): the entry must exist to be explained.
                 let existing = value.and_then(Value::as_object);
-                let Some(found) = existing.and_then(|m| m.get(part)) else {
+                let found = existing.and_then(|m| m.get(part));
+                // An entry of a job's map field may come from a template or `defaults`.
+                let found = found.or_else(|| self.inherited(&parts[..=i]));
+                let Some(found) = found else {
                     let keys = existing
                         .into_iter()
                         .flat_map(|m| m.keys().map(String::as_str));

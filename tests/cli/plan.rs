@@ -447,6 +447,40 @@ fn explain_takes_matrix_ids_and_keys_with_dots() {
 }
 
 #[test]
+fn explain_finds_map_entries_a_job_gets_from_defaults_or_a_template() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[defaults]\nenv = { A = \"1\" }\n\
+         [templates.t]\nwith = { lang = \"rust\" }\n\
+         [jobs.a]\ncommand = \"true\"\nenv = { B = \"2\" }\nextends = \"t\"\n",
+    );
+    let run = exe(
+        &sb,
+        &[
+            "plan",
+            "p.toml",
+            "--explain",
+            "jobs.a.env.A",
+            "--explain",
+            "jobs.a.env.B",
+            "--explain",
+            "jobs.a.with.lang",
+        ],
+        &[],
+    );
+    ok(&run);
+    run.assert_stdout_has("  jobs.a.env.A = \"1\"\n    from p.toml:2:13, via `defaults`\n");
+    run.assert_stdout_has("  jobs.a.env.B = \"2\"\n    from p.toml:7:13\n");
+    run.assert_stdout_has(
+        "  jobs.a.with.lang = \"rust\"\n    from p.toml:4:17, via template `t`\n",
+    );
+    let missing = exe(&sb, &["plan", "p.toml", "--explain", "jobs.a.env.Z"], &[]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    missing.assert_stderr_has("there is no `Z` in `jobs.a.env`");
+}
+
+#[test]
 fn explain_masks_secret_values() {
     let sb = Sandbox::new();
     sb.file("p.toml", SECRETS);
