@@ -360,9 +360,6 @@ fn index_sql(job: usize) -> i64 {
     i64::try_from(job).expect("a job index fits in i64")
 }
 
-/// Refuses a path that exists and is not a regular file (through symlinks): `SQLite` would
-/// say "disk I/O error" for a folder, read a device as an empty database, and block for
-/// good opening a named pipe.
 /// Whether this user may create files in the folder that holds `path`.
 fn folder_writable(path: &Path) -> bool {
     let folder = path.parent().filter(|d| !d.as_os_str().is_empty());
@@ -380,6 +377,10 @@ fn side_file(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Refuses a path that exists and is not a regular file (through symlinks): `SQLite` would
+/// say "disk I/O error" for a folder, read a device as an empty database, and block for
+/// good opening a named pipe. Also a missing database whose `-wal` is there (`SQLite` would
+/// delete it), and a path this user cannot reach (it would look missing).
 fn refuse_non_file(path: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::FileTypeExt as _;
     let metadata = match std::fs::metadata(path) {
