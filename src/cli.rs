@@ -203,7 +203,7 @@ pub struct RunArgs {
     /// Set a job environment variable: `--env K=V` (repeatable; wins over the file).
     #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
-    /// Do not run this job; it counts as done for the jobs that need it (repeatable, or a comma list).
+    /// Do not run this job; it counts as done for the jobs that need it once its own needs are (repeatable, or a comma list).
     #[arg(long, value_name = "ID", value_parser = some_ids)]
     pub skip: Vec<String>,
     /// Run only these jobs; the jobs they need count as done (repeatable, or a comma list).
