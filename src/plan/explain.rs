@@ -136,7 +136,12 @@ impl<'a> Explainer<'a> {
             };
             let secret = candidate.iter().any(|p| is_secret_name(p));
             let value = mask_json(value, secret, self.masker);
-            let at = self.doc.provenance.locate(std::slice::from_ref(&candidate));
+            let locate = |path: &[String]| self.doc.provenance.locate(&[path.to_vec()]);
+            // A list of one written as its value (`extends = "t"`): item 0 is the value.
+            let at = locate(&candidate).or_else(|| match candidate.split_last() {
+                Some((last, parent)) if last == "0" => locate(parent),
+                _ => None,
+            });
             let source = match at {
                 Some(At::Span { source, span }) => {
                     let pos = position(&source.text, span.start);
@@ -306,10 +311,23 @@ impl<'a> Explainer<'a> {
                 }
             }
             if let Some(items) = shapes.iter().find_map(|s| s.get("items"))
-                && part.parse::<usize>().is_ok()
+                && let Ok(index) = part.parse::<usize>()
             {
+                if let Some(Value::Array(list)) = value
+                    && index >= list.len()
+                {
+                    let items = if list.len() == 1 { "item" } else { "items" };
+                    return Err((
+                        format!(
+                            "there is no item {index} in `{}`: it has {} {items}, from 0",
+                            dotted(here),
+                            list.len()
+                        ),
+                        None,
+                    ));
+                }
                 schema = items;
-                value = value.and_then(|v| v.get(part.parse::<usize>().unwrap_or_default()));
+                value = value.and_then(|v| v.get(index));
                 continue;
             }
             let what = if here.is_empty() {

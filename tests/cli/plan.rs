@@ -478,6 +478,20 @@ fn explain_finds_map_entries_a_job_gets_from_defaults_or_a_template() {
     let missing = exe(&sb, &["plan", "p.toml", "--explain", "jobs.a.env.Z"], &[]);
     assert_eq!(missing.code, 2, "{}", missing.stderr);
     missing.assert_stderr_has("there is no `Z` in `jobs.a.env`");
+    // A list of one written as its value, and an item past the end of a list.
+    let item = exe(
+        &sb,
+        &["plan", "p.toml", "--explain", "jobs.a.extends.0"],
+        &[],
+    );
+    item.assert_stdout_has("  jobs.a.extends.0 = \"t\"\n    from p.toml:8:11\n");
+    let past = exe(
+        &sb,
+        &["plan", "p.toml", "--explain", "jobs.a.extends.1"],
+        &[],
+    );
+    assert_eq!(past.code, 2, "{}", past.stderr);
+    past.assert_stderr_has("there is no item 1 in `jobs.a.extends`: it has 1 item, from 0");
 }
 
 #[test]
