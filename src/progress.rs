@@ -140,7 +140,8 @@ struct Tail {
 struct Display {
     ids: Vec<String>,
     style: Style,
-    tty: bool,
+    /// Whether the live status line is drawn (on a terminal, without exe's own log).
+    status_line: bool,
     states: Vec<JobState>,
     tails: Vec<Option<Tail>>,
     started: Instant,
@@ -153,7 +154,12 @@ impl Display {
         Display {
             ids,
             style,
-            tty: std::io::stderr().is_terminal() && !style.quiet,
+            // exe's own log (`-v`, `EXE_LOG`) is written to stderr as it comes, and would
+            // run into a status line: with it on, no status line is drawn.
+            status_line: std::io::stderr().is_terminal()
+                && !style.quiet
+                && tracing::level_filters::LevelFilter::current()
+                    <= tracing::level_filters::LevelFilter::WARN,
             states: vec![JobState::Pending; n],
             tails: (0..n).map(|_| None).collect(),
             started: Instant::now(),
@@ -189,7 +195,7 @@ impl Display {
             return;
         }
         let line = match to {
-            JobState::Running if !self.tty => format!("{id} started"),
+            JobState::Running if !self.status_line => format!("{id} started"),
             JobState::Success => format!("{id} {}", self.paint("SUCCESS", "32")),
             JobState::Failed | JobState::Timeout => {
                 let state = self.paint(to.as_str(), "31");
@@ -286,7 +292,7 @@ impl Display {
 
     /// The live line on a terminal: done/running/failed/total, time, and what is running.
     fn status(&mut self) {
-        if !self.tty {
+        if !self.status_line {
             return;
         }
         let count = |f: fn(JobState) -> bool| self.states.iter().filter(|s| f(**s)).count();
@@ -368,11 +374,16 @@ fn read_from(path: &Path, offset: u64, limit: u64) -> Vec<u8> {
     buf
 }
 
+/// The width of the terminal the status line is drawn on (stderr), read at each redraw
+/// so a resized window is followed; `COLUMNS`, then 80, where it cannot be asked. A line
+/// longer than the terminal would wrap, and `\r` with erase-line clears only its last row.
 fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
+    rustix::termios::tcgetwinsize(std::io::stderr())
         .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(100)
+        .map(|size| usize::from(size.ws_col))
+        .filter(|&cols| cols > 0)
+        .or_else(|| std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()))
+        .unwrap_or(80)
 }
 
 #[cfg(test)]

@@ -858,6 +858,48 @@ fn a_toml_file_with_crlf_line_endings_runs_its_multi_line_commands() {
     run.assert_stdout_has("a | one");
 }
 
+#[test]
+fn the_status_line_fits_the_terminal_it_is_drawn_on() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "max_parallel = 3\n\
+         [jobs.extract_customers]\ncommand = \"sleep 0.5\"\n\
+         [jobs.extract_orders]\ncommand = \"sleep 0.5\"\n\
+         [jobs.extract_products]\ncommand = \"sleep 0.5\"\n",
+    );
+    // `script` gives exe a terminal, 40 columns wide.
+    let mut cmd = std::process::Command::new("script");
+    cmd.args([
+        "-qec",
+        &format!("stty cols 40; '{}' apply p.toml", env!("CARGO_BIN_EXE_exe")),
+        "/dev/null",
+    ]);
+    let run = sb.run(cmd, None);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    // Each drawing of the status line erases the line, then writes it.
+    let drawn: Vec<&str> = (run.stdout.split("\x1b[2K").skip(1))
+        .map(|rest| rest.split(['\r', '\n']).next().unwrap_or_default())
+        .filter(|line| line.contains("done ·"))
+        .collect();
+    assert!(!drawn.is_empty(), "{:?}", run.stdout);
+    for line in drawn {
+        assert!(line.chars().count() < 40, "{line:?}");
+    }
+    // With exe's own log on, whose lines would run into it, there is no status line.
+    let mut cmd = std::process::Command::new("script");
+    cmd.args([
+        "-qec",
+        &format!("'{}' -vv apply p.toml", env!("CARGO_BIN_EXE_exe")),
+        "/dev/null",
+    ]);
+    let logged = sb.run(cmd, None);
+    assert_eq!(logged.code, 0, "{}", logged.stdout);
+    logged.assert_stdout_has("DEBUG");
+    logged.assert_stdout_has("extract_orders started");
+    logged.assert_stdout_lacks("done ·");
+}
+
 /// Whether process `pid` still runs (a zombie has ended).
 fn running(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
