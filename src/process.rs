@@ -224,6 +224,11 @@ fn direct_words<'c>(command: &'c str, env: &[(String, String)]) -> Option<Vec<&'
         .collect();
     let program = *words.first()?;
     let named = !program.contains('/') && env.iter().any(|(k, _)| k == "PATH");
+    // `sh` leaves a variable whose name it cannot hold (`my-var`) out of the environment
+    // it passes on; started directly, the program would get it.
+    if env.iter().any(|(k, _)| !crate::spec::is_variable_name(k)) {
+        return None;
+    }
     if program.contains('=')
         || SHELL_WORDS.contains(&program)
         || (SAME_WITHOUT_ARGUMENTS.contains(&program) && words.len() > 1)
@@ -249,10 +254,18 @@ fn find_program(name: &str, env: &[(String, String)]) -> Option<PathBuf> {
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_str())?;
-    path.split(':')
-        .filter(|dir| dir.starts_with('/'))
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| executable(p))
+    // A relative or empty entry (the working folder) is searched by `sh` from the folder it
+    // runs in: left to it, so that the same program runs either way.
+    for dir in path.split(':') {
+        if !dir.starts_with('/') {
+            return None;
+        }
+        let candidate = Path::new(dir).join(name);
+        if executable(&candidate) {
+            return Some(candidate);
+        }
+    }
+    None
 }
 
 fn start(program: &Path, args: &[&str], spec: &AttemptSpec<'_>, log: File) -> io::Result<Running> {
@@ -669,6 +682,28 @@ mod tests {
             None,
             "without PATH, sh decides where programs are"
         );
+        let odd_name = [env[0].clone(), ("my-var".to_owned(), "x".to_owned())];
+        assert_eq!(direct_words("env", &odd_name), None, "sh drops `my-var`");
+    }
+
+    #[test]
+    fn a_relative_or_empty_path_entry_is_left_to_sh() {
+        let path = |p: &str| [("PATH".to_owned(), p.to_owned())];
+        assert_eq!(
+            find_program("sh", &path("/bin")),
+            Some(PathBuf::from("/bin/sh"))
+        );
+        for searched_from_the_folder in ["tools:/bin", ":/bin", "/bin::", "/nonexistent:bin:/bin"] {
+            assert_eq!(
+                find_program("sh", &path(searched_from_the_folder)),
+                if searched_from_the_folder.starts_with("/bin") {
+                    Some(PathBuf::from("/bin/sh"))
+                } else {
+                    None
+                },
+                "{searched_from_the_folder}"
+            );
+        }
     }
 
     use super::*;

@@ -900,6 +900,29 @@ fn the_status_line_fits_the_terminal_it_is_drawn_on() {
     logged.assert_stdout_lacks("done ·");
 }
 
+#[test]
+fn a_plain_command_runs_what_sh_would_run_from_a_relative_path_entry() {
+    let sb = Sandbox::new();
+    sb.file("tools/date", "#!/bin/sh\necho wrapped date\n");
+    std::fs::set_permissions(
+        sb.path().join("tools/date"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    sb.file(
+        "p.toml",
+        "[env]\nPATH = \"tools:/usr/bin:/bin\"\n\
+         [jobs.plain]\ncommand = \"date\"\n[jobs.shell]\ncommand = \"date;\"\n\
+         [jobs.odd]\ncommand = \"env\"\nenv = { PATH = \"/usr/bin:/bin\", \"my-var\" = \"z\" }\n",
+    );
+    let run = sb.exe(&["apply", "p.toml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_stdout_has("plain | wrapped date");
+    run.assert_stdout_has("shell | wrapped date");
+    // What sh leaves out of the environment, a plain command does not get either.
+    run.assert_stdout_lacks("my-var");
+}
+
 /// Whether process `pid` still runs (a zombie has ended).
 fn running(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
