@@ -91,6 +91,19 @@ pub(super) fn run(args: &InitArgs) -> Result<i32, Error> {
         None => (PathBuf::from(format!("pipeline.{ext}")), text),
         // A folder gets the default name inside it.
         Some(dir) if dir.is_dir() => (dir.join(format!("pipeline.{ext}")), text),
+        // No folder of that name, and no extension: likely a folder still to make.
+        Some(path) if !path.exists() && path.extension().is_none() => {
+            return Err(Error::Usage {
+                message: format!(
+                    "{} is not a folder, nor a file name ending in .toml, .yaml, .yml or .json",
+                    path.display()
+                ),
+                help: Some(format!(
+                    "make the folder first (`mkdir -p {}`), or name the file",
+                    path.display()
+                )),
+            });
+        }
         Some(path) => (path.clone(), in_format_of(path, &args.template, ext, text)?),
     };
     let mut options = std::fs::OpenOptions::new();

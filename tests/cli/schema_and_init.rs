@@ -66,6 +66,11 @@ fn default_init_writes_pipeline_toml() {
     let into = sb.exe(&["init", "--template", "basic-yaml", "ci"]);
     assert_eq!(into.code, 0, "{}", into.stderr);
     assert!(sb.path().join("ci/pipeline.yaml").is_file());
+    // A folder not made yet is named as one.
+    let missing = sb.exe(&["init", "later/"]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    missing.assert_stderr_has("later/ is not a folder, nor a file name ending in .toml");
+    missing.assert_stderr_has("make the folder first (`mkdir -p later/`)");
     // The starter's first line names the file written.
     assert_eq!(
         sb.exe(&["init", "--template", "etl", "nightly.toml"]).code,
