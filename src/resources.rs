@@ -4,6 +4,7 @@
 use sysinfo::{MemoryRefreshKind, RefreshKind, System};
 
 use crate::model::{Pipeline, Resources};
+use crate::selection::Disposition;
 
 /// The CPUs and available memory of this machine.
 pub fn capacity() -> Resources {
@@ -31,10 +32,17 @@ pub fn for_pipeline(pipeline: &Pipeline) -> Resources {
     }
 }
 
-/// Each job that asks for more than `capacity`, which would wait for ever, said in words.
-pub fn too_big(pipeline: &Pipeline, capacity: Resources) -> Vec<String> {
+/// Each job the run would start that asks for more than `capacity`, which would wait for
+/// ever, said in words.
+pub fn too_big(
+    pipeline: &Pipeline,
+    dispositions: &[Disposition],
+    capacity: Resources,
+) -> Vec<String> {
     let mut problems = Vec::new();
-    for job in &pipeline.jobs {
+    // A job the run skips asks for nothing: one meant for a bigger machine can be skipped.
+    let runs = |i: usize| matches!(dispositions.get(i), Some(Disposition::Run));
+    for job in (pipeline.jobs.iter().enumerate()).filter_map(|(i, job)| runs(i).then_some(job)) {
         if job.resources.cpu > capacity.cpu {
             problems.push(format!(
                 "job `{}` needs {} CPUs; this machine has {}",

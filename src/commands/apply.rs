@@ -105,7 +105,10 @@ pub(super) fn execute(
         let before = store.run(previous)?;
         refuse_running(&before, "resume it")?;
         let before_jobs = store.jobs(previous)?;
-        if resume::nothing_to_do(&before.state, &before_jobs, previous) {
+        let edited = before.digest != digest;
+        // Only the same pipeline is done when that run is: another, or this one changed,
+        // is told so first, and with --allow-changes runs what that run did not.
+        if !edited && resume::nothing_to_do(&before.state, &before_jobs, previous) {
             if before.state == RunState::Success.as_str() {
                 stderrln!("run {previous} succeeded: nothing to do");
             } else {
@@ -116,7 +119,7 @@ pub(super) fn execute(
             }
             return Ok(0);
         }
-        if before.digest != digest && !args.allow_changes {
+        if edited && !args.allow_changes {
             let mut changes = resume::changes(&store.plan_json(previous)?, &definition);
             if before.name != pipeline.name {
                 // Most likely the wrong file or run id, rather than an edit.
@@ -141,6 +144,18 @@ pub(super) fn execute(
         let ids: Vec<&str> = pipeline.jobs.iter().map(|j| j.id.0.as_str()).collect();
         dispositions =
             resume::dispositions(&ids, dispositions, &before_jobs, previous, args.failed_only);
+        if !dispositions.iter().any(|d| matches!(d, Disposition::Run)) {
+            // Nothing is recorded: a run of only skipped jobs would read as a success.
+            if args.failed_only {
+                stderrln!(
+                    "no job of run {previous} failed or timed out: nothing to do \
+                     (a plain --resume {previous} runs the jobs that did not run)"
+                );
+            } else {
+                stderrln!("no job is left to run from run {previous}: nothing to do");
+            }
+            return Ok(0);
+        }
     }
     // Up to date is decided after resume: the jobs a resume runs again are checked like
     // any others, and the jobs it carries over as done stay done.
@@ -154,7 +169,7 @@ pub(super) fn execute(
     )?;
     let capacity = resources::for_pipeline(pipeline);
     // A job that asks for more than the machine has would wait for ever: refuse to start.
-    let too_big = resources::too_big(pipeline, capacity);
+    let too_big = resources::too_big(pipeline, &dispositions, capacity);
     if !too_big.is_empty() {
         let problems = too_big.into_iter();
         return Err(Error::Config(

@@ -83,7 +83,8 @@ fn plan(args: &PlanArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
     }
     // `exe apply` here would refuse these (the plan may be for another machine: a warning).
     let mut diagnostics = diagnostics;
-    let too_big = crate::resources::too_big(&pipeline, crate::resources::for_pipeline(&pipeline));
+    let capacity = crate::resources::for_pipeline(&pipeline);
+    let too_big = crate::resources::too_big(&pipeline, &dispositions, capacity);
     diagnostics.extend(too_big.into_iter().map(|m| {
         Diagnostic::warning("exe::run::too_big", m)
             .help("`exe apply` on this machine refuses to start the run")

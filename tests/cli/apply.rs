@@ -978,6 +978,17 @@ fn a_job_bigger_than_the_machine_is_refused_by_apply_and_flagged_by_plan() {
     let run = apply(&sb, &["p.toml"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     run.assert_stderr_has("exe::run::too_big");
+    // Skipped, it asks for nothing: the rest of the pipeline runs here.
+    sb.file(
+        "q.toml",
+        "[jobs.a]\ncommand = \"true\"\n[jobs.big]\ncommand = \"true\"\nresources = { cpu = 100000 }\n",
+    );
+    for flags in [&["--skip", "big"][..], &["--only", "a"]] {
+        let plan = sb.exe(&[&["plan", "q.toml"][..], flags].concat());
+        plan.assert_stderr_lacks("too_big");
+        let run = apply(&sb, &[&["q.toml"][..], flags].concat());
+        assert_eq!(run.code, 0, "{flags:?}: {}", run.stderr);
+    }
 }
 
 #[test]

@@ -198,6 +198,68 @@ fn failed_only_leaves_never_run_jobs_for_a_plain_resume() {
 }
 
 #[test]
+fn a_succeeded_run_is_done_only_for_the_pipeline_it_ran() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"echo a\"\n");
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    sb.file(
+        "other.toml",
+        "[jobs.deploy]\ncommand = \"touch deployed\"\n",
+    );
+    let other = sb.exe(&["apply", "other.toml", "--resume", "1"]);
+    assert_eq!(other.code, 2, "{}", other.stderr);
+    other.assert_stderr_has("run 1 was of the pipeline `p` (p.toml), not `other`");
+    // A job added since: said, then run with --allow-changes; the job done stays done.
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"echo a\"\n[jobs.b]\ncommand = \"touch b\"\n",
+    );
+    let changed = sb.exe(&["apply", "p.toml", "--resume", "1"]);
+    assert_eq!(changed.code, 2, "{}", changed.stderr);
+    changed.assert_stderr_has("job `b` was added");
+    let allowed = sb.exe(&["apply", "p.toml", "--resume", "1", "--allow-changes"]);
+    assert_eq!(allowed.code, 0, "{}", allowed.stderr);
+    assert!(sb.path().join("b").exists());
+    allowed.assert_stderr_has("1 succeeded, 0 failed, 1 skipped");
+    let again = sb.exe(&["apply", "p.toml", "--resume", "2"]);
+    again.assert_stderr_has("run 2 succeeded: nothing to do");
+    assert_eq!(
+        json(&sb.exe(&["runs", "--format", "json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn failed_only_with_no_failure_left_records_nothing() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"true\"\n[jobs.b]\ncommand = \"false\"\nneeds = [\"a\"]\n\
+         [jobs.c]\ncommand = \"true\"\nneeds = [\"b\"]\n",
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    assert_eq!(
+        sb.exe(&["mark-success", "1", "b", "--reason", "by hand", "--yes"])
+            .code,
+        0
+    );
+    // b is done by hand and c never ran: --failed-only has nothing to run.
+    let run = sb.exe(&["apply", "p.toml", "--resume", "1", "--failed-only"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_stderr_has("no job of run 1 failed or timed out: nothing to do");
+    assert_eq!(
+        json(&sb.exe(&["runs", "--format", "json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
 fn resume_refuses_unknown_runs_and_changed_pipelines() {
     let sb = Sandbox::new();
     flaky(&sb);
