@@ -1,7 +1,7 @@
 //! `exe apply`: load, validate, select (or resume), record, run, and say how it went.
 
 use std::io::IsTerminal as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::cli::{ApplyArgs, DurabilityArg, split_ids};
 use crate::clock::now_ms;
@@ -276,7 +276,8 @@ pub(super) fn execute(
         stderr!("\n{}", render::summary(pipeline, &report, run_id));
         if report.run_state != RunState::Success && resume_hint {
             stderrln!(
-                "Resume with: exe apply {} --resume {run_id}",
+                "Resume with: exe{} apply {} --resume {run_id}",
+                db_flag(store.path()),
                 shell_word(&file)
             );
         }
@@ -380,6 +381,19 @@ pub(super) fn hostname() -> String {
 }
 
 /// The path as one shell word, quoted only when it needs to be.
+/// ` --db PATH` when the history is not the one a command run without it would find (the
+/// default, or `EXE_DB` as it is set now): the resume hint must name the same history.
+fn db_flag(db: &Path) -> String {
+    let found = std::env::var_os("EXE_DB")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(".exe/history.db"), PathBuf::from);
+    if db == found {
+        String::new()
+    } else {
+        format!(" --db {}", shell_word(&db.display().to_string()))
+    }
+}
+
 fn shell_word(text: &str) -> String {
     if text
         .bytes()

@@ -120,6 +120,19 @@ fn runs_are_filtered_by_name_state_and_time() {
 }
 
 #[test]
+fn the_resume_hint_names_the_history_it_is_for() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"false\"\n");
+    let elsewhere = sb.exe(&["--db", "other.db", "apply", "p.toml"]);
+    elsewhere.assert_stderr_has("Resume with: exe --db other.db apply p.toml --resume 1\n");
+    // Through EXE_DB, as set now, the hint works as printed.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_exe"));
+    cmd.args(["apply", "p.toml"]).env("EXE_DB", "env.db");
+    sb.run(cmd, None)
+        .assert_stderr_has("Resume with: exe apply p.toml --resume 1\n");
+}
+
+#[test]
 fn a_failed_run_is_resumed_exactly() {
     let sb = Sandbox::new();
     flaky(&sb);
