@@ -241,9 +241,14 @@ impl Scheduler {
             }
         }
         for job in 0..self.jobs.len() {
-            if self.passes_through(job) && self.dag.needs(job).is_empty() {
-                // From the skipped jobs that need nothing, on through those that need only
-                // skipped ones. What this frees is queued below, in file order.
+            let done = self.jobs[job]
+                .skip
+                .as_ref()
+                .is_some_and(SkipReason::work_is_done);
+            if done || (self.passes_through(job) && self.dag.needs(job).is_empty()) {
+                // From the skipped jobs whose work is done or that need nothing, on through
+                // those that need only such jobs. What this frees is queued below, in file
+                // order.
                 self.release_dependents(job, now, &mut out, false);
             }
         }
@@ -502,11 +507,16 @@ impl Scheduler {
         }
     }
 
-    /// Whether `job` was skipped by its disposition (`--skip`, `--only`, `when`, up to
-    /// date): it stands in its dependents' way only until its own needs are done, and a
-    /// failure before it skips them as if it were not there.
+    /// Whether `job` was skipped by its disposition without its work being done (`--skip`,
+    /// `--only`, `when`, left by `--failed-only`): it stands in its dependents' way only
+    /// until its own needs are done, and a failure before it skips them as if it were not
+    /// there.
     fn passes_through(&self, job: usize) -> bool {
-        self.jobs[job].skip.is_some() && self.state[job] == JobState::Skipped
+        self.jobs[job]
+            .skip
+            .as_ref()
+            .is_some_and(|r| !r.work_is_done())
+            && self.state[job] == JobState::Skipped
     }
 
     fn fail(
@@ -1317,6 +1327,26 @@ mod tests {
         );
         assert_eq!(r.reason("deploy"), "upstream failed: build");
         assert_eq!(r.s.run_state(), RunState::Failed);
+        // A job whose work is done (it succeeded in the run resumed, or was marked so) lets
+        // what needs it go at once, whatever runs again before it.
+        let resumed = [
+            Disposition::Run,
+            Disposition::Skip(SkipReason::Succeeded { run: 1 }),
+            Disposition::Run,
+            Disposition::Run,
+        ];
+        let mut r = Sim::with(&jobs, config(4, true), &resumed);
+        assert_eq!(
+            r.start(0.0),
+            [
+                "test SKIPPED",
+                "build QUEUED",
+                "deploy QUEUED",
+                "notes QUEUED"
+            ]
+        );
+        r.next_all(0.0);
+        assert_eq!(r.finish("build", exit(1), 1.0), ["build FAILED"]);
     }
 
     #[test]

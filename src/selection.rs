@@ -42,6 +42,16 @@ pub enum SkipReason {
     UpToDate,
 }
 
+impl SkipReason {
+    /// Whether the job's work is done (it succeeded in the run resumed, or its outputs are
+    /// up to date): the jobs that need it go on at once. A job not run for another reason
+    /// (`--skip`, `--only`, `when`, left by `--failed-only`) is done only once its own needs
+    /// are, so what follows it still waits for what precedes it.
+    pub fn work_is_done(&self) -> bool {
+        matches!(self, SkipReason::Succeeded { .. } | SkipReason::UpToDate)
+    }
+}
+
 /// How a job carried over as done is recorded; `resume.rs` reads it back, so a run that
 /// resumes a resumed run still knows which jobs are done.
 pub const SUCCEEDED_IN: &str = "already succeeded in run ";

@@ -246,6 +246,30 @@ fn a_succeeded_run_is_done_only_for_the_pipeline_it_ran() {
 }
 
 #[test]
+fn a_job_marked_successful_lets_what_needs_it_run_on_resume() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.b]\ncommand = \"false\"\n[jobs.c]\ncommand = \"true\"\nneeds = [\"b\"]\n\
+         [jobs.f]\ncommand = \"touch f\"\nneeds = [\"c\"]\n",
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    let marked = sb.exe(&[
+        "mark-success",
+        "1",
+        "c",
+        "--reason",
+        "done by hand",
+        "--yes",
+    ]);
+    assert_eq!(marked.code, 0, "{}", marked.stderr);
+    // b fails again; c is done, so f, which needs only c, runs.
+    let resumed = sb.exe(&["apply", "p.toml", "--resume", "1", "--continue-on-error"]);
+    assert_eq!(resumed.code, 1, "{}", resumed.stderr);
+    assert!(sb.path().join("f").exists(), "{}", resumed.stderr);
+}
+
+#[test]
 fn failed_only_with_no_failure_left_records_nothing() {
     let sb = Sandbox::new();
     sb.file(
