@@ -224,6 +224,7 @@ impl Scheduler {
     /// order), then every job whose needs are all done goes to QUEUED (in file order).
     /// A skipped job counts as done for the jobs that need it once its own needs are done:
     /// skipping `test` in build -> test -> deploy leaves deploy after build, not beside it.
+    /// One whose work is done ([`SkipReason::work_is_done`]) counts as done at once.
     /// Calling it again does nothing.
     pub fn start(&mut self, now: Duration) -> Vec<Transition> {
         let mut out = Vec::new();
@@ -605,7 +606,7 @@ impl Scheduler {
     }
 
     /// Every PENDING job that transitively needs `job` -> SKIPPED, in file order. The walk
-    /// goes on through jobs skipped by their disposition (they stand for their needs) and
+    /// goes on through jobs skipped without their work done (they stand for their needs) and
     /// stops at other final jobs: one already skipped for another failure had its
     /// dependents visited.
     fn skip_dependents(&mut self, job: usize, now: Duration, out: &mut Vec<Transition>) {
