@@ -64,6 +64,9 @@ pub struct Explanation {
     pub profile: Option<String>,
     /// How a job field reached the job, when not from the job itself.
     pub via: Option<Via>,
+    /// The templates and `defaults` whose same map was merged under a map value, in the
+    /// order of precedence.
+    pub merged_with: Vec<Via>,
 }
 
 /// Answers `--explain` questions about one loaded document.
@@ -130,15 +133,28 @@ impl<'a> Explainer<'a> {
                 None => d,
             }
         })?;
-        for (candidate, via) in self.candidates(&parts) {
-            let Some(value) = lookup(&self.spec, &candidate) else {
+        let candidates = self.candidates(&parts);
+        for (i, (candidate, via)) in candidates.iter().enumerate() {
+            let Some(value) = lookup(&self.spec, candidate) else {
                 continue;
             };
+            // A map (`retry`, `env`) is merged with the same map of the templates and
+            // `defaults` below it, as validation merges them: shown as it is in force.
+            let mut value = value.clone();
+            let mut merged_with = Vec::new();
+            for (lower, lower_via) in &candidates[i + 1..] {
+                if let (Value::Object(_), Some(base @ Value::Object(_)), Some(lower_via)) =
+                    (&value, lookup(&self.spec, lower), lower_via)
+                {
+                    value = merge_under(&value, base);
+                    merged_with.push(lower_via.clone());
+                }
+            }
             let secret = candidate.iter().any(|p| is_secret_name(p));
-            let value = mask_json(value, secret, self.masker);
+            let value = mask_json(&value, secret, self.masker);
             let locate = |path: &[String]| self.doc.provenance.locate(&[path.to_vec()]);
             // A list of one written as its value (`extends = "t"`): item 0 is the value.
-            let at = locate(&candidate).or_else(|| match candidate.split_last() {
+            let at = locate(candidate).or_else(|| match candidate.split_last() {
                 Some((last, parent)) if last == "0" => locate(parent),
                 _ => None,
             });
@@ -176,7 +192,8 @@ impl<'a> Explainer<'a> {
                 value,
                 source,
                 profile,
-                via,
+                via: via.clone(),
+                merged_with,
             });
         }
         Ok(Explanation {
@@ -185,6 +202,7 @@ impl<'a> Explainer<'a> {
             source: Source::Default,
             profile: None,
             via: None,
+            merged_with: Vec::new(),
         })
     }
 
@@ -475,6 +493,25 @@ fn lookup<'v>(root: &'v Value, path: &[String]) -> Option<&'v Value> {
     Some(value)
 }
 
+/// `top` with what `base` has that it lacks, maps merged at every depth (lists and other
+/// values are taken from `top` whole), as a job's own fields are merged over a template's.
+fn merge_under(top: &Value, base: &Value) -> Value {
+    match (top, base) {
+        (Value::Object(top), Value::Object(base)) => {
+            let mut out = base.clone();
+            for (key, value) in top {
+                let merged = match base.get(key) {
+                    Some(under) => merge_under(value, under),
+                    None => value.clone(),
+                };
+                out.insert(key.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        (top, _) => top.clone(),
+    }
+}
+
 /// A copy of `value` safe to show: whole when `secret`, else every string masked and
 /// every entry under a secret name replaced.
 fn mask_json(value: &Value, secret: bool, masker: &Masker) -> Value {
@@ -532,6 +569,15 @@ fn origin_text(e: &Explanation) -> String {
         Some(Via::Defaults) => text.push_str(", via `defaults`"),
         None => {}
     }
+    if !e.merged_with.is_empty() {
+        let under: Vec<String> = (e.merged_with.iter())
+            .map(|via| match via {
+                Via::Template(name) => format!("template `{name}`"),
+                Via::Defaults => "`defaults`".to_owned(),
+            })
+            .collect();
+        text.push_str(&format!(", merged with {}", under.join(" and ")));
+    }
     text
 }
 
@@ -571,6 +617,13 @@ pub fn to_json(e: &Explanation) -> Value {
     };
     out.insert("via".into(), json!(via));
     out.insert("template".into(), json!(template));
+    let merged: Vec<Value> = (e.merged_with.iter())
+        .map(|via| match via {
+            Via::Template(name) => json!({ "via": "template", "template": name }),
+            Via::Defaults => json!({ "via": "defaults", "template": null }),
+        })
+        .collect();
+    out.insert("merged_with".into(), json!(merged));
     Value::Object(out)
 }
 
@@ -604,6 +657,17 @@ mod tests {
     }
 
     #[test]
+    fn maps_merge_at_every_depth_and_the_rest_is_taken_whole() {
+        let top = json!({ "max": 5, "env": { "B": "2" }, "on": [1] });
+        let base = json!({ "max": 3, "delay": "30s", "env": { "A": "1" }, "on": [2, 3] });
+        assert_eq!(
+            merge_under(&top, &base),
+            json!({ "max": 5, "delay": "30s", "env": { "A": "1", "B": "2" }, "on": [1] })
+        );
+        assert_eq!(merge_under(&json!("x"), &base), json!("x"));
+    }
+
+    #[test]
     fn origins_read_as_a_phrase() {
         let e = Explanation {
             path: "jobs.a.timeout".into(),
@@ -615,6 +679,7 @@ mod tests {
             },
             profile: Some("ci".into()),
             via: Some(Via::Template("base".into())),
+            merged_with: Vec::new(),
         };
         assert_eq!(
             render_text(&e),

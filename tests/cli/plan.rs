@@ -495,6 +495,40 @@ fn explain_finds_map_entries_a_job_gets_from_defaults_or_a_template() {
 }
 
 #[test]
+fn explain_shows_a_map_as_merged_with_its_templates_and_defaults() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[defaults]\nretry = { max = 3, delay = \"30s\" }\n\
+         [templates.t]\nretry = { backoff = 2.0 }\n\
+         [jobs.a]\ncommand = \"true\"\nextends = \"t\"\nretry = { max = 5 }\n",
+    );
+    let text = exe(&sb, &["plan", "p.toml", "--explain", "jobs.a.retry"], &[]);
+    ok(&text);
+    text.assert_stdout_has(
+        "  jobs.a.retry = {\"max\":5,\"delay\":\"30s\",\"backoff\":2.0}\n    \
+         from p.toml:8:9, merged with template `t` and `defaults`\n",
+    );
+    let json = exe(
+        &sb,
+        &[
+            "plan",
+            "p.toml",
+            "--explain",
+            "jobs.a.retry",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        doc["explain"][0]["merged_with"],
+        serde_json::json!([{ "via": "template", "template": "t" }, { "via": "defaults", "template": null }])
+    );
+}
+
+#[test]
 fn explain_masks_secret_values() {
     let sb = Sandbox::new();
     sb.file("p.toml", SECRETS);
