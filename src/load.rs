@@ -199,16 +199,25 @@ pub fn load_text(
         layers.push(Layer::Profile);
     }
     if options.use_env {
-        let env = Env::prefixed("EXE_").split("__").filter(|key| {
-            TOP_LEVEL_KEYS.contains(
-                &key.as_str()
-                    .split('.')
-                    .next()
-                    .unwrap_or_default()
-                    .to_ascii_lowercase()
-                    .as_str(),
-            )
-        });
+        // `EXE_` exactly: figment's own prefix match ignores case, and `exe_vars__x` beside
+        // `EXE_VARS__X` would set the same key, the winner decided by the environment's order.
+        let env = Env::raw()
+            .filter_map(|key| {
+                key.as_str()
+                    .strip_prefix("EXE_")
+                    .map(|rest| rest.to_owned().into())
+            })
+            .split("__")
+            .filter(|key| {
+                TOP_LEVEL_KEYS.contains(
+                    &key.as_str()
+                        .split('.')
+                        .next()
+                        .unwrap_or_default()
+                        .to_ascii_lowercase()
+                        .as_str(),
+                )
+            });
         let value = env
             .data()
             .ok()

@@ -529,6 +529,24 @@ fn explain_shows_a_map_as_merged_with_its_templates_and_defaults() {
 }
 
 #[test]
+fn only_exe_in_capitals_is_read_from_the_environment() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[vars]\nx = \"file\"\n[jobs.a]\ncommand = \"echo {{ vars.x }}\"\n",
+    );
+    let lower = exe(
+        &sb,
+        &["plan", "p.toml"],
+        &[("exe_vars__x", "lower"), ("Exe_Vars__x", "mixed")],
+    );
+    ok(&lower);
+    lower.assert_stdout_has("command: echo file");
+    let upper = exe(&sb, &["plan", "p.toml"], &[("EXE_VARS__X", "upper")]);
+    upper.assert_stdout_has("command: echo upper");
+}
+
+#[test]
 fn explain_masks_secret_values() {
     let sb = Sandbox::new();
     sb.file("p.toml", SECRETS);
