@@ -275,11 +275,37 @@ pub(super) fn execute(
     if !out.quiet || report.run_state != RunState::Success {
         stderr!("\n{}", render::summary(pipeline, &report, run_id));
         if report.run_state != RunState::Success && resume_hint {
+            let profile = (args.run.profile.as_deref())
+                .map(|p| format!(" --profile {}", shell_word(p)))
+                .unwrap_or_default();
             stderrln!(
-                "Resume with: exe{} apply {} --resume {run_id}",
+                "Resume with: exe{} apply {}{profile} --resume {run_id}",
                 db_flag(store.path()),
                 shell_word(&file)
             );
+            // Not repeated (a value may be a secret), but part of the pipeline a resume
+            // compares with this run's: without them it reads as changed.
+            let mut layers = Vec::new();
+            if !args.run.sets.is_empty() {
+                layers.push("--set");
+            }
+            if !args.run.env.is_empty() {
+                layers.push("--env");
+            }
+            if std::env::vars_os().any(|(k, _)| {
+                k.to_str()
+                    .is_some_and(|k| k.starts_with("EXE_") && !matches!(k, "EXE_DB" | "EXE_LOG"))
+            }) {
+                layers.push("EXE_* variables");
+            }
+            if let Some((last, first)) = layers.split_last() {
+                let listed = if first.is_empty() {
+                    (*last).to_owned()
+                } else {
+                    format!("{} and {last}", first.join(", "))
+                };
+                stderrln!("  with the same {listed} as this run");
+            }
         }
     }
     Ok(code)

@@ -130,6 +130,24 @@ fn the_resume_hint_names_the_history_it_is_for() {
     cmd.args(["apply", "p.toml"]).env("EXE_DB", "env.db");
     sb.run(cmd, None)
         .assert_stderr_has("Resume with: exe apply p.toml --resume 1\n");
+    // The layers that make the pipeline: a profile is repeated, values (maybe secrets) named.
+    sb.file(
+        "q.toml",
+        "[jobs.a]\ncommand = \"false\"\n[profiles.ci]\nmax_parallel = 2\n",
+    );
+    let layered = sb.exe(&[
+        "apply",
+        "q.toml",
+        "--profile",
+        "ci",
+        "--set",
+        "vars.x=1",
+        "--env",
+        "K=V",
+    ]);
+    layered.assert_stderr_has(
+        "Resume with: exe apply q.toml --profile ci --resume 1\n  with the same --set and --env as this run\n",
+    );
 }
 
 #[test]
