@@ -53,13 +53,21 @@ pub(super) fn run(args: &LintArgs, out: super::Output) -> Result<i32, Error> {
     let explicit: HashSet<PathBuf> = paths.iter().map(|p| canonical(p)).collect();
     let mut diagnostics = walk_problems;
     let mut files = 0;
+    // A problem in a fragment that several linted files include is reported once.
+    let mut in_fragments = HashSet::new();
     for c in checked {
         let key = canonical(&c.file);
         if fragments.contains(&key) && !explicit.contains(&key) {
             continue;
         }
         files += 1;
-        diagnostics.extend(c.diagnostics);
+        diagnostics.extend(c.diagnostics.into_iter().filter(|d| match &d.at {
+            Some(At::Span { source, span }) if source.path != c.file => {
+                let place = (canonical(&source.path), span.start, span.end);
+                in_fragments.insert((place, d.code, d.message.clone()))
+            }
+            _ => true,
+        }));
     }
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;

@@ -868,3 +868,27 @@ fn an_exit_code_no_process_can_have_is_refused_with_the_range() {
         );
     }
 }
+
+#[test]
+fn a_fragment_two_linted_files_include_has_its_problem_reported_once() {
+    let sb = Sandbox::new();
+    sb.file("common/frag.toml", "[defaults]\ntimeout = \"5x\"\n");
+    for name in ["one", "two"] {
+        sb.file(
+            &format!("{name}.toml"),
+            format!("include = [\"common/frag.toml\"]\n[jobs.{name}]\ncommand = \"true\"\n"),
+        );
+    }
+    let run = sb.exe(&["lint", "--format", "github", "."]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(
+        run.stdout
+            .matches("::error file=./common/frag.toml")
+            .count(),
+        1,
+        "{}",
+        run.stdout
+    );
+    let human = sb.exe(&["lint", "."]);
+    human.assert_stdout_has("2 files: 1 error, 0 warnings");
+}
