@@ -33,7 +33,7 @@ fn table_value(
     depth: usize,
     span: std::ops::Range<usize>,
 ) -> Result<Value, SyntaxError> {
-    if depth > MAX_DEPTH {
+    if depth >= MAX_DEPTH {
         return Err(SyntaxError::at(
             format!("nesting deeper than {MAX_DEPTH} levels"),
             span,
@@ -82,7 +82,7 @@ fn node(value: Spanned<DeValue<'_>>, depth: usize) -> Result<Node, SyntaxError> 
         DeValue::Boolean(b) => Value::Bool(b),
         DeValue::Datetime(d) => Value::Str(d.to_string()),
         DeValue::Array(items) => {
-            if depth > MAX_DEPTH {
+            if depth >= MAX_DEPTH {
                 return Err(SyntaxError::at(
                     format!("nesting deeper than {MAX_DEPTH} levels"),
                     span,

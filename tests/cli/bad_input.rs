@@ -92,6 +92,26 @@ fn deep_nesting_in_every_format() {
     for name in ["deep.json", "deep.toml", "deep.yaml"] {
         assert_clean_failure(&sb.exe(&["lint", name]), "nesting deeper than");
     }
+    // The same limit in every format: 64 levels, the file's own map included.
+    for (arrays, code) in [(62, 0), (63, 1)] {
+        let (open, close) = ("[".repeat(arrays), "]".repeat(arrays));
+        sb.file("at.json", format!("{{\"vars\": {{\"x\": {open}{close}}}, \"jobs\": {{\"a\": {{\"command\": \"true\"}}}}}}"));
+        sb.file(
+            "at.toml",
+            format!("[vars]\nx = {open}{close}\n[jobs.a]\ncommand = \"true\"\n"),
+        );
+        sb.file(
+            "at.yaml",
+            format!("vars:\n  x: {open}{close}\njobs:\n  a:\n    command: \"true\"\n"),
+        );
+        for name in ["at.json", "at.toml", "at.yaml"] {
+            assert_eq!(
+                sb.exe(&["lint", "-q", name]).code,
+                code,
+                "{name} with {arrays} arrays"
+            );
+        }
+    }
 }
 
 #[test]
