@@ -769,20 +769,39 @@ fn extract(p: &Provenance) -> Result<PipelineSpec, Extracted> {
     }
     let root = merged(p);
     isolate_pipeline(&root, &[], &mut found);
-    let errors = found
-        .iter()
-        .map(|e| {
-            diagnose(e, &|path: &[String], key: bool| {
-                p.locate_inner(&[path.to_vec()], key)
-            })
+    let errors = said_once(found.iter().map(|e| {
+        diagnose(e, &|path: &[String], key: bool| {
+            p.locate_inner(&[path.to_vec()], key)
         })
-        .collect();
+    }));
     let (partial, removed) = without_invalid(root, &found);
     Err(Extracted {
         errors,
         partial,
         removed,
     })
+}
+
+/// Each problem once. A key of the selected profile is checked twice, where it is written
+/// (`profiles.ci.max_paralel`) and merged over the top level (`max_paralel`): both point at
+/// the same place, and the one kept names it as written.
+fn said_once(errors: impl Iterator<Item = Diagnostic>) -> Vec<Diagnostic> {
+    let mut out: Vec<Diagnostic> = Vec::new();
+    let mut places: HashMap<(&'static str, PathBuf, usize, usize), usize> = HashMap::new();
+    for d in errors {
+        if let Some(At::Span { source, span }) = &d.at {
+            let place = (d.code, source.path.clone(), span.start, span.end);
+            if let Some(&first) = places.get(&place) {
+                if d.message.contains("profiles.") {
+                    out[first] = d;
+                }
+                continue;
+            }
+            places.insert(place, out.len());
+        }
+        out.push(d);
+    }
+    out
 }
 
 /// The spec of a valid document, its jobs deserialized one at a time and each freed once

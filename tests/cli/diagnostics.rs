@@ -892,3 +892,24 @@ fn a_fragment_two_linted_files_include_has_its_problem_reported_once() {
     let human = sb.exe(&["lint", "."]);
     human.assert_stdout_has("2 files: 1 error, 0 warnings");
 }
+
+#[test]
+fn a_problem_in_the_selected_profile_is_said_once_where_it_is_written() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"echo\"\n[profiles.ci]\nmax_paralel = 3\n[profiles.ci.jobs.a]\ntimeout = \"5x\"\n",
+    );
+    let run = sb.exe(&["plan", "p.toml", "--profile", "ci"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("max_paralel").count(),
+        2,
+        "message and source line: {}",
+        run.stderr
+    );
+    run.assert_stderr_has("unknown key `max_paralel` in `profiles.ci`");
+    run.assert_stderr_lacks("at the top level");
+    run.assert_stderr_has("`profiles.ci.jobs.a.timeout`: invalid duration");
+    run.assert_stderr_lacks("× `jobs.a.timeout`");
+}
