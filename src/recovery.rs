@@ -102,13 +102,9 @@ pub fn close_orphans(
             continue;
         }
         tracing::info!(run = run.id, host = %run.host, pid = run.pid, "closing a run whose exe died");
-        match close(store, &run, run.host == host) {
-            Ok(left) => {
-                leftovers.extend(left);
-                closed.push(run.id);
-            }
-            Err(StoreError::RunFinished { .. }) => {}
-            Err(e) => return Err(e),
+        if let Some(left) = close(store, &run, run.host == host)? {
+            leftovers.extend(left);
+            closed.push(run.id);
         }
     }
     Ok((closed, leftovers))
@@ -155,10 +151,10 @@ pub fn last_sign_of_life(run: &RunRow, attempts: &[AttemptRow]) -> i64 {
 }
 
 /// Closes `run`; returns the groups of its attempts still running when `here` (it ran on this
-/// host), none otherwise. What it closes ends at the run's last sign of life (its last
+/// host), none otherwise; `None` when another exe closed it first. What it closes ends at the run's last sign of life (its last
 /// heartbeat, or the last attempt start or end recorded after it): when exe died is not
 /// known, and the time of this recovery, maybe days later, would be further off.
-fn close(store: &mut Store, run: &RunRow, here: bool) -> Result<Vec<Leftover>, StoreError> {
+fn close(store: &mut Store, run: &RunRow, here: bool) -> Result<Option<Vec<Leftover>>, StoreError> {
     let jobs = store.jobs(run.id)?;
     let attempts = store.attempts(run.id)?;
     let last_sign = last_sign_of_life(run, &attempts);
@@ -200,9 +196,12 @@ fn close(store: &mut Store, run: &RunRow, here: bool) -> Result<Vec<Leftover>, S
             });
         }
     }
-    store.record(run.id, &batch)?;
-    store.finish_run(run.id, "CANCELLED", 137, last_sign)?;
-    Ok(leftovers)
+    if store.close_dead_run(run.id, &batch, "CANCELLED", 137, last_sign)? {
+        Ok(Some(leftovers))
+    } else {
+        // Another exe, opening the history at the same moment, closed it first.
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

@@ -1559,6 +1559,68 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_run_is_closed_by_the_first_of_two_exe_that_find_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        let mut first = Store::open(&db, Access::ReadWrite, Durability::Normal).unwrap();
+        let ids = jobs(&["a"]);
+        let run = first.create_run(&new_run("ci", 1, &ids)).unwrap();
+        let started = Record::AttemptStarted {
+            job: 0,
+            number: 1,
+            at_ms: 2,
+            log_path: "a.log",
+            pgid: None,
+        };
+        first
+            .record(
+                run,
+                &[
+                    t(0, "PENDING", "QUEUED", 2),
+                    t(0, "QUEUED", "RUNNING", 2),
+                    started,
+                ],
+            )
+            .unwrap();
+        let mut second = Store::open(&db, Access::ReadWrite, Durability::Normal).unwrap();
+        // Both read the run as open; each builds the same close.
+        let close = [
+            Record::AttemptEnded {
+                job: 0,
+                number: 1,
+                at_ms: 3,
+                exit_code: None,
+                signal: None,
+                usage: None,
+                outcome: "CANCELLED",
+                reason: "exe died",
+                pgid: None,
+            },
+            t(0, "RUNNING", "CANCELLED", 3),
+        ];
+        assert!(
+            first
+                .close_dead_run(run, &close, "CANCELLED", 137, 3)
+                .unwrap()
+        );
+        assert!(
+            !second
+                .close_dead_run(run, &close, "CANCELLED", 137, 4)
+                .unwrap()
+        );
+        let closed = second.run(run).unwrap();
+        assert_eq!(
+            (closed.state.as_str(), closed.ended_at_ms),
+            ("CANCELLED", Some(3))
+        );
+        assert_eq!(
+            second.transitions(run).unwrap().len(),
+            3,
+            "no transition twice"
+        );
+    }
+
+    #[test]
     fn a_database_without_the_schema_is_empty_or_someone_elses() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("history.db");

@@ -32,50 +32,46 @@ impl Store {
     pub fn record(&mut self, run: i64, batch: &[Record]) -> Result<(), StoreError> {
         let Store { conn, path, .. } = self;
         let tx = begin(conn, path, "recording")?;
-        let mut transitions = Vec::new();
-        for record in batch {
-            match insert_record(&tx, run, record, &mut transitions) {
-                Ok(true) => {}
-                Ok(false) => {
-                    let (&Record::AttemptEnded { job, number, .. }
-                    | &Record::AttemptGroup { job, number, .. }) = record
-                    else {
-                        let &Record::Fingerprint { job, .. } = record else {
-                            unreachable!(
-                                "only an attempt's end or group, or a fingerprint, can match no row"
-                            )
-                        };
-                        drop(tx);
-                        return Err(self.unknown(run, &job.to_string()));
-                    };
-                    return Err(StoreError::UnknownAttempt { run, job, number });
-                }
-                Err(e) if is_foreign_key(&e) => {
-                    let job = match record {
-                        Record::Transition { job, .. }
-                        | Record::AttemptStarted { job, .. }
-                        | Record::AttemptEnded { job, .. }
-                        | Record::AttemptGroup { job, .. }
-                        | Record::Fingerprint { job, .. } => *job,
-                    };
-                    drop(tx);
-                    return Err(self.unknown(run, &job.to_string()));
-                }
-                Err(e) => return Err(classify(path, "recording", e)),
-            }
-        }
-        match transitions::insert(&tx, run, &transitions) {
-            Ok(()) => {}
-            Err(e) if is_foreign_key(&e) => {
-                let job = unknown_job(&tx, run, &transitions)
-                    .map_err(|e| classify(path, "recording", e))?;
-                drop(tx);
-                return Err(self.unknown(run, &job.to_string()));
-            }
-            Err(e) => return Err(classify(path, "recording", e)),
+        if let Err(refused) = write_batch(&tx, run, batch) {
+            drop(tx);
+            return Err(self.refused(run, refused));
         }
         tx.commit()
             .map_err(|e| classify(path, "committing records", e))
+    }
+
+    /// Closes `run`, whose exe died: its last facts (`batch`) and its end, in one
+    /// transaction, unless another exe closed it first (several may open the history at
+    /// once after a crash). Returns whether this call closed it.
+    pub fn close_dead_run(
+        &mut self,
+        run: i64,
+        batch: &[Record],
+        state: &str,
+        exit_code: i32,
+        ended_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let Store { conn, path, .. } = self;
+        let tx = begin(conn, path, "closing a run")?;
+        let open = tx
+            .prepare_cached("SELECT ended_at IS NULL FROM runs WHERE id = ?1")
+            .and_then(|mut st| st.query_row(params![run], |row| row.get::<_, bool>(0)))
+            .map_err(|e| classify(path, "reading a run", e))?;
+        if !open {
+            return Ok(false);
+        }
+        if let Err(refused) = write_batch(&tx, run, batch) {
+            drop(tx);
+            return Err(self.refused(run, refused));
+        }
+        tx.prepare_cached(
+            "UPDATE runs SET state = ?2, exit_code = ?3, ended_at = ?4 WHERE id = ?1",
+        )
+        .and_then(|mut st| st.execute(params![run, state, exit_code, ended_at_ms]))
+        .map_err(|e| classify(path, "closing a run", e))?;
+        tx.commit()
+            .map_err(|e| classify(path, "committing a run's close", e))?;
+        Ok(true)
     }
 
     /// Records the end of `run`: its final state and exit code. Written once.
@@ -169,6 +165,15 @@ impl Store {
         Ok(true)
     }
 
+    /// The error for a batch [`write_batch`] refused.
+    fn refused(&self, run: i64, refused: Refused) -> StoreError {
+        match refused {
+            Refused::Attempt { job, number } => StoreError::UnknownAttempt { run, job, number },
+            Refused::Job(job) => self.unknown(run, &job),
+            Refused::Sql(e) => classify(&self.path, "recording", e),
+        }
+    }
+
     /// The error for an unknown `job` of `run`: [`StoreError::UnknownRun`] if the run itself is unknown.
     fn unknown(&self, run: i64, job: &str) -> StoreError {
         match self.run(run) {
@@ -178,6 +183,54 @@ impl Store {
             },
             Err(e) => e,
         }
+    }
+}
+
+/// Why a batch was not written.
+enum Refused {
+    /// An attempt's end or group matched no open attempt.
+    Attempt { job: usize, number: u32 },
+    /// A job (by index) the run does not have.
+    Job(String),
+    /// Anything else `SQLite` reported.
+    Sql(rusqlite::Error),
+}
+
+/// Writes a batch of facts about `run` in the caller's transaction: each record, then the
+/// transitions together ([`transitions::insert`]).
+fn write_batch(tx: &Connection, run: i64, batch: &[Record]) -> Result<(), Refused> {
+    let mut transitions = Vec::new();
+    for record in batch {
+        match insert_record(tx, run, record, &mut transitions) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(match *record {
+                    Record::AttemptEnded { job, number, .. }
+                    | Record::AttemptGroup { job, number, .. } => Refused::Attempt { job, number },
+                    Record::Fingerprint { job, .. } => Refused::Job(job.to_string()),
+                    Record::Transition { .. } | Record::AttemptStarted { .. } => unreachable!(
+                        "only an attempt's end or group, or a fingerprint, can match no row"
+                    ),
+                });
+            }
+            Err(e) if is_foreign_key(&e) => {
+                let job = match record {
+                    Record::Transition { job, .. }
+                    | Record::AttemptStarted { job, .. }
+                    | Record::AttemptEnded { job, .. }
+                    | Record::AttemptGroup { job, .. }
+                    | Record::Fingerprint { job, .. } => *job,
+                };
+                return Err(Refused::Job(job.to_string()));
+            }
+            Err(e) => return Err(Refused::Sql(e)),
+        }
+    }
+    match transitions::insert(tx, run, &transitions) {
+        Ok(()) => Ok(()),
+        Err(e) if is_foreign_key(&e) => Err(unknown_job(tx, run, &transitions)
+            .map_or_else(Refused::Sql, |job| Refused::Job(job.to_string()))),
+        Err(e) => Err(Refused::Sql(e)),
     }
 }
 

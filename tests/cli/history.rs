@@ -649,6 +649,31 @@ fn orphan_a_long_job(sb: &Sandbox) -> String {
 }
 
 #[test]
+fn applies_that_start_together_after_a_crash_close_the_dead_run_once() {
+    let sb = Sandbox::new();
+    let job_pid = orphan_a_long_job(&sb);
+    sb.file("q.toml", "[jobs.x]\ncommand = \"true\"\n");
+    let started: Vec<_> = (0..4)
+        .map(|_| sb.spawn(&["apply", "-q", "q.toml"]))
+        .collect();
+    for child in started {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    kill_group(&job_pid);
+    let shown = json(&sb.exe(&["show", "1", "--format", "json"]));
+    assert_eq!(shown["run"]["state"], "CANCELLED");
+    let died: Vec<_> = (shown["transitions"].as_array().unwrap().iter())
+        .filter(|t| t["reason"] == "exe died")
+        .collect();
+    assert_eq!(died.len(), 2, "each job closed once: {died:?}");
+}
+
+#[test]
 fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
     let sb = Sandbox::new();
     let job_pid = orphan_a_long_job(&sb);
