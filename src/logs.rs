@@ -40,22 +40,47 @@ fn file(log_dir: &Path, id: &JobId, run: &str, attempt: u32) -> PathBuf {
     log_dir.join(run).join(name)
 }
 
-/// The name of run `run`'s folder in each log folder: its id, or `<id>.<n>` (from 2) when a
-/// folder of that name is already in one of them. That folder holds the logs of a run of the
-/// same id in another history (a `--db` elsewhere, a history deleted without its logs),
-/// which stay where that history recorded them.
+/// The name of run `run`'s folder in each log folder, made here: its id, or `<id>.<n>` (from
+/// 2) when a folder of that name is already in one of them. That folder holds the logs of a
+/// run of the same id in another history (a `--db` elsewhere, a history deleted without its
+/// logs), which stay where that history recorded them. Each folder is claimed by making it
+/// (`mkdir` fails if it is there), so two runs of the same id starting at once in two
+/// histories cannot both take it. Where a folder cannot be made at all, the name is the
+/// first one free, and opening the first log says why.
 pub fn run_folder<'a>(run: i64, log_dirs: impl IntoIterator<Item = &'a Path>) -> String {
     let mut dirs: Vec<&Path> = log_dirs.into_iter().collect();
     dirs.sort_unstable();
     dirs.dedup();
-    let free = |name: &str| {
-        dirs.iter()
-            .all(|d| fs::symlink_metadata(d.join(name)).is_err())
-    };
-    std::iter::once(run.to_string())
-        .chain((2..=u32::MAX).map(|n| format!("{run}.{n}")))
-        .find(|name| free(name))
-        .unwrap_or_else(|| run.to_string())
+    let names =
+        std::iter::once(run.to_string()).chain((2..=u32::MAX).map(|n| format!("{run}.{n}")));
+    for name in names {
+        let mut made = Vec::new();
+        let mut taken = false;
+        for dir in &dirs {
+            let folder = dir.join(&name);
+            let claimed = fs::create_dir_all(dir).and_then(|()| fs::create_dir(&folder));
+            match claimed {
+                Ok(()) => made.push(folder),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    taken = true;
+                    break;
+                }
+                // Not writable, not a folder: the first log's open reports it.
+                Err(_) if fs::symlink_metadata(&folder).is_err() => {}
+                Err(_) => {
+                    taken = true;
+                    break;
+                }
+            }
+        }
+        if !taken {
+            return name;
+        }
+        for folder in made {
+            let _ = fs::remove_dir(folder);
+        }
+    }
+    run.to_string()
 }
 
 /// What names a job's logs, apart from the run and the attempt; it can go to another thread.
@@ -176,6 +201,18 @@ pub fn remove_unused(run: &str, made: &[Owner<'_>], started: impl Fn(usize) -> b
     for owner in made.iter().filter(|owner| !started(owner.job)) {
         // Nothing was written to it; if it is already gone, so much the better.
         let _ = fs::remove_file(owner.first_log(run));
+    }
+}
+
+/// Removes run `run`'s folder from each log folder where it stayed empty (no job of the
+/// run started): [`run_folder`] made it to claim the name.
+pub fn remove_if_empty<'a>(run: &str, log_dirs: impl IntoIterator<Item = &'a Path>) {
+    let mut dirs: Vec<&Path> = log_dirs.into_iter().collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    for dir in dirs {
+        // Fails, as it should, on a folder that holds a log.
+        let _ = fs::remove_dir(dir.join(run));
     }
 }
 

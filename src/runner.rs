@@ -379,6 +379,10 @@ pub fn run(
             runner.scheduler.attempts(job) > 0
         });
     }
+    logs::remove_if_empty(
+        &options.log_folder,
+        pipeline.jobs.iter().map(|j| j.log_dir.as_path()),
+    );
     end_adopted(pipeline, progress);
     drop(signals);
     runner.force_next_commit = true;

@@ -709,6 +709,34 @@ fn a_new_history_neither_appends_to_nor_moves_an_old_runs_logs() {
 }
 
 #[test]
+fn runs_of_one_id_in_several_histories_at_once_each_get_a_log_folder() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"echo $1-{{ env.H }}; sleep 0.3\"\n",
+    );
+    let started: Vec<_> = (0..4)
+        .map(|i| {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_exe"));
+            cmd.args(["apply", "-q", "p.toml", "--db", &format!("h{i}.db")])
+                .env("H", i.to_string())
+                .current_dir(sb.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for mut child in started {
+        assert!(child.wait().unwrap().success());
+    }
+    // Each history's run 1 reads its own output, alone, where it recorded it.
+    for i in 0..4 {
+        let logs = sb.exe(&["logs", "1", "a", "--db", &format!("h{i}.db")]);
+        assert_eq!(logs.stdout, format!("-{i}\n"), "h{i}.db: {}", logs.stderr);
+    }
+}
+
+#[test]
 fn a_retry_is_shown_after_the_failure_it_retries() {
     let sb = Sandbox::new();
     sb.file(
