@@ -1330,7 +1330,7 @@ mod tests {
         assert_eq!(ro.attempts(runs[0].id).unwrap().len(), old.len());
     }
 
-    /// v3.db, v4.db and v5.db were made by `exe apply` of the release with that schema, on a
+    /// v3.db to v6.db were made by `exe apply` of the release with that schema, on a
     /// three-job pipeline (`load` with inputs, `flaky` failing twice with one retry,
     /// `report` needing both), then `exe mark-success 1 flaky` and `exe apply --resume 1`,
     /// then checkpointed.
@@ -1347,6 +1347,11 @@ mod tests {
     #[test]
     fn the_checked_in_v5_database_upgrades_and_reads() {
         upgrades_three_job_fixture("v5.db", "v5-fixture", 5);
+    }
+
+    #[test]
+    fn the_checked_in_v6_database_upgrades_and_reads() {
+        upgrades_three_job_fixture("v6.db", "v6-fixture", 6);
     }
 
     /// Schema 5 clustered attempts and transitions and moved plans, and schema 6 keyed
