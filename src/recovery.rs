@@ -158,6 +158,11 @@ fn close(store: &mut Store, run: &RunRow, here: bool) -> Result<Option<Vec<Lefto
     let jobs = store.jobs(run.id)?;
     let attempts = store.attempts(run.id)?;
     let last_sign = last_sign_of_life(run, &attempts);
+    let later_groups = if here {
+        store.later_groups(run.id)?
+    } else {
+        Vec::new()
+    };
     let mut batch = Vec::new();
     let mut leftovers = Vec::new();
     for attempt in attempts.iter().filter(|a| a.ended_at_ms.is_none()) {
@@ -172,10 +177,12 @@ fn close(store: &mut Store, run: &RunRow, here: bool) -> Result<Option<Vec<Lefto
             reason: "exe died",
             pgid: None,
         });
-        let alive = attempt
-            .pgid
-            .filter(|&g| here && crate::process::group_running(g));
-        if let Some(pgid) = alive {
+        // The attempt's first group, and any it started after (a check, its command).
+        let later = (later_groups.iter())
+            .filter(|&&(job, number, _)| job == attempt.job && number == attempt.number)
+            .map(|&(_, _, pgid)| pgid);
+        let groups = attempt.pgid.into_iter().chain(later);
+        for pgid in groups.filter(|&g| here && crate::process::group_running(g)) {
             leftovers.push(Leftover {
                 run: run.id,
                 job: attempt.job_id.clone(),

@@ -864,8 +864,9 @@ impl<'a> Runner<'a> {
         let Some(live) = self.live.get_mut(&job) else {
             return;
         };
-        if live.pgid.is_none() {
-            // The attempt's first process: its group is recorded for crash recovery.
+        if live.pgid != Some(pgid) {
+            // Each group the attempt starts (a check's, then its command's) is recorded for
+            // crash recovery.
             self.pending.push(Pending::Group {
                 job,
                 number: live.attempt,
@@ -881,23 +882,24 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// The process group of `job`'s attempt `number`, if it is still waiting for a commit:
-    /// it then goes with the attempt's end, one row update instead of two.
+    /// The first process group of `job`'s attempt `number`, if it is still waiting for a
+    /// commit: it then goes with the attempt's end, one row update instead of two. Later
+    /// groups still waiting are dropped: they are recorded to find survivors of an attempt
+    /// that never ends in the history, and this one does.
     fn take_pending_group(&mut self, job: usize, number: u32) -> Option<i32> {
-        let (at, pgid) = self
-            .pending
-            .iter()
-            .enumerate()
-            .find_map(|(at, p)| match *p {
-                Pending::Group {
-                    job: j,
-                    number: n,
-                    pgid,
-                } if j == job && n == number => Some((at, pgid)),
-                _ => None,
-            })?;
-        self.pending.remove(at);
-        Some(pgid)
+        let mut first = None;
+        self.pending.retain(|p| match *p {
+            Pending::Group {
+                job: j,
+                number: n,
+                pgid,
+            } if j == job && n == number => {
+                first.get_or_insert(pgid);
+                false
+            }
+            _ => true,
+        });
+        first
     }
 
     /// Why an attempt that ran out of time ended: its timeout, and whether it ignored

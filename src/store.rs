@@ -133,7 +133,9 @@ pub enum Record<'a> {
         /// Why, for people.
         reason: &'a str,
     },
-    /// An attempt's process group, once its first process started (filled in once).
+    /// A process group the attempt started: the first goes in the attempt's row (filled in
+    /// once), each later one (its command after a pre-check, a post-check) in a row of its
+    /// own, so that crash recovery finds whichever still runs.
     AttemptGroup {
         /// The job's index.
         job: usize,
@@ -1561,6 +1563,29 @@ mod tests {
         assert!(matches!(err, StoreError::Busy { .. }), "{err:?}");
         other.execute_batch("ROLLBACK").unwrap();
         s.create_run(&new_run("p", 1, &[])).unwrap();
+    }
+
+    #[test]
+    fn an_attempts_first_group_is_its_own_and_later_ones_are_kept_beside_it() {
+        let mut s = Store::open_in_memory().unwrap();
+        let ids = jobs(&["a"]);
+        let run = s.create_run(&new_run("ci", 1, &ids)).unwrap();
+        let group = |pgid| Record::AttemptGroup {
+            job: 0,
+            number: 1,
+            pgid,
+        };
+        let started = Record::AttemptStarted {
+            job: 0,
+            number: 1,
+            at_ms: 2,
+            log_path: "a.log",
+            pgid: None,
+        };
+        s.record(run, &[started, group(40)]).unwrap();
+        s.record(run, &[group(41), group(42)]).unwrap();
+        assert_eq!(s.attempts(run).unwrap()[0].pgid, Some(40));
+        assert_eq!(s.later_groups(run).unwrap(), [(0, 1, 41), (0, 1, 42)]);
     }
 
     #[test]

@@ -222,6 +222,24 @@ impl Store {
             .map_err(|e| self.err("listing attempts", e))
     }
 
+    /// The process groups `run`'s attempts started after their first (see
+    /// [`super::Record::AttemptGroup`]): job index, attempt number and pgid, for crash
+    /// recovery.
+    pub fn later_groups(&self, run: i64) -> Result<Vec<(usize, u32, i32)>, StoreError> {
+        if self.version < super::schema::GROUPS_FROM {
+            return Ok(Vec::new());
+        }
+        self.conn
+            .prepare_cached("SELECT job, number, pgid FROM attempt_groups WHERE run = ?1")
+            .and_then(|mut st| {
+                st.query_map(params![run], |row| {
+                    Ok((job_index(row, 0)?, row.get(1)?, row.get(2)?))
+                })?
+                .collect()
+            })
+            .map_err(|e| self.err("listing process groups", e))
+    }
+
     /// Whether attempt `number` of the job at index `job` in `run` has ended: one row, for
     /// `exe logs --follow`, which asks every 200 ms.
     pub fn attempt_ended(&self, run: i64, job: usize, number: u32) -> Result<bool, StoreError> {

@@ -207,6 +207,20 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     DROP TABLE transitions;
     ALTER TABLE transitions_v6 RENAME TO transitions;
     ",
+    // 7: every process group of an attempt, for crash recovery: `attempts.pgid` keeps the
+    // first (a pre-check's, or the command's), and a group the attempt starts after it (its
+    // command after a pre-check, a post-check) is a row here, so one still running when exe
+    // died is found. Most attempts start one group and write nothing here.
+    "
+    CREATE TABLE attempt_groups (
+        run     INTEGER NOT NULL,
+        job     INTEGER NOT NULL,
+        number  INTEGER NOT NULL,
+        pgid    INTEGER NOT NULL,
+        PRIMARY KEY (run, job, number, pgid),
+        FOREIGN KEY (run, job) REFERENCES jobs(run, idx)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this code writes.
@@ -229,6 +243,9 @@ pub(crate) const PLANS_FROM: i64 = 5;
 /// The first schema version whose transitions are keyed by `seq` = `run << 32 | id`
 /// (before, by `(run, id)` or an index on `run`).
 pub(crate) const SEQ_FROM: i64 = 6;
+
+/// The first schema version that keeps an attempt's later process groups.
+pub(crate) const GROUPS_FROM: i64 = 7;
 
 /// Where `run`'s transitions are, for a query whose `?1` is the run and whose
 /// transitions table is `t`: one range of the key from schema [`SEQ_FROM`] on.

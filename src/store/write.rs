@@ -352,13 +352,26 @@ fn insert_record<'r>(
         Record::Fingerprint { job, fingerprint } => {
             super::fingerprints::insert(tx, run, index_sql(job), fingerprint)
         }
-        Record::AttemptGroup { job, number, pgid } => tx
-            .prepare_cached(
-                "UPDATE attempts SET pgid = ?4
-                 WHERE run = ?1 AND job = ?2 AND number = ?3 AND pgid IS NULL AND ended_at IS NULL",
+        Record::AttemptGroup { job, number, pgid } => {
+            let first = tx
+                .prepare_cached(
+                    "UPDATE attempts SET pgid = ?4
+                     WHERE run = ?1 AND job = ?2 AND number = ?3 AND pgid IS NULL
+                       AND ended_at IS NULL",
+                )?
+                .execute(params![run, index_sql(job), number, pgid])?;
+            if first == 1 {
+                return Ok(true);
+            }
+            // A later group of the attempt (its command after a pre-check, a post-check).
+            tx.prepare_cached(
+                "INSERT INTO attempt_groups (run, job, number, pgid)
+                 SELECT run, job, number, ?4 FROM attempts
+                 WHERE run = ?1 AND job = ?2 AND number = ?3 AND ended_at IS NULL",
             )?
             .execute(params![run, index_sql(job), number, pgid])
-            .map(|changed| changed == 1),
+            .map(|inserted| inserted == 1)
+        }
     }
 }
 

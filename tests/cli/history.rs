@@ -674,6 +674,49 @@ fn applies_that_start_together_after_a_crash_close_the_dead_run_once() {
 }
 
 #[test]
+fn a_check_still_running_when_exe_died_is_found_by_recovery() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.j]\ncommand = \"true\"\n\
+         post_checks = [{ check = \"command\", run = \"echo $$ > check.pid; exec sleep 30\" }]\n",
+    );
+    let mut child = sb.spawn(&["apply", "-q", "p.toml"]);
+    let pid_file = sb.path().join("check.pid");
+    let recorded = || {
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3; print(sqlite3.connect('.exe/history.db').execute('SELECT COUNT(*) FROM attempt_groups').fetchone()[0])",
+            ])
+            .current_dir(sb.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(pid_file.exists() && recorded()) {
+        assert!(
+            std::time::Instant::now() < until,
+            "the check's group was not recorded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL, while the post-check runs
+    child.wait().unwrap();
+    let check_pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    sb.file("q.toml", "[jobs.x]\ncommand = \"true\"\n");
+    let next = sb.exe(&["apply", "q.toml"]);
+    kill_group(&check_pid);
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    next.assert_stderr_has("left RUNNING by an exe that died");
+    next.assert_stderr_has(&format!("kill -- -{check_pid}"));
+}
+
+#[test]
 fn a_run_whose_exe_was_killed_is_closed_and_resumable() {
     let sb = Sandbox::new();
     let job_pid = orphan_a_long_job(&sb);
