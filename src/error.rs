@@ -58,6 +58,7 @@ impl Error {
                 | crate::store::StoreError::UnknownJob { .. }
                 | crate::store::StoreError::NotAFile { .. }
                 | crate::store::StoreError::NotAHistory { .. }
+                | crate::store::StoreError::BeingResumed { .. }
                 | crate::store::StoreError::NotAnOldHistory { .. },
             ) => EXIT_INVALID,
             Error::Write { .. }

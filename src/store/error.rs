@@ -177,6 +177,14 @@ pub enum StoreError {
         /// The attempt's number.
         number: u32,
     },
+    /// Another run resuming the same run is still going: its jobs would run twice at once.
+    #[error("run {run} is being resumed already, by run {by}, which is still running")]
+    BeingResumed {
+        /// The run asked to resume.
+        run: i64,
+        /// The run resuming it.
+        by: i64,
+    },
     /// The run was already finished; its end is written once.
     #[error("run {id} has already finished")]
     RunFinished {
@@ -289,6 +297,9 @@ impl StoreError {
                 may be reached, or the disk may be failing; what was recorded before is intact"
                 .into(),
             StoreError::UnknownRun { .. } => "`exe runs` lists the runs".into(),
+            StoreError::BeingResumed { by, .. } => {
+                format!("wait for run {by} to end; if it fails, resume it (`--resume {by}`)")
+            }
             StoreError::UnknownJob { run, .. } => format!("`exe show {run}` lists its jobs"),
             StoreError::UnknownAttempt { .. }
             | StoreError::RunFinished { .. }

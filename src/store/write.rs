@@ -22,6 +22,26 @@ impl Store {
     pub fn create_run(&mut self, run: &NewRun) -> Result<i64, StoreError> {
         let Store { conn, path, .. } = self;
         let tx = begin(conn, path, "starting a run")?;
+        // Checked under the write lock: two resumes of one run starting at once would both
+        // run its jobs. (Runs whose exe died were closed before this.)
+        if let Some(resumed) = run.resumed_from {
+            let by = tx
+                .prepare_cached(
+                    "SELECT id FROM runs WHERE resumed_from = ?1 AND ended_at IS NULL LIMIT 1",
+                )
+                .and_then(|mut st| {
+                    st.query_row(params![resumed], |row| row.get::<_, i64>(0))
+                        .map(Some)
+                        .or_else(|e| match e {
+                            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                            e => Err(e),
+                        })
+                })
+                .map_err(|e| classify(path, "reading runs", e))?;
+            if let Some(by) = by {
+                return Err(StoreError::BeingResumed { run: resumed, by });
+            }
+        }
         let id = insert_run(&tx, run).map_err(|e| classify(path, "recording a new run", e))?;
         tx.commit()
             .map_err(|e| classify(path, "committing a new run", e))?;

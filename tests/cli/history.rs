@@ -288,6 +288,26 @@ fn a_job_marked_successful_lets_what_needs_it_run_on_resume() {
 }
 
 #[test]
+fn a_run_is_resumed_by_one_exe_at_a_time() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"test -f fixed && touch started && sleep 1\"\n",
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    sb.file("fixed", "");
+    let mut first = sb.spawn(&["apply", "-q", "p.toml", "--resume", "1"]);
+    sb.wait_for("started");
+    let second = sb.exe(&["apply", "p.toml", "--resume", "1"]);
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    second.assert_stderr_has("run 1 is being resumed already, by run 2, which is still running");
+    assert!(first.wait().unwrap().success());
+    // Once that resume has ended, run 1 may be resumed again.
+    let again = sb.exe(&["apply", "p.toml", "--resume", "1"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+}
+
+#[test]
 fn failed_only_with_no_failure_left_records_nothing() {
     let sb = Sandbox::new();
     sb.file(
