@@ -26,6 +26,14 @@ fn newest_run(sb: &Sandbox) -> String {
         .to_string()
 }
 
+/// How many runs the history holds.
+fn runs_recorded(sb: &Sandbox) -> usize {
+    json(&sb.exe(&["runs", "--format", "json"]))
+        .as_array()
+        .expect("a list of runs")
+        .len()
+}
+
 fn count(sb: &Sandbox, file: &str) -> usize {
     std::fs::read_to_string(sb.path().join(file)).map_or(0, |t| t.lines().count())
 }
@@ -182,24 +190,14 @@ fn a_failed_run_is_resumed_exactly() {
         again.code, 0,
         "the first run still failed, so resuming it again reruns its failures"
     );
-    let runs_before = json(&sb.exe(&["runs", "--format", "json"]))
-        .as_array()
-        .unwrap()
-        .len();
+    let runs_before = runs_recorded(&sb);
     let newest = json(&sb.exe(&["runs", "--format", "json"]))[0]["id"]
         .as_i64()
         .unwrap();
     let done = sb.exe(&["apply", "p.toml", "--resume", &newest.to_string()]);
     assert_eq!(done.code, 0);
     done.assert_stderr_has("nothing to do");
-    assert_eq!(
-        json(&sb.exe(&["runs", "--format", "json"]))
-            .as_array()
-            .unwrap()
-            .len(),
-        runs_before,
-        "nothing recorded"
-    );
+    assert_eq!(runs_recorded(&sb), runs_before, "nothing recorded");
 }
 
 #[test]
@@ -254,13 +252,7 @@ fn a_succeeded_run_is_done_only_for_the_pipeline_it_ran() {
     allowed.assert_stderr_has("1 succeeded, 0 failed, 1 skipped");
     let again = sb.exe(&["apply", "p.toml", "--resume", "2"]);
     again.assert_stderr_has("run 2 succeeded: nothing to do");
-    assert_eq!(
-        json(&sb.exe(&["runs", "--format", "json"]))
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(runs_recorded(&sb), 2);
 }
 
 #[test]
@@ -325,13 +317,7 @@ fn failed_only_with_no_failure_left_records_nothing() {
     let run = sb.exe(&["apply", "p.toml", "--resume", "1", "--failed-only"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     run.assert_stderr_has("no job of run 1 failed or timed out: nothing to do");
-    assert_eq!(
-        json(&sb.exe(&["runs", "--format", "json"]))
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(runs_recorded(&sb), 1);
 }
 
 #[test]
@@ -1191,13 +1177,7 @@ fn a_database_left_without_a_schema_reads_as_no_runs() {
         0,
         "apply creates the schema"
     );
-    assert_eq!(
-        json(&sb.exe(&["runs", "--format", "json"]))
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(runs_recorded(&sb), 1);
 }
 
 #[test]
