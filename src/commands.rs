@@ -47,11 +47,14 @@ fn written_format(path: &Path) -> Result<Format, Error> {
     })
 }
 
+/// The history a command uses without `--db` or `EXE_DB`.
+const DEFAULT_DB: &str = ".exe/history.db";
+
 /// Runs a parsed command line; returns the exit code of a command that finished.
 pub fn dispatch(cli: Cli, out: Output) -> Result<i32, Error> {
     let db = (cli.global.db.clone())
         .filter(|db| !db.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from(".exe/history.db"));
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
     match cli.command {
         Command::Lint(args) => lint::run(&args, out),
         Command::Schema => {

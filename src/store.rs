@@ -373,7 +373,7 @@ fn folder_writable(path: &Path) -> bool {
 }
 
 /// `path` with `suffix` added to its file name, as `SQLite` names its `-wal` and `-shm`.
-fn side_file(path: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn side_file(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)

@@ -412,7 +412,7 @@ pub(super) fn hostname() -> String {
 fn db_flag(db: &Path) -> String {
     let found = std::env::var_os("EXE_DB")
         .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from(".exe/history.db"), PathBuf::from);
+        .map_or_else(|| PathBuf::from(super::DEFAULT_DB), PathBuf::from);
     if db == found {
         String::new()
     } else {

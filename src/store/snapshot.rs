@@ -11,11 +11,11 @@
 
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-use super::StoreError;
+use super::{StoreError, side_file};
 
 /// Whether a read-only open failed because `SQLite` could not set up the WAL's side files
 /// (`SQLITE_READONLY_DIRECTORY`, or `SQLITE_CANTOPEN` on the `-shm` file).
@@ -46,13 +46,6 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
         path: path.to_path_buf(),
         source,
     })
-}
-
-/// `path` with `suffix` added to its file name: `history.db-wal`.
-fn side_file(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// The `SQLite` URI that opens `path` (absolute or relative) as immutable, every byte outside
