@@ -8,6 +8,8 @@ use crate::diagnostic::Diagnostic;
 pub const EXIT_FAILED: i32 = 1;
 /// Exit code: the pipeline or the command line is invalid.
 pub const EXIT_INVALID: i32 = 2;
+/// Exit code: stopped by Ctrl-C, SIGTERM or SIGHUP.
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Why a command could not do its work.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,7 @@ impl Error {
                 | crate::store::StoreError::BeingResumed { .. }
                 | crate::store::StoreError::NotAnOldHistory { .. },
             ) => EXIT_INVALID,
+            Error::History(crate::store::StoreError::Interrupted { .. }) => EXIT_INTERRUPTED,
             Error::Write { .. }
             | Error::Io(_)
             | Error::History(_)

@@ -252,6 +252,8 @@ pub fn run(
     } else {
         let (tx, waker) = (tx.clone(), Arc::clone(&waker));
         let forward = signals::Forward::start(move || {
+            // A commit waiting for another process's lock must not hold the stop up.
+            crate::store::stop_waiting();
             let delivered = tx.send(Event::Stop(StopBy::Signal)).is_ok();
             waker.wake();
             delivered

@@ -15,6 +15,7 @@
 //! - Values are always bound parameters, never formatted into SQL.
 //! - A database newer than this code is never written to.
 
+mod busy;
 mod checkpoint;
 mod error;
 mod fingerprints;
@@ -35,6 +36,7 @@ use serde::Serialize;
 
 use crate::process::Usage;
 
+pub use self::busy::stop_waiting;
 pub use self::checkpoint::Checkpointer;
 use self::error::classify;
 pub use self::error::{NotAFileKind, StoreError};
@@ -477,8 +479,8 @@ impl Store {
         };
         store
             .conn
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| store.err("setting the busy timeout", e))?;
+            .busy_handler(Some(busy::wait_for_lock))
+            .map_err(|e| store.err("setting the busy handler", e))?;
         store
             .conn
             .set_prepared_statement_cache_capacity(STATEMENT_CACHE);

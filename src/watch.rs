@@ -22,7 +22,7 @@ use indexmap::IndexSet;
 
 use crate::cli::OnBusy;
 use crate::diagnostic::{Diagnostic, render_human};
-use crate::error::Error;
+use crate::error::{EXIT_INTERRUPTED, Error};
 use crate::model::Pipeline;
 use crate::runner::Cancel;
 use crate::signals;
@@ -31,8 +31,6 @@ use folders::{Folders, Notice};
 pub use folders::{WatchError, identity};
 use rules::Rules;
 
-/// Exit code of a watch stopped by Ctrl-C or SIGTERM (as an interrupted `apply`).
-const EXIT_INTERRUPTED: i32 = 130;
 /// Paths named when saying what changed; the rest are counted.
 const NAMED: usize = 3;
 
@@ -94,8 +92,12 @@ where
 {
     let (tx, rx) = mpsc::channel();
     let signal_tx = tx.clone();
-    let _signals = signals::Forward::start(move || signal_tx.send(Msg::Signal).is_ok())
-        .map_err(|e| Error::Run(format!("cannot handle signals: {e}")))?;
+    let _signals = signals::Forward::start(move || {
+        // A commit waiting for another process's lock must not hold the stop up.
+        crate::store::stop_waiting();
+        signal_tx.send(Msg::Signal).is_ok()
+    })
+    .map_err(|e| Error::Run(format!("cannot handle signals: {e}")))?;
     let notices = tx.clone();
     let mut folders = Folders::new(move |notice| {
         let _ = notices.send(Msg::Notice(notice));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{ApplyArgs, DurabilityArg, split_ids};
 use crate::clock::now_ms;
 use crate::diagnostic::{Diagnostic, render_human};
-use crate::error::{EXIT_FAILED, Error};
+use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, Error};
 use crate::fingerprint::Fingerprinter;
 use crate::model::Pipeline;
 use crate::plan::{Plan, View, json};
@@ -20,9 +20,6 @@ use crate::scheduler::Config;
 use crate::selection::{self, Disposition};
 use crate::state::RunState;
 use crate::store::{Access, Durability, NewRun, RunRow, Store};
-
-/// Exit code of a run stopped by Ctrl-C or SIGTERM.
-pub const EXIT_INTERRUPTED: i32 = 130;
 
 pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32, Error> {
     let process_env: Vec<(String, String)> = std::env::vars().collect();

@@ -136,6 +136,15 @@ pub enum StoreError {
         /// The database file.
         path: PathBuf,
     },
+    /// exe was asked to stop while another process held the database locked.
+    #[error(
+        "interrupted while the history database {} was locked by another process",
+        path.display()
+    )]
+    Interrupted {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The disk (or quota) is full.
     #[error("the disk holding the history database {} is full", path.display())]
     DiskFull {
@@ -289,6 +298,9 @@ impl StoreError {
             StoreError::Busy { .. } => {
                 "another exe is writing to it; try again, or use --db another file".into()
             }
+            StoreError::Interrupted { .. } => "what was recorded before is intact; the next \
+                exe that opens the history closes this run as CANCELLED, ready for --resume"
+                .into(),
             StoreError::DiskFull { .. } => "free some space on that disk; what was recorded \
                 before is intact, and the next exe that records a run closes a run this one \
                 left open as CANCELLED, ready for --resume"
@@ -312,6 +324,9 @@ impl StoreError {
 pub(crate) fn classify(path: &Path, context: &'static str, err: rusqlite::Error) -> StoreError {
     let path = path.to_path_buf();
     match err.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) if super::busy::stopping() => {
+            StoreError::Interrupted { path }
+        }
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy { path },
         Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
         Some(ErrorCode::SystemIoFailure) => StoreError::Io {

@@ -1,12 +1,13 @@
 //! Faults of the history's storage through the real binary: a database that this user may
-//! only read, and a disk that fills up during a run.
+//! only read, a disk that fills up during a run, and a lock another process keeps.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use crate::harness::{Run, Sandbox};
+use crate::harness::{Run, Sandbox, signal};
 use crate::history::json;
 
 /// The reader of the read-only tests: nobody, who owns nothing in the sandbox.
@@ -567,4 +568,51 @@ fn a_new_history_in_a_folder_this_user_cannot_write_is_read_only() {
     refused.assert_stderr_has("the history database new.db is read-only");
     refused.assert_stderr_lacks("unable to open database file");
     assert!(!sb.path().join("new.db").exists());
+}
+
+#[test]
+fn ctrl_c_while_another_process_keeps_the_history_locked_stops_in_seconds() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"touch started; sleep 1\"\n\
+         [jobs.b]\ncommand = \"touch b\"\nneeds = [\"a\"]\n",
+    );
+    let exe = sb.spawn(&["apply", "p.toml"]);
+    sb.wait_for("started");
+    // Another program takes the write lock while `a` runs, so recording its end must wait.
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, time; c = sqlite3.connect('.exe/history.db', isolation_level=None); \
+             c.execute('BEGIN IMMEDIATE'); open('locked', 'w').close(); time.sleep(60)",
+        ])
+        .current_dir(sb.path())
+        .spawn()
+        .expect("python3 runs");
+    sb.wait_for("locked");
+    // `a` has ended and exe waits for the lock (the busy timeout is 10 s).
+    std::thread::sleep(Duration::from_millis(1500));
+    let stopped = Instant::now();
+    signal(&exe, "-INT");
+    let out = exe.wait_with_output().unwrap();
+    let waited = stopped.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(waited < Duration::from_secs(5), "stopped after {waited:?}");
+    assert!(
+        stderr.contains(
+            "interrupted while the history database .exe/history.db was locked by another process"
+        ),
+        "{stderr}"
+    );
+    assert!(!sb.path().join("b").exists());
+    // The next exe closes the run as one whose exe died, and it can be resumed.
+    let listed = sb.exe(&["runs"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let resumed = sb.exe(&["apply", "p.toml", "--resume", "1"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(sb.path().join("b").exists());
 }
