@@ -48,30 +48,31 @@ impl Leftover {
     /// last heartbeat and the start plus [`START_SLACK_MS`]. A pgid is not handed out again
     /// while any process is in the group, so such a process shows the number was never reused
     /// since. Processes that all started later (or a `/proc` exe cannot read) prove nothing.
-    /// `now_ms` is the current time, in ms since the Unix epoch.
-    pub fn provably_ours(&self, now_ms: i64) -> bool {
+    pub fn provably_ours(&self) -> bool {
         let from = self.started_at_ms - START_SLACK_MS;
         let to = self.owner_seen_ms.max(self.started_at_ms + START_SLACK_MS);
-        member_started_between(self.pgid, from, to, now_ms)
+        member_started_between(self.pgid, from, to)
     }
 }
 
 /// Whether a process of group `pgid` started between `from_ms` and `to_ms` (ms since the
-/// Unix epoch, as `now_ms` is), by the start times in `/proc`.
-fn member_started_between(pgid: i32, from_ms: i64, to_ms: i64, now_ms: i64) -> bool {
+/// Unix epoch), by the start times in `/proc`.
+fn member_started_between(pgid: i32, from_ms: i64, to_ms: i64) -> bool {
     let Some(members) = crate::process::members::of_group(pgid) else {
         return false;
     };
-    let booted = booted_ms(now_ms);
+    let booted = booted_ms();
     members
         .iter()
         .any(|member| (from_ms..=to_ms).contains(&started_ms(member, booted)))
 }
 
-/// When the machine booted, in ms since the Unix epoch (as `now_ms` is).
-fn booted_ms(now_ms: i64) -> i64 {
+/// When the machine booted, in ms since the Unix epoch. Both clocks are read here, together:
+/// a `now` taken earlier (before a question to the user, say) would put the boot, and so
+/// every process's start, that much too early.
+fn booted_ms() -> i64 {
     let since_boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-    now_ms - (since_boot.tv_sec * 1000 + since_boot.tv_nsec / 1_000_000)
+    crate::clock::now_ms() - (since_boot.tv_sec * 1000 + since_boot.tv_nsec / 1_000_000)
 }
 
 /// When a process started, in ms since the Unix epoch: `/proc` counts start times in
@@ -113,7 +114,7 @@ pub fn close_orphans(
 /// Whether a RUNNING run's owner is gone.
 pub fn orphaned(run: &RunRow, host: &str, now_ms: i64) -> bool {
     if run.host == host {
-        return !owner_runs(run, now_ms);
+        return !owner_runs(run);
     }
     let last_sign = run.heartbeat_at_ms.unwrap_or(run.started_at_ms);
     now_ms.saturating_sub(last_sign) > i64::try_from(STALE.as_millis()).unwrap_or(i64::MAX)
@@ -121,11 +122,10 @@ pub fn orphaned(run: &RunRow, host: &str, now_ms: i64) -> bool {
 
 /// Whether the run's pid, on this host, is still the exe that started it: an exe process
 /// that started before the run did (a pid handed out again since started later).
-fn owner_runs(run: &RunRow, now_ms: i64) -> bool {
+fn owner_runs(run: &RunRow) -> bool {
     runs_exe(run.pid)
-        && crate::process::members::of_pid(run.pid).is_some_and(|p| {
-            started_ms(&p, booted_ms(now_ms)) <= run.started_at_ms + START_SLACK_MS
-        })
+        && crate::process::members::of_pid(run.pid)
+            .is_some_and(|p| started_ms(&p, booted_ms()) <= run.started_at_ms + START_SLACK_MS)
 }
 
 /// Is `pid` a live exe process? (A reused pid of another program does not count.)
@@ -317,7 +317,7 @@ mod tests {
         assert!(store.attempts(run.id).unwrap()[0].ended_at_ms == Some(0));
         assert_eq!(leftovers[0].pgid, group);
         // Started long before the run's recorded start: not provably the attempt's.
-        assert!(!leftovers[0].provably_ours(crate::clock::now_ms()));
+        assert!(!leftovers[0].provably_ours());
         // The same pgid recorded on another machine names nothing here.
         let (mut store, _) = dead_run_with_a_live_group("elsewhere");
         let (closed, leftovers) = close_orphans(&mut store, "here", now).unwrap();
@@ -329,15 +329,10 @@ mod tests {
         let group = rustix::process::getpgrp().as_raw_nonzero().get();
         let now = crate::clock::now_ms();
         // This test process is in its group and started before now.
-        assert!(member_started_between(group, 0, now + 1_000, now));
-        assert!(!member_started_between(
-            group,
-            now + 60_000,
-            now + 120_000,
-            now
-        ));
+        assert!(member_started_between(group, 0, now + 1_000));
+        assert!(!member_started_between(group, now + 60_000, now + 120_000));
         assert!(
-            !member_started_between(4_194_305, 0, now + 1_000, now),
+            !member_started_between(4_194_305, 0, now + 1_000),
             "no such group"
         );
     }

@@ -311,8 +311,7 @@ pub(super) fn execute(
 /// Closes runs left RUNNING by an exe that died, and says so (with any process group of
 /// theirs still alive, and how to end it).
 pub(super) fn close_orphans(store: &mut Store, quiet: bool) -> Result<(), Error> {
-    let now = now_ms();
-    let (closed, leftovers) = recovery::close_orphans(store, &hostname(), now)?;
+    let (closed, leftovers) = recovery::close_orphans(store, &hostname(), now_ms())?;
     if !quiet {
         for run in closed {
             stderrln!(
@@ -326,7 +325,7 @@ pub(super) fn close_orphans(store: &mut Store, quiet: bool) -> Result<(), Error>
             "process group {} of job `{}` (run {}) is still running",
             l.pgid, l.job, l.run
         );
-        if interactive && l.provably_ours(now) {
+        if interactive && l.provably_ours() {
             offer_to_end(&what, l.pgid)?;
         } else {
             stderrln!("{what}; end it with: kill -- -{}", l.pgid);

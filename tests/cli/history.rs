@@ -861,6 +861,43 @@ fn a_group_the_user_keeps_is_left_running() {
 }
 
 #[test]
+fn every_group_of_a_dead_run_is_offered_however_long_the_user_takes() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "max_parallel = 2\n\
+         [jobs.a]\ncommand = \"sleep 100\"\n\
+         [jobs.b]\ncommand = \"sleep 100\"\n",
+    );
+    let mut child = sb.spawn(&["apply", "-q", "p.toml"]);
+    let due = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let groups = loop {
+        let shown = sb.exe(&["show", "1", "--format", "json"]);
+        let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap_or_default();
+        let groups: Vec<String> = (shown["attempts"].as_array().into_iter().flatten())
+            .filter_map(|a| a["pgid"].as_i64().map(|g| g.to_string()))
+            .collect();
+        if groups.len() == 2 {
+            break groups;
+        }
+        assert!(std::time::Instant::now() < due, "both groups recorded");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The first question is answered after 3 s: the second group is still asked about.
+    sb.file("q.toml", "[jobs.x]\ncommand = \"true\"\n");
+    let next =
+        sb.sh("(sleep 3; echo n; sleep 1; echo n) | script -qec \"'$0' apply q.toml\" /dev/null");
+    for group in &groups {
+        kill_group(group);
+    }
+    assert_eq!(next.code, 0, "{}", next.stdout);
+    assert_eq!(next.stdout.matches("[y/N]").count(), 2, "{}", next.stdout);
+    next.assert_stdout_lacks("is still running; end it with");
+}
+
+#[test]
 fn stats_give_durations_and_failure_rates_per_job() {
     let sb = Sandbox::new();
     flaky(&sb);
