@@ -387,10 +387,10 @@ pub fn run(
     );
     end_adopted(pipeline, progress);
     drop(signals);
-    runner.force_next_commit = true;
-    runner.flush();
+    let recorded = runner.flush_last();
     if let Some(error) = runner.history_error.take() {
-        return Err(RunError::History(error));
+        let recorded_as = recorded.then(|| runner.scheduler.run_state());
+        return Err(RunError::History { error, recorded_as });
     }
     let states = (0..pipeline.jobs.len())
         .map(|j| runner.scheduler.state(j))
@@ -526,8 +526,13 @@ pub enum RunError {
     #[error("cannot wait for jobs: {0}")]
     Wakeup(std::io::Error),
     /// The history could not be written; the run was stopped so nothing runs unrecorded.
-    #[error("the run was stopped because its history could not be written: {0}")]
-    History(StoreError),
+    #[error("the run was stopped because its history could not be written: {error}")]
+    History {
+        error: StoreError,
+        /// The run's state, when its last commit (after the run stopped) recorded all of it
+        /// after all; its end is still to be recorded.
+        recorded_as: Option<RunState>,
+    },
 }
 
 impl<'a> Runner<'a> {
@@ -549,35 +554,26 @@ impl<'a> Runner<'a> {
     }
 
     /// Commits what is pending in one transaction, then shows it. If the history cannot be
-    /// written, the run stops: nothing may run that is not recorded.
+    /// written, the run stops: nothing may run that is not recorded. What is pending then
+    /// (the failed batch first) waits for the run's last commit ([`Runner::flush_last`]):
+    /// one more wait for a lock, not one each turn.
     fn flush(&mut self) {
+        if self.history_error.is_some() {
+            // Not recorded, so not shown: the terminal never says more than the history.
+            self.to_show.clear();
+            return;
+        }
         // A process group alone is not worth a commit of its own: it goes with the next one
         // (at the latest the heartbeat's, within 5 s).
         let only_groups = self
             .pending
             .iter()
             .all(|p| matches!(p, Pending::Group { .. }));
-        if !only_groups || self.force_next_commit {
-            self.force_next_commit = false;
-            self.groups_due = None;
-            let mut pending = std::mem::take(&mut self.pending);
-            let records: Vec<Record<'_>> = pending.iter().map(|p| self.to_record(p)).collect();
-            let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
-            let result = self.store.record(self.options.run_id, &records);
-            if let Some(started) = started {
-                let us = started.elapsed().as_micros();
-                tracing::trace!(records = records.len(), us, "committed");
-            }
-            drop(records);
-            // The buffer is kept: a run commits once per event, and regrowing it each time
-            // showed in profiles.
-            pending.clear();
-            self.pending = pending;
-            if let Err(e) = result {
-                // Not recorded, so not shown: the terminal never says more than the history.
-                self.to_show.clear();
-                self.stop_for_history(e);
-            }
+        if (!only_groups || self.force_next_commit)
+            && let Err(e) = self.commit()
+        {
+            self.to_show.clear();
+            self.stop_for_history(e);
         }
         for shown in self.to_show.drain(..) {
             match shown {
@@ -587,6 +583,41 @@ impl<'a> Runner<'a> {
                 }
             }
         }
+    }
+
+    /// Commits everything pending in one transaction; on failure, keeps it pending.
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.force_next_commit = false;
+        self.groups_due = None;
+        let mut pending = std::mem::take(&mut self.pending);
+        let records: Vec<Record<'_>> = pending.iter().map(|p| self.to_record(p)).collect();
+        let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
+        let result = self.store.record(self.options.run_id, &records);
+        if let Some(started) = started {
+            let us = started.elapsed().as_micros();
+            tracing::trace!(records = records.len(), us, "committed");
+        }
+        drop(records);
+        if result.is_ok() {
+            // The buffer is kept: a run commits once per event, and regrowing it each time
+            // showed in profiles.
+            pending.clear();
+        }
+        self.pending = pending;
+        result
+    }
+
+    /// The run's last commit. After a failed one, it tries once more, with everything that
+    /// has been pending since: a lock released or space freed meanwhile leaves the whole run
+    /// recorded. Returns whether it is.
+    fn flush_last(&mut self) -> bool {
+        self.force_next_commit = true;
+        if self.history_error.is_none() {
+            self.flush();
+            return self.history_error.is_none();
+        }
+        self.to_show.clear();
+        self.commit().is_ok()
     }
 
     fn to_record<'p>(&self, pending: &'p Pending) -> Record<'p> {
@@ -670,8 +701,10 @@ impl<'a> Runner<'a> {
             "cannot write the run history: {error}; stopping the run"
         ));
         self.history_error = Some(error);
-        // Nothing more can be recorded, so the cancelled jobs' transitions are not kept.
-        let _ = self.start_cancelling("the run history could not be written");
+        // Recorded, with what follows, only if the run's last commit gets through.
+        if let Some(transitions) = self.start_cancelling("the run history could not be written") {
+            self.record_all(&transitions);
+        }
         let mut groups = Vec::new();
         for (job, live) in &mut self.live {
             if live.stop.is_none() {
@@ -1089,7 +1122,8 @@ impl<'a> Runner<'a> {
     /// Starts the stop of attempts past their timeout; KILLs those past their grace.
     fn enforce_deadlines(&mut self) {
         let now = Instant::now();
-        if now >= self.next_heartbeat {
+        // After a failed commit nothing is written until the last one (see `flush`).
+        if now >= self.next_heartbeat && self.history_error.is_none() {
             self.next_heartbeat = now + HEARTBEAT;
             let at = self.at_ms(self.now());
             if let Err(e) = self.store.heartbeat(self.options.run_id, at) {

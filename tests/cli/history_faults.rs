@@ -616,3 +616,55 @@ fn ctrl_c_while_another_process_keeps_the_history_locked_stops_in_seconds() {
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert!(sb.path().join("b").exists());
 }
+
+#[test]
+fn a_run_stopped_by_a_lock_is_recorded_in_full_once_the_lock_is_released() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"touch started; sleep 1\"\n\
+         [jobs.b]\ncommand = \"touch b\"\nneeds = [\"a\"]\n",
+    );
+    let exe = sb.spawn(&["apply", "p.toml"]);
+    sb.wait_for("started");
+    // Held past the busy timeout (10 s), so recording `a`'s end fails and the run stops;
+    // released before exe's last try.
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, time; c = sqlite3.connect('.exe/history.db', isolation_level=None); \
+             c.execute('BEGIN IMMEDIATE'); open('locked', 'w').close(); time.sleep(12)",
+        ])
+        .current_dir(sb.path())
+        .spawn()
+        .expect("python3 runs");
+    let out = exe.wait_with_output().unwrap();
+    assert!(holder.wait().unwrap().success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("stayed locked by another process"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "the history could be written again: run 1 is recorded in full, as CANCELLED"
+        ),
+        "{stderr}"
+    );
+    assert!(!sb.path().join("b").exists());
+    // Nothing that happened is missing: `a` succeeded, and the run has its end.
+    let shown = json(&sb.exe(&["show", "1", "--format", "json"]));
+    assert_eq!(shown["run"]["state"], "CANCELLED", "{shown}");
+    assert_eq!(shown["run"]["exit_code"], 1, "{shown}");
+    let states: BTreeMap<&str, &str> = (shown["jobs"].as_array().unwrap().iter())
+        .map(|j| (j["id"].as_str().unwrap(), j["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        BTreeMap::from([("a", "SUCCESS"), ("b", "CANCELLED")])
+    );
+    let resumed = sb.exe(&["apply", "-q", "p.toml", "--resume", "1"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(sb.path().join("b").exists());
+}
