@@ -53,12 +53,13 @@ impl Error {
         match self {
             Error::Config(_) | Error::Usage { .. } => EXIT_INVALID,
             // Naming a run or job that is not in the history is a command-line mistake.
-            // So is a `--db` that names a folder, a device or another program's database, or a
-            // `--history` that is not one.
+            // So is a `--db` that names a folder, a device, a path through a file or another
+            // program's database, or a `--history` that is not one.
             Error::History(
                 crate::store::StoreError::UnknownRun { .. }
                 | crate::store::StoreError::UnknownJob { .. }
                 | crate::store::StoreError::NotAFile { .. }
+                | crate::store::StoreError::FileOnPath { .. }
                 | crate::store::StoreError::NotAHistory { .. }
                 | crate::store::StoreError::BeingResumed { .. }
                 | crate::store::StoreError::NotAnOldHistory { .. },

@@ -399,6 +399,16 @@ fn refuse_non_file(path: &Path) -> Result<(), StoreError> {
             }
             return Ok(());
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            // A file where a folder of the path should be (`.exe` made by hand, say).
+            let file = (path.ancestors().skip(1))
+                .find(|a| std::fs::metadata(a).is_ok_and(|m| !m.is_dir()))
+                .unwrap_or(path);
+            return Err(StoreError::FileOnPath {
+                path: path.to_path_buf(),
+                file: file.to_path_buf(),
+            });
+        }
         Err(source) => {
             return Err(StoreError::Unreachable {
                 path: path.to_path_buf(),

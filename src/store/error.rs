@@ -30,6 +30,17 @@ pub enum StoreError {
         /// What it is instead.
         kind: NotAFileKind,
     },
+    /// A folder on the path is a file.
+    #[error(
+        "the history database {} cannot be reached: {} is a file, not a folder",
+        path.display(), file.display()
+    )]
+    FileOnPath {
+        /// The database file.
+        path: PathBuf,
+        /// The file that stands where a folder should.
+        file: PathBuf,
+    },
     /// The path cannot be looked at: a folder on the way is not this user's to enter.
     #[error("cannot reach the history database {}: {source}", path.display())]
     Unreachable {
@@ -242,6 +253,11 @@ impl StoreError {
                 "check the path and its permissions, or use --db (or EXE_DB) to choose another file"
                     .into()
             }
+            StoreError::FileOnPath { file, .. } => format!(
+                "use --db (or EXE_DB) to choose another path, or move {} aside so that exe \
+                 can make the folder",
+                file.display()
+            ),
             StoreError::Unreachable { .. } => {
                 "check the permissions of the folders on its path, or use --db (or EXE_DB) to \
                  choose another file"

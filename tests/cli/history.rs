@@ -512,6 +512,16 @@ fn a_db_that_is_not_a_file_is_refused_at_once() {
     let device = sb.exe(&["--db", "/dev/null", "runs"]);
     assert_eq!(device.code, 2, "{}", device.stderr);
     device.assert_stderr_has("/dev/null is a device, not a file");
+    // `.exe` made a file by hand: the default history's folder cannot be made.
+    sb.file(".exe", "");
+    for command in [&["runs"][..], &["apply", "p.toml"]] {
+        let run = sb.exe(command);
+        assert_eq!(run.code, 2, "{command:?}: {}", run.stderr);
+        run.assert_stderr_has(
+            "the history database .exe/history.db cannot be reached: .exe is a file, not a folder",
+        );
+        run.assert_stderr_lacks("permissions");
+    }
 }
 
 #[test]
