@@ -197,13 +197,20 @@ pub enum StoreError {
         /// The attempt's number.
         number: u32,
     },
-    /// Another run resuming the same run is still going: its jobs would run twice at once.
-    #[error("run {run} is being resumed already, by run {by}, which is still running")]
+    /// A run resuming a run of the same resume chain (the run asked for, one it resumed, or
+    /// one that resumed it) is still going: the jobs they have in common would run twice at
+    /// once.
+    #[error(
+        "run {run} is being resumed already, by run {by}{}, which is still running",
+        chained(*run, *of)
+    )]
     BeingResumed {
         /// The run asked to resume.
         run: i64,
-        /// The run resuming it.
+        /// The run still going.
         by: i64,
+        /// The run it resumes: `run`, or another of its chain.
+        of: i64,
     },
     /// The run was already finished; its end is written once.
     #[error("run {id} has already finished")]
@@ -242,6 +249,15 @@ impl std::fmt::Display for NotAFileKind {
             NotAFileKind::Socket => "a socket",
             NotAFileKind::Device => "a device",
         })
+    }
+}
+
+/// How [`StoreError::BeingResumed`] names a resume of another run of the same chain.
+fn chained(run: i64, of: i64) -> String {
+    if run == of {
+        String::new()
+    } else {
+        format!(" (which resumes run {of}, of the same resume chain)")
     }
 }
 

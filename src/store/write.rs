@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::error::classify;
 use super::immediate::Immediate;
@@ -23,23 +23,17 @@ impl Store {
         let Store { conn, path, .. } = self;
         let tx = begin(conn, path, "starting a run")?;
         // Checked under the write lock: two resumes of one run starting at once would both
-        // run its jobs. (Runs whose exe died were closed before this.)
+        // run its jobs, and so would two resumes of one chain (run 3 resuming run 2 while run
+        // 1, which run 2 resumed, is resumed again). (Runs whose exe died were closed before.)
         if let Some(resumed) = run.resumed_from {
-            let by = tx
-                .prepare_cached(
-                    "SELECT id FROM runs WHERE resumed_from = ?1 AND ended_at IS NULL LIMIT 1",
-                )
-                .and_then(|mut st| {
-                    st.query_row(params![resumed], |row| row.get::<_, i64>(0))
-                        .map(Some)
-                        .or_else(|e| match e {
-                            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                            e => Err(e),
-                        })
-                })
+            let going = resume_going_in_chain(&tx, resumed)
                 .map_err(|e| classify(path, "reading runs", e))?;
-            if let Some(by) = by {
-                return Err(StoreError::BeingResumed { run: resumed, by });
+            if let Some((by, of)) = going {
+                return Err(StoreError::BeingResumed {
+                    run: resumed,
+                    by,
+                    of,
+                });
             }
         }
         let id = insert_run(&tx, run).map_err(|e| classify(path, "recording a new run", e))?;
@@ -252,6 +246,42 @@ fn write_batch(tx: &Connection, run: i64, batch: &[Record]) -> Result<(), Refuse
             .map_or_else(Refused::Sql, |job| Refused::Job(job.to_string()))),
         Err(e) => Err(Refused::Sql(e)),
     }
+}
+
+/// A resume still going in the resume chain of `run` (what it resumed, what resumed that,
+/// ...), as (the run going, the run it resumes).
+fn resume_going_in_chain(tx: &Connection, run: i64) -> rusqlite::Result<Option<(i64, i64)>> {
+    let first = first_of_chain(tx, run)?;
+    let mut going = tx.prepare_cached(
+        "SELECT id, resumed_from FROM runs
+         WHERE state = 'RUNNING' AND ended_at IS NULL AND resumed_from IS NOT NULL",
+    )?;
+    let going: Vec<(i64, i64)> = going
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (by, of) in going {
+        if first_of_chain(tx, of)? == first {
+            return Ok(Some((by, of)));
+        }
+    }
+    Ok(None)
+}
+
+/// The run that `run`'s resume chain started with: the first one, which resumed none.
+fn first_of_chain(tx: &Connection, mut run: i64) -> rusqlite::Result<i64> {
+    let mut parent = tx.prepare_cached("SELECT resumed_from FROM runs WHERE id = ?1")?;
+    while let Some(resumed) = parent
+        .query_row([run], |row| row.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten()
+    {
+        // A run resumes an earlier one; a history edited by hand could loop.
+        if resumed >= run {
+            break;
+        }
+        run = resumed;
+    }
+    Ok(run)
 }
 
 /// Starts a write transaction (see [`Immediate`]).

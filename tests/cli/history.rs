@@ -300,6 +300,31 @@ fn a_run_is_resumed_by_one_exe_at_a_time() {
 }
 
 #[test]
+fn a_resume_chain_is_resumed_by_one_exe_at_a_time() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.f]\ncommand = \"test -f okf\"\n\
+         [jobs.s]\ncommand = \"test -f oks && touch started && sleep 1\"\nneeds = [\"f\"]\n",
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    sb.file("okf", "");
+    // Run 2 resumes run 1: f succeeds, s fails.
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml", "--resume", "1"]).code, 1);
+    sb.file("oks", "");
+    let mut second = sb.spawn(&["apply", "-q", "p.toml", "--resume", "2"]);
+    sb.wait_for("started");
+    // Run 1 is not resumed directly by run 3, but s would run in both.
+    let first = sb.exe(&["apply", "p.toml", "--resume", "1"]);
+    assert_eq!(first.code, 2, "{}", first.stderr);
+    first.assert_stderr_has(
+        "run 1 is being resumed already, by run 3 (which resumes run 2, of the same resume chain), which is still running",
+    );
+    assert!(second.wait().unwrap().success());
+    assert_eq!(runs_recorded(&sb), 3);
+}
+
+#[test]
 fn failed_only_with_no_failure_left_records_nothing() {
     let sb = Sandbox::new();
     sb.file(
