@@ -68,6 +68,11 @@ impl Manifest {
         self.0.iter().map(|(name, _)| name.as_str())
     }
 
+    /// The names with their hashes, sorted by name.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Hash)> {
+        self.0.iter().map(|(name, hash)| (name.as_str(), hash))
+    }
+
     /// One hash for the whole manifest.
     pub fn digest(&self) -> Hash {
         *blake3::hash(&self.encode()).as_bytes()

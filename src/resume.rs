@@ -5,7 +5,9 @@
 //! TIMED OUT run again; the others are left for a later plain `--resume`. Everything else
 //! runs again. Pure: the caller reads the history and passes the rows in.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{Map, Value};
 
 use crate::selection::{Disposition, LEFT_BY_FAILED_ONLY, SUCCEEDED_IN, SkipReason};
 use crate::store::JobRow;
@@ -61,62 +63,128 @@ pub fn nothing_to_do(state: &str, jobs: &[JobRow], run: i64) -> bool {
     succeeded || (!jobs.is_empty() && jobs.iter().all(|j| succeeded_in(j, run).is_some()))
 }
 
-/// What differs between two plans (as `exe plan --format json` writes them): jobs added,
-/// removed, or changed in what they run. Decisions (run/skip) are not compared.
-pub fn changes(before: &str, now: &str) -> Vec<String> {
-    let jobs = |text: &str| -> Vec<(String, serde_json::Value)> {
-        let doc: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
-        doc.get("jobs")
-            .and_then(|j| j.as_array())
-            .map(|jobs| {
-                jobs.iter()
-                    .map(|j| {
-                        let mut j = j.clone();
-                        if let Some(o) = j.as_object_mut() {
-                            for transient in ["decision", "reason", "layer"] {
-                                o.remove(transient);
-                            }
-                        }
-                        (
-                            j.get("id")
-                                .and_then(|i| i.as_str())
-                                .unwrap_or_default()
-                                .to_owned(),
-                            j,
-                        )
-                    })
-                    .collect()
+/// What differs between a run's recorded definition and the pipeline's now.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Each difference, for people: a job added or removed, a job's or the pipeline's
+    /// setting with its value before and now (or only its name when the value is long or
+    /// is a hash), the jobs' order.
+    pub listed: Vec<String>,
+    /// Settings the recorded definition does not hold (an older exe recorded less), so
+    /// their changes cannot be told; sorted.
+    pub unrecorded: Vec<String>,
+}
+
+/// Keys of a job in the plan that are decided per run, not defined by the pipeline.
+const PER_RUN: &[&str] = &["decision", "reason", "layer", "changes"];
+
+/// Pipeline keys that say how the file was named, or are compared apart (the name).
+const NOT_COMPARED: &[&str] = &["name", "file", "working_dir"];
+
+/// What differs between two definitions (as [`crate::plan::json::definition`] writes
+/// them; an older exe recorded [`crate::plan::json::render`]'s plan). A setting `before`
+/// does not hold is not a change but [`Changes::unrecorded`]: a run recorded by an older
+/// exe reads as unchanged in what it recorded, not as changed in everything else.
+pub fn changes(before: &str, now: &str) -> Changes {
+    let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap_or_default();
+    let (before, now) = (parse(before), parse(now));
+    let mut out = Changes::default();
+    let mut unrecorded = BTreeSet::new();
+    let empty = Map::new();
+    let object = |v: Option<&Value>| v.and_then(Value::as_object).unwrap_or(&empty).clone();
+    let (was, is) = (object(before.get("pipeline")), object(now.get("pipeline")));
+    for field in compare(&was, &is, NOT_COMPARED, &mut unrecorded) {
+        out.listed.push(format!("the pipeline's {field}"));
+    }
+    let jobs = |doc: &Value| -> Vec<(String, Map<String, Value>)> {
+        let list = doc.get("jobs").and_then(Value::as_array);
+        list.into_iter()
+            .flatten()
+            .map(|j| {
+                let id = j.get("id").and_then(Value::as_str).unwrap_or_default();
+                (id.to_owned(), object(Some(j)))
             })
-            .unwrap_or_default()
+            .collect()
     };
-    let (old, new) = (jobs(before), jobs(now));
-    let old_map: HashMap<&str, &serde_json::Value> =
+    let (old, new) = (jobs(&before), jobs(&now));
+    let old_map: HashMap<&str, &Map<String, Value>> =
         old.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let new_map: HashMap<&str, &serde_json::Value> =
+    let new_map: HashMap<&str, &Map<String, Value>> =
         new.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let mut out = Vec::new();
     for (id, job) in &new {
         match old_map.get(id.as_str()) {
-            None => out.push(format!("job `{id}` was added")),
-            Some(was) if *was != job => {
-                let fields: Vec<&str> = job
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .filter(|(k, v)| was.get(k.as_str()) != Some(v))
-                    .map(|(k, _)| k.as_str())
-                    .collect();
-                out.push(format!("job `{id}` changed: {}", fields.join(", ")));
+            None => out.listed.push(format!("job `{id}` was added")),
+            Some(was) => {
+                let fields = compare(was, job, PER_RUN, &mut unrecorded);
+                if !fields.is_empty() {
+                    out.listed
+                        .push(format!("job `{id}` changed: {}", fields.join(", ")));
+                }
             }
-            Some(_) => {}
         }
     }
     for (id, _) in &old {
         if !new_map.contains_key(id.as_str()) {
-            out.push(format!("job `{id}` was removed"));
+            out.listed.push(format!("job `{id}` was removed"));
         }
     }
+    let order = |jobs: &[(String, Map<String, Value>)], other: &HashMap<&str, _>| -> Vec<String> {
+        jobs.iter()
+            .map(|(id, _)| id.clone())
+            .filter(|id| other.contains_key(id.as_str()))
+            .collect()
+    };
+    if order(&old, &new_map) != order(&new, &old_map) {
+        out.listed
+            .push("the order the jobs run in changed".to_owned());
+    }
+    out.unrecorded = unrecorded.into_iter().collect();
     out
+}
+
+/// The fields of `now` that differ from `was`, each said with its values when they are
+/// short; fields in `skip` are not compared, and fields `was` lacks go to `unrecorded`.
+fn compare(
+    was: &Map<String, Value>,
+    now: &Map<String, Value>,
+    skip: &[&str],
+    unrecorded: &mut BTreeSet<String>,
+) -> Vec<String> {
+    let mut fields = Vec::new();
+    for (key, value) in now {
+        if skip.contains(&key.as_str()) {
+            continue;
+        }
+        let Some(before) = was.get(key) else {
+            unrecorded.insert(key.clone());
+            continue;
+        };
+        if before == value {
+            continue;
+        }
+        if let (Some(before), Some(value)) = (before.as_object(), value.as_object())
+            && key == "env_hashes"
+        {
+            // Hashes say nothing to people: the variables' names do.
+            for (name, hash) in value {
+                match before.get(name) {
+                    None => fields.push(format!("env `{name}` added")),
+                    Some(old) if old != hash => fields.push(format!("env `{name}` changed")),
+                    Some(_) => {}
+                }
+            }
+            let gone = before.keys().filter(|name| !value.contains_key(*name));
+            fields.extend(gone.map(|name| format!("env `{name}` removed")));
+            continue;
+        }
+        let (old, new) = (before.to_string(), value.to_string());
+        if old.len() + new.len() <= 80 {
+            fields.push(format!("{key} {old} → {new}"));
+        } else {
+            fields.push(key.clone());
+        }
+    }
+    fields
 }
 
 /// A stable digest of a plan's definition (FNV-1a, 64 bits, hex): equal plans, equal digests.
@@ -178,14 +246,14 @@ mod tests {
         let before = r#"{"jobs": [{"id": "a", "command": "x", "decision": "run"}, {"id": "gone", "command": "y"}]}"#;
         let now = r#"{"jobs": [{"id": "a", "command": "z", "decision": "skip"}, {"id": "b", "command": "y"}]}"#;
         assert_eq!(
-            changes(before, now),
+            changes(before, now).listed,
             [
-                "job `a` changed: command",
+                "job `a` changed: command \"x\" → \"z\"",
                 "job `b` was added",
                 "job `gone` was removed"
             ]
         );
-        assert!(changes(before, before).is_empty());
+        assert_eq!(changes(before, before), Changes::default());
         let left = [row(
             "c",
             "SKIPPED",
@@ -206,6 +274,54 @@ mod tests {
             7
         ));
         assert_eq!(digest("abc"), digest("abc"));
+    }
+
+    #[test]
+    fn settings_are_named_with_their_values_and_env_by_name_only() {
+        let before = r#"{"pipeline": {"name": "p", "max_parallel": 1, "working_dir_canonical": "/a"},
+            "jobs": [{"id": "a", "when": false, "env_hashes": {"A": "1", "GONE": "2", "KEEP": "3"}},
+                     {"id": "b", "command": "x"}]}"#;
+        let now = r#"{"pipeline": {"name": "q", "max_parallel": 4, "working_dir_canonical": "/a"},
+            "jobs": [{"id": "b", "command": "x"},
+                     {"id": "a", "when": true, "env_hashes": {"A": "9", "NEW": "4", "KEEP": "3"}}]}"#;
+        assert_eq!(
+            changes(before, now).listed,
+            [
+                "the pipeline's max_parallel 1 → 4",
+                "job `a` changed: when false → true, env `A` changed, env `NEW` added, env `GONE` removed",
+                "the order the jobs run in changed",
+            ]
+        );
+        // A long value is named, not shown.
+        let long = |c: &str| format!(r#"{{"jobs": [{{"id": "a", "command": "{c}"}}]}}"#);
+        let (x, y) = ("x".repeat(50), "y".repeat(50));
+        assert_eq!(
+            changes(&long(&x), &long(&y)).listed,
+            ["job `a` changed: command"]
+        );
+    }
+
+    #[test]
+    fn what_an_older_exe_did_not_record_is_not_a_change() {
+        // An older exe recorded the plan with the file's path and a relative working_dir,
+        // and without the settings added since.
+        let before = r#"{"pipeline": {"name": "p", "file": "p.toml", "working_dir": ".", "max_parallel": 1},
+            "jobs": [{"id": "a", "command": "x", "layer": 1, "checks": {"pre": 0, "post": 0}}]}"#;
+        let now = r#"{"pipeline": {"name": "p", "working_dir_canonical": "/w", "max_parallel": 1},
+            "jobs": [{"id": "a", "command": "x", "layer": 1, "checks": {"pre": 0, "post": 0},
+                      "when": true, "env_hashes": {"PATH": "1"}}]}"#;
+        let compared = changes(before, now);
+        assert!(compared.listed.is_empty(), "{:?}", compared.listed);
+        assert_eq!(
+            compared.unrecorded,
+            ["env_hashes", "when", "working_dir_canonical"]
+        );
+        // What it did record still counts.
+        let edited = before.replace(r#""command": "x""#, r#""command": "y""#);
+        assert_eq!(
+            changes(&edited, now).listed,
+            ["job `a` changed: command \"y\" → \"x\""]
+        );
         assert_ne!(digest("abc"), digest("abd"));
     }
 }

@@ -96,16 +96,20 @@ pub(super) fn execute(
         explanations: &[],
         color: false,
     };
-    let definition = json::render(&Plan::new(pipeline, &all_run, pipeline.max_parallel), &view);
+    let definition = json::definition(&Plan::new(pipeline, &all_run, pipeline.max_parallel), &view);
     let digest = resume::digest(&definition);
     if let Some(previous) = args.resume {
         let before = store.run(previous)?;
         refuse_running(&before, "resume it")?;
         let before_jobs = store.jobs(previous)?;
-        let edited = before.digest != digest;
+        let changes = if before.digest == digest {
+            Vec::new()
+        } else {
+            changes_since(store, &before, pipeline, &definition, out.quiet)?
+        };
         // Only the same pipeline is done when that run is: another, or this one changed,
         // is told so first, and with --allow-changes runs what that run did not.
-        if !edited && resume::nothing_to_do(&before.state, &before_jobs, previous) {
+        if changes.is_empty() && resume::nothing_to_do(&before.state, &before_jobs, previous) {
             if before.state == RunState::Success.as_str() {
                 stderrln!("run {previous} succeeded: nothing to do");
             } else {
@@ -116,27 +120,19 @@ pub(super) fn execute(
             }
             return Ok(0);
         }
-        if edited && !args.allow_changes {
-            let mut changes = resume::changes(&store.plan_json(previous)?, &definition);
-            if before.name != pipeline.name {
-                // Most likely the wrong file or run id, rather than an edit.
-                changes.insert(
-                    0,
-                    format!(
-                        "run {previous} was of the pipeline `{}` ({}), not `{}`",
-                        before.name, before.file, pipeline.name
-                    ),
+        if !changes.is_empty() {
+            let listed = changes.join("\n  ");
+            if !args.allow_changes {
+                return Err(Error::Usage {
+                    message: format!("the pipeline changed since run {previous}:\n  {listed}"),
+                    help: Some("pass --allow-changes to resume it anyway".to_owned()),
+                });
+            }
+            if !out.quiet {
+                stderrln!(
+                    "note: the pipeline changed since run {previous} (resumed anyway, --allow-changes):\n  {listed}"
                 );
             }
-            let listed = if changes.is_empty() {
-                "its settings changed".to_owned()
-            } else {
-                changes.join("\n  ")
-            };
-            return Err(Error::Usage {
-                message: format!("the pipeline changed since run {previous}:\n  {listed}"),
-                help: Some("pass --allow-changes to resume it anyway".to_owned()),
-            });
         }
         let ids: Vec<&str> = pipeline.jobs.iter().map(|j| j.id.0.as_str()).collect();
         dispositions =
@@ -320,6 +316,49 @@ pub(super) fn execute(
         }
     }
     Ok(code)
+}
+
+/// What changed in the pipeline since the run `before` (whose digest differs), for people.
+/// A run imported from the older executioner recorded no plan, and a run recorded by an
+/// older exe recorded fewer settings: said once (unless `quiet`), and not counted as
+/// changes.
+fn changes_since(
+    store: &Store,
+    before: &RunRow,
+    pipeline: &Pipeline,
+    definition: &str,
+    quiet: bool,
+) -> Result<Vec<String>, Error> {
+    let previous = before.id;
+    let mut changes = if before.imported() {
+        if !quiet {
+            stderrln!(
+                "note: run {previous} was imported from the older executioner, which recorded no plan: changes to the pipeline since cannot be checked"
+            );
+        }
+        Vec::new()
+    } else {
+        let compared = resume::changes(&store.plan_json(previous)?, definition);
+        if !compared.unrecorded.is_empty() && !quiet {
+            stderrln!(
+                "note: run {previous} was recorded by exe {}, which did not record {}: changes to those cannot be checked",
+                before.exe_version,
+                compared.unrecorded.join(", ")
+            );
+        }
+        compared.listed
+    };
+    if before.name != pipeline.name {
+        // Most likely the wrong file or run id, rather than an edit.
+        changes.insert(
+            0,
+            format!(
+                "run {previous} was of the pipeline `{}` ({}), not `{}`",
+                before.name, before.file, pipeline.name
+            ),
+        );
+    }
+    Ok(changes)
 }
 
 /// Closes runs left RUNNING by an exe that died, and says so (with any process group of

@@ -383,6 +383,100 @@ fn resume_refuses_unknown_runs_and_changed_pipelines() {
 }
 
 #[test]
+fn a_resume_sees_a_change_in_any_resolved_setting() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "name = \"w\"\n[vars]\ndeploy = true\n[jobs.build]\ncommand = \"false\"\n\
+         [jobs.deploy]\nwhen = \"{{ vars.deploy }}\"\ncommand = \"echo DEPLOYING\"\n",
+    );
+    let first = sb.exe(&[
+        "apply",
+        "p.toml",
+        "--set",
+        "vars.deploy=false",
+        "--continue-on-error",
+    ]);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    // Without the --set, deploy's `when` is true now: a change, not a job left to run.
+    let resumed = sb.exe(&["apply", "p.toml", "--resume", "1", "--continue-on-error"]);
+    assert_eq!(resumed.code, 2, "{}", resumed.stderr);
+    resumed.assert_stderr_has(
+        "the pipeline changed since run 1:\n  │   job `deploy` changed: when false → true\n",
+    );
+    resumed.assert_stdout_lacks("DEPLOYING");
+    // So is an environment value, named without its value, and a top-level setting.
+    let env = sb.exe(&[
+        "apply",
+        "p.toml",
+        "--resume",
+        "1",
+        "--set",
+        "vars.deploy=false",
+        "--env",
+        "API_TOKEN=s3cr3t-value",
+        "--set",
+        "max_parallel=4",
+    ]);
+    assert_eq!(env.code, 2, "{}", env.stderr);
+    env.assert_stderr_has("the pipeline's max_parallel 1 → 4");
+    env.assert_stderr_has("job `build` changed: env `API_TOKEN` added");
+    env.assert_stderr_lacks("s3cr3t");
+    // --allow-changes resumes, and still says what changed.
+    let allowed = sb.exe(&[
+        "apply",
+        "p.toml",
+        "--resume",
+        "1",
+        "--continue-on-error",
+        "--allow-changes",
+    ]);
+    assert_eq!(allowed.code, 1, "{}", allowed.stderr);
+    allowed.assert_stderr_has(
+        "note: the pipeline changed since run 1 (resumed anyway, --allow-changes):\n  job `deploy` changed: when false → true\n",
+    );
+    allowed.assert_stdout_has("DEPLOYING");
+}
+
+#[test]
+fn the_same_file_named_another_way_is_the_same_pipeline() {
+    let sb = Sandbox::new();
+    flaky(&sb);
+    std::fs::create_dir(sb.path().join("sub")).unwrap();
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    for script in [
+        r#""$0" apply ./p.toml --resume 1"#,
+        r#""$0" apply "$PWD/p.toml" --resume 1"#,
+        r#"cd sub && "$0" --db ../.exe/history.db apply ../p.toml --resume 1"#,
+    ] {
+        let resumed = sb.sh(script);
+        assert_eq!(resumed.code, 1, "{script}: {}", resumed.stderr);
+        resumed.assert_stderr_lacks("changed");
+    }
+    assert_eq!(count(&sb, "a.count"), 1, "a succeeded in run 1");
+    assert_eq!(count(&sb, "b.count"), 4);
+}
+
+#[test]
+fn an_imported_run_is_resumed_without_a_made_up_change_list() {
+    let sb = Sandbox::new();
+    two_old_runs(&sb, "old.db");
+    assert_eq!(sb.exe(&["migrate", "--history", "old.db"]).code, 0);
+    let failed = newest_run(&sb);
+    sb.file(
+        "p.toml",
+        "name = \"legacy_app\"\n[jobs.a]\ncommand = \"touch a.ran\"\n",
+    );
+    let resumed = sb.exe(&["apply", "p.toml", "--resume", &failed]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    resumed.assert_stderr_has(&format!(
+        "note: run {failed} was imported from the older executioner, which recorded no plan: changes to the pipeline since cannot be checked\n"
+    ));
+    resumed.assert_stderr_lacks("was added");
+    assert!(sb.path().join("a.ran").exists());
+}
+
+#[test]
 fn mark_success_is_audited_and_lets_a_resume_pass() {
     let sb = Sandbox::new();
     flaky(&sb);
