@@ -1,15 +1,18 @@
 //! What a resumed run starts with, decided from the earlier run's recorded job states.
 //!
-//! Jobs that succeeded there (or were marked successful, or were carried over as done from
-//! a run it resumed) are skipped as done. With `--failed-only`, only jobs that FAILED or
-//! TIMED OUT run again; the others are left for a later plain `--resume`. Everything else
+//! Jobs that succeeded there (or were marked successful, were skipped as up to date, or
+//! were carried over as done from a run it resumed) are skipped as done. With
+//! `--failed-only`, only jobs that FAILED or TIMED OUT run again; the others are left for a
+//! later plain `--resume`, and so are jobs `--only` or `--skip` leave out. Everything else
 //! runs again. Pure: the caller reads the history and passes the rows in.
 
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
-use crate::selection::{Disposition, LEFT_BY_FAILED_ONLY, SUCCEEDED_IN, SkipReason};
+use crate::selection::{
+    Disposition, LEFT_FOR_A_PLAIN_RESUME, SUCCEEDED_IN, SkipReason, UP_TO_DATE,
+};
 use crate::store::JobRow;
 
 /// The dispositions of a resumed run: `selected` (from `--skip`, `--only`, `when`) for the
@@ -28,22 +31,37 @@ pub fn dispositions(
             let Some(job) = before.get(id) else {
                 return selected;
             };
-            if let Some(done_in) = succeeded_in(job, run) {
+            if job.state == "SKIPPED" && job.reason == UP_TO_DATE {
+                return Disposition::Skip(SkipReason::UpToDate);
+            }
+            if let Some(done_in) = done_in(job, run) {
                 return Disposition::Skip(SkipReason::Succeeded { run: done_in });
             }
             let failed = matches!(job.state.as_str(), "FAILED" | "TIMEOUT");
             if failed_only && !failed {
                 return Disposition::Skip(SkipReason::NotFailed { run });
             }
-            selected
+            // Not done, and left out of this resume: left for the next, as --failed-only does.
+            match selected {
+                Disposition::Skip(SkipReason::NotSelected) => {
+                    Disposition::Skip(SkipReason::LeftOut { by: "--only" })
+                }
+                Disposition::Skip(SkipReason::Flag) => {
+                    Disposition::Skip(SkipReason::LeftOut { by: "--skip" })
+                }
+                selected => selected,
+            }
         })
         .collect()
 }
 
-/// The run a job succeeded in, if it is done as of `run`.
-fn succeeded_in(job: &JobRow, run: i64) -> Option<i64> {
+/// The run a job's work was done in, if it is done as of `run`: it succeeded there (or was
+/// marked successful), was skipped there as up to date, or was carried over as done into
+/// it from the run it names.
+pub fn done_in(job: &JobRow, run: i64) -> Option<i64> {
     match job.state.as_str() {
         "SUCCESS" => Some(run),
+        "SKIPPED" if job.reason == UP_TO_DATE => Some(run),
         "SKIPPED" => job
             .reason
             .strip_prefix(SUCCEEDED_IN)
@@ -52,15 +70,16 @@ fn succeeded_in(job: &JobRow, run: i64) -> Option<i64> {
     }
 }
 
-/// Whether a recorded run left anything to do. Nothing when it succeeded and `--failed-only`
-/// left no job of it for a plain resume, or when every one of its jobs is done (a failed
-/// run whose failures were all marked successful since).
+/// Whether a recorded run left anything to do. Nothing when it succeeded and left no job
+/// for a plain resume (`--failed-only`, or `--only` or `--skip` on a resume), or when
+/// every one of its jobs is done (a failed run whose failures were all marked successful
+/// since).
 pub fn nothing_to_do(state: &str, jobs: &[JobRow], run: i64) -> bool {
     let succeeded = state == "SUCCESS"
         && !jobs
             .iter()
-            .any(|j| j.state == "SKIPPED" && j.reason.starts_with(LEFT_BY_FAILED_ONLY));
-    succeeded || (!jobs.is_empty() && jobs.iter().all(|j| succeeded_in(j, run).is_some()))
+            .any(|j| j.state == "SKIPPED" && j.reason.ends_with(LEFT_FOR_A_PLAIN_RESUME));
+    succeeded || (!jobs.is_empty() && jobs.iter().all(|j| done_in(j, run).is_some()))
 }
 
 /// What differs between a run's recorded definition and the pipeline's now.
@@ -218,9 +237,10 @@ mod tests {
             row("b", "FAILED", "exit code 1"),
             row("c", "CANCELLED", "run failed: b failed"),
             row("d", "SKIPPED", "already succeeded in run 3"),
+            row("u", "SKIPPED", "up to date"),
         ];
-        let ids = ["a", "b", "c", "d", "new"];
-        let all_run = || vec![Disposition::Run; 5];
+        let ids = ["a", "b", "c", "d", "u", "new"];
+        let all_run = || vec![Disposition::Run; 6];
         let plain = dispositions(&ids, all_run(), &previous, 7, false);
         assert_eq!(
             plain,
@@ -229,9 +249,24 @@ mod tests {
                 Disposition::Run,
                 Disposition::Run,
                 Disposition::Skip(SkipReason::Succeeded { run: 3 }),
+                Disposition::Skip(SkipReason::UpToDate),
                 Disposition::Run,
             ]
         );
+        // Left out by --only or --skip, and not done: left for the next plain resume.
+        let mut selected = vec![Disposition::Skip(SkipReason::NotSelected); 6];
+        selected[2] = Disposition::Skip(SkipReason::Flag);
+        let only = dispositions(&ids, selected, &previous, 7, false);
+        assert_eq!(only[0], Disposition::Skip(SkipReason::Succeeded { run: 7 }));
+        assert_eq!(
+            only[1],
+            Disposition::Skip(SkipReason::LeftOut { by: "--only" })
+        );
+        assert_eq!(
+            only[2],
+            Disposition::Skip(SkipReason::LeftOut { by: "--skip" })
+        );
+        assert_eq!(only[5], Disposition::Skip(SkipReason::NotSelected), "new");
         let failed_only = dispositions(&ids, all_run(), &previous, 7, true);
         assert_eq!(failed_only[1], Disposition::Run);
         assert_eq!(
@@ -260,6 +295,14 @@ mod tests {
             "did not fail in run 7 (--failed-only); a plain --resume runs it",
         )];
         assert!(!nothing_to_do("SUCCESS", &left, 7));
+        let left = [row(
+            "d",
+            "SKIPPED",
+            "not selected by --only; a plain --resume runs it",
+        )];
+        assert!(!nothing_to_do("SUCCESS", &left, 7));
+        let up_to_date = [row("u", "SKIPPED", "up to date"), row("f", "SUCCESS", "")];
+        assert!(nothing_to_do("FAILED", &up_to_date, 7));
         assert!(nothing_to_do("SUCCESS", &[row("a", "SUCCESS", "")], 7));
         assert!(!nothing_to_do("FAILED", &[], 7));
         // A failed run whose failure was marked successful, and a job done in an earlier run.

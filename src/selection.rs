@@ -38,6 +38,12 @@ pub enum SkipReason {
         /// The resumed run.
         run: i64,
     },
+    /// `--resume` with `--only` or `--skip`: the selection left out a job that is not done;
+    /// a plain `--resume` of the new run runs it.
+    LeftOut {
+        /// The flag that left it out: `--only` or `--skip`.
+        by: &'static str,
+    },
     /// Its fingerprint matches its last success and its outputs exist (see `up_to_date`).
     UpToDate,
 }
@@ -50,13 +56,25 @@ impl SkipReason {
     pub fn work_is_done(&self) -> bool {
         matches!(self, SkipReason::Succeeded { .. } | SkipReason::UpToDate)
     }
+
+    /// Whether the job is left for a plain `--resume` of the run it is skipped in.
+    pub fn left_for_a_plain_resume(&self) -> bool {
+        matches!(
+            self,
+            SkipReason::NotFailed { .. } | SkipReason::LeftOut { .. }
+        )
+    }
 }
 
 /// How a job carried over as done is recorded; `resume.rs` reads it back, so a run that
 /// resumes a resumed run still knows which jobs are done.
 pub const SUCCEEDED_IN: &str = "already succeeded in run ";
-/// How a job left for a plain `--resume` by `--failed-only` is recorded (read back likewise).
-pub const LEFT_BY_FAILED_ONLY: &str = "did not fail in run ";
+/// How the reason of a job left for a plain `--resume` (by `--failed-only`, or by `--only`
+/// or `--skip` on a resume) ends; read back likewise, so that a resume of the new run knows
+/// it has something left to do.
+pub const LEFT_FOR_A_PLAIN_RESUME: &str = "a plain --resume runs it";
+/// How a job skipped as up to date is recorded; `resume.rs` reads it back as done.
+pub const UP_TO_DATE: &str = "up to date";
 
 impl std::fmt::Display for SkipReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,9 +85,13 @@ impl std::fmt::Display for SkipReason {
             SkipReason::Succeeded { run } => write!(f, "{SUCCEEDED_IN}{run}"),
             SkipReason::NotFailed { run } => write!(
                 f,
-                "did not fail in run {run} (--failed-only); a plain --resume runs it"
+                "did not fail in run {run} (--failed-only); {LEFT_FOR_A_PLAIN_RESUME}"
             ),
-            SkipReason::UpToDate => f.write_str("up to date"),
+            SkipReason::LeftOut { by: "--only" } => {
+                write!(f, "not selected by --only; {LEFT_FOR_A_PLAIN_RESUME}")
+            }
+            SkipReason::LeftOut { by } => write!(f, "skipped by {by}; {LEFT_FOR_A_PLAIN_RESUME}"),
+            SkipReason::UpToDate => f.write_str(UP_TO_DATE),
         }
     }
 }

@@ -160,6 +160,14 @@ pub(super) fn execute(
         Some(store),
         &fingerprinter,
     )?;
+    if let Some(previous) = args.resume
+        && !dispositions.iter().any(|d| matches!(d, Disposition::Run))
+    {
+        // The jobs left to run are up to date: as above, a run of only skipped jobs would
+        // read as a success.
+        stderrln!("the jobs left to run from run {previous} are up to date: nothing to do");
+        return Ok(0);
+    }
     let capacity = resources::for_pipeline(pipeline);
     // A job that asks for more than the machine has would wait for ever: refuse to start.
     let too_big = resources::too_big(pipeline, &dispositions, capacity);
@@ -281,38 +289,24 @@ pub(super) fn execute(
     stopped?;
     if !out.quiet || report.run_state != RunState::Success {
         stderr!("\n{}", render::summary(pipeline, &report, run_id));
+        let left: Vec<&str> = (pipeline.jobs.iter().zip(&dispositions))
+            .filter(
+                |(_, d)| matches!(d, Disposition::Skip(reason) if reason.left_for_a_plain_resume()),
+            )
+            .map(|(job, _)| job.id.0.as_str())
+            .collect();
         if report.run_state != RunState::Success && resume_hint {
-            let profile = (args.run.profile.as_deref())
-                .map(|p| format!(" --profile {}", shell_word(p)))
-                .unwrap_or_default();
             stderrln!(
-                "Resume with: exe{} apply {}{profile} --resume {run_id}",
-                db_flag(store.path()),
-                shell_word(&file)
+                "Resume with: {}",
+                resume_command(args, store.path(), &file, run_id)
             );
-            // Not repeated (a value may be a secret), but part of the pipeline a resume
-            // compares with this run's: without them it reads as changed.
-            let mut layers = Vec::new();
-            if !args.run.sets.is_empty() {
-                layers.push("--set");
-            }
-            if !args.run.env.is_empty() {
-                layers.push("--env");
-            }
-            if std::env::vars_os().any(|(k, _)| {
-                k.to_str()
-                    .is_some_and(|k| k.starts_with("EXE_") && !matches!(k, "EXE_DB" | "EXE_LOG"))
-            }) {
-                layers.push("EXE_* variables");
-            }
-            if let Some((last, first)) = layers.split_last() {
-                let listed = if first.is_empty() {
-                    (*last).to_owned()
-                } else {
-                    format!("{} and {last}", first.join(", "))
-                };
-                stderrln!("  with the same {listed} as this run");
-            }
+        } else if !left.is_empty() && resume_hint {
+            stderrln!(
+                "Not run, left for a plain resume: {}. Run {} with: {}",
+                left.join(", "),
+                if left.len() == 1 { "it" } else { "them" },
+                resume_command(args, store.path(), &file, run_id)
+            );
         }
     }
     Ok(code)
@@ -359,6 +353,43 @@ fn changes_since(
         );
     }
     Ok(changes)
+}
+
+/// The command that resumes `run_id`, and on a second line the layers it must be given
+/// again: `--set`, `--env` and `EXE_*` values are not repeated (a value may be a secret),
+/// but are part of the pipeline a resume compares with this run's: without them it reads as
+/// changed.
+fn resume_command(args: &ApplyArgs, db: &Path, file: &str, run_id: i64) -> String {
+    let profile = (args.run.profile.as_deref())
+        .map(|p| format!(" --profile {}", shell_word(p)))
+        .unwrap_or_default();
+    let mut command = format!(
+        "exe{} apply {}{profile} --resume {run_id}",
+        db_flag(db),
+        shell_word(file)
+    );
+    let mut layers = Vec::new();
+    if !args.run.sets.is_empty() {
+        layers.push("--set");
+    }
+    if !args.run.env.is_empty() {
+        layers.push("--env");
+    }
+    if std::env::vars_os().any(|(k, _)| {
+        k.to_str()
+            .is_some_and(|k| k.starts_with("EXE_") && !matches!(k, "EXE_DB" | "EXE_LOG"))
+    }) {
+        layers.push("EXE_* variables");
+    }
+    if let Some((last, first)) = layers.split_last() {
+        let listed = if first.is_empty() {
+            (*last).to_owned()
+        } else {
+            format!("{} and {last}", first.join(", "))
+        };
+        command.push_str(&format!("\n  with the same {listed} as this run"));
+    }
+    command
 }
 
 /// Closes runs left RUNNING by an exe that died, and says so (with any process group of

@@ -165,7 +165,9 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
     super::apply::close_orphans(&mut store, false)?;
     super::apply::refuse_running(&store.run(args.run)?, "mark its jobs")?;
     let known = store.jobs(args.run)?;
-    let (mut to_mark, mut already): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    let mut to_mark: Vec<&str> = Vec::new();
+    // By the run each job's work was done in: this one, or the one it was carried over from.
+    let mut already: Vec<(i64, &str)> = Vec::new();
     for job in &args.jobs {
         // A matrix job's name, or some of its pairs, marks each expansion it names.
         let reference = JobRef::parse(job);
@@ -178,23 +180,30 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
             .into());
         }
         for row in rows {
-            let list = if row.state == "SUCCESS" {
-                &mut already
-            } else {
-                &mut to_mark
-            };
-            if !list.contains(&row.id.as_str()) {
-                list.push(&row.id);
+            // A job carried over as done, or skipped as up to date, is done like one that
+            // succeeded: a SKIPPED-to-SUCCESS row would say nothing more.
+            match crate::resume::done_in(row, args.run) {
+                Some(run) if !already.contains(&(run, row.id.as_str())) => {
+                    already.push((run, &row.id));
+                }
+                Some(_) => {}
+                None if !to_mark.contains(&row.id.as_str()) => to_mark.push(&row.id),
+                None => {}
             }
         }
     }
-    let done = |jobs: &[&str]| {
-        if !jobs.is_empty() {
+    let done = |jobs: &[(i64, &str)]| {
+        let mut runs: Vec<i64> = jobs.iter().map(|(run, _)| *run).collect();
+        runs.sort_unstable();
+        runs.dedup();
+        for run in runs {
+            let ids: Vec<&str> = (jobs.iter().filter(|(r, _)| *r == run))
+                .map(|(_, id)| *id)
+                .collect();
             stderrln!(
-                "{} already succeeded in run {}: nothing recorded for {}.",
-                jobs.join(", "),
-                args.run,
-                if jobs.len() == 1 { "it" } else { "them" }
+                "{} already succeeded in run {run}: nothing recorded for {}.",
+                ids.join(", "),
+                if ids.len() == 1 { "it" } else { "them" }
             );
         }
     };
@@ -229,7 +238,7 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
             marked.push(job);
         } else {
             // Marked by someone else since the states above were read.
-            meanwhile.push(job);
+            meanwhile.push((args.run, job));
         }
     }
     done(&meanwhile);

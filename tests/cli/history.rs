@@ -215,6 +215,9 @@ fn failed_only_leaves_never_run_jobs_for_a_plain_resume() {
         "c never ran, so it waits"
     );
     let second = newest_run(&sb);
+    run.assert_stderr_has(&format!(
+        "Not run, left for a plain resume: c. Run it with: exe apply p.toml --resume {second}\n"
+    ));
     assert_eq!(sb.exe(&["apply", "p.toml", "--resume", &second]).code, 0);
     assert_eq!(
         (
@@ -322,6 +325,93 @@ fn a_resume_chain_is_resumed_by_one_exe_at_a_time() {
     );
     assert!(second.wait().unwrap().success());
     assert_eq!(runs_recorded(&sb), 3);
+}
+
+#[test]
+fn a_resume_whose_jobs_left_are_up_to_date_records_nothing() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.u]\ncommand = \"cp in.txt out.txt\"\ninputs = [\"in.txt\"]\noutputs = [\"out.txt\"]\n\
+         [jobs.f]\ncommand = \"false\"\n",
+    );
+    sb.file("in.txt", "v1");
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    // Run 2: u is up to date, f fails again.
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    assert_eq!(
+        sb.exe(&["mark-success", "2", "f", "--reason", "manual", "--yes"])
+            .code,
+        0
+    );
+    // u, up to date in run 2, is done there like a success: no SKIPPED-to-SUCCESS row.
+    let marked = sb.exe(&["mark-success", "2", "u", "--reason", "manual", "--yes"]);
+    assert_eq!(marked.code, 0, "{}", marked.stderr);
+    marked.assert_stderr_has("u already succeeded in run 2: nothing recorded for it.");
+    let resumed = sb.exe(&["apply", "p.toml", "--resume", "2"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    resumed.assert_stderr_has("every job of run 2 (FAILED) has succeeded: nothing to do");
+    assert_eq!(runs_recorded(&sb), 2);
+    let transitions = json(&sb.exe(&["show", "2", "--format", "json"]))["transitions"].clone();
+    let to_success = (transitions.as_array().unwrap().iter())
+        .filter(|t| t["job_id"] == "u" && t["to"] == "SUCCESS")
+        .count();
+    assert_eq!(to_success, 0);
+}
+
+#[test]
+fn a_resume_of_jobs_since_made_up_to_date_records_nothing() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.f]\ncommand = \"false\"\n\
+         [jobs.u]\ncommand = \"cp in.txt out.txt\"\ninputs = [\"in.txt\"]\noutputs = [\"out.txt\"]\nneeds = [\"f\"]\n",
+    );
+    sb.file("in.txt", "v1");
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    // Run 2 brings u up to date; f of run 1 is then marked done.
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml", "--skip", "f"]).code, 0);
+    assert_eq!(
+        sb.exe(&["mark-success", "1", "f", "--reason", "manual", "--yes"])
+            .code,
+        0
+    );
+    let resumed = sb.exe(&["apply", "p.toml", "--resume", "1"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    resumed.assert_stderr_has("the jobs left to run from run 1 are up to date: nothing to do");
+    assert_eq!(runs_recorded(&sb), 2, "nothing recorded");
+}
+
+#[test]
+fn jobs_a_resume_leaves_unselected_wait_for_a_plain_resume() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"true\"\n[jobs.b]\ncommand = \"test -f okb\"\nneeds = [\"a\"]\n\
+         [jobs.c]\ncommand = \"true\"\nneeds = [\"a\"]\n\
+         [jobs.d]\ncommand = \"touch d.ran\"\nneeds = [\"b\", \"c\"]\n",
+    );
+    assert_eq!(
+        sb.exe(&["apply", "-q", "p.toml", "--continue-on-error"])
+            .code,
+        1
+    );
+    sb.file("okb", "");
+    let only = sb.exe(&["apply", "p.toml", "--resume", "1", "--only", "b"]);
+    assert_eq!(only.code, 0, "{}", only.stderr);
+    only.assert_stderr_has(
+        "Not run, left for a plain resume: d. Run it with: exe apply p.toml --resume 2\n",
+    );
+    assert!(!sb.path().join("d.ran").exists());
+    let plain = sb.exe(&["apply", "p.toml", "--resume", "2"]);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    assert!(sb.path().join("d.ran").exists(), "{}", plain.stderr);
+    // a was carried over as done into run 2: marking it there records nothing.
+    let marked = sb.exe(&["mark-success", "2", "a", "--reason", "x", "--yes"]);
+    assert_eq!(marked.code, 0, "{}", marked.stderr);
+    marked.assert_stderr_has("a already succeeded in run 1: nothing recorded for it.");
+    let again = sb.exe(&["apply", "p.toml", "--resume", "3"]);
+    again.assert_stderr_has("run 3 succeeded: nothing to do");
 }
 
 #[test]
