@@ -622,22 +622,32 @@ fn a_run_stopped_by_a_lock_is_recorded_in_full_once_the_lock_is_released() {
     let sb = Sandbox::new();
     sb.file(
         "p.toml",
-        "[jobs.a]\ncommand = \"touch started; sleep 1\"\n\
+        "[jobs.a]\ncommand = \"sleep 2\"\n\
          [jobs.b]\ncommand = \"touch b\"\nneeds = [\"a\"]\n",
     );
     let exe = sb.spawn(&["apply", "p.toml"]);
-    sb.wait_for("started");
-    // Held past the busy timeout (10 s), so recording `a`'s end fails and the run stops;
-    // released before exe's last try.
+    // Once `a`'s start is recorded in full (its process group too, 0.2 s after)...
+    let due = std::time::Instant::now() + Duration::from_secs(10);
+    while !serde_json::from_str::<serde_json::Value>(
+        &sb.exe(&["show", "1", "--format", "json"]).stdout,
+    )
+    .is_ok_and(|shown| shown["attempts"][0]["pgid"].is_i64())
+    {
+        assert!(std::time::Instant::now() < due, "a's start recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ... the lock is held for 13 s: past the busy timeout (10 s) from `a`'s end, so
+    // recording that end fails and the run stops; and released during exe's last try.
     let mut holder = Command::new("python3")
         .args([
             "-c",
             "import sqlite3, time; c = sqlite3.connect('.exe/history.db', isolation_level=None); \
-             c.execute('BEGIN IMMEDIATE'); open('locked', 'w').close(); time.sleep(12)",
+             c.execute('BEGIN IMMEDIATE'); open('locked', 'w').close(); time.sleep(13)",
         ])
         .current_dir(sb.path())
         .spawn()
         .expect("python3 runs");
+    sb.wait_for("locked");
     let out = exe.wait_with_output().unwrap();
     assert!(holder.wait().unwrap().success());
     let stderr = String::from_utf8_lossy(&out.stderr);
