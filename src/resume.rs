@@ -175,7 +175,7 @@ fn compare(
             continue;
         }
         let Some(before) = was.get(key) else {
-            unrecorded.insert(key.clone());
+            unrecorded.insert(setting(key).to_owned());
             continue;
         };
         if before == value {
@@ -204,6 +204,16 @@ fn compare(
         }
     }
     fields
+}
+
+/// A setting of the recorded definition, as people know it (some keys are the record's own).
+fn setting(key: &str) -> &str {
+    match key {
+        "env_hashes" => "the environment",
+        "working_dir_canonical" => "the working folder",
+        "timeout_grace_seconds" => "timeout_grace",
+        other => other,
+    }
 }
 
 /// A stable digest of a plan's definition (FNV-1a, 64 bits, hex): equal plans, equal digests.
@@ -357,7 +367,7 @@ mod tests {
         assert!(compared.listed.is_empty(), "{:?}", compared.listed);
         assert_eq!(
             compared.unrecorded,
-            ["env_hashes", "when", "working_dir_canonical"]
+            ["the environment", "the working folder", "when"]
         );
         // What it did record still counts.
         let edited = before.replace(r#""command": "x""#, r#""command": "y""#);
