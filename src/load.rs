@@ -25,7 +25,7 @@ use crate::diagnostic::{At, Diagnostic, did_you_mean};
 use crate::source::{self, Format, Node, SourceFile, Value};
 use crate::spec::legacy;
 use crate::spec::{JobSpec, PipelineSpec};
-use provenance::{Layer, find};
+use provenance::{Layer, Merged, find};
 pub use provenance::{Origin, Provenance};
 
 /// What to layer on top of the files.
@@ -961,28 +961,32 @@ fn order_jobs(spec: &mut PipelineSpec, p: &Provenance) {
         .profile
         .as_ref()
         .map(|name| vec!["profiles".to_owned(), name.clone(), "jobs".to_owned()]);
-    for tree in p.merged_trees() {
+    let mut place = |id| {
+        let next = position.len();
+        position.entry(id).or_insert(next);
+    };
+    for file in p.merged_files() {
+        let tree = match file {
+            Merged::Tree(tree) => tree,
+            Merged::Legacy(jobs) => {
+                let mut ids: Vec<(&str, usize)> =
+                    jobs.iter().map(|(id, &i)| (id.as_str(), i)).collect();
+                ids.sort_unstable_by_key(|&(_, i)| i);
+                for (id, _) in ids {
+                    place(id);
+                }
+                continue;
+            }
+        };
         let mut maps = vec![tree.get("jobs")];
         if let Some(path) = &profile_path {
             maps.push(tree.find(path));
         }
         for map in maps.into_iter().flatten() {
-            let ids: Box<dyn Iterator<Item = &str>> = match &map.value {
-                Value::Map(entries) => Box::new(entries.iter().map(|(key, _)| key.name.as_str())),
-                // Legacy files: jobs are an array of objects with `id`.
-                Value::Seq(items) => {
-                    Box::new(items.iter().filter_map(
-                        |item| match item.get("id").map(|n| &n.value) {
-                            Some(Value::Str(id)) => Some(id.as_str()),
-                            _ => None,
-                        },
-                    ))
+            if let Value::Map(entries) = &map.value {
+                for (key, _) in entries {
+                    place(key.name.as_str());
                 }
-                _ => Box::new(std::iter::empty()),
-            };
-            for id in ids {
-                let next = position.len();
-                position.entry(id).or_insert(next);
             }
         }
     }

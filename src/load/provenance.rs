@@ -66,6 +66,14 @@ enum Held {
     Other,
 }
 
+/// A file of the merged document, as [`Provenance::merged_files`] gives it.
+pub(super) enum Merged<'a> {
+    /// A file in the current format.
+    Tree(&'a Node),
+    /// A legacy file: each job id in exe, with its index in the file's `jobs` array.
+    Legacy(&'a HashMap<String, usize>),
+}
+
 /// Where the value in force at a key path was written.
 enum Source<'a> {
     /// In a file's tree, at this path of it (under `profiles.<name>` for a profile's value).
@@ -117,10 +125,13 @@ impl Provenance {
         })
     }
 
-    /// The files' trees in the order they were merged (includes first).
-    pub(super) fn merged_trees(&self) -> impl Iterator<Item = &Node> {
+    /// The files in the order they were merged (includes first): a file's tree, or a legacy
+    /// file's job ids in exe, each with its index in the file's `jobs` array (exe renames the
+    /// ids it cannot take, so the ids written in the tree are not all exe's).
+    pub(super) fn merged_files(&self) -> impl Iterator<Item = Merged<'_>> {
         self.layers.iter().filter_map(|layer| match layer {
-            Layer::File(i) | Layer::Legacy { tree: i, .. } => Some(&self.trees[*i].1),
+            Layer::File(i) => Some(Merged::Tree(&self.trees[*i].1)),
+            Layer::Legacy { jobs, .. } => Some(Merged::Legacy(jobs)),
             _ => None,
         })
     }

@@ -382,3 +382,30 @@ fn legacy_ids_exe_cannot_take_are_renamed_and_their_dependencies_follow() {
     let lint = sb.exe(&["lint", "ids.toml"]);
     assert_eq!(lint.code, 0, "{}", lint.stdout);
 }
+
+#[test]
+fn a_renamed_legacy_job_keeps_its_place_in_the_file_order() {
+    let sb = Sandbox::new();
+    sb.file(
+        "order.json",
+        r#"{"application_name": "order", "jobs": [
+  {"id": "first", "command": "true"},
+  {"id": "x y", "command": "true"},
+  {"id": "last", "command": "true"}
+]}"#,
+    );
+    let plan = sb.exe(&["plan", "order.json"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let runs: Vec<&str> = (plan.stdout.lines())
+        .filter_map(|l| l.trim().strip_prefix("run   "))
+        .collect();
+    assert_eq!(runs, ["first", "x_y", "last"], "{}", plan.stdout);
+    let migrate = sb.exe(&["migrate", "-q", "order.json", "--to", "yaml"]);
+    assert_eq!(migrate.code, 0, "{}", migrate.stderr);
+    let at = |id: &str| migrate.stdout.find(&format!("  {id}:")).unwrap();
+    assert!(
+        at("first") < at("x_y") && at("x_y") < at("last"),
+        "{}",
+        migrate.stdout
+    );
+}
