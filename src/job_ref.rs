@@ -8,9 +8,13 @@
 //! hold `[`, `]`, `,` or `=` (`exe::config::invalid_matrix`), so an id splits back into
 //! its pairs.
 
+use crate::diagnostic::did_you_mean;
+
 /// A parsed job reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRef<'a> {
+    /// The reference as written.
+    text: &'a str,
     name: &'a str,
     /// The `key=value` pairs in brackets; None without brackets. A malformed pair (no `=`)
     /// makes the reference name nothing.
@@ -21,8 +25,13 @@ impl<'a> JobRef<'a> {
     /// Reads a reference as the user wrote it.
     pub fn parse(text: &'a str) -> Self {
         match split(text) {
-            (name, None) => JobRef { name, pairs: None },
+            (name, None) => JobRef {
+                text,
+                name,
+                pairs: None,
+            },
             (name, Some(inner)) => JobRef {
+                text,
                 name,
                 pairs: Some(
                     inner
@@ -52,6 +61,15 @@ impl<'a> JobRef<'a> {
             inner.is_some_and(|inner| inner.split(',').any(|p| p.split_once('=') == Some(*pair)))
         };
         wanted.iter().all(|w| w.as_ref().is_some_and(has))
+    }
+
+    /// What to tell a user whose reference names none of `ids`: why its `key=value` pairs
+    /// miss (see [`JobRef::miss`]), else the id closest to what they wrote ("did you mean").
+    /// The older tool's id of a renamed legacy job (`Load customers`) finds exe's
+    /// (`Load_customers`) so.
+    pub fn hint<'i>(&self, ids: impl IntoIterator<Item = &'i str> + Clone) -> Option<String> {
+        self.miss(ids.clone())
+            .or_else(|| did_you_mean(self.text, ids))
     }
 
     /// Why a reference with `key=value` pairs names none of `ids`, when its name is a
@@ -181,5 +199,19 @@ mod tests {
         );
         assert_eq!(miss("lint[os=linux]"), None);
         assert_eq!(miss("build"), None);
+    }
+
+    #[test]
+    fn a_hint_is_the_miss_else_the_closest_id() {
+        let hint = |r: &str| JobRef::parse(r).hint(["Load_customers", "lint"]);
+        assert_eq!(
+            hint("Load customers").as_deref(),
+            Some("did you mean `Load_customers`?")
+        );
+        assert_eq!(
+            JobRef::parse("build[os=linx]").hint(IDS).as_deref(),
+            Some("`build`'s matrix key `os` has no value `linx`; its values: `linux`, `macos`")
+        );
+        assert_eq!(hint("zzz"), None);
     }
 }

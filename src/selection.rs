@@ -6,7 +6,7 @@
 //! (resumed: `resume.rs`, up to date: `up_to_date.rs`) add to this list; the planner shows
 //! it and the scheduler starts from it.
 
-use crate::diagnostic::{At, Diagnostic, did_you_mean};
+use crate::diagnostic::{At, Diagnostic};
 use crate::job_ref::JobRef;
 use crate::model::Pipeline;
 
@@ -146,8 +146,7 @@ fn resolve(
             }
         }
         if !found {
-            let hint = (reference.miss(all()))
-                .or_else(|| did_you_mean(id, all()))
+            let hint = (reference.hint(all()))
                 .unwrap_or_else(|| "`exe plan FILE` lists the job ids".to_owned());
             errors.push(
                 Diagnostic::error(

@@ -173,11 +173,13 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
         let reference = JobRef::parse(job);
         let mut rows = known.iter().filter(|j| reference.names(&j.id)).peekable();
         if rows.peek().is_none() {
-            return Err(crate::store::StoreError::UnknownJob {
-                run: args.run,
-                job: job.clone(),
-            }
-            .into());
+            let hint = reference.hint(known.iter().map(|j| j.id.as_str()));
+            return Err(Error::Usage {
+                message: format!("run {} has no job `{job}`", args.run),
+                help: Some(
+                    hint.unwrap_or_else(|| format!("`exe show {}` lists its jobs", args.run)),
+                ),
+            });
         }
         for row in rows {
             // A job carried over as done, or skipped as up to date, is done like one that

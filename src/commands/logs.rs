@@ -29,7 +29,10 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
         [] => {
             return Err(Error::Usage {
                 message: format!("run {} has no job `{}`", args.run, args.job),
-                help: Some(show_help(args.run)),
+                help: Some(
+                    (reference.hint(jobs.iter().map(|j| j.id.as_str())))
+                        .unwrap_or_else(|| show_help(args.run)),
+                ),
             });
         }
         _ => {

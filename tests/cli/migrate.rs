@@ -409,3 +409,31 @@ fn a_renamed_legacy_job_keeps_its_place_in_the_file_order() {
         migrate.stdout
     );
 }
+
+#[test]
+fn the_older_tools_id_of_a_renamed_job_suggests_exes_in_the_history() {
+    let sb = Sandbox::new();
+    sb.file(
+        "ids.json",
+        r#"{"application_name": "ids", "jobs": [{"id": "Load customers", "command": "exit 3"}]}"#,
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "ids.json"]).code, 1);
+    let mark = sb.exe(&[
+        "mark-success",
+        "1",
+        "Load customers",
+        "--reason",
+        "by hand",
+        "--yes",
+    ]);
+    assert_eq!(mark.code, 2, "{}", mark.stderr);
+    mark.assert_stderr_has("run 1 has no job `Load customers`");
+    mark.assert_stderr_has("did you mean `Load_customers`?");
+    let logs = sb.exe(&["logs", "1", "Load customers"]);
+    assert_eq!(logs.code, 2, "{}", logs.stderr);
+    logs.assert_stderr_has("did you mean `Load_customers`?");
+    // Nothing close: where to look.
+    let far = sb.exe(&["mark-success", "1", "zzz", "--reason", "by hand", "--yes"]);
+    assert_eq!(far.code, 2, "{}", far.stderr);
+    far.assert_stderr_has("`exe show 1` lists its jobs");
+}
