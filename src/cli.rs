@@ -431,7 +431,7 @@ pub struct MigrateArgs {
     /// The file to convert.
     pub file: Option<PathBuf>,
     /// Import the older executioner's history database (its runs and jobs) into exe's history.
-    #[arg(long, value_name = "OLD.db", conflicts_with = "file")]
+    #[arg(long, value_name = "OLD.db", conflicts_with_all = ["file", "to", "output", "force"])]
     pub history: Option<PathBuf>,
     /// Format to write. Default: OUT's extension, else TOML.
     #[arg(long, value_enum)]

@@ -40,7 +40,7 @@ pub use self::busy::stop_waiting;
 pub use self::checkpoint::Checkpointer;
 use self::error::classify;
 pub use self::error::{NotAFileKind, StoreError};
-pub use self::legacy::Imported;
+pub use self::legacy::{Imported, OldHistory};
 use self::schema::{CURRENT, MIGRATIONS, Migrated, READABLE_FROM};
 
 /// How long a statement waits for another process's lock before giving up with

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::load::{self, LoadOptions};
 use crate::source::Format;
 use crate::spec::{CheckSpec, PipelineSpec};
-use crate::store::{Access, Durability, Store};
+use crate::store::{Access, Durability, OldHistory, Store};
 
 pub(super) fn run(
     args: &MigrateArgs,
@@ -188,8 +188,10 @@ fn import_history(
             help: Some("--history takes the SQLite file executioner kept its runs in".to_owned()),
         });
     }
+    // Checked first: a file that is not the older tool's history leaves exe's as it was.
+    let history = OldHistory::open(old)?;
     let mut store = Store::open(db, Access::ReadWrite, Durability::Normal)?;
-    let imported = store.import_executioner(old)?;
+    let imported = store.import_executioner(&history)?;
     if !out.quiet {
         stderrln!(
             "Imported {} run{} ({} jobs) from {} into {}{}.",

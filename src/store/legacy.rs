@@ -13,7 +13,7 @@
 //! the runs already imported: runs are matched by canonical path.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
@@ -95,39 +95,73 @@ fn derived_run_state<'a>(jobs: impl IntoIterator<Item = &'a str>, ended: bool) -
     if all_done { "SUCCESS" } else { "CANCELLED" }
 }
 
-impl Store {
-    /// Imports every run of the older tool's history database at `old` (opened read-only).
-    pub fn import_executioner(&mut self, old: &Path) -> Result<Imported, StoreError> {
-        let source = Connection::open_with_flags(
-            old,
+/// The older tool's history database, opened read-only and known to have its `job_history`
+/// table: checked before exe's history is opened for writing, so that a wrong file leaves
+/// exe's history as it was (not even created).
+pub struct OldHistory {
+    path: PathBuf,
+    conn: Connection,
+    /// It has `run_summary` (the older tool's schema version 5 and later).
+    summary: bool,
+    /// The columns of its `job_history`.
+    columns: Vec<String>,
+}
+
+impl OldHistory {
+    /// Opens the file at `path` read-only, and checks that it is the older tool's history.
+    pub fn open(path: &Path) -> Result<OldHistory, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|source| StoreError::Open {
-            path: old.to_path_buf(),
+            path: path.to_path_buf(),
             source,
         })?;
         let corrupt = |detail: String| StoreError::NotAnOldHistory {
-            path: old.to_path_buf(),
+            path: path.to_path_buf(),
             detail,
         };
         let has = |table: &str| -> Result<bool, StoreError> {
-            source
-                .query_row(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                    [table],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map(|found| found.is_some())
-                .map_err(|e| corrupt(format!("cannot read its tables: {e}")))
+            conn.query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(|e| corrupt(format!("cannot read its tables: {e}")))
         };
         if !has("job_history")? {
             return Err(corrupt("it has no `job_history` table".to_owned()));
         }
-        let columns: Vec<String> = source
+        let summary = has("run_summary")?;
+        let columns: Vec<String> = conn
             .prepare("SELECT name FROM pragma_table_info('job_history')")
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
             .map_err(|e| corrupt(format!("cannot read job_history: {e}")))?;
+        Ok(OldHistory {
+            path: path.to_path_buf(),
+            conn,
+            summary,
+            columns,
+        })
+    }
+}
+
+impl Store {
+    /// Imports every run of the older tool's history `old`.
+    pub fn import_executioner(&mut self, old: &OldHistory) -> Result<Imported, StoreError> {
+        let OldHistory {
+            path: old,
+            conn: source,
+            summary,
+            columns,
+        } = old;
+        let corrupt = |detail: String| StoreError::NotAnOldHistory {
+            path: old.clone(),
+            detail,
+        };
         let column = |name: &str, or: &str| {
             if columns.iter().any(|c| c == name) {
                 name.to_owned()
@@ -135,7 +169,7 @@ impl Store {
                 or.to_owned()
             }
         };
-        let runs = read_runs(&source, has("run_summary")?)
+        let runs = read_runs(source, *summary)
             .map_err(|e| corrupt(format!("cannot read its runs: {e}")))?;
         let job_sql = format!(
             "SELECT id, status, {at}, {duration}, {retries}, {error} FROM job_history WHERE run_id = ?1 ORDER BY last_run, id",
@@ -146,7 +180,7 @@ impl Store {
         );
         let mut report = Imported::default();
         // The file however it is named (`old.db`, `./old.db`, `$PWD/old.db`, a symlink).
-        let canonical = std::fs::canonicalize(old).unwrap_or_else(|_| old.to_path_buf());
+        let canonical = std::fs::canonicalize(old).unwrap_or_else(|_| old.clone());
         let marker = |id: i64| format!("{} (executioner run {id})", canonical.display());
         let path = self.path.clone();
         let tx = self
@@ -349,7 +383,9 @@ mod tests {
             Durability::Normal,
         )
         .unwrap();
-        let report = store.import_executioner(&old).unwrap();
+        let report = store
+            .import_executioner(&OldHistory::open(&old).unwrap())
+            .unwrap();
         assert_eq!(
             report,
             Imported {
@@ -397,7 +433,9 @@ mod tests {
             300_500
         );
         assert_eq!(
-            store.import_executioner(&old).unwrap(),
+            store
+                .import_executioner(&OldHistory::open(&old).unwrap())
+                .unwrap(),
             Imported {
                 runs: 0,
                 jobs: 0,
@@ -421,7 +459,9 @@ mod tests {
             )
             .unwrap();
         let mut store = Store::open_in_memory().unwrap();
-        let report = store.import_executioner(&old).unwrap();
+        let report = store
+            .import_executioner(&OldHistory::open(&old).unwrap())
+            .unwrap();
         assert_eq!((report.runs, report.jobs), (3, 5));
         assert_eq!(report.unfinished, [8, 9]);
         let runs = store
@@ -482,7 +522,9 @@ mod tests {
             )
             .unwrap();
         let mut store = Store::open_in_memory().unwrap();
-        let report = store.import_executioner(&old).unwrap();
+        let report = store
+            .import_executioner(&OldHistory::open(&old).unwrap())
+            .unwrap();
         // Without `run_summary` there is no telling a stopped run: no warning is due.
         assert_eq!(report.unfinished, Vec::<i64>::new());
         let runs = store
@@ -503,8 +545,7 @@ mod tests {
             .unwrap()
             .execute_batch("CREATE TABLE t (x)")
             .unwrap();
-        let mut store = Store::open_in_memory().unwrap();
-        let err = store.import_executioner(&other).unwrap_err();
+        let err = OldHistory::open(&other).err().unwrap();
         assert!(
             err.to_string().contains("job_history") || format!("{err:?}").contains("job_history"),
             "{err:?}"

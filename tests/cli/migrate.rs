@@ -437,3 +437,35 @@ fn the_older_tools_id_of_a_renamed_job_suggests_exes_in_the_history() {
     assert_eq!(far.code, 2, "{}", far.stderr);
     far.assert_stderr_has("`exe show 1` lists its jobs");
 }
+
+#[test]
+fn a_history_import_that_cannot_start_leaves_exes_history_as_it_was() {
+    let sb = Sandbox::new();
+    sb.sql("o.db", "CREATE TABLE t (x);");
+    let import = sb.exe(&["migrate", "--history", "o.db"]);
+    assert_eq!(import.code, 2, "{}", import.stderr);
+    import.assert_stderr_has("o.db is not a history of the older executioner");
+    assert!(
+        !sb.path().join(".exe").exists(),
+        "the default history was created"
+    );
+    // An older schema is not upgraded either.
+    let v1 = std::fs::read(repo().join("tests/fixtures/history/v1.db")).unwrap();
+    sb.file("h.db", &v1);
+    let import = sb.exe(&["--db", "h.db", "migrate", "--history", "o.db"]);
+    assert_eq!(import.code, 2, "{}", import.stderr);
+    assert_eq!(std::fs::read(sb.path().join("h.db")).unwrap(), v1);
+    assert!(!sb.path().join("h.db-wal").exists());
+    // Flags that only apply to converting a file are refused, not ignored.
+    for flags in [&["--to", "yaml"][..], &["-o", "x.toml"], &["--force"]] {
+        let args: Vec<&str> = ["migrate", "--history", "o.db"]
+            .iter()
+            .chain(flags)
+            .copied()
+            .collect();
+        let run = sb.exe(&args);
+        assert_eq!(run.code, 2, "{flags:?}: {}", run.stderr);
+        run.assert_stderr_has("the argument '--history <OLD.db>' cannot be used with");
+        run.assert_stderr_has(flags[0]);
+    }
+}
