@@ -192,6 +192,24 @@ fn import_history(
     let history = OldHistory::open(old)?;
     let mut store = Store::open(db, Access::ReadWrite, Durability::Normal)?;
     let imported = store.import_executioner(&history)?;
+    // Always said, even with -q: what was recorded and is not in exe's history now.
+    for problem in &imported.problems {
+        stderrln!("warning: {problem}");
+    }
+    let left_out = imported.problems.iter().filter(|p| p.left_out()).count();
+    if left_out > 0 {
+        stderrln!(
+            "warning: {left_out} {} of {} not imported (see above); fix {} there and import \
+             again: the runs already imported are skipped",
+            if left_out == 1 {
+                "run or row"
+            } else {
+                "runs or rows"
+            },
+            old.display(),
+            if left_out == 1 { "it" } else { "them" },
+        );
+    }
     if !out.quiet {
         stderrln!(
             "Imported {} run{} ({} jobs) from {} into {}{}.",
@@ -217,7 +235,8 @@ fn import_history(
             );
         }
     }
-    Ok(0)
+    // Exit 1 when something recorded was left out, as for a run that did not all succeed.
+    Ok(i32::from(left_out > 0))
 }
 
 #[cfg(test)]

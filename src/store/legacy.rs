@@ -10,15 +10,21 @@
 //! ended and each of its jobs succeeded or was skipped. Times are read as UTC (`SQLite`'s
 //! `CURRENT_TIMESTAMP`, which the older tool used). Imported runs have the `exe_version`
 //! [`IMPORTED_VERSION`]. Importing the same file again, however its path is written, skips
-//! the runs already imported: runs are matched by canonical path.
+//! the runs already imported: runs are matched by canonical path. Rows and values that
+//! cannot be imported as written are reported, not fatal (see [`rows`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
+pub use self::rows::Problem;
+use self::rows::{OldJob, RawJob, RawRun, Time};
 use super::error::classify;
 use super::{IMPORTED_VERSION, Store, StoreError};
+
+mod rows;
 
 /// What an import did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -32,32 +38,13 @@ pub struct Imported {
     /// The older tool's ids of the runs added without a `run_summary` row, though the
     /// database has that table: it stopped before writing one. Their state is derived.
     pub unfinished: Vec<i64>,
+    /// The rows and values not imported as they were written, in the order met.
+    pub problems: Vec<Problem>,
 }
 
 /// Milliseconds since the Unix epoch of an `SQLite` date-time text column (NULL if unparsable).
 fn ms(column: &str) -> String {
     format!("CAST(ROUND(unixepoch({column}, 'subsec') * 1000) AS INTEGER)")
-}
-
-struct OldRun {
-    id: i64,
-    name: String,
-    start: Option<i64>,
-    end: Option<i64>,
-    /// Its `run_summary` status, or `None` for a run derived from its jobs.
-    status: Option<String>,
-    exit_code: Option<i64>,
-    /// It has no `run_summary` row, though the database has that table.
-    unfinished: bool,
-}
-
-struct OldJob {
-    id: String,
-    status: String,
-    at: Option<i64>,
-    duration_s: Option<f64>,
-    retries: i64,
-    error: Option<String>,
 }
 
 fn job_state(status: &str) -> &'static str {
@@ -169,16 +156,21 @@ impl Store {
                 or.to_owned()
             }
         };
-        let runs = read_runs(source, *summary)
+        let old_runs = read_runs(source, *summary)
             .map_err(|e| corrupt(format!("cannot read its runs: {e}")))?;
         let job_sql = format!(
-            "SELECT id, status, {at}, {duration}, {retries}, {error} FROM job_history WHERE run_id = ?1 ORDER BY last_run, id",
+            "SELECT id, status, last_run, {at}, {duration}, {retries}, {error} FROM job_history
+             WHERE run_id = ?1 ORDER BY last_run, id",
             at = ms("last_run"),
             duration = column("duration_seconds", "NULL"),
-            retries = column("retry_count", "0"),
+            retries = column("retry_count", "NULL"),
             error = column("last_error", "NULL"),
         );
-        let mut report = Imported::default();
+        let mut report = Imported {
+            problems: rows_without_run(source)
+                .map_err(|e| corrupt(format!("cannot read job_history: {e}")))?,
+            ..Imported::default()
+        };
         // The file however it is named (`old.db`, `./old.db`, `$PWD/old.db`, a symlink).
         let canonical = std::fs::canonicalize(old).unwrap_or_else(|_| old.clone());
         let marker = |id: i64| format!("{} (executioner run {id})", canonical.display());
@@ -188,41 +180,43 @@ impl Store {
             .transaction()
             .map_err(|e| classify(&path, "importing", e))?;
         let seen = imported_from(&tx, &canonical).map_err(|e| classify(&path, "importing", e))?;
-        for run in runs {
-            if seen.contains(&run.id) {
+        for raw in old_runs {
+            if seen.contains(&raw.id) {
                 report.skipped += 1;
                 continue;
             }
-            let file = marker(run.id);
-            let jobs: Vec<OldJob> = source
+            let old_id = raw.id;
+            let unfinished = raw.unfinished;
+            let file = marker(old_id);
+            let job_rows: Vec<RawJob> = source
                 .prepare(&job_sql)
                 .and_then(|mut s| {
-                    s.query_map([run.id], |r| {
-                        Ok(OldJob {
+                    s.query_map([old_id], |r| {
+                        Ok(RawJob {
                             id: r.get(0)?,
-                            status: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                            at: r.get(2)?,
-                            duration_s: r.get(3)?,
-                            retries: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
-                            error: r.get(5)?,
+                            status: r.get(1)?,
+                            last_run: Time {
+                                value: r.get(2)?,
+                                ms: r.get(3)?,
+                            },
+                            duration_seconds: r.get(4)?,
+                            retry_count: r.get(5)?,
+                            last_error: r.get(6)?,
                         })
                     })?
                     .collect()
                 })
-                .map_err(|e| corrupt(format!("cannot read the jobs of run {}: {e}", run.id)))?;
-            let start = run
-                .start
-                .or_else(|| jobs.iter().filter_map(|j| j.at).min())
-                .unwrap_or(0);
-            let end = run
-                .end
-                .or_else(|| jobs.iter().filter_map(|j| j.at).max())
-                .unwrap_or(start);
+                .map_err(|e| corrupt(format!("cannot read the jobs of run {old_id}: {e}")))?;
+            let jobs: Vec<OldJob> = (job_rows.into_iter())
+                .filter_map(|row| rows::job(old_id, row, &mut report.problems))
+                .collect();
+            let Some(run) = rows::run(raw, &jobs, &mut report.problems) else {
+                continue;
+            };
+            let (start, end) = (run.start, run.end);
             let state = match &run.status {
                 Some(status) => run_state(status),
-                None => {
-                    derived_run_state(jobs.iter().map(|j| job_state(&j.status)), !run.unfinished)
-                }
+                None => derived_run_state(jobs.iter().map(|j| job_state(&j.status)), !unfinished),
             };
             tx.execute(
                 "INSERT INTO runs (name, file, digest, state, started_at, ended_at, exit_code, host, user, pid, exe_version)
@@ -239,8 +233,6 @@ impl Store {
             for (index, job) in (0_i64..).zip(&jobs) {
                 let at = job.at.unwrap_or(end);
                 let state = job_state(&job.status);
-                #[allow(clippy::cast_possible_truncation)]
-                let took = job.duration_s.map_or(0, |s| (s * 1000.0) as i64);
                 let insert = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
                     tx.execute(sql, p)
                         .map_err(|e| classify(&path, "importing", e))
@@ -265,8 +257,8 @@ impl Store {
                         &[
                             &id,
                             &index,
-                            &(job.retries + 1),
-                            &(at - took),
+                            &job.attempt,
+                            &at.saturating_sub(job.took_ms),
                             &at,
                             &state,
                             &job.error,
@@ -276,8 +268,8 @@ impl Store {
             }
             report.runs += 1;
             report.jobs += jobs.len();
-            if run.unfinished {
-                report.unfinished.push(run.id);
+            if unfinished {
+                report.unfinished.push(old_id);
             }
         }
         tx.commit().map_err(|e| classify(&path, "importing", e))?;
@@ -306,25 +298,41 @@ fn imported_from(tx: &Connection, canonical: &Path) -> rusqlite::Result<HashSet<
     Ok(ids)
 }
 
-fn read_runs(source: &Connection, summary: bool) -> rusqlite::Result<Vec<OldRun>> {
+/// The rows of `job_history` whose `run_id` is not a run id (NULL, text), as problems.
+fn rows_without_run(source: &Connection) -> rusqlite::Result<Vec<Problem>> {
+    let mut statement = source.prepare(
+        "SELECT run_id, id FROM job_history WHERE typeof(run_id) <> 'integer' ORDER BY rowid",
+    )?;
+    statement
+        .query_map([], |r| {
+            Ok(Problem::NoRun {
+                value: rows::shown(&r.get::<_, Value>(0)?),
+                job: rows::shown(&r.get::<_, Value>(1)?),
+            })
+        })?
+        .collect()
+}
+
+fn read_runs(source: &Connection, summary: bool) -> rusqlite::Result<Vec<RawRun>> {
     // A run per run id of `job_history`, from its jobs: the older tool had no run table before
     // its schema version 5, and it wrote a run's summary at the end, so a run it stopped in
-    // has none. Its state is derived from its jobs' (`derived_run_state`), so no status here.
+    // has none. Its state is derived from its jobs' (`derived_run_state`), so no status here;
+    // its times are its jobs' (`rows::run`). Rows without a run id are `rows_without_run`.
     let derived = |filter: &str| {
         format!(
-            "SELECT run_id, MAX(application_name), MIN({at}), MAX({at}), NULL, NULL, {unfinished}
-             FROM job_history {filter} GROUP BY run_id",
-            at = ms("last_run"),
+            "SELECT run_id, MAX(application_name), NULL, NULL, NULL, NULL, NULL, NULL, {unfinished}
+             FROM job_history WHERE typeof(run_id) = 'integer' {filter} GROUP BY run_id",
             unfinished = i32::from(summary),
         )
     };
     let sql = if summary {
         format!(
-            "SELECT run_id, application_name, {start}, {end}, COALESCE(status, ''), exit_code, 0 FROM run_summary
+            "SELECT run_id, application_name, start_time, {start}, end_time, {end}, COALESCE(status, ''), exit_code, 0
+             FROM run_summary
              UNION ALL {unfinished} ORDER BY run_id",
             start = ms("start_time"),
             end = ms("end_time"),
-            unfinished = derived("WHERE run_id NOT IN (SELECT run_id FROM run_summary)"),
+            unfinished = derived("AND run_id NOT IN (SELECT run_id FROM run_summary)"),
         )
     } else {
         format!("{} ORDER BY run_id", derived(""))
@@ -332,16 +340,20 @@ fn read_runs(source: &Connection, summary: bool) -> rusqlite::Result<Vec<OldRun>
     let mut statement = source.prepare(&sql)?;
     statement
         .query_map([], |r| {
-            Ok(OldRun {
+            Ok(RawRun {
                 id: r.get(0)?,
-                name: r
-                    .get::<_, Option<String>>(1)?
-                    .unwrap_or_else(|| "executioner".to_owned()),
-                start: r.get(2)?,
-                end: r.get(3)?,
-                status: r.get(4)?,
-                exit_code: r.get(5)?,
-                unfinished: r.get(6)?,
+                name: r.get(1)?,
+                start: Time {
+                    value: r.get(2)?,
+                    ms: r.get(3)?,
+                },
+                end: Time {
+                    value: r.get(4)?,
+                    ms: r.get(5)?,
+                },
+                status: r.get(6)?,
+                exit_code: r.get(7)?,
+                unfinished: r.get(8)?,
             })
         })?
         .collect()
@@ -392,7 +404,8 @@ mod tests {
                 runs: 1,
                 jobs: 3,
                 skipped: 0,
-                unfinished: vec![]
+                unfinished: vec![],
+                problems: vec![]
             }
         );
         let runs = store
@@ -440,7 +453,8 @@ mod tests {
                 runs: 0,
                 jobs: 0,
                 skipped: 1,
-                unfinished: vec![]
+                unfinished: vec![],
+                problems: vec![]
             }
         );
     }

@@ -469,3 +469,72 @@ fn a_history_import_that_cannot_start_leaves_exes_history_as_it_was() {
         run.assert_stderr_has(flags[0]);
     }
 }
+
+/// The tables of the older tool's history with the columns exe reads, `run_summary` if asked.
+fn old_tables(summary: bool) -> String {
+    let mut sql =
+        "CREATE TABLE job_history (run_id INTEGER, id TEXT, status TEXT, application_name TEXT,
+        last_run TIMESTAMP, retry_count INTEGER, last_error TEXT, duration_seconds REAL);"
+            .to_owned();
+    if summary {
+        sql.push_str(
+            "CREATE TABLE run_summary (run_id INTEGER PRIMARY KEY, application_name TEXT NOT NULL,
+                start_time TIMESTAMP NOT NULL, end_time TIMESTAMP, status TEXT, exit_code INTEGER);",
+        );
+    }
+    sql
+}
+
+#[test]
+fn bad_rows_of_an_old_history_are_reported_and_the_others_imported() {
+    let sb = Sandbox::new();
+    // A start time SQLite cannot read, a job row without a run id.
+    sb.sql(
+        "old.db",
+        &(old_tables(true)
+            + "INSERT INTO run_summary VALUES (3, 'nightly', '03/03/2024 01:00', NULL, 'RUNNING', NULL),
+                  (4, 'nightly', '2024-03-04 01:00:00', '2024-03-04 01:10:00', 'SUCCESS', 0);
+               INSERT INTO job_history VALUES (3, 'extract', 'RUNNING', 'nightly', NULL, 0, NULL, NULL),
+                  (4, 'extract', 'SUCCESS', 'nightly', '2024-03-04 01:05:00', 0, NULL, 300),
+                  (NULL, 'orphan', 'SUCCESS', 'nightly', '2024-03-08 01:00:00', 0, NULL, 1);"),
+    );
+    let import = sb.exe(&["--db", "h.db", "migrate", "--history", "old.db"]);
+    assert_eq!(import.code, 1, "{}", import.stderr);
+    import.assert_stderr_has(
+        "run 3: neither its start_time ('03/03/2024 01:00') nor a last_run of its jobs is a date and time: not imported",
+    );
+    import.assert_stderr_has(
+        "job_history row of job 'orphan' has run_id NULL, not a run id: not imported",
+    );
+    import.assert_stderr_has("2 runs or rows of old.db not imported");
+    import.assert_stderr_has("Imported 1 run (1 jobs)");
+    let runs = sb.exe(&["--db", "h.db", "runs"]);
+    runs.assert_stdout_lacks("1970");
+    assert_eq!(runs.stdout.lines().count(), 2, "{}", runs.stdout);
+    // Without run_summary, and with a value that is not what its column holds.
+    sb.sql(
+        "older.db",
+        &(old_tables(false)
+            + "INSERT INTO job_history VALUES (5, 'load', 'ERROR', 'etl', '2024-03-05 01:00:00', -1, 'ORA-00942', 'abc'),
+                  (NULL, 'orphan', 'SUCCESS', 'etl', '2024-03-08 01:00:00', 0, NULL, 1);"),
+    );
+    let import = sb.exe(&["--db", "h.db", "migrate", "--history", "older.db"]);
+    assert_eq!(import.code, 1, "{}", import.stderr);
+    import.assert_stderr_lacks("not a history");
+    import.assert_stderr_has(
+        "run 5, job `load`: duration_seconds 'abc' is not a number of seconds: imported without it",
+    );
+    import.assert_stderr_has(
+        "run 5, job `load`: retry_count -1 is not a count of retries (0 or more): imported without it",
+    );
+    import.assert_stderr_has("1 run or row of older.db not imported");
+    import.assert_stderr_has("Imported 1 run (1 jobs)");
+    let show = sb.exe(&["--db", "h.db", "show", "2", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!(json["attempts"][0]["number"], 1, "{}", show.stdout);
+    assert_eq!(json["attempts"][0]["reason"], "ORA-00942");
+    // Every problem is told again, nothing is imported twice.
+    let again = sb.exe(&["--db", "h.db", "migrate", "--history", "older.db"]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    again.assert_stderr_has("Imported 0 runs (0 jobs)");
+}
