@@ -292,9 +292,15 @@ pub fn run_detail(
         out.push_str("\nAttempts:\n");
         for a in attempts {
             let outcome = a.outcome.as_deref().unwrap_or("RUNNING");
+            // Why it ended so (`exit code 3`, an imported job's last error), on its line.
+            let reason = (a.reason.as_deref())
+                .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "))
+                .filter(|r| !r.is_empty())
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {} #{} {} {}{}  {}",
+                "  {} #{} {} {}{reason}{}  {}",
                 a.job_id,
                 a.number,
                 timestamp(a.started_at_ms),

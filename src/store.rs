@@ -301,7 +301,8 @@ pub struct JobRow {
     pub state: String,
     /// The reason of its last transition; empty if it has none.
     pub reason: String,
-    /// How many attempts started.
+    /// How many attempts started: the number of its last one. (A job imported from the older
+    /// tool has only its last attempt, numbered as it was: `retry_count` + 1.)
     pub attempts: u32,
 }
 

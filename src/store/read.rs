@@ -25,7 +25,7 @@ pub(super) fn job_at(
     // `id` orders a run's transitions in every schema (see `transitions`).
     let sql = format!(
         "SELECT j.idx, j.job_id, last.to_state, last.reason,
-                (SELECT COUNT(*) FROM attempts a WHERE a.run = j.run AND a.job = j.idx)
+                (SELECT COALESCE(MAX(a.number), 0) FROM attempts a WHERE a.run = j.run AND a.job = j.idx)
          FROM jobs j
          LEFT JOIN (SELECT t.to_state, t.reason FROM transitions t
                     WHERE {} AND t.job = ?2 ORDER BY t.id DESC LIMIT 1) last
@@ -152,14 +152,14 @@ impl Store {
     }
 
     /// The jobs of a run in index order, each with its current state (the `to` of its last
-    /// transition, PENDING if none), that transition's reason, and its attempt count.
+    /// transition, PENDING if none), that transition's reason, and its last attempt's number.
     pub fn jobs(&self, run: i64) -> Result<Vec<JobRow>, StoreError> {
         self.run(run)?;
         // One pass over the run's transitions: with `MAX`, SQLite takes the other columns
         // from the row that has it (each job's last transition).
         let sql = format!(
             "SELECT j.idx, j.job_id, last.to_state, last.reason,
-                    (SELECT COUNT(*) FROM attempts a WHERE a.run = j.run AND a.job = j.idx)
+                    (SELECT COALESCE(MAX(a.number), 0) FROM attempts a WHERE a.run = j.run AND a.job = j.idx)
              FROM jobs j
              LEFT JOIN (SELECT t.job, t.to_state, t.reason, MAX(t.id)
                         FROM transitions t WHERE {} GROUP BY t.job) last ON last.job = j.idx

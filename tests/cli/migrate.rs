@@ -538,3 +538,32 @@ fn bad_rows_of_an_old_history_are_reported_and_the_others_imported() {
     assert_eq!(again.code, 1, "{}", again.stderr);
     again.assert_stderr_has("Imported 0 runs (0 jobs)");
 }
+
+#[test]
+fn show_gives_an_imported_jobs_last_error_and_one_attempt_number() {
+    let sb = Sandbox::new();
+    sb.sql(
+        "old.db",
+        &(old_tables(false)
+            + "INSERT INTO job_history VALUES (7, 'load', 'ERROR', 'etl', '2024-03-01 01:09:00', 2, 'ORA-00942', 60.0);"),
+    );
+    let import = sb.exe(&["migrate", "--history", "old.db"]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    let show = sb.exe(&["show", "1"]);
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    let row = show
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("load "))
+        .unwrap();
+    let columns: Vec<&str> = row.split_whitespace().take(3).collect();
+    assert_eq!(columns, ["load", "FAILED", "3"], "{}", show.stdout);
+    show.assert_stdout_has("load #3 2024-03-01 01:08:00 FAILED (ORA-00942)");
+    // exe's own runs: attempts counted as before, each failure's reason on its line.
+    sb.file("p.toml", "[jobs.a]\ncommand = \"exit 3\"\nretry = { max = 1, delay = \"0s\", on_exit_codes = [3] }\n");
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    let show = sb.exe(&["show", "2"]);
+    let row = show.stdout.lines().find(|l| l.starts_with("a ")).unwrap();
+    assert_eq!(row.split_whitespace().nth(2), Some("2"), "{}", show.stdout);
+    show.assert_stdout_has("FAILED (exit code 3)");
+}
