@@ -92,7 +92,7 @@ pub enum Command {
     Logs(LogsArgs),
     /// Record jobs of a run as successful (audited), so a resume passes them.
     MarkSuccess(MarkSuccessArgs),
-    /// Per job: p50, p95 and max duration, and failure rate, over recent runs.
+    /// Per job of each pipeline: p50, p95 and max duration, and failure rate, over recent runs.
     Stats(StatsArgs),
 }
 

@@ -347,6 +347,7 @@ pub fn stats_table(rows: &[crate::commands::JobStats], runs: usize, name: Option
             #[allow(clippy::cast_precision_loss)]
             let rate = 100.0 * r.failed as f64 / r.runs.max(1) as f64;
             vec![
+                r.pipeline.clone(),
                 r.job.clone(),
                 r.runs.to_string(),
                 format!("{rate:.0}%"),
@@ -358,7 +359,7 @@ pub fn stats_table(rows: &[crate::commands::JobStats], runs: usize, name: Option
         .collect();
     let mut out = format!("Over the last {runs} finished run{plural}:\n");
     out.push_str(&table(
-        &["JOB", "RUNS", "FAILED", "P50", "P95", "MAX"],
+        &["PIPELINE", "JOB", "RUNS", "FAILED", "P50", "P95", "MAX"],
         &body,
     ));
     out

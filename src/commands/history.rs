@@ -255,9 +255,12 @@ pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Err
     Ok(0)
 }
 
-/// One job's figures over the runs looked at.
+/// One job's figures over the runs looked at. A job is known by its pipeline's name and its
+/// id: two pipelines may each have a job `build`, and their figures are not one job's.
 #[derive(Debug, serde::Serialize)]
 pub struct JobStats {
+    /// The name of the pipeline the job is in.
+    pub pipeline: String,
     /// The job id.
     pub job: String,
     /// Runs in which it ran (at least one attempt).
@@ -283,7 +286,7 @@ pub(super) fn stats(args: &StatsArgs, out: super::Output, db: &Path) -> Result<i
         limit: args.last as usize,
         ..RunFilter::default()
     })?;
-    let mut by_job: std::collections::BTreeMap<String, (Vec<i64>, usize)> =
+    let mut by_job: std::collections::BTreeMap<(String, String), (Vec<i64>, usize)> =
         std::collections::BTreeMap::new();
     for run in &finished {
         let jobs = store.jobs(run.id)?;
@@ -296,7 +299,7 @@ pub(super) fn stats(args: &StatsArgs, out: super::Output, db: &Path) -> Result<i
             let Some(end) = last.ended_at_ms else {
                 continue;
             };
-            let entry = by_job.entry(job.id.clone()).or_default();
+            let entry = by_job.entry((run.name.clone(), job.id)).or_default();
             entry.0.push(end - start);
             // What ran, not what was recorded since: a failure later marked successful
             // still failed.
@@ -306,9 +309,10 @@ pub(super) fn stats(args: &StatsArgs, out: super::Output, db: &Path) -> Result<i
     }
     let rows: Vec<JobStats> = by_job
         .into_iter()
-        .map(|(job, (mut durations, failed))| {
+        .map(|((pipeline, job), (mut durations, failed))| {
             durations.sort_unstable();
             JobStats {
+                pipeline,
                 job,
                 runs: durations.len(),
                 failed,

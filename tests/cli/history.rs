@@ -1147,7 +1147,7 @@ fn stats_give_durations_and_failure_rates_per_job() {
     let text = sb.exe(&["stats"]);
     assert!(
         text.stdout
-            .starts_with("Over the last 3 finished runs:\nJOB"),
+            .starts_with("Over the last 3 finished runs:\nPIPELINE  JOB"),
         "{}",
         text.stdout
     );

@@ -7,6 +7,7 @@ mod examples;
 mod harness;
 mod history;
 mod history_faults;
+mod history_reads;
 mod layering;
 mod loader_props;
 mod migrate;
