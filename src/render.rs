@@ -344,13 +344,11 @@ pub fn stats_table(rows: &[crate::commands::JobStats], runs: usize, name: Option
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            #[allow(clippy::cast_precision_loss)]
-            let rate = 100.0 * r.failed as f64 / r.runs.max(1) as f64;
             vec![
                 r.pipeline.clone(),
                 r.job.clone(),
                 r.runs.to_string(),
-                format!("{rate:.0}%"),
+                failure_rate(r.failed, r.runs),
                 ms(r.p50_ms),
                 ms(r.p95_ms),
                 ms(r.max_ms),
@@ -363,4 +361,33 @@ pub fn stats_table(rows: &[crate::commands::JobStats], runs: usize, name: Option
         &body,
     ));
     out
+}
+
+/// `failed` out of `runs` as a whole percentage, except where rounding would hide what
+/// happened: one failure in 201 runs is `<1%`, not `0%`, and 200 of 201 `>99%`, not `100%`.
+fn failure_rate(failed: usize, runs: usize) -> String {
+    #[allow(clippy::cast_precision_loss)] // display only
+    let rate = 100.0 * failed as f64 / runs.max(1) as f64;
+    let shown = format!("{rate:.0}%");
+    match shown.as_str() {
+        "0%" if failed > 0 => "<1%".to_owned(),
+        "100%" if failed < runs => ">99%".to_owned(),
+        _ => shown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_rates_round_but_never_to_none_or_all() {
+        assert_eq!(failure_rate(0, 201), "0%");
+        assert_eq!(failure_rate(1, 201), "<1%");
+        assert_eq!(failure_rate(1, 3), "33%");
+        assert_eq!(failure_rate(1, 199), "1%");
+        assert_eq!(failure_rate(200, 201), ">99%");
+        assert_eq!(failure_rate(201, 201), "100%");
+        assert_eq!(failure_rate(0, 0), "0%");
+    }
 }
