@@ -124,7 +124,8 @@ pub struct RunsArgs {
         value_parser = clap::builder::PossibleValuesParser::new(RunState::ALL.map(RunState::as_str)),
     )]
     pub status: Option<String>,
-    /// Only runs started at or after this time (`2026-11-26`, `2026-11-26T08:00`, or `2h` ago).
+    /// Only runs started at or after this time: a date (`2026-11-26`), a date and time in UTC
+    /// (`2026-11-26T08:00`), or an age with its unit (`2h` ago; `90s`, `3d`). Not a bare number.
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
     /// Only runs started before this time (same forms as --since).

@@ -16,8 +16,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use scalar::{
-    DurationSpec, EnvValue, InheritEnv, MAX_DURATION, SizeSpec, StringList, When, format_duration,
-    is_variable_name, parse_duration,
+    DurationError, DurationSpec, EnvValue, InheritEnv, MAX_DURATION, SizeSpec, StringList, When,
+    duration_of, format_duration, is_variable_name, parse_duration,
 };
 
 /// The format version this exe writes and reads.

@@ -9,7 +9,7 @@ use crate::clock::now_ms;
 use crate::error::Error;
 use crate::job_ref::JobRef;
 use crate::render;
-use crate::spec::parse_duration;
+use crate::spec::{DurationError, duration_of};
 use crate::store::{
     Access, AttemptRow, Durability, JobRow, RunFilter, RunRow, Store, StoreError, TransitionRow,
 };
@@ -57,12 +57,7 @@ pub(super) fn runs(args: &RunsArgs, out: super::Output, db: &Path) -> Result<i32
     let now = now_ms();
     let when = |text: &Option<String>, flag: &str| -> Result<Option<i64>, Error> {
         text.as_deref()
-            .map(|t| {
-                parse_when(t, now).ok_or_else(|| Error::Usage {
-                    message: format!("`{flag} {t}`: not a time"),
-                    help: Some("write a date (`2026-11-26`), a date and time (`2026-11-26T08:00`, UTC), or an age (`2h`)".to_owned()),
-                })
-            })
+            .map(|t| parse_when(t, now).map_err(|why| not_a_time(flag, t, why)))
             .transpose()
     };
     let filter = RunFilter {
@@ -339,11 +334,77 @@ fn percentile(sorted: &[i64], p: usize) -> i64 {
     sorted[rank - 1]
 }
 
-/// `2026-11-26`, `2026-11-26T08:00[:SS]` (UTC), or an age such as `2h` (before `now`).
-fn parse_when(text: &str, now_ms: i64) -> Option<i64> {
-    if let Ok(age) = parse_duration(text) {
-        return Some(now_ms - i64::try_from(age.as_millis()).ok()?);
+/// Why a `--since` or `--until` value is not a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotATime {
+    /// A number without a unit: a year, a Unix time and an age in seconds look alike, so exe
+    /// does not guess (a pipeline's durations take bare seconds; a point in time does not).
+    BareNumber,
+    /// An age longer than any duration exe takes (100 years).
+    AgeTooLarge,
+    /// Neither a date nor an age.
+    Unknown,
+}
+
+/// The usage error for `flag text`, which is not a time because of `why`.
+fn not_a_time(flag: &str, text: &str, why: NotATime) -> Error {
+    let (problem, help) = match why {
+        NotATime::BareNumber => {
+            let number = text.trim();
+            let year = number.len() == 4 && number.bytes().all(|b| b.is_ascii_digit());
+            let date = if year {
+                format!("`{number}-01-01`")
+            } else {
+                "`2026-11-26` (or `2026-11-26T08:00`, UTC)".to_owned()
+            };
+            let seconds = format!("{number}s");
+            let age = if duration_of(&seconds).is_ok() {
+                format!("`{seconds}`")
+            } else {
+                "`2h`".to_owned()
+            };
+            (
+                "a bare number is not a time",
+                format!("write {date} for a date, or {age} for an age (units: ms, s, m, h, d)"),
+            )
+        }
+        NotATime::AgeTooLarge => (
+            "the age is too large: at most 100 years (`36500d`)",
+            "for a time longer ago, write its date (`1970-01-01`)".to_owned(),
+        ),
+        NotATime::Unknown => (
+            "not a time",
+            "write a date (`2026-11-26`), a date and time (`2026-11-26T08:00`, UTC), or an age \
+             (`2h`)"
+                .to_owned(),
+        ),
+    };
+    Error::Usage {
+        message: format!("`{flag} {text}`: {problem}"),
+        help: Some(help),
     }
+}
+
+/// `2026-11-26`, `2026-11-26T08:00[:SS]` (UTC), or an age such as `2h` (before `now`).
+fn parse_when(text: &str, now_ms: i64) -> Result<i64, NotATime> {
+    if text.trim().parse::<f64>().is_ok_and(f64::is_finite) {
+        return Err(NotATime::BareNumber);
+    }
+    match duration_of(text) {
+        Ok(age) => {
+            return i64::try_from(age.as_millis())
+                .ok()
+                .and_then(|age| now_ms.checked_sub(age))
+                .ok_or(NotATime::AgeTooLarge);
+        }
+        Err(DurationError::TooLong) => return Err(NotATime::AgeTooLarge),
+        Err(DurationError::Invalid) => {}
+    }
+    parse_date(text).ok_or(NotATime::Unknown)
+}
+
+/// `2026-11-26` or `2026-11-26T08:00[:SS]` (UTC), in milliseconds since the Unix epoch.
+fn parse_date(text: &str) -> Option<i64> {
     let (date, time) = text.split_once(['T', ' ']).unwrap_or((text, "00:00"));
     let numbers = |text: &str, sep: char| -> Option<Vec<i64>> {
         text.split(sep).map(|p| p.parse().ok()).collect()
@@ -397,10 +458,10 @@ mod tests {
 
     #[test]
     fn times_and_ages() {
-        assert_eq!(parse_when("1970-01-02", 0), Some(86_400_000));
-        assert_eq!(parse_when("2026-11-26T08:00", 0), Some(1_795_680_000_000));
-        assert_eq!(parse_when("2h", 10_000_000), Some(10_000_000 - 7_200_000));
-        assert_eq!(parse_when("2026-13-01", 0), None);
+        assert_eq!(parse_when("1970-01-02", 0), Ok(86_400_000));
+        assert_eq!(parse_when("2026-11-26T08:00", 0), Ok(1_795_680_000_000));
+        assert_eq!(parse_when("2h", 10_000_000), Ok(10_000_000 - 7_200_000));
+        assert_eq!(parse_when("2026-13-01", 0), Err(NotATime::Unknown));
         for impossible in [
             "2026-02-29",
             "2026-02-30",
@@ -408,12 +469,48 @@ mod tests {
             "1900-02-29",
             "0-01-01",
         ] {
-            assert_eq!(parse_when(impossible, 0), None, "{impossible}");
+            assert_eq!(
+                parse_when(impossible, 0),
+                Err(NotATime::Unknown),
+                "{impossible}"
+            );
         }
         for leap in ["2024-02-29", "2000-02-29"] {
-            assert!(parse_when(leap, 0).is_some(), "{leap}");
+            assert!(parse_when(leap, 0).is_ok(), "{leap}");
         }
-        assert_eq!(parse_when("99999999999999-01-01", 0), None);
-        assert_eq!(parse_when("yesterday", 0), None);
+        assert_eq!(
+            parse_when("99999999999999-01-01", 0),
+            Err(NotATime::Unknown)
+        );
+        assert_eq!(parse_when("yesterday", 0), Err(NotATime::Unknown));
+        assert_eq!(parse_when("inf", 0), Err(NotATime::Unknown));
+    }
+
+    #[test]
+    fn a_bare_number_is_no_time_and_an_age_has_a_limit() {
+        for bare in ["2026", "1795785597", "0", "1.5", " 42 ", "-3"] {
+            assert_eq!(parse_when(bare, 0), Err(NotATime::BareNumber), "{bare}");
+        }
+        assert_eq!(parse_when("2026s", 3_000_000), Ok(3_000_000 - 2_026_000));
+        assert_eq!(parse_when("99999d", 0), Err(NotATime::AgeTooLarge));
+        assert!(parse_when("36500d", 0).is_ok());
+    }
+
+    #[test]
+    fn a_bare_number_gets_a_date_and_an_age_made_of_it() {
+        let help = |text| match not_a_time("--since", text, NotATime::BareNumber) {
+            Error::Usage { help, .. } => help.unwrap(),
+            other => panic!("{other}"),
+        };
+        assert_eq!(
+            help("2026"),
+            "write `2026-01-01` for a date, or `2026s` for an age (units: ms, s, m, h, d)"
+        );
+        assert!(help("1795785597").contains("`2026-11-26`"));
+        assert!(help("1795785597").contains("`1795785597s`"));
+        assert!(
+            help("9999999999999").contains("`2h`"),
+            "no age above 100 years"
+        );
     }
 }

@@ -19,16 +19,37 @@ pub struct DurationSpec(pub Duration);
 /// Parses the text form of a duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let bad = || {
-        format!(
+    duration_of(text).map_err(|e| match e {
+        DurationError::Invalid => format!(
             "invalid duration `{text}`: expected e.g. \"500ms\", \"90s\", \"5m\", \"1h30m\" or a number of seconds"
-        )
-    };
+        ),
+        DurationError::TooLong => too_long(text),
+    })
+}
+
+/// Why a text is not a duration, for callers that say so in their own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationError {
+    /// Not in a duration's form (or negative).
+    Invalid,
+    /// In a duration's form, but above [`MAX_DURATION`].
+    TooLong,
+}
+
+/// [`parse_duration`], with the reason as a [`DurationError`].
+pub fn duration_of(text: &str) -> Result<Duration, DurationError> {
+    let text = text.trim();
     if text.is_empty() {
-        return Err(bad());
+        return Err(DurationError::Invalid);
     }
     let checked = |seconds: f64| {
-        seconds_to_duration(seconds).map_err(|long| if long { too_long(text) } else { bad() })
+        seconds_to_duration(seconds).map_err(|long| {
+            if long {
+                DurationError::TooLong
+            } else {
+                DurationError::Invalid
+            }
+        })
     };
     if let Ok(seconds) = text.parse::<f64>() {
         return checked(seconds);
@@ -38,11 +59,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
+            .ok_or(DurationError::Invalid)?;
         if digits == 0 {
-            return Err(bad());
+            return Err(DurationError::Invalid);
         }
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        let number: f64 = rest[..digits].parse().map_err(|_| DurationError::Invalid)?;
         rest = rest[digits..].trim_start();
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.' || c == ' ')
@@ -53,7 +74,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" | "min" => 60.0,
             "h" => 3600.0,
             "d" => 86400.0,
-            _ => return Err(bad()),
+            _ => return Err(DurationError::Invalid),
         };
         total += number * scale;
         rest = rest[unit_len..].trim_start();

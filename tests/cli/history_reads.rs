@@ -53,3 +53,34 @@ fn stats_keep_apart_jobs_of_different_pipelines_with_one_id() {
         text.stdout
     );
 }
+
+#[test]
+fn a_bare_number_or_a_huge_age_is_not_a_time() {
+    let sb = Sandbox::new();
+    for (args, said, hint) in [
+        (
+            &["runs", "--since", "2026"][..],
+            "`--since 2026`: a bare number is not a time",
+            "write `2026-01-01` for a date, or `2026s` for an age",
+        ),
+        (
+            &["runs", "--until", "1795785597"],
+            "`--until 1795785597`: a bare number is not a time",
+            "`1795785597s` for an age",
+        ),
+        (
+            &["runs", "--since", "99999d"],
+            "`--since 99999d`: the age is too large: at most 100 years (`36500d`)",
+            "write its date",
+        ),
+    ] {
+        let refused = sb.exe(args);
+        assert_eq!(refused.code, 2, "{args:?}: {}", refused.stderr);
+        refused.assert_stderr_has(said);
+        refused.assert_stderr_has(hint);
+        refused.assert_stdout_lacks("No runs");
+    }
+    // An age with its unit is taken as it was.
+    let listed = sb.exe(&["runs", "--since", "2026s", "--format", "json"]);
+    assert_eq!((listed.code, listed.stdout.as_str()), (0, "[]\n"));
+}
