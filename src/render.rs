@@ -175,9 +175,6 @@ pub fn runs_table(
     rows: &[crate::store::RunRow],
     until: impl Fn(&crate::store::RunRow) -> i64,
 ) -> String {
-    if rows.is_empty() {
-        return "No runs match.\n".to_owned();
-    }
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -329,17 +326,9 @@ pub fn attempt_spans(
     spans
 }
 
-/// `exe stats`: the figures of `rows` over the `runs` finished runs looked at (of the
-/// pipeline `name`, when given).
-pub fn stats_table(rows: &[crate::commands::JobStats], runs: usize, name: Option<&str>) -> String {
+/// `exe stats`: the figures of `rows` over the `runs` finished runs looked at.
+pub fn stats_table(rows: &[crate::commands::JobStats], runs: usize) -> String {
     let plural = if runs == 1 { "" } else { "s" };
-    if runs == 0 {
-        let of = name.map(|n| format!(" of `{n}`")).unwrap_or_default();
-        return format!("No finished runs{of} to look at.\n");
-    }
-    if rows.is_empty() {
-        return format!("No job ran in the last {runs} finished run{plural}.\n");
-    }
     let ms = |v: i64| duration(millis(v));
     let body: Vec<Vec<String>> = rows
         .iter()

@@ -36,14 +36,26 @@ pub(super) fn open_read(db: &Path) -> Result<Option<Store>, Error> {
 fn nothing_recorded(db: &Path, format: ListFormat, out: super::Output) -> Result<i32, Error> {
     if format == ListFormat::Json {
         std::io::stdout().write_all(b"[]\n")?;
-    } else if !out.quiet {
-        if db.exists() {
-            stderrln!("No runs recorded yet ({} holds none).", db.display());
-        } else {
-            stderrln!("No runs recorded yet ({} does not exist).", db.display());
-        }
+    } else if db.exists() {
+        nothing_to_list(
+            &format!("No runs recorded yet ({} holds none).", db.display()),
+            out,
+        );
+    } else {
+        nothing_to_list(
+            &format!("No runs recorded yet ({} does not exist).", db.display()),
+            out,
+        );
     }
     Ok(0)
+}
+
+/// Says why a text list is empty: on stderr, and not with `-q`. It is a message, not a row,
+/// as exe's other messages are: standard output stays empty, as a list with no row.
+fn nothing_to_list(message: &str, out: super::Output) {
+    if !out.quiet {
+        stderrln!("{message}");
+    }
 }
 
 pub(super) fn no_history(db: &Path) -> Error {
@@ -73,6 +85,10 @@ pub(super) fn runs(args: &RunsArgs, out: super::Output, db: &Path) -> Result<i32
         return nothing_recorded(db, args.format, out);
     };
     let mut rows = store.runs(&filter)?;
+    if rows.is_empty() && args.format == ListFormat::Text {
+        nothing_to_list("No runs match.", out);
+        return Ok(0);
+    }
     let text = match args.format {
         ListFormat::Json => serde_json::to_string_pretty(&rows).expect("rows serialize") + "\n",
         ListFormat::Text => {
@@ -319,7 +335,23 @@ pub(super) fn stats(args: &StatsArgs, out: super::Output, db: &Path) -> Result<i
         .collect();
     let text = match args.format {
         ListFormat::Json => serde_json::to_string_pretty(&rows).expect("stats serialize") + "\n",
-        ListFormat::Text => render::stats_table(&rows, finished.len(), args.name.as_deref()),
+        ListFormat::Text if finished.is_empty() => {
+            let of = (args.name.as_deref())
+                .map(|n| format!(" of `{n}`"))
+                .unwrap_or_default();
+            nothing_to_list(&format!("No finished runs{of} to look at."), out);
+            return Ok(0);
+        }
+        ListFormat::Text if rows.is_empty() => {
+            let runs = finished.len();
+            let plural = if runs == 1 { "" } else { "s" };
+            nothing_to_list(
+                &format!("No job ran in the last {runs} finished run{plural}."),
+                out,
+            );
+            return Ok(0);
+        }
+        ListFormat::Text => render::stats_table(&rows, finished.len()),
     };
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(0)

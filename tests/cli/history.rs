@@ -1153,8 +1153,8 @@ fn stats_give_durations_and_failure_rates_per_job() {
     );
     let other = sb.exe(&["stats", "--name", "nightly-typo"]);
     assert_eq!(
-        (other.code, other.stdout.as_str()),
-        (0, "No finished runs of `nightly-typo` to look at.\n")
+        (other.code, other.stdout.as_str(), other.stderr.as_str()),
+        (0, "", "No finished runs of `nightly-typo` to look at.\n")
     );
 }
 

@@ -84,3 +84,49 @@ fn a_bare_number_or_a_huge_age_is_not_a_time() {
     let listed = sb.exe(&["runs", "--since", "2026s", "--format", "json"]);
     assert_eq!((listed.code, listed.stdout.as_str()), (0, "[]\n"));
 }
+
+#[test]
+fn an_empty_list_says_so_on_stderr_unless_quiet() {
+    let sb = Sandbox::new();
+    sb.file("p.toml", "name = \"p\"\n[jobs.a]\ncommand = \"true\"\n");
+    for (args, message) in [
+        (
+            &["runs"][..],
+            "No runs recorded yet (.exe/history.db does not exist).\n",
+        ),
+        (
+            &["stats"],
+            "No runs recorded yet (.exe/history.db does not exist).\n",
+        ),
+    ] {
+        let said = sb.exe(args);
+        assert_eq!(
+            (said.code, said.stdout.as_str(), said.stderr.as_str()),
+            (0, "", message),
+            "{args:?}"
+        );
+    }
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);
+    for (args, message) in [
+        (&["runs", "--name", "other"][..], "No runs match.\n"),
+        (
+            &["stats", "--name", "other"],
+            "No finished runs of `other` to look at.\n",
+        ),
+    ] {
+        let said = sb.exe(args);
+        assert_eq!(
+            (said.code, said.stdout.as_str(), said.stderr.as_str()),
+            (0, "", message),
+            "{args:?}"
+        );
+        let mut quiet = args.to_vec();
+        quiet.push("-q");
+        let silent = sb.exe(&quiet);
+        assert_eq!(
+            (silent.code, silent.stdout.as_str(), silent.stderr.as_str()),
+            (0, "", ""),
+            "{quiet:?}"
+        );
+    }
+}
