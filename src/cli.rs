@@ -169,7 +169,8 @@ pub struct LogsArgs {
     #[arg(long, value_name = "N")]
     pub attempt: Option<u32>,
     /// Keep printing as the log grows: waits for the job to start, goes on through its
-    /// retries, and ends when it is done (with --attempt: when that attempt ends).
+    /// retries, and ends when it is done (with --attempt N: waits for attempt N to start while
+    /// the run is going, and ends when that attempt ends).
     #[arg(long, short)]
     pub follow: bool,
 }

@@ -2,7 +2,8 @@
 //!
 //! Following a job (no `--attempt`) waits for it to start if it has not yet, prints each
 //! attempt's log as it grows, and goes on to the next attempt when a retry starts one. It
-//! stops when the job is final, or when the exe running the run is gone.
+//! stops when the job is final, or when the exe running the run is gone. Following one
+//! attempt (`--attempt N`) waits for that attempt to start while the job may still start it.
 
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::Path;
@@ -66,29 +67,56 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
     let recorded: Vec<u32> = attempts.iter().map(|a| a.number).collect();
     let mut number = match (args.attempt, recorded.iter().max()) {
         (Some(n), _) if recorded.contains(&n) => n,
-        (Some(n), _) => {
-            let numbers: Vec<String> = recorded.iter().map(u32::to_string).collect();
-            let numbers = if numbers.is_empty() {
-                vec!["none".to_owned()]
-            } else {
-                numbers
-            };
-            return Err(Error::Usage {
-                message: format!(
-                    "job `{}` has no attempt {n} in run {} (recorded: {})",
-                    job.id,
+        // Not started yet in a run still open: the job may start it. (Only open runs are
+        // waited on: their attempts are numbered 1, 2, ... as they start; an imported run's
+        // are numbered as they were, and it is finished.)
+        (Some(n), _) if args.follow && history.open()? => match history.started(job.index, n)? {
+            Next::Attempt(n) => n,
+            Next::None => {
+                let recorded = store.job_attempts(args.run, job.index)?;
+                let recorded: Vec<u32> = recorded.iter().map(|a| a.number).collect();
+                let now = store.job(args.run, job.index)?;
+                return Err(no_attempt(
+                    job,
                     args.run,
-                    numbers.join(", ")
-                ),
-                help: None,
+                    n,
+                    &recorded,
+                    Some(format!(
+                        "the job is {} and starts no more attempts in this run",
+                        now.state
+                    )),
+                ));
+            }
+            Next::Gone => return Ok(EXIT_FAILED),
+        },
+        (Some(n), _) => {
+            let help = history.still_going()?.then(|| {
+                format!(
+                    "run {} is still going: `exe logs {} {} --attempt {n} --follow` waits for \
+                     that attempt to start",
+                    args.run, args.run, job.id
+                )
             });
+            return Err(no_attempt(job, args.run, n, &recorded, help));
         }
         (None, Some(&last)) => last,
-        (None, None) if follow_job => match history.next_attempt(job.index, 0)? {
+        (None, None) if follow_job => match history.started(job.index, 1)? {
             Next::Attempt(n) => n,
             Next::None => return Err(did_not_run(&job.id, args.run)),
             Next::Gone => return Ok(EXIT_FAILED),
         },
+        (None, None) if history.still_going()? && !job_is_final(job) => {
+            return Err(Error::Usage {
+                message: format!(
+                    "job `{}` has not started yet in run {}, which is still going",
+                    job.id, args.run
+                ),
+                help: Some(format!(
+                    "`exe logs {} {} --follow` waits for it to start and prints its log",
+                    args.run, job.id
+                )),
+            });
+        }
         (None, None) => return Err(did_not_run(&job.id, args.run)),
     };
     let mut stdout = std::io::stdout().lock();
@@ -104,7 +132,7 @@ pub(super) fn logs(args: &LogsArgs, db: &Path) -> Result<i32, Error> {
         if !follow_job {
             return Ok(0);
         }
-        match history.next_attempt(job.index, number)? {
+        match history.started(job.index, number + 1)? {
             Next::Attempt(n) => {
                 stderrln!("--- attempt {n} of `{}` ---", job.id);
                 number = n;
@@ -222,19 +250,18 @@ impl History<'_> {
         }
     }
 
-    /// Waits until the job at `index` starts an attempt after `after`, or is final: a retry
-    /// is queued in the same commit that ends the attempt before it, so a job that is not
-    /// final will run again.
-    fn next_attempt(&self, index: usize, after: u32) -> Result<Next, Error> {
+    /// Waits until the job at `index` has started attempt `number`, or will start no more:
+    /// it is final (a retry is queued in the same commit that ends the attempt before it, so
+    /// a job that is not final will run again), or its run has ended.
+    fn started(&self, index: usize, number: u32) -> Result<Next, Error> {
         loop {
+            // The run first: once it has ended, the job read after it is as it stays.
+            let ended = self.store.run(self.run)?.ended_at_ms.is_some();
             let now = self.store.job(self.run, index)?;
-            if now.attempts > after {
-                return Ok(Next::Attempt(after + 1));
+            if now.attempts >= number {
+                return Ok(Next::Attempt(number));
             }
-            let fin = JobState::ALL
-                .iter()
-                .any(|s| s.as_str() == now.state && s.is_final());
-            if fin {
+            if ended || job_is_final(&now) {
                 return Ok(Next::None);
             }
             if self.gone()? {
@@ -242,6 +269,17 @@ impl History<'_> {
             }
             std::thread::sleep(POLL);
         }
+    }
+
+    /// Whether the run has not ended (its exe may be gone).
+    fn open(&self) -> Result<bool, Error> {
+        Ok(self.store.run(self.run)?.ended_at_ms.is_none())
+    }
+
+    /// Whether the run has not ended and its exe is alive: its jobs may still start.
+    fn still_going(&self) -> Result<bool, Error> {
+        let run = self.store.run(self.run)?;
+        Ok(run.ended_at_ms.is_none() && !crate::recovery::orphaned(&run, &self.host, now_ms()))
     }
 
     /// Whether the exe running the run is gone (it then never records what a follower waits
@@ -268,6 +306,37 @@ fn gone(path: &Path) -> Error {
             "this path is relative to the folder `exe apply` ran in: run `exe logs` there"
                 .to_owned()
         }),
+    }
+}
+
+/// Whether the job's current state is final: it starts no more attempts.
+fn job_is_final(job: &JobRow) -> bool {
+    JobState::ALL
+        .iter()
+        .any(|s| s.as_str() == job.state && s.is_final())
+}
+
+/// The error for an attempt `number` of `job` that `run` does not record, listing those it
+/// does.
+fn no_attempt(
+    job: &JobRow,
+    run: i64,
+    number: u32,
+    recorded: &[u32],
+    help: Option<String>,
+) -> Error {
+    let numbers: Vec<String> = recorded.iter().map(u32::to_string).collect();
+    let numbers = if numbers.is_empty() {
+        "none".to_owned()
+    } else {
+        numbers.join(", ")
+    };
+    Error::Usage {
+        message: format!(
+            "job `{}` has no attempt {number} in run {run} (recorded: {numbers})",
+            job.id
+        ),
+        help,
     }
 }
 

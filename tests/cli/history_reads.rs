@@ -130,3 +130,53 @@ fn an_empty_list_says_so_on_stderr_unless_quiet() {
         );
     }
 }
+
+#[test]
+fn logs_of_a_job_not_started_yet_wait_with_follow_and_say_so_without() {
+    let sb = Sandbox::new();
+    // `later` waits for `gate`, which holds the run until the test says go; it fails its
+    // first attempt and succeeds in its second.
+    sb.file(
+        "p.toml",
+        "[jobs.gate]\ncommand = \"touch ready; while [ ! -e go ]; do sleep 0.05; done\"\n\
+         [jobs.later]\n\
+         command = \"echo try >> tries; n=$(wc -l < tries); echo attempt $n; test $n -ge 2\"\n\
+         needs = [\"gate\"]\nretry = { max = 2, delay = \"100ms\" }\n",
+    );
+    let mut apply = sb.spawn(&["apply", "-q", "--output", "quiet", "p.toml"]);
+    sb.wait_for("ready");
+    let not_yet = sb.exe(&["logs", "1", "later"]);
+    let no_second = sb.exe(&["logs", "1", "later", "--attempt", "2"]);
+    // Followers of attempts that have not started wait for them.
+    let second = sb.spawn(&["logs", "1", "later", "--attempt", "2", "--follow"]);
+    let third = sb.spawn(&["logs", "1", "later", "--attempt", "3", "--follow"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Before any assertion: a failed one must not leave the run waiting for good.
+    sb.file("go", "");
+    assert!(apply.wait().unwrap().success());
+    assert_eq!(not_yet.code, 2, "{}", not_yet.stderr);
+    not_yet.assert_stderr_has("job `later` has not started yet in run 1, which is still going");
+    not_yet.assert_stderr_has("`exe logs 1 later --follow` waits for it");
+    assert_eq!(no_second.code, 2, "{}", no_second.stderr);
+    no_second.assert_stderr_has("job `later` has no attempt 2 in run 1 (recorded: none)");
+    no_second.assert_stderr_has("--attempt 2 --follow` waits for that attempt to start");
+    let second = second.wait_with_output().unwrap();
+    assert_eq!(
+        (
+            second.status.code(),
+            String::from_utf8_lossy(&second.stdout).as_ref()
+        ),
+        (Some(0), "attempt 2\n"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    // The job succeeded in its second attempt: there will be no third.
+    let third = third.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&third.stderr);
+    assert_eq!(third.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("job `later` has no attempt 3 in run 1 (recorded: 1, 2)")
+            && said.contains("the job is SUCCESS and starts no more attempts"),
+        "{said}"
+    );
+}
