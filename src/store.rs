@@ -470,6 +470,15 @@ impl Store {
                         path: path.to_path_buf(),
                     };
                 }
+                // SQLite says only "unable to open database file"; the system says why.
+                if let Err(source) = std::fs::File::open(path)
+                    && source.kind() == std::io::ErrorKind::PermissionDenied
+                {
+                    return StoreError::Unreadable {
+                        path: path.to_path_buf(),
+                        source,
+                    };
+                }
                 return StoreError::Open {
                     path: path.to_path_buf(),
                     source,
@@ -526,6 +535,15 @@ impl Store {
             return Err(StoreError::NotAHistory {
                 path: path.to_path_buf(),
                 found,
+            });
+        }
+        // A schema version with no table at all: exe never leaves that (the tables and the
+        // version are set in one transaction), so the history's tables were lost. Reading it
+        // as empty would hide that, and migrating it would fail half-way.
+        if found > 0 && !tables {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("it says schema version {found}, but has none of its tables"),
             });
         }
         if found > CURRENT {

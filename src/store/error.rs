@@ -49,6 +49,14 @@ pub enum StoreError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The database file is there, but this user may not read it.
+    #[error("cannot read the history database {}: {source}", path.display())]
+    Unreadable {
+        /// The database file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
     /// The database file is missing but its write-ahead log is there, and may hold runs:
     /// creating a new database would throw them away.
     #[error(
@@ -279,6 +287,11 @@ impl StoreError {
                  choose another file"
                     .into()
             }
+            StoreError::Unreadable { path, .. } => format!(
+                "this user may not read it: check its owner and mode (`ls -l {}`), run exe as a \
+                 user who may, or use --db (or EXE_DB) to choose another file",
+                path.display()
+            ),
             StoreError::WalWithoutDatabase { path } => format!(
                 "restore {} from where it was moved or backed up; to start a new history \
                  instead, move {}-wal (and any {}-shm) aside",

@@ -17,13 +17,13 @@ const NOBODY: &str = "65534";
 /// user proves that reading commands never need to write. `setpriv` (util-linux) switches
 /// users; exe is linked (or copied) into the sandbox, so nobody can reach it wherever the
 /// build's target folder is.
-struct Nobody {
+pub(crate) struct Nobody {
     exe: PathBuf,
 }
 
 impl Nobody {
     /// Fails the test, loudly, where `setpriv` cannot switch to nobody (not root, no setpriv).
-    fn new(sb: &Sandbox) -> Nobody {
+    pub(crate) fn new(sb: &Sandbox) -> Nobody {
         match Command::new("setpriv")
             .args(Self::setpriv())
             .args(["id", "-u"])
@@ -49,7 +49,7 @@ impl Nobody {
         ["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"]
     }
 
-    fn exe(&self, sb: &Sandbox, args: &[&str]) -> Run {
+    pub(crate) fn exe(&self, sb: &Sandbox, args: &[&str]) -> Run {
         let mut cmd = Command::new("setpriv");
         cmd.args(Self::setpriv())
             .arg("--")
@@ -61,7 +61,7 @@ impl Nobody {
 
 /// Makes every folder below `dir` (and `dir`) 0755 and every file 0644 (0755 if it was
 /// executable): others may read everything and write nothing.
-fn share_read_only(dir: &Path) {
+pub(crate) fn share_read_only(dir: &Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -128,7 +128,7 @@ fn reads_work(sb: &Sandbox, nobody: &Nobody, runs: usize) {
 }
 
 /// A sandbox where root recorded one run of a job `a` that printed `hi`, and nobody's exe.
-fn one_run_as_root() -> (Sandbox, Nobody) {
+pub(crate) fn one_run_as_root() -> (Sandbox, Nobody) {
     let sb = Sandbox::new();
     sb.file("p.toml", "[jobs.a]\ncommand = \"echo hi\"\n");
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 0);

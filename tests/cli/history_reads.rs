@@ -3,6 +3,7 @@
 
 use crate::harness::Sandbox;
 use crate::history::json;
+use crate::history_faults::{one_run_as_root, share_read_only};
 
 #[test]
 fn stats_keep_apart_jobs_of_different_pipelines_with_one_id() {
@@ -179,4 +180,49 @@ fn logs_of_a_job_not_started_yet_wait_with_follow_and_say_so_without() {
             && said.contains("the job is SUCCESS and starts no more attempts"),
         "{said}"
     );
+}
+
+#[test]
+fn a_database_with_a_schema_version_and_no_tables_is_damaged_not_empty() {
+    let sb = Sandbox::new();
+    sb.sql("nt.db", "PRAGMA user_version = 3");
+    let before = std::fs::read(sb.path().join("nt.db")).unwrap();
+    sb.file("p.toml", "[jobs.a]\ncommand = \"true\"\n");
+    for args in [
+        &["--db", "nt.db", "runs"][..],
+        &["--db", "nt.db", "stats", "--format", "json"],
+        &["--db", "nt.db", "apply", "p.toml"],
+    ] {
+        let refused = sb.exe(args);
+        assert_eq!(refused.code, 1, "{args:?}: {}", refused.stderr);
+        refused.assert_stderr_has(
+            "the history database nt.db is damaged or not a database: it says schema version 3, \
+             but has none of its tables",
+        );
+        refused.assert_stderr_has("move nt.db aside");
+        refused.assert_stderr_lacks("no such table");
+        refused.assert_stdout_lacks("[]");
+    }
+    assert_eq!(std::fs::read(sb.path().join("nt.db")).unwrap(), before);
+}
+
+#[test]
+fn a_database_file_this_user_may_not_read_says_permission_denied() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (sb, nobody) = one_run_as_root();
+    share_read_only(sb.path());
+    std::fs::set_permissions(
+        sb.path().join(".exe/history.db"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    for args in [&["runs"][..], &["show", "1"], &["apply", "p.toml"]] {
+        let refused = nobody.exe(&sb, args);
+        assert_eq!(refused.code, 1, "{args:?}: {}", refused.stderr);
+        refused.assert_stderr_has(
+            "cannot read the history database .exe/history.db: Permission denied",
+        );
+        refused.assert_stderr_has("ls -l .exe/history.db");
+        refused.assert_stderr_lacks("No runs recorded yet");
+    }
 }
