@@ -1,7 +1,10 @@
 //! Text people read at the end of a run: the summary table and the failures.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::Duration;
+
+use unicode_width::UnicodeWidthStr as _;
 
 use crate::model::Pipeline;
 use crate::process::Exit;
@@ -83,12 +86,12 @@ pub fn summary(pipeline: &Pipeline, report: &Report, run_id: i64) -> String {
             let _ = writeln!(
                 out,
                 "{} {}: {}",
-                pipeline.jobs[i].id,
+                printable(&pipeline.jobs[i].id.0),
                 report.states[i].as_str(),
-                report.reasons[i]
+                printable(&report.reasons[i])
             );
             if let Some(log) = log {
-                let _ = writeln!(out, "  log: {log}");
+                let _ = writeln!(out, "  log: {}", printable(&log));
             }
         }
     }
@@ -148,21 +151,51 @@ fn millis(ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
+/// `text` with its control characters but tab written as escapes (`\u{1b}`): text from a
+/// pipeline file or the history must not drive the terminal it is shown on.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    escaped(text, |c| c.is_control() && c != '\t')
+}
+
+/// `text` with the characters `control` picks written as escapes.
+fn escaped(text: &str, control: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !text.chars().any(&control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if control(c) {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// Columns padded to their widest cell, as the terminal shows them: every control character
+/// escaped (tab too: a row is one line with its columns in place), and widths counted in
+/// columns (`日本` takes four), not in characters.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    let all: Vec<Vec<Cow<'_, str>>> = std::iter::once(header.iter().map(|h| (*h).into()).collect())
+        .chain(
+            rows.iter()
+                .map(|row| row.iter().map(|c| escaped(c, char::is_control)).collect()),
+        )
+        .collect();
+    let mut widths = vec![0; header.len()];
+    for row in &all {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(cell.width());
         }
     }
     let mut out = String::new();
-    let all = std::iter::once(header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>())
-        .chain(rows.iter().cloned());
     for row in all {
         let cells: Vec<String> = row
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.width())))
             .collect();
         let _ = writeln!(out, "{}", cells.join("  ").trim_end());
     }
@@ -224,12 +257,23 @@ pub fn run_detail(
     let took = duration(millis(
         run.ended_at_ms.unwrap_or(until_ms) - run.started_at_ms,
     ));
-    let _ = writeln!(out, "Run {}: {} {}", run.id, run.name, run.state);
-    let _ = writeln!(out, "  file:     {}", run.file);
+    let _ = writeln!(
+        out,
+        "Run {}: {} {}",
+        run.id,
+        printable(&run.name),
+        run.state
+    );
+    let _ = writeln!(out, "  file:     {}", printable(&run.file));
     let by = if run.imported() {
         "the older executioner (imported)".to_owned()
     } else {
-        format!("{}@{} (pid {})", run.user, run.host, run.pid)
+        format!(
+            "{}@{} (pid {})",
+            printable(&run.user),
+            printable(&run.host),
+            run.pid
+        )
     };
     let _ = writeln!(
         out,
@@ -293,17 +337,17 @@ pub fn run_detail(
             let reason = (a.reason.as_deref())
                 .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "))
                 .filter(|r| !r.is_empty())
-                .map(|r| format!(" ({r})"))
+                .map(|r| format!(" ({})", printable(&r)))
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "  {} #{} {} {}{reason}{}  {}",
-                a.job_id,
+                printable(&a.job_id),
                 a.number,
                 timestamp(a.started_at_ms),
                 outcome,
                 usage(a),
-                a.log_path
+                printable(&a.log_path)
             );
         }
     }
@@ -368,6 +412,31 @@ fn failure_rate(failed: usize, runs: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_as_escapes() {
+        assert_eq!(printable("plain text"), "plain text");
+        assert_eq!(
+            printable("\u{7}\u{1b}[31mred\tx"),
+            "\\u{7}\\u{1b}[31mred\tx"
+        );
+    }
+
+    #[test]
+    fn table_cells_are_one_line_and_aligned_by_display_width() {
+        let rows = vec![
+            vec!["日本".to_owned(), "x".to_owned()],
+            vec!["bad\nname\u{1b}[31m\tRED".to_owned(), "y".to_owned()],
+            vec!["ab".to_owned(), "z".to_owned()],
+        ];
+        assert_eq!(
+            table(&["NAME", "V"], &rows),
+            "NAME                      V\n\
+             日本                      x\n\
+             bad\\nname\\u{1b}[31m\\tRED  y\n\
+             ab                        z\n"
+        );
+    }
 
     #[test]
     fn failure_rates_round_but_never_to_none_or_all() {

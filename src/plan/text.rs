@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use crate::model::{Job, RetryPolicy};
 use crate::plan::{Plan, Step, View, duration_text, explain, shown_env, size_text, tidy_path};
+use crate::render::printable;
 use crate::spec::RetryStatus;
 
 /// Where the details under a job line start.
@@ -117,25 +118,6 @@ fn job(plan: &Plan<'_>, step: &Step, view: &View<'_>, out: &mut String) {
             }
         }
     }
-}
-
-/// `text` with its control characters but tab written as escapes (`\u{1b}`): a pipeline
-/// file's text must not drive the terminal it is shown on.
-fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    let control = |c: char| c.is_control() && c != '\t';
-    if !text.chars().any(control) {
-        return text.into();
-    }
-    text.chars()
-        .map(|c| {
-            if control(c) {
-                c.escape_default().collect()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
 }
 
 /// Longer first lines of commands are cut here, so a job's block stays one screen wide.
@@ -280,15 +262,6 @@ mod tests {
             "1 more at once, ±7% jitter, within 15m, on TIMEOUT"
         );
         assert_eq!(retry_summary(&RetryPolicy { max: 0, ..policy() }), None);
-    }
-
-    #[test]
-    fn control_characters_are_shown_as_escapes() {
-        assert_eq!(printable("plain text"), "plain text");
-        assert_eq!(
-            printable("\u{7}\u{1b}[31mred\tx"),
-            "\\u{7}\\u{1b}[31mred\tx"
-        );
     }
 
     #[test]

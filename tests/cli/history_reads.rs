@@ -226,3 +226,66 @@ fn a_database_file_this_user_may_not_read_says_permission_denied() {
         refused.assert_stderr_lacks("No runs recorded yet");
     }
 }
+
+#[test]
+fn pipeline_names_are_escaped_and_aligned_by_their_width_in_text() {
+    let sb = Sandbox::new();
+    sb.file(
+        "bad.toml",
+        "name = \"bad\\nname\\u001b[31mRED\"\n[jobs.a]\ncommand = \"true\"\n",
+    );
+    sb.file("jp.toml", "name = \"日本\"\n[jobs.a]\ncommand = \"true\"\n");
+    for file in ["bad.toml", "jp.toml"] {
+        let applied = sb.exe(&["apply", "-q", file]);
+        assert_eq!(applied.code, 0, "{}", applied.stderr);
+    }
+    // Where a column starts on the terminal: 日 and 本 take two columns each.
+    let column = |line: &str, word: &str| -> usize {
+        let at = line
+            .find(word)
+            .unwrap_or_else(|| panic!("{word} in {line:?}"));
+        line[..at]
+            .chars()
+            .map(|c| if matches!(c, '日' | '本') { 2 } else { 1 })
+            .sum()
+    };
+    for args in [&["runs"][..], &["stats"]] {
+        let listed = sb.exe(args);
+        assert_eq!(listed.code, 0, "{}", listed.stderr);
+        assert!(!listed.stdout.contains('\u{1b}'), "{:?}", listed.stdout);
+        let lines: Vec<&str> = listed
+            .stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("RUN") && !l.starts_with("PIPELINE"))
+            .collect();
+        assert_eq!(lines.len(), 3, "one line per row: {}", listed.stdout);
+        assert!(
+            lines.iter().any(|l| l.contains("bad\\nname\\u{1b}[31mRED")),
+            "{}",
+            listed.stdout
+        );
+        let (header, word) = if args[0] == "runs" {
+            (lines[0], "STATE")
+        } else {
+            (lines[0], "JOB")
+        };
+        let row_word = if args[0] == "runs" { "SUCCESS" } else { "a " };
+        for line in &lines[1..] {
+            assert_eq!(
+                column(line, row_word),
+                column(header, word),
+                "{}",
+                listed.stdout
+            );
+        }
+    }
+    let shown = sb.exe(&["show", "1"]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(
+        shown
+            .stdout
+            .starts_with("Run 1: bad\\nname\\u{1b}[31mRED SUCCESS\n"),
+        "{}",
+        shown.stdout
+    );
+}
