@@ -570,6 +570,25 @@ fn a_new_history_in_a_folder_this_user_cannot_write_is_read_only() {
     assert!(!sb.path().join("new.db").exists());
 }
 
+/// Another program (python3's sqlite3) takes the write lock of the sandbox's default history
+/// and keeps it for `seconds`; returns once it has it.
+fn hold_the_write_lock(sb: &Sandbox, seconds: u32) -> std::process::Child {
+    let holder = Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import sqlite3, time; c = sqlite3.connect('.exe/history.db', \
+                 isolation_level=None); c.execute('BEGIN IMMEDIATE'); \
+                 open('locked', 'w').close(); time.sleep({seconds})"
+            ),
+        ])
+        .current_dir(sb.path())
+        .spawn()
+        .expect("python3 runs");
+    sb.wait_for("locked");
+    holder
+}
+
 #[test]
 fn ctrl_c_while_another_process_keeps_the_history_locked_stops_in_seconds() {
     let sb = Sandbox::new();
@@ -581,16 +600,7 @@ fn ctrl_c_while_another_process_keeps_the_history_locked_stops_in_seconds() {
     let exe = sb.spawn(&["apply", "p.toml"]);
     sb.wait_for("started");
     // Another program takes the write lock while `a` runs, so recording its end must wait.
-    let mut holder = Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3, time; c = sqlite3.connect('.exe/history.db', isolation_level=None); \
-             c.execute('BEGIN IMMEDIATE'); open('locked', 'w').close(); time.sleep(60)",
-        ])
-        .current_dir(sb.path())
-        .spawn()
-        .expect("python3 runs");
-    sb.wait_for("locked");
+    let mut holder = hold_the_write_lock(&sb, 60);
     // `a` has ended and exe waits for the lock (the busy timeout is 10 s).
     std::thread::sleep(Duration::from_millis(1500));
     let stopped = Instant::now();
@@ -638,16 +648,7 @@ fn a_run_stopped_by_a_lock_is_recorded_in_full_once_the_lock_is_released() {
     }
     // ... the lock is held for 13 s: past the busy timeout (10 s) from `a`'s end, so
     // recording that end fails and the run stops; and released during exe's last try.
-    let mut holder = Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3, time; c = sqlite3.connect('.exe/history.db', isolation_level=None); \
-             c.execute('BEGIN IMMEDIATE'); open('locked', 'w').close(); time.sleep(13)",
-        ])
-        .current_dir(sb.path())
-        .spawn()
-        .expect("python3 runs");
-    sb.wait_for("locked");
+    let mut holder = hold_the_write_lock(&sb, 13);
     let out = exe.wait_with_output().unwrap();
     assert!(holder.wait().unwrap().success());
     let stderr = String::from_utf8_lossy(&out.stderr);
