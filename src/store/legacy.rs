@@ -210,6 +210,7 @@ impl Store {
             let jobs: Vec<OldJob> = (job_rows.into_iter())
                 .filter_map(|row| rows::job(old_id, row, &mut report.problems))
                 .collect();
+            let jobs = rows::last_of_each(old_id, jobs, &mut report.problems);
             let Some(run) = rows::run(raw, &jobs, &mut report.problems) else {
                 continue;
             };

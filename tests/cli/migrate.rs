@@ -537,6 +537,24 @@ fn bad_rows_of_an_old_history_are_reported_and_the_others_imported() {
     let again = sb.exe(&["--db", "h.db", "migrate", "--history", "older.db"]);
     assert_eq!(again.code, 1, "{}", again.stderr);
     again.assert_stderr_has("Imported 0 runs (0 jobs)");
+    // A job with several rows in one run (the older tool kept one): the last is its state.
+    sb.sql(
+        "repeated.db",
+        &(old_tables(true)
+            + "INSERT INTO run_summary VALUES (8, 'nightly', '2024-03-08 01:00:00', '2024-03-08 02:00:00', 'SUCCESS', 0);
+               INSERT INTO job_history VALUES (8, 'extract', 'ERROR', 'nightly', '2024-03-08 01:10:00', 0, 'boom', 5),
+                  (8, 'extract', 'SUCCESS', 'nightly', '2024-03-08 01:20:00', 1, NULL, 6);"),
+    );
+    let import = sb.exe(&["--db", "h.db", "migrate", "--history", "repeated.db"]);
+    assert_eq!(import.code, 1, "{}", import.stderr);
+    import.assert_stderr_lacks("UNIQUE constraint");
+    import.assert_stderr_has(
+        "run 8, job `extract`: 2 job_history rows; only the last (by last_run) is imported",
+    );
+    import.assert_stderr_has("Imported 1 run (1 jobs)");
+    let show = sb.exe(&["--db", "h.db", "show", "3", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!(json["jobs"][0]["state"], "SUCCESS", "{}", show.stdout);
 }
 
 #[test]

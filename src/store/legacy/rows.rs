@@ -7,6 +7,8 @@
 //! with no time to order it by) is left out and reported. One bad row never stops the
 //! import of the others.
 
+use std::collections::HashMap;
+
 use rusqlite::types::Value;
 
 /// A row or value of the old history that is not imported as it was written.
@@ -37,6 +39,19 @@ pub enum Problem {
     NoJobId {
         /// The older tool's run id.
         run: i64,
+    },
+    /// Several `job_history` rows of one job in one run (the older tool kept one, its final
+    /// state): the last, by `last_run`, is imported.
+    #[error(
+        "run {run}, job `{job}`: {rows} job_history rows; only the last (by last_run) is imported"
+    )]
+    RepeatedJob {
+        /// The older tool's run id.
+        run: i64,
+        /// The job's id.
+        job: String,
+        /// How many rows it has.
+        rows: usize,
     },
     /// A value that is not what its column holds: its row is imported without it.
     #[error("run {run}{job}: {column} {value} is not {expected}: imported without it")]
@@ -190,6 +205,31 @@ pub fn job(run: i64, raw: RawJob, problems: &mut Vec<Problem>) -> Option<OldJob>
     })
 }
 
+/// The jobs of run `run` (read in the order they ended), each once: of a job's several rows,
+/// the last is kept, in its place, and the others reported.
+pub fn last_of_each(run: i64, jobs: Vec<OldJob>, problems: &mut Vec<Problem>) -> Vec<OldJob> {
+    let mut rows: HashMap<String, usize> = HashMap::new();
+    for job in &jobs {
+        *rows.entry(job.id.clone()).or_default() += 1;
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    jobs.into_iter()
+        .filter(|job| {
+            let total = rows[&job.id];
+            let nth = seen.entry(job.id.clone()).or_default();
+            *nth += 1;
+            if *nth == total && total > 1 {
+                problems.push(Problem::RepeatedJob {
+                    run,
+                    job: job.id.clone(),
+                    rows: total,
+                });
+            }
+            *nth == total
+        })
+        .collect()
+}
+
 /// A run as read: a `run_summary` row, or a run derived from its jobs.
 pub struct RawRun {
     pub id: i64,
@@ -268,6 +308,41 @@ mod tests {
             retry_count: retries,
             last_error: Value::Text("ORA-00942".into()),
         }
+    }
+
+    #[test]
+    fn of_a_jobs_several_rows_the_last_is_kept_in_its_place() {
+        let job = |id: &str, at: i64| OldJob {
+            id: id.to_owned(),
+            status: "SUCCESS".to_owned(),
+            at: Some(at),
+            took_ms: 0,
+            attempt: 1,
+            error: None,
+        };
+        let mut problems = Vec::new();
+        let kept = last_of_each(
+            7,
+            vec![
+                job("a", 1),
+                job("b", 2),
+                job("a", 3),
+                job("c", 4),
+                job("a", 5),
+            ],
+            &mut problems,
+        );
+        let kept: Vec<(&str, Option<i64>)> = kept.iter().map(|j| (j.id.as_str(), j.at)).collect();
+        assert_eq!(kept, [("b", Some(2)), ("c", Some(4)), ("a", Some(5))]);
+        assert_eq!(
+            problems,
+            [Problem::RepeatedJob {
+                run: 7,
+                job: "a".to_owned(),
+                rows: 3
+            }]
+        );
+        assert!(problems[0].left_out());
     }
 
     #[test]
