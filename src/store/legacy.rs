@@ -166,9 +166,18 @@ impl Store {
             retries = column("retry_count", "NULL"),
             error = column("last_error", "NULL"),
         );
-        let mut report = Imported {
-            problems: rows_without_run(source)
+        let mut problems = if *summary {
+            summary_rows_left_out(source)
+                .map_err(|e| corrupt(format!("cannot read run_summary: {e}")))?
+        } else {
+            Vec::new()
+        };
+        problems.extend(
+            rows_without_run(source)
                 .map_err(|e| corrupt(format!("cannot read job_history: {e}")))?,
+        );
+        let mut report = Imported {
+            problems,
             ..Imported::default()
         };
         // The file however it is named (`old.db`, `./old.db`, `$PWD/old.db`, a symlink).
@@ -314,6 +323,37 @@ fn rows_without_run(source: &Connection) -> rusqlite::Result<Vec<Problem>> {
         .collect()
 }
 
+/// The rows of `run_summary` that are not imported, as problems: those whose `run_id` is not
+/// a run id, and of several rows of one run id all but the first ([`read_runs`] skips them).
+fn summary_rows_left_out(source: &Connection) -> rusqlite::Result<Vec<Problem>> {
+    let mut without = source.prepare(
+        "SELECT application_name, run_id FROM run_summary
+         WHERE typeof(run_id) <> 'integer' ORDER BY rowid",
+    )?;
+    let mut problems: Vec<Problem> = without
+        .query_map([], |r| {
+            Ok(Problem::SummaryWithoutRun {
+                name: rows::shown(&r.get::<_, Value>(0)?),
+                value: rows::shown(&r.get::<_, Value>(1)?),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut repeated = source.prepare(
+        "SELECT run_id, COUNT(*) FROM run_summary WHERE typeof(run_id) = 'integer'
+         GROUP BY run_id HAVING COUNT(*) > 1 ORDER BY run_id",
+    )?;
+    let repeated = repeated.query_map([], |r| {
+        Ok(Problem::RepeatedRun {
+            run: r.get(0)?,
+            rows: usize::try_from(r.get::<_, i64>(1)?).unwrap_or(usize::MAX),
+        })
+    })?;
+    for problem in repeated {
+        problems.push(problem?);
+    }
+    Ok(problems)
+}
+
 fn read_runs(source: &Connection, summary: bool) -> rusqlite::Result<Vec<RawRun>> {
     // A run per run id of `job_history`, from its jobs: the older tool had no run table before
     // its schema version 5, and it wrote a run's summary at the end, so a run it stopped in
@@ -329,11 +369,16 @@ fn read_runs(source: &Connection, summary: bool) -> rusqlite::Result<Vec<RawRun>
     let sql = if summary {
         format!(
             "SELECT run_id, application_name, start_time, {start}, end_time, {end}, COALESCE(status, ''), exit_code, 0
-             FROM run_summary
+             FROM run_summary AS s
+             WHERE typeof(run_id) = 'integer'
+               AND rowid = (SELECT MIN(rowid) FROM run_summary WHERE run_id = s.run_id)
              UNION ALL {unfinished} ORDER BY run_id",
             start = ms("start_time"),
             end = ms("end_time"),
-            unfinished = derived("AND run_id NOT IN (SELECT run_id FROM run_summary)"),
+            // (`NOT IN` a list holding NULL is never true: a NULL run_id is left out.)
+            unfinished = derived(
+                "AND run_id NOT IN (SELECT run_id FROM run_summary WHERE run_id IS NOT NULL)"
+            ),
         )
     } else {
         format!("{} ORDER BY run_id", derived(""))

@@ -555,6 +555,27 @@ fn bad_rows_of_an_old_history_are_reported_and_the_others_imported() {
     let show = sb.exe(&["--db", "h.db", "show", "3", "--format", "json"]);
     let json: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
     assert_eq!(json["jobs"][0]["state"], "SUCCESS", "{}", show.stdout);
+    // run_summary rows without a run id, or repeating one (a table made without its primary
+    // key); and a run with no summary row, still found beside a NULL run_id.
+    sb.sql(
+        "summaries.db",
+        &(old_tables(false)
+            + "CREATE TABLE run_summary (run_id INTEGER, application_name TEXT, start_time TIMESTAMP,
+                  end_time TIMESTAMP, status TEXT, exit_code INTEGER);
+               INSERT INTO run_summary VALUES (NULL, 'nightly', '2024-03-09 01:00:00', NULL, 'SUCCESS', 0),
+                  (10, 'nightly', '2024-03-10 01:00:00', '2024-03-10 02:00:00', 'SUCCESS', 0),
+                  (10, 'again', '2024-03-10 01:00:00', '2024-03-10 02:00:00', 'SUCCESS', 0);
+               INSERT INTO job_history VALUES (10, 'extract', 'SUCCESS', 'nightly', '2024-03-10 01:20:00', 0, NULL, 6),
+                  (11, 'extract', 'ERROR', 'nightly', '2024-03-11 01:20:00', 0, 'boom', 6);"),
+    );
+    let import = sb.exe(&["--db", "h.db", "migrate", "--history", "summaries.db"]);
+    assert_eq!(import.code, 1, "{}", import.stderr);
+    import.assert_stderr_lacks("not a history");
+    import.assert_stderr_has(
+        "run_summary row of 'nightly' has run_id NULL, not a run id: not imported",
+    );
+    import.assert_stderr_has("run 10: 2 run_summary rows; only the first is imported");
+    import.assert_stderr_has("Imported 2 runs (2 jobs)");
 }
 
 #[test]

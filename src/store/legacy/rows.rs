@@ -34,6 +34,22 @@ pub enum Problem {
         /// Its `run_id`, as SQL shows it.
         value: String,
     },
+    /// A `run_summary` row whose `run_id` is not a run id (NULL, text): left out.
+    #[error("run_summary row of {name} has run_id {value}, not a run id: not imported")]
+    SummaryWithoutRun {
+        /// Its `application_name`, as SQL shows it.
+        name: String,
+        /// Its `run_id`, as SQL shows it.
+        value: String,
+    },
+    /// Several `run_summary` rows of one run id: the first is imported.
+    #[error("run {run}: {rows} run_summary rows; only the first is imported")]
+    RepeatedRun {
+        /// The older tool's run id.
+        run: i64,
+        /// How many rows it has.
+        rows: usize,
+    },
     /// A `job_history` row without a job id: left out.
     #[error("run {run}: a job_history row has id NULL: not imported")]
     NoJobId {
