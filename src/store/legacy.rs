@@ -94,6 +94,20 @@ pub struct OldHistory {
     columns: Vec<String>,
 }
 
+/// The columns of `job_history` the import reads; `duration_seconds`, `retry_count` and
+/// `last_error` are read when there (older versions of the tool lacked them).
+const JOB_COLUMNS: &[&str] = &["run_id", "id", "status", "application_name", "last_run"];
+
+/// The columns of `run_summary` the import reads.
+const RUN_COLUMNS: &[&str] = &[
+    "run_id",
+    "application_name",
+    "start_time",
+    "end_time",
+    "status",
+    "exit_code",
+];
+
 impl OldHistory {
     /// Opens the file at `path` read-only, and checks that it is the older tool's history.
     pub fn open(path: &Path) -> Result<OldHistory, StoreError> {
@@ -123,10 +137,26 @@ impl OldHistory {
             return Err(corrupt("it has no `job_history` table".to_owned()));
         }
         let summary = has("run_summary")?;
-        let columns: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info('job_history')")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .map_err(|e| corrupt(format!("cannot read job_history: {e}")))?;
+        let columns_of = |table: &str| -> Result<Vec<String>, StoreError> {
+            conn.prepare("SELECT name FROM pragma_table_info(?1)")
+                .and_then(|mut s| s.query_map([table], |r| r.get(0))?.collect())
+                .map_err(|e| corrupt(format!("cannot read {table}: {e}")))
+        };
+        // Checked here, before exe's history is opened: the import's queries need them.
+        let require = |table: &str, columns: &[String], needed: &[&str]| match needed
+            .iter()
+            .find(|n| !columns.iter().any(|c| c == *n))
+        {
+            Some(missing) => Err(corrupt(format!(
+                "its {table} table has no `{missing}` column"
+            ))),
+            None => Ok(()),
+        };
+        let columns = columns_of("job_history")?;
+        require("job_history", &columns, JOB_COLUMNS)?;
+        if summary {
+            require("run_summary", &columns_of("run_summary")?, RUN_COLUMNS)?;
+        }
         Ok(OldHistory {
             path: path.to_path_buf(),
             conn,

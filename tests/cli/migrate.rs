@@ -449,6 +449,20 @@ fn a_history_import_that_cannot_start_leaves_exes_history_as_it_was() {
         !sb.path().join(".exe").exists(),
         "the default history was created"
     );
+    // Nor by a job_history without the older tool's columns, found before exe's history is
+    // opened, and said without the import's SQL.
+    sb.sql(
+        "cols.db",
+        "CREATE TABLE job_history (run_id INTEGER, id TEXT, status TEXT);",
+    );
+    let import = sb.exe(&["migrate", "--history", "cols.db"]);
+    assert_eq!(import.code, 2, "{}", import.stderr);
+    import.assert_stderr_has(
+        "cols.db is not a history of the older executioner: its job_history table has no \
+         `application_name` column",
+    );
+    import.assert_stderr_lacks("SELECT");
+    assert!(!sb.path().join(".exe").exists(), "{}", import.stderr);
     // An older schema is not upgraded either.
     let v1 = std::fs::read(repo().join("tests/fixtures/history/v1.db")).unwrap();
     sb.file("h.db", &v1);
