@@ -75,6 +75,19 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "security_policy",
 ];
 
+/// Whether `part`, in any case, is one of [`TOP_LEVEL_KEYS`].
+fn top_level_key(part: &str) -> bool {
+    TOP_LEVEL_KEYS.contains(&part.to_ascii_lowercase().as_str())
+}
+
+/// Whether the environment variable `name` is a layer of the pipeline: `EXE_` and then a
+/// path under a top-level key (`EXE_JOBS__BUILD__TIMEOUT`), not one of exe's own settings
+/// (`EXE_DB`, `EXE_LOG`) nor any other `EXE_` name.
+pub fn is_layer_variable(name: &str) -> bool {
+    name.strip_prefix("EXE_")
+        .is_some_and(|path| top_level_key(path.split("__").next().unwrap_or_default()))
+}
+
 /// Why a pipeline could not be loaded: every problem found, and what could be read anyway.
 #[derive(Debug)]
 pub struct Failure {
@@ -208,16 +221,7 @@ pub fn load_text(
                     .map(|rest| rest.to_owned().into())
             })
             .split("__")
-            .filter(|key| {
-                TOP_LEVEL_KEYS.contains(
-                    &key.as_str()
-                        .split('.')
-                        .next()
-                        .unwrap_or_default()
-                        .to_ascii_lowercase()
-                        .as_str(),
-                )
-            });
+            .filter(|key| top_level_key(key.as_str().split('.').next().unwrap_or_default()));
         let value = env
             .data()
             .ok()

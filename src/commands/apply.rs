@@ -375,10 +375,7 @@ fn resume_command(args: &ApplyArgs, db: &Path, file: &str, run_id: i64) -> Strin
     if !args.run.env.is_empty() {
         layers.push("--env");
     }
-    if std::env::vars_os().any(|(k, _)| {
-        k.to_str()
-            .is_some_and(|k| k.starts_with("EXE_") && !matches!(k, "EXE_DB" | "EXE_LOG"))
-    }) {
+    if std::env::vars_os().any(|(k, _)| k.to_str().is_some_and(crate::load::is_layer_variable)) {
         layers.push("EXE_* variables");
     }
     if let Some((last, first)) = layers.split_last() {

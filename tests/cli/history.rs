@@ -156,6 +156,12 @@ fn the_resume_hint_names_the_history_it_is_for() {
     layered.assert_stderr_has(
         "Resume with: exe apply q.toml --profile ci --resume 1\n  with the same --set and --env as this run\n",
     );
+    // Only an `EXE_*` variable that is a layer of the pipeline is one to give again.
+    let other = sb.sh(r#"EXE_FOO=1 "$0" apply p.toml"#);
+    other.assert_stderr_has("Resume with: exe apply p.toml --resume 2\n");
+    other.assert_stderr_lacks("with the same");
+    let layer = sb.sh(r#"EXE_VARS__X=1 "$0" apply p.toml"#);
+    layer.assert_stderr_has("--resume 3\n  with the same EXE_* variables as this run\n");
 }
 
 #[test]
