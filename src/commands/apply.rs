@@ -123,9 +123,17 @@ pub(super) fn execute(
         if !changes.is_empty() {
             let listed = changes.join("\n  ");
             if !args.allow_changes {
+                let help = if before.name == pipeline.name {
+                    "pass --allow-changes to resume it anyway".to_owned()
+                } else {
+                    // Most likely the wrong file or run id, rather than an edit.
+                    "check the file and the run id (`exe runs` lists runs with their \
+                     pipelines); pass --allow-changes to resume it anyway"
+                        .to_owned()
+                };
                 return Err(Error::Usage {
                     message: format!("the pipeline changed since run {previous}:\n  {listed}"),
-                    help: Some("pass --allow-changes to resume it anyway".to_owned()),
+                    help: Some(help),
                 });
             }
             if !out.quiet {

@@ -247,6 +247,7 @@ fn a_succeeded_run_is_done_only_for_the_pipeline_it_ran() {
     let other = sb.exe(&["apply", "other.toml", "--resume", "1"]);
     assert_eq!(other.code, 2, "{}", other.stderr);
     other.assert_stderr_has("run 1 was of the pipeline `p` (p.toml), not `other`");
+    other.assert_stderr_has("check the file and the run id (`exe runs` lists runs");
     // A job added since: said, then run with --allow-changes; the job done stays done.
     sb.file(
         "p.toml",
