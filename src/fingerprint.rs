@@ -178,8 +178,30 @@ impl Fingerprint {
 /// The hash of a job's command as rendered for a run (see the module docs).
 pub fn command_hash(job: &Job) -> Hash {
     let rendered = job.command.for_attempt(0, 1);
-    let text = rendered.as_deref().unwrap_or(job.command.display());
+    text_hash(rendered.as_deref().unwrap_or(job.command.display()))
+}
+
+/// The hash of a text.
+pub fn text_hash(text: &str) -> Hash {
     *blake3::hash(text.as_bytes()).as_bytes()
+}
+
+/// The hash of an environment variable's value, keyed by its name: equal values under two
+/// names differ.
+pub fn env_value_hash(name: &str, value: &str) -> Hash {
+    let mut hasher = blake3::Hasher::new_derive_key("exe 2026 environment value");
+    hasher.update(name.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(value.as_bytes());
+    *hasher.finalize().as_bytes()
+}
+
+/// The first 8 bytes of a hash, in hex: enough to tell a change, for records that keep
+/// many.
+pub fn short(hash: &Hash) -> String {
+    let mut first = [0; 8];
+    first.copy_from_slice(&hash[..8]);
+    format!("{:016x}", u64::from_be_bytes(first))
 }
 
 /// The job's environment as a manifest of value hashes (see the module docs).
@@ -195,11 +217,8 @@ pub fn env_manifest(pipeline: &Pipeline, job: &Job) -> Manifest {
         .into_iter()
         .filter(|(name, _)| !pipeline.ambient_env.contains(name) || declared(name))
         .map(|(name, value)| {
-            let mut hasher = blake3::Hasher::new_derive_key("exe 2026 environment value");
-            hasher.update(name.as_bytes());
-            hasher.update(&[0]);
-            hasher.update(value.as_bytes());
-            (name, *hasher.finalize().as_bytes())
+            let hash = env_value_hash(&name, &value);
+            (name, hash)
         })
         .collect();
     Manifest::new(entries)

@@ -7,9 +7,11 @@
 //! runs again. Pure: the caller reads the history and passes the rows in.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::plan::{duration_text, size_text};
 use crate::selection::{
     Disposition, LEFT_FOR_A_PLAIN_RESUME, SUCCEEDED_IN, SkipReason, UP_TO_DATE,
 };
@@ -85,12 +87,12 @@ pub fn nothing_to_do(state: &str, jobs: &[JobRow], run: i64) -> bool {
 /// What differs between a run's recorded definition and the pipeline's now.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Changes {
-    /// Each difference, for people: a job added or removed, a job's or the pipeline's
-    /// setting with its value before and now (or only its name when the value is long or
-    /// is a hash), the jobs' order.
+    /// Each difference, one per line, for people: a job added or removed, a setting of the
+    /// pipeline or of a job (with its values before and now when it cannot hold a secret
+    /// and they are short, else by its name only), the jobs' order.
     pub listed: Vec<String>,
     /// Settings the recorded definition does not hold (an older exe recorded less), so
-    /// their changes cannot be told; sorted.
+    /// their changes cannot be told; named as in the file, sorted.
     pub unrecorded: Vec<String>,
 }
 
@@ -99,6 +101,23 @@ const PER_RUN: &[&str] = &["decision", "reason", "layer", "changes"];
 
 /// Pipeline keys that say how the file was named, or are compared apart (the name).
 const NOT_COMPARED: &[&str] = &["name", "file", "working_dir"];
+
+/// Settings whose values are shown in a change: none can hold a secret. Every other
+/// setting (the command, checks, environment, paths) is named only.
+const SHOWN: &[&str] = &[
+    "when",
+    "timeout",
+    "timeout_grace",
+    "retry",
+    "priority",
+    "resources",
+    "needs",
+    "max_parallel",
+    "continue_on_error",
+];
+
+/// How many changes are listed; the rest are counted.
+pub const LISTED_AT_MOST: usize = 20;
 
 /// What differs between two definitions (as [`crate::plan::json::definition`] writes
 /// them; an older exe recorded [`crate::plan::json::render`]'s plan). A setting `before`
@@ -134,10 +153,8 @@ pub fn changes(before: &str, now: &str) -> Changes {
         match old_map.get(id.as_str()) {
             None => out.listed.push(format!("job `{id}` was added")),
             Some(was) => {
-                let fields = compare(was, job, PER_RUN, &mut unrecorded);
-                if !fields.is_empty() {
-                    out.listed
-                        .push(format!("job `{id}` changed: {}", fields.join(", ")));
+                for field in compare(was, job, PER_RUN, &mut unrecorded) {
+                    out.listed.push(format!("job `{id}` changed: {field}"));
                 }
             }
         }
@@ -161,8 +178,23 @@ pub fn changes(before: &str, now: &str) -> Changes {
     out
 }
 
-/// The fields of `now` that differ from `was`, each said with its values when they are
-/// short; fields in `skip` are not compared, and fields `was` lacks go to `unrecorded`.
+/// The changes for people: one a line, each indented, at most [`LISTED_AT_MOST`] of them
+/// and then how many more there are.
+pub fn listing(changes: &[String]) -> String {
+    let mut lines: Vec<String> = changes
+        .iter()
+        .take(LISTED_AT_MOST)
+        .map(|c| format!("  {c}"))
+        .collect();
+    if let Some(more) = changes.len().checked_sub(LISTED_AT_MOST).filter(|&n| n > 0) {
+        let s = if more == 1 { "" } else { "s" };
+        lines.push(format!("  ... and {more} more change{s}"));
+    }
+    lines.join("\n")
+}
+
+/// The settings of `now` that differ from `was`, each as people write it (see [`SHOWN`]);
+/// keys in `skip` are not compared, and keys `was` lacks go to `unrecorded`.
 fn compare(
     was: &Map<String, Value>,
     now: &Map<String, Value>,
@@ -181,37 +213,83 @@ fn compare(
         if before == value {
             continue;
         }
-        if let (Some(before), Some(value)) = (before.as_object(), value.as_object())
-            && key == "env_hashes"
-        {
+        let name = setting(key);
+        if key == "env_hashes" {
             // Hashes say nothing to people: the variables' names do.
-            for (name, hash) in value {
-                match before.get(name) {
-                    None => fields.push(format!("env `{name}` added")),
-                    Some(old) if old != hash => fields.push(format!("env `{name}` changed")),
+            let (before, value) = (object(before), object(value));
+            for (variable, hash) in &value {
+                match before.get(variable) {
+                    None => fields.push(format!("env `{variable}` added")),
+                    Some(old) if old != hash => fields.push(format!("env `{variable}` changed")),
                     Some(_) => {}
                 }
             }
-            let gone = before.keys().filter(|name| !value.contains_key(*name));
-            fields.extend(gone.map(|name| format!("env `{name}` removed")));
-            continue;
-        }
-        let (old, new) = (before.to_string(), value.to_string());
-        if old.len() + new.len() <= 80 {
-            fields.push(format!("{key} {old} → {new}"));
+            let gone = before.keys().filter(|v| !value.contains_key(*v));
+            fields.extend(gone.map(|variable| format!("env `{variable}` removed")));
+        } else if before.is_object() || value.is_object() {
+            // `retry`, `resources`: each part that changed, as `retry.max`.
+            let (before, value) = (object(before), object(value));
+            let parts: BTreeSet<&String> = before.keys().chain(value.keys()).collect();
+            for part in parts {
+                let (old, new) = (before.get(part), value.get(part));
+                if old != new {
+                    let part = setting(part);
+                    fields.push(shown(&format!("{name}.{part}"), name, part, old, new));
+                }
+            }
         } else {
-            fields.push(key.clone());
+            fields.push(shown(name, name, name, Some(before), Some(value)));
         }
     }
     fields
 }
 
-/// A setting of the recorded definition, as people know it (some keys are the record's own).
+/// An object's entries; none for anything else (`resources` is `null` when not set).
+fn object(value: &Value) -> Map<String, Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+/// A changed setting, with its values when `top` is [`SHOWN`] and they are short.
+fn shown(setting: &str, top: &str, part: &str, old: Option<&Value>, new: Option<&Value>) -> String {
+    if !SHOWN.contains(&top) {
+        return setting.to_owned();
+    }
+    let (old, new) = (value_text(part, old), value_text(part, new));
+    if old.len() + new.len() <= 80 {
+        format!("{setting} {old} → {new}")
+    } else {
+        setting.to_owned()
+    }
+}
+
+/// A recorded value as the file writes it: durations and sizes in their units.
+fn value_text(setting: &str, value: Option<&Value>) -> String {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return "none".to_owned();
+    };
+    let seconds = value.as_f64().filter(|s| s.is_finite() && *s >= 0.0);
+    match (setting, seconds) {
+        ("timeout" | "timeout_grace" | "delay" | "max_time", Some(s)) => {
+            duration_text(Duration::from_secs_f64(s))
+        }
+        ("memory", Some(_)) => value.as_u64().map_or_else(|| value.to_string(), size_text),
+        _ => value.to_string(),
+    }
+}
+
+/// A key of the recorded definition as people know it: the file's name for the setting.
 fn setting(key: &str) -> &str {
     match key {
-        "env_hashes" => "the environment",
-        "working_dir_canonical" => "the working folder",
+        "command_hash" => "command",
+        "pre_checks_hash" => "pre_checks",
+        "post_checks_hash" => "post_checks",
+        "env_hashes" => "env",
+        "working_dir_canonical" => "working_dir",
+        "timeout_seconds" => "timeout",
         "timeout_grace_seconds" => "timeout_grace",
+        "delay_seconds" => "delay",
+        "max_time_seconds" => "max_time",
+        "memory_bytes" => "memory",
         other => other,
     }
 }
@@ -293,7 +371,7 @@ mod tests {
         assert_eq!(
             changes(before, now).listed,
             [
-                "job `a` changed: command \"x\" → \"z\"",
+                "job `a` changed: command",
                 "job `b` was added",
                 "job `gone` was removed"
             ]
@@ -330,50 +408,93 @@ mod tests {
     }
 
     #[test]
-    fn settings_are_named_with_their_values_and_env_by_name_only() {
+    fn settings_are_named_as_in_the_file_one_per_line_and_secrets_by_name_only() {
         let before = r#"{"pipeline": {"name": "p", "max_parallel": 1, "working_dir_canonical": "/a"},
-            "jobs": [{"id": "a", "when": false, "env_hashes": {"A": "1", "GONE": "2", "KEEP": "3"}},
-                     {"id": "b", "command": "x"}]}"#;
+            "jobs": [{"id": "a", "when": false, "command_hash": "c1", "pre_checks_hash": "p1",
+                      "env_hashes": {"A": "1", "GONE": "2", "KEEP": "3"},
+                      "timeout_seconds": 30.0, "timeout_grace_seconds": 5.0,
+                      "retry": {"max": 0, "delay_seconds": 0.0}, "resources": null},
+                     {"id": "b", "command_hash": "c2"}]}"#;
         let now = r#"{"pipeline": {"name": "q", "max_parallel": 4, "working_dir_canonical": "/a"},
-            "jobs": [{"id": "b", "command": "x"},
-                     {"id": "a", "when": true, "env_hashes": {"A": "9", "NEW": "4", "KEEP": "3"}}]}"#;
+            "jobs": [{"id": "b", "command_hash": "c2"},
+                     {"id": "a", "when": true, "command_hash": "c9", "pre_checks_hash": "p2",
+                      "env_hashes": {"A": "9", "NEW": "4", "KEEP": "3"},
+                      "timeout_seconds": 90.0, "timeout_grace_seconds": 0.5,
+                      "retry": {"max": 3, "delay_seconds": 60.0},
+                      "resources": {"cpu": 2.0, "memory_bytes": 4294967296}}]}"#;
         assert_eq!(
             changes(before, now).listed,
             [
                 "the pipeline's max_parallel 1 → 4",
-                "job `a` changed: when false → true, env `A` changed, env `NEW` added, env `GONE` removed",
+                "job `a` changed: when false → true",
+                "job `a` changed: command",
+                "job `a` changed: pre_checks",
+                "job `a` changed: env `A` changed",
+                "job `a` changed: env `NEW` added",
+                "job `a` changed: env `GONE` removed",
+                "job `a` changed: timeout 30s → 1m30s",
+                "job `a` changed: timeout_grace 5s → 500ms",
+                "job `a` changed: retry.delay 0s → 1m",
+                "job `a` changed: retry.max 0 → 3",
+                "job `a` changed: resources.cpu none → 2.0",
+                "job `a` changed: resources.memory none → 4GiB",
                 "the order the jobs run in changed",
             ]
         );
         // A long value is named, not shown.
-        let long = |c: &str| format!(r#"{{"jobs": [{{"id": "a", "command": "{c}"}}]}}"#);
+        let long = |c: &str| format!(r#"{{"jobs": [{{"id": "a", "needs": ["{c}"]}}]}}"#);
         let (x, y) = ("x".repeat(50), "y".repeat(50));
         assert_eq!(
             changes(&long(&x), &long(&y)).listed,
-            ["job `a` changed: command"]
+            ["job `a` changed: needs"]
         );
+    }
+
+    #[test]
+    fn a_long_list_of_changes_is_cut() {
+        let changes: Vec<String> = (1..=23).map(|n| format!("change {n}")).collect();
+        let listed = listing(&changes);
+        assert_eq!(listed.lines().count(), LISTED_AT_MOST + 1);
+        assert!(listed.starts_with("  change 1\n  change 2\n"), "{listed}");
+        assert!(
+            listed.ends_with("  change 20\n  ... and 3 more changes"),
+            "{listed}"
+        );
+        assert_eq!(listing(&changes[..2]), "  change 1\n  change 2");
+        assert!(listing(&changes[..21]).ends_with("... and 1 more change"));
     }
 
     #[test]
     fn what_an_older_exe_did_not_record_is_not_a_change() {
         // An older exe recorded the plan with the file's path and a relative working_dir,
-        // and without the settings added since.
+        // the command as (masked) text and the checks as counts, and without the settings
+        // added since.
         let before = r#"{"pipeline": {"name": "p", "file": "p.toml", "working_dir": ".", "max_parallel": 1},
-            "jobs": [{"id": "a", "command": "x", "layer": 1, "checks": {"pre": 0, "post": 0}}]}"#;
-        let now = r#"{"pipeline": {"name": "p", "working_dir_canonical": "/w", "max_parallel": 1},
             "jobs": [{"id": "a", "command": "x", "layer": 1, "checks": {"pre": 0, "post": 0},
-                      "when": true, "env_hashes": {"PATH": "1"}}]}"#;
+                      "timeout_seconds": null}]}"#;
+        let now = r#"{"pipeline": {"name": "p", "working_dir_canonical": "/w", "max_parallel": 1},
+            "jobs": [{"id": "a", "command_hash": "c1", "layer": 1, "timeout_seconds": null,
+                      "when": true, "timeout_grace_seconds": 5.0, "env_hashes": {"PATH": "1"},
+                      "pre_checks_hash": "p", "post_checks_hash": "p"}]}"#;
         let compared = changes(before, now);
         assert!(compared.listed.is_empty(), "{:?}", compared.listed);
         assert_eq!(
             compared.unrecorded,
-            ["the environment", "the working folder", "when"]
+            [
+                "command",
+                "env",
+                "post_checks",
+                "pre_checks",
+                "timeout_grace",
+                "when",
+                "working_dir"
+            ]
         );
         // What it did record still counts.
-        let edited = before.replace(r#""command": "x""#, r#""command": "y""#);
+        let edited = before.replace(r#""timeout_seconds": null"#, r#""timeout_seconds": 5"#);
         assert_eq!(
             changes(&edited, now).listed,
-            ["job `a` changed: command \"y\" → \"x\""]
+            ["job `a` changed: timeout 5s → none"]
         );
         assert_ne!(digest("abc"), digest("abd"));
     }

@@ -121,7 +121,7 @@ pub(super) fn execute(
             return Ok(0);
         }
         if !changes.is_empty() {
-            let listed = changes.join("\n  ");
+            let listed = resume::listing(&changes);
             if !args.allow_changes {
                 let help = if before.name == pipeline.name {
                     "pass --allow-changes to resume it anyway".to_owned()
@@ -132,13 +132,13 @@ pub(super) fn execute(
                         .to_owned()
                 };
                 return Err(Error::Usage {
-                    message: format!("the pipeline changed since run {previous}:\n  {listed}"),
+                    message: format!("the pipeline changed since run {previous}:\n{listed}"),
                     help: Some(help),
                 });
             }
             if !out.quiet {
                 stderrln!(
-                    "note: the pipeline changed since run {previous} (resumed anyway, --allow-changes):\n  {listed}"
+                    "note: the pipeline changed since run {previous} (resumed anyway, --allow-changes):\n{listed}"
                 );
             }
         }
@@ -343,7 +343,7 @@ fn changes_since(
         let compared = resume::changes(&store.plan_json(previous)?, definition);
         if !compared.unrecorded.is_empty() && !quiet {
             stderrln!(
-                "note: run {previous} was recorded by exe {}, which did not record {}: changes to those cannot be checked",
+                "note: run {previous} was recorded by exe {}, which did not record {} as this one compares them: changes to those cannot be checked",
                 before.exe_version,
                 compared.unrecorded.join(", ")
             );

@@ -12,7 +12,6 @@ use serde_json::{Map, Value, json};
 use crate::fingerprint;
 use crate::model::Check;
 use crate::plan::{Plan, Step, View, explain, shown_env, tidy_path};
-use crate::secrets::Masker;
 use crate::spec::RetryStatus;
 
 /// The version of this document's shape.
@@ -28,14 +27,16 @@ pub fn render(plan: &Plan<'_>, view: &View<'_>) -> String {
         "max_parallel": plan.max_parallel,
         "continue_on_error": p.continue_on_error,
     });
-    write(plan, view, pipeline, false)
+    write(plan, view, pipeline, None)
 }
 
 /// The definition a run records, and a resume compares (see `resume::changes`): the plan
 /// as [`render`] writes it, without what depends on how the file was named (its path, a
-/// relative `working_dir`), and with every other resolved setting that decides what a job
-/// does: `when`, its grace period, its environment (each value as a hash: no value, secret
-/// or not, is stored), its checks (secrets masked), inputs and outputs.
+/// relative `working_dir`) and without any text that could hold a secret, with every
+/// other resolved setting that decides what a job does. The command (rendered with the
+/// fingerprint's stand-ins for `{{ run.id }}` and `{{ attempt }}`) and the checks are
+/// recorded as hashes of their real text, the environment as a hash of each value: no text
+/// is masked, so the caller's secrets cannot change what is compared.
 pub fn definition(plan: &Plan<'_>, view: &View<'_>) -> String {
     let p = plan.pipeline;
     // The folder itself, however it was reached (`./p.toml`, `$PWD/p.toml`, `../p.toml`).
@@ -48,10 +49,10 @@ pub fn definition(plan: &Plan<'_>, view: &View<'_>) -> String {
         "max_parallel": plan.max_parallel,
         "continue_on_error": p.continue_on_error,
     });
-    write(plan, view, pipeline, true)
+    write(plan, view, pipeline, Some(&p.working_dir))
 }
 
-fn write(plan: &Plan<'_>, view: &View<'_>, pipeline: Value, definition: bool) -> String {
+fn write(plan: &Plan<'_>, view: &View<'_>, pipeline: Value, definition: Option<&Path>) -> String {
     let p = plan.pipeline;
     let ids =
         |list: &[usize]| -> Vec<&str> { list.iter().map(|&j| p.jobs[j].id.0.as_str()).collect() };
@@ -90,17 +91,18 @@ struct Document<'a> {
 struct Jobs<'a> {
     plan: &'a Plan<'a>,
     view: &'a View<'a>,
-    /// Each job with what [`definition`] adds.
-    definition: bool,
+    /// For [`definition`]: each job with what it adds, its checks' paths relative to this
+    /// working directory.
+    definition: Option<&'a Path>,
 }
 
 impl Serialize for Jobs<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (plan, view) = (self.plan, self.view);
         serializer.collect_seq(plan.steps.iter().map(|s| {
-            let mut job = job(plan, s, view);
-            if self.definition {
-                job.extend(defined(plan, s, view));
+            let mut job = job(plan, s, view, self.definition.is_none());
+            if let Some(working_dir) = self.definition {
+                job.extend(defined(plan, s, working_dir));
             }
             Value::Object(job)
         }))
@@ -108,42 +110,37 @@ impl Serialize for Jobs<'_> {
 }
 
 /// What [`definition`] adds to a job.
-fn defined(plan: &Plan<'_>, step: &Step, view: &View<'_>) -> Map<String, Value> {
-    let p = plan.pipeline;
+fn defined(plan: &Plan<'_>, step: &Step, working_dir: &Path) -> Map<String, Value> {
     let job = plan.job(step);
-    let env: Map<String, Value> = fingerprint::env_manifest(p, job)
-        .entries()
-        .map(|(name, hash)| {
-            let mut first = [0; 8];
-            first.copy_from_slice(&hash[..8]);
-            let short = format!("{:016x}", u64::from_be_bytes(first));
-            (name.to_owned(), Value::String(short))
-        })
-        .collect();
-    let checks = |list: &[Check]| -> Vec<Value> {
-        list.iter()
-            .map(|c| check(c, &p.working_dir, view.masker))
-            .collect()
+    let checks = |list: &[Check]| -> String {
+        let list: Vec<Value> = list.iter().map(|c| check(c, working_dir)).collect();
+        fingerprint::short(&fingerprint::text_hash(&Value::Array(list).to_string()))
     };
+    let command = fingerprint::short(&fingerprint::command_hash(job));
     let mut out = Map::new();
+    out.insert("command_hash".into(), json!(command));
     out.insert("when".into(), json!(job.enabled));
     out.insert(
         "timeout_grace_seconds".into(),
         json!(job.timeout_grace.as_secs_f64()),
     );
+    let env: Map<String, Value> = fingerprint::env_manifest(plan.pipeline, job)
+        .entries()
+        .map(|(name, hash)| (name.to_owned(), Value::String(fingerprint::short(hash))))
+        .collect();
     out.insert("env_hashes".into(), Value::Object(env));
-    out.insert("pre_checks".into(), json!(checks(&job.pre_checks)));
-    out.insert("post_checks".into(), json!(checks(&job.post_checks)));
+    out.insert("pre_checks_hash".into(), json!(checks(&job.pre_checks)));
+    out.insert("post_checks_hash".into(), json!(checks(&job.post_checks)));
     out.insert("inputs".into(), json!(job.inputs));
     out.insert("outputs".into(), json!(job.outputs));
     out
 }
 
 /// A check as the file writes it, its path relative to the working directory again.
-fn check(check: &Check, working_dir: &Path, masker: &Masker) -> Value {
+fn check(check: &Check, working_dir: &Path) -> Value {
     let relative = |path: &Path| -> String {
         let path = path.strip_prefix(working_dir).unwrap_or(path);
-        masker.mask(&path.display().to_string()).into_owned()
+        path.display().to_string()
     };
     match check {
         Check::FileExists(path) => json!({ "check": "file_exists", "path": relative(path) }),
@@ -153,11 +150,13 @@ fn check(check: &Check, working_dir: &Path, masker: &Masker) -> Value {
             "path": relative(Path::new(path)),
             "patterns": patterns.iter().map(regex::Regex::as_str).collect::<Vec<_>>(),
         }),
-        Check::Command(run) => json!({ "check": "command", "run": masker.mask(run) }),
+        Check::Command(run) => json!({ "check": "command", "run": run }),
     }
 }
 
-fn job(plan: &Plan<'_>, step: &Step, view: &View<'_>) -> Map<String, Value> {
+/// A job as `exe plan` shows it; without its command and check counts in a definition,
+/// which records hashes instead (see [`defined`]).
+fn job(plan: &Plan<'_>, step: &Step, view: &View<'_>, texts: bool) -> Map<String, Value> {
     let job = plan.job(step);
     let r = &job.retry;
     let resources = job.resources;
@@ -175,10 +174,12 @@ fn job(plan: &Plan<'_>, step: &Step, view: &View<'_>) -> Map<String, Value> {
         out.insert("changes".into(), json!(changes));
     }
     out.insert("needs".into(), json!(plan.needs(job)));
-    out.insert(
-        "command".into(),
-        json!(view.masker.mask(job.command.display())),
-    );
+    if texts {
+        out.insert(
+            "command".into(),
+            json!(view.masker.mask(job.command.display())),
+        );
+    }
     out.insert(
         "timeout_seconds".into(),
         json!(job.timeout.map(|t| t.as_secs_f64())),
@@ -207,10 +208,12 @@ fn job(plan: &Plan<'_>, step: &Step, view: &View<'_>) -> Map<String, Value> {
             Value::Null
         },
     );
-    out.insert(
-        "checks".into(),
-        json!({ "pre": job.pre_checks.len(), "post": job.post_checks.len() }),
-    );
+    if texts {
+        out.insert(
+            "checks".into(),
+            json!({ "pre": job.pre_checks.len(), "post": job.post_checks.len() }),
+        );
+    }
     out.insert("priority".into(), json!(job.priority));
     if view.show_env && step.decision.runs() {
         let env: Map<String, Value> = shown_env(plan.pipeline, job, view.masker)
@@ -225,16 +228,14 @@ fn job(plan: &Plan<'_>, step: &Step, view: &View<'_>) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::Masker;
     use crate::selection::Disposition;
     use crate::validate::{Options, from_toml};
 
-    fn recorded(text: &str) -> String {
-        let options = Options::default();
-        let pipeline = from_toml(text, &options);
-        let env = pipeline.jobs.iter().flat_map(|j| &j.env);
-        let masker = Masker::new(env.map(|(k, v)| (k, v)));
+    fn recorded_with(text: &str, options: &Options) -> String {
+        let pipeline = from_toml(text, options);
         let view = View {
-            masker: &masker,
+            masker: &Masker::default(),
             show_env: false,
             explanations: &[],
             color: false,
@@ -243,33 +244,58 @@ mod tests {
         definition(&Plan::new(&pipeline, &all_run, 1), &view)
     }
 
+    fn recorded(text: &str) -> String {
+        recorded_with(text, &Options::default())
+    }
+
     #[test]
     fn a_definition_holds_what_decides_a_job_and_no_secret() {
         let job = |token: &str, when: bool| {
             format!(
-                "[jobs.a]\ncommand = \"deploy\"\nwhen = \"{when}\"\ninputs = [\"src/*\"]\n\
-                 post_checks = [{{ check = \"file_exists\", path = \"out\" }}]\n\
+                "[jobs.a]\ncommand = \"deploy --token {token}\"\nwhen = \"{when}\"\ninputs = [\"src/*\"]\n\
+                 post_checks = [{{ check = \"command\", run = \"test {token}\" }}]\n\
                  [jobs.a.env]\nAPI_TOKEN = \"{token}\"\n"
             )
         };
-        let text = recorded(&job("s3cr3t-value", true));
-        assert!(!text.contains("s3cr3t"), "{text}");
+        // Short, and in a command: no masker would catch it.
+        let text = recorded(&job("pw1", true));
+        assert!(!text.contains("pw1"), "{text}");
+        assert!(!text.contains("deploy"), "no command text: {text}");
         assert!(!text.contains("test-pipeline.toml"), "no file path: {text}");
         let doc: Value = serde_json::from_str(&text).unwrap();
         let a = &doc["jobs"][0];
         assert_eq!(a["when"], true);
         assert_eq!(a["inputs"], json!(["src/*"]));
-        assert_eq!(
-            a["post_checks"],
-            json!([{ "check": "file_exists", "path": "out" }]),
-            "relative to the working directory, however it was named"
-        );
         assert!(a["env_hashes"]["API_TOKEN"].is_string());
-        assert_ne!(
-            text,
-            recorded(&job("another-value", true)),
+        assert!(
+            a.get("checks").is_none(),
+            "counted by nothing but the hashes"
+        );
+        let changed = |other: &str| {
+            let doc: Value = serde_json::from_str(&recorded(other)).unwrap();
+            let b = &doc["jobs"][0];
+            ["command_hash", "post_checks_hash", "env_hashes"]
+                .into_iter()
+                .filter(|key| a[*key] != b[*key])
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            changed(&job("pw2", true)),
+            ["command_hash", "post_checks_hash", "env_hashes"],
             "a secret's change shows"
         );
-        assert_ne!(text, recorded(&job("s3cr3t-value", false)));
+        assert_ne!(text, recorded(&job("pw1", false)));
+    }
+
+    #[test]
+    fn a_command_is_recorded_as_rendered_for_a_run() {
+        let job = |target: &str| {
+            recorded(&format!(
+                "vars = {{ target = \"{target}\" }}\n[jobs.a]\n\
+                 command = \"echo {{{{ vars.target }}}} {{{{ attempt }}}} {{{{ run.id }}}}\"\n"
+            ))
+        };
+        assert_ne!(job("staging"), job("production"));
+        assert_eq!(job("staging"), job("staging"));
     }
 }

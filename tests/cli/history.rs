@@ -517,7 +517,7 @@ fn a_resume_sees_a_change_in_any_resolved_setting() {
     ]);
     assert_eq!(env.code, 2, "{}", env.stderr);
     env.assert_stderr_has("the pipeline's max_parallel 1 → 4");
-    env.assert_stderr_has("job `build` changed: env `API_TOKEN` added");
+    env.assert_stderr_has("job `build` changed: env `API_TOKEN` added\n");
     env.assert_stderr_lacks("s3cr3t");
     // --allow-changes resumes, and still says what changed.
     let allowed = sb.exe(&[
@@ -552,6 +552,122 @@ fn the_same_file_named_another_way_is_the_same_pipeline() {
     }
     assert_eq!(count(&sb, "a.count"), 1, "a succeeded in run 1");
     assert_eq!(count(&sb, "b.count"), 4);
+}
+
+#[test]
+fn a_command_rendered_when_the_job_starts_is_compared_as_rendered() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[vars]\ntarget = \"staging\"\n[jobs.a]\ncommand = \"echo a\"\n\
+         [jobs.b]\nneeds = [\"a\"]\n\
+         command = \"echo deploy {{ vars.target }} attempt {{ attempt }} of run {{ run.id }}; exit 1\"\n",
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    let changed = sb.exe(&[
+        "apply",
+        "p.toml",
+        "--set",
+        "vars.target=production",
+        "--resume",
+        "1",
+    ]);
+    assert_eq!(changed.code, 2, "{}", changed.stderr);
+    changed.assert_stderr_has("job `b` changed: command\n");
+    changed.assert_stderr_lacks("production");
+    // The same command is the same, whatever its run and attempt.
+    let same = sb.exe(&["apply", "p.toml", "--resume", "1"]);
+    assert_eq!(same.code, 1, "{}", same.stderr);
+    same.assert_stderr_lacks("changed");
+}
+
+#[test]
+fn a_secret_in_the_callers_environment_does_not_change_the_pipeline() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"echo deploy production; exit 1\"\n",
+    );
+    assert_eq!(sb.sh(r#"unset SSH_KEY_NAME; "$0" apply -q p.toml"#).code, 1);
+    let resumed = sb.sh(r#"SSH_KEY_NAME=production "$0" apply p.toml --resume 1"#);
+    assert_eq!(resumed.code, 1, "{}", resumed.stderr);
+    resumed.assert_stderr_lacks("changed");
+}
+
+#[test]
+fn changes_to_secrets_are_named_never_shown_nor_recorded() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[vars]\napi_token = \"\"\n[jobs.a]\n\
+         command = \"echo -u {{ env.DB_PASSWORD }} --token {{ vars.api_token }} x; exit 1\"\n",
+    );
+    let apply = |password: &str, token: &str, resume: bool| {
+        let (env, set) = (
+            format!("DB_PASSWORD={password}"),
+            format!("vars.api_token={token}"),
+        );
+        let mut args = vec!["apply", "-q", "p.toml", "--env", &env, "--set", &set];
+        if resume {
+            args.extend(["--resume", "1"]);
+        }
+        sb.exe(&args)
+    };
+    assert_eq!(apply("pw1", "hunter22", false).code, 1);
+    let changed = apply("pw2", "hunter33", true);
+    assert_eq!(changed.code, 2, "{}", changed.stderr);
+    changed.assert_stderr_has("job `a` changed: command\n");
+    changed.assert_stderr_has("job `a` changed: env `DB_PASSWORD` changed\n");
+    for secret in ["pw1", "pw2", "hunter22", "hunter33"] {
+        changed.assert_stderr_lacks(secret);
+    }
+    let mut history = Vec::new();
+    for file in [".exe/history.db", ".exe/history.db-wal"] {
+        history.extend(std::fs::read(sb.path().join(file)).unwrap_or_default());
+    }
+    for secret in ["pw1", "hunter22"] {
+        assert!(
+            !history
+                .windows(secret.len())
+                .any(|w| w == secret.as_bytes()),
+            "{secret} is in the history"
+        );
+    }
+}
+
+#[test]
+fn a_run_recorded_by_an_older_exe_is_resumed_with_what_it_recorded() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"exit 1\"\ntimeout = \"1m\"\n",
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    // As the exe of this morning recorded it: the command as text, the checks counted.
+    sb.sql(
+        ".exe/history.db",
+        r#"UPDATE plans SET json = json_set(json_remove(json,
+               '$.jobs[0].command_hash', '$.jobs[0].pre_checks_hash', '$.jobs[0].post_checks_hash'),
+             '$.jobs[0].command', 'exit 1', '$.jobs[0].checks', json('{"pre": 0, "post": 0}'));
+           UPDATE runs SET digest = 'older';"#,
+    );
+    let resumed = sb.exe(&["apply", "p.toml", "--resume", "1"]);
+    assert_eq!(resumed.code, 1, "{}", resumed.stderr);
+    resumed.assert_stderr_has(
+        "which did not record command, post_checks, pre_checks as this one compares them: changes to those cannot be checked\n",
+    );
+    resumed.assert_stderr_lacks("changed since");
+    // What it recorded as now is still compared, by the file's names.
+    let longer = sb.exe(&[
+        "apply",
+        "p.toml",
+        "--set",
+        "jobs.a.timeout=2m",
+        "--resume",
+        "1",
+    ]);
+    assert_eq!(longer.code, 2, "{}", longer.stderr);
+    longer.assert_stderr_has("job `a` changed: timeout 1m → 2m\n");
 }
 
 #[test]
