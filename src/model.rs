@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::graph::Dag;
-use crate::spec::{RetryStatus, SecurityPolicy};
+use crate::spec::{InheritEnv, RetryStatus, SecurityPolicy};
 use crate::template::Text;
 
 /// A job's id: `[A-Za-z0-9_.-]+`, or a matrix expansion `job[key=value,...]`.
@@ -63,6 +63,11 @@ pub struct Pipeline {
     /// pipeline does not set itself: the shell's own state (`OLDPWD`, `SHLVL`, ...), which
     /// changes from one command to the next, so fingerprints leave it out.
     pub ambient_env: BTreeSet<String>,
+    /// Names in `env` that the pipeline's `env` sets (in the file, an include, the profile,
+    /// `--set` or `EXE_*`), as opposed to those only inherited from the caller.
+    pub own_env: BTreeSet<String>,
+    /// Which of the caller's variables jobs see.
+    pub inherit_env: InheritEnv,
     /// `--env K=V` values, which win over everything.
     pub env_overrides: Vec<(String, String)>,
     /// Jobs in file order; indexes are used by `needs` and the DAG.

@@ -293,6 +293,8 @@ mod tests {
             notify: Notify::default(),
             env: Vec::new(),
             ambient_env: std::collections::BTreeSet::new(),
+            own_env: std::collections::BTreeSet::new(),
+            inherit_env: crate::spec::InheritEnv::All(true),
             env_overrides: Vec::new(),
             jobs,
             dag: Dag::new(&needs).unwrap(),

@@ -114,6 +114,7 @@ const SHOWN: &[&str] = &[
     "needs",
     "max_parallel",
     "continue_on_error",
+    "inherit_env",
 ];
 
 /// How many changes are listed; the rest are counted.
@@ -214,7 +215,7 @@ fn compare(
             continue;
         }
         let name = setting(key);
-        if key == "env_hashes" {
+        if key == "set_env_hashes" {
             // Hashes say nothing to people: the variables' names do.
             let (before, value) = (object(before), object(value));
             for (variable, hash) in &value {
@@ -283,7 +284,7 @@ fn setting(key: &str) -> &str {
         "command_hash" => "command",
         "pre_checks_hash" => "pre_checks",
         "post_checks_hash" => "post_checks",
-        "env_hashes" => "env",
+        "set_env_hashes" | "env_hashes" => "env",
         "working_dir_canonical" => "working_dir",
         "timeout_seconds" => "timeout",
         "timeout_grace_seconds" => "timeout_grace",
@@ -409,16 +410,18 @@ mod tests {
 
     #[test]
     fn settings_are_named_as_in_the_file_one_per_line_and_secrets_by_name_only() {
-        let before = r#"{"pipeline": {"name": "p", "max_parallel": 1, "working_dir_canonical": "/a"},
+        let before = r#"{"pipeline": {"name": "p", "max_parallel": 1, "working_dir_canonical": "/a",
+                "inherit_env": "default", "set_env_hashes": {"REGION": "1"}},
             "jobs": [{"id": "a", "when": false, "command_hash": "c1", "pre_checks_hash": "p1",
-                      "env_hashes": {"A": "1", "GONE": "2", "KEEP": "3"},
+                      "set_env_hashes": {"A": "1", "GONE": "2", "KEEP": "3"},
                       "timeout_seconds": 30.0, "timeout_grace_seconds": 5.0,
                       "retry": {"max": 0, "delay_seconds": 0.0}, "resources": null},
                      {"id": "b", "command_hash": "c2"}]}"#;
-        let now = r#"{"pipeline": {"name": "q", "max_parallel": 4, "working_dir_canonical": "/a"},
+        let now = r#"{"pipeline": {"name": "q", "max_parallel": 4, "working_dir_canonical": "/a",
+                "inherit_env": true, "set_env_hashes": {"REGION": "2"}},
             "jobs": [{"id": "b", "command_hash": "c2"},
                      {"id": "a", "when": true, "command_hash": "c9", "pre_checks_hash": "p2",
-                      "env_hashes": {"A": "9", "NEW": "4", "KEEP": "3"},
+                      "set_env_hashes": {"A": "9", "NEW": "4", "KEEP": "3"},
                       "timeout_seconds": 90.0, "timeout_grace_seconds": 0.5,
                       "retry": {"max": 3, "delay_seconds": 60.0},
                       "resources": {"cpu": 2.0, "memory_bytes": 4294967296}}]}"#;
@@ -426,6 +429,8 @@ mod tests {
             changes(before, now).listed,
             [
                 "the pipeline's max_parallel 1 → 4",
+                "the pipeline's inherit_env \"default\" → true",
+                "the pipeline's env `REGION` changed",
                 "job `a` changed: when false → true",
                 "job `a` changed: command",
                 "job `a` changed: pre_checks",
@@ -472,9 +477,10 @@ mod tests {
         let before = r#"{"pipeline": {"name": "p", "file": "p.toml", "working_dir": ".", "max_parallel": 1},
             "jobs": [{"id": "a", "command": "x", "layer": 1, "checks": {"pre": 0, "post": 0},
                       "timeout_seconds": null}]}"#;
-        let now = r#"{"pipeline": {"name": "p", "working_dir_canonical": "/w", "max_parallel": 1},
+        let now = r#"{"pipeline": {"name": "p", "working_dir_canonical": "/w", "max_parallel": 1,
+                "inherit_env": true, "set_env_hashes": {}},
             "jobs": [{"id": "a", "command_hash": "c1", "layer": 1, "timeout_seconds": null,
-                      "when": true, "timeout_grace_seconds": 5.0, "env_hashes": {"PATH": "1"},
+                      "when": true, "timeout_grace_seconds": 5.0, "set_env_hashes": {"PATH": "1"},
                       "pre_checks_hash": "p", "post_checks_hash": "p"}]}"#;
         let compared = changes(before, now);
         assert!(compared.listed.is_empty(), "{:?}", compared.listed);
@@ -483,6 +489,7 @@ mod tests {
             [
                 "command",
                 "env",
+                "inherit_env",
                 "post_checks",
                 "pre_checks",
                 "timeout_grace",

@@ -223,6 +223,7 @@ impl<'d> Validator<'d> {
         } else {
             BTreeSet::new()
         };
+        let mut own_env = BTreeSet::new();
         let vars = to_value(&spec.vars.clone().unwrap_or_default());
         let pipeline_ctx =
             context! { name => name.clone(), file => self.doc.main.path.display().to_string() };
@@ -249,6 +250,7 @@ impl<'d> Validator<'d> {
                 context! { vars => vars.clone(), env => to_value(&process_env), pipeline => pipeline_ctx.clone() }
             });
             ambient_env.remove(&key);
+            own_env.insert(key.clone());
             top_env.push((key, rendered));
         }
         let mut template_env: BTreeMap<String, String> = options
@@ -328,6 +330,8 @@ impl<'d> Validator<'d> {
             },
             env: base_env.into_iter().collect(),
             ambient_env,
+            own_env,
+            inherit_env: inherit.clone(),
             env_overrides: options.cli_env.clone(),
             jobs,
             dag: dag?,

@@ -35,19 +35,23 @@ pub fn render(plan: &Plan<'_>, view: &View<'_>) -> String {
 /// relative `working_dir`) and without any text that could hold a secret, with every
 /// other resolved setting that decides what a job does. The command (rendered with the
 /// fingerprint's stand-ins for `{{ run.id }}` and `{{ attempt }}`) and the checks are
-/// recorded as hashes of their real text, the environment as a hash of each value: no text
-/// is masked, so the caller's secrets cannot change what is compared.
+/// recorded as hashes of their real text, the environment the pipeline sets as a hash of
+/// each value: no text is masked, so the caller's secrets cannot change what is compared.
 pub fn definition(plan: &Plan<'_>, view: &View<'_>) -> String {
     let p = plan.pipeline;
     // The folder itself, however it was reached (`./p.toml`, `$PWD/p.toml`, `../p.toml`).
     let working_dir = std::fs::canonicalize(&p.working_dir)
         .or_else(|_| std::path::absolute(&p.working_dir))
         .unwrap_or_else(|_| p.working_dir.clone());
+    // The environment every job gets from the pipeline: what its `env` sets, and `--env`.
+    let set = p.env.iter().filter(|(name, _)| p.own_env.contains(name));
     let pipeline = json!({
         "name": p.name,
         "working_dir_canonical": tidy_path(&working_dir),
         "max_parallel": plan.max_parallel,
         "continue_on_error": p.continue_on_error,
+        "inherit_env": p.inherit_env,
+        "set_env_hashes": env_hashes(set.chain(&p.env_overrides)),
     });
     write(plan, view, pipeline, Some(&p.working_dir))
 }
@@ -109,6 +113,22 @@ impl Serialize for Jobs<'_> {
     }
 }
 
+/// Each variable's name with the short hash of its value.
+fn env_hashes<'e>(env: impl Iterator<Item = &'e (String, String)>) -> Map<String, Value> {
+    let mut hashes: Vec<(&str, String)> = env
+        .map(|(name, value)| {
+            let hash = fingerprint::short(&fingerprint::env_value_hash(name, value));
+            (name.as_str(), hash)
+        })
+        .collect();
+    // By name, the last of equal names winning (`--env` over the file).
+    hashes.sort_by_key(|(name, _)| *name);
+    hashes
+        .into_iter()
+        .map(|(name, hash)| (name.to_owned(), Value::String(hash)))
+        .collect()
+}
+
 /// What [`definition`] adds to a job.
 fn defined(plan: &Plan<'_>, step: &Step, working_dir: &Path) -> Map<String, Value> {
     let job = plan.job(step);
@@ -124,11 +144,10 @@ fn defined(plan: &Plan<'_>, step: &Step, working_dir: &Path) -> Map<String, Valu
         "timeout_grace_seconds".into(),
         json!(job.timeout_grace.as_secs_f64()),
     );
-    let env: Map<String, Value> = fingerprint::env_manifest(plan.pipeline, job)
-        .entries()
-        .map(|(name, hash)| (name.to_owned(), Value::String(fingerprint::short(hash))))
-        .collect();
-    out.insert("env_hashes".into(), Value::Object(env));
+    out.insert(
+        "set_env_hashes".into(),
+        Value::Object(env_hashes(job.env.iter())),
+    );
     out.insert("pre_checks_hash".into(), json!(checks(&job.pre_checks)));
     out.insert("post_checks_hash".into(), json!(checks(&job.post_checks)));
     out.insert("inputs".into(), json!(job.inputs));
@@ -266,7 +285,7 @@ mod tests {
         let a = &doc["jobs"][0];
         assert_eq!(a["when"], true);
         assert_eq!(a["inputs"], json!(["src/*"]));
-        assert!(a["env_hashes"]["API_TOKEN"].is_string());
+        assert!(a["set_env_hashes"]["API_TOKEN"].is_string());
         assert!(
             a.get("checks").is_none(),
             "counted by nothing but the hashes"
@@ -274,14 +293,14 @@ mod tests {
         let changed = |other: &str| {
             let doc: Value = serde_json::from_str(&recorded(other)).unwrap();
             let b = &doc["jobs"][0];
-            ["command_hash", "post_checks_hash", "env_hashes"]
+            ["command_hash", "post_checks_hash", "set_env_hashes"]
                 .into_iter()
                 .filter(|key| a[*key] != b[*key])
                 .collect::<Vec<_>>()
         };
         assert_eq!(
             changed(&job("pw2", true)),
-            ["command_hash", "post_checks_hash", "env_hashes"],
+            ["command_hash", "post_checks_hash", "set_env_hashes"],
             "a secret's change shows"
         );
         assert_ne!(text, recorded(&job("pw1", false)));
@@ -297,5 +316,38 @@ mod tests {
         };
         assert_ne!(job("staging"), job("production"));
         assert_eq!(job("staging"), job("staging"));
+    }
+
+    #[test]
+    fn the_environment_is_what_the_pipeline_sets_not_what_it_inherits() {
+        let options = |shell: &[(&str, &str)]| Options {
+            process_env: shell
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Options::default()
+        };
+        let text = "inherit_env = \"default\"\nenv = { PATH = \"/opt/bin:${PATH}\" }\n\
+                    [jobs.a]\ncommand = \"true\"\n";
+        let doc = |shell: &[(&str, &str)]| -> Value {
+            serde_json::from_str(&recorded_with(text, &options(shell))).unwrap()
+        };
+        let plain = doc(&[("PATH", "/bin"), ("HOME", "/h")]);
+        assert_eq!(plain["pipeline"]["inherit_env"], "default");
+        let set = &plain["pipeline"]["set_env_hashes"];
+        assert_eq!(
+            set.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["PATH"]
+        );
+        assert_eq!(plain["jobs"][0]["set_env_hashes"], json!({}));
+        // Only inherited: not compared. Named by the pipeline: compared by its value.
+        let more = doc(&[
+            ("PATH", "/bin"),
+            ("HOME", "/other"),
+            ("LC_TERMINAL", "iTerm2"),
+        ]);
+        assert_eq!(more, plain);
+        let moved = doc(&[("PATH", "/usr/bin"), ("HOME", "/h")]);
+        assert_ne!(moved["pipeline"]["set_env_hashes"], *set);
     }
 }

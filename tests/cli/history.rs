@@ -517,7 +517,8 @@ fn a_resume_sees_a_change_in_any_resolved_setting() {
     ]);
     assert_eq!(env.code, 2, "{}", env.stderr);
     env.assert_stderr_has("the pipeline's max_parallel 1 → 4");
-    env.assert_stderr_has("job `build` changed: env `API_TOKEN` added\n");
+    env.assert_stderr_has("the pipeline's env `API_TOKEN` added\n");
+    env.assert_stderr_lacks("job `build` changed: env");
     env.assert_stderr_lacks("s3cr3t");
     // --allow-changes resumes, and still says what changed.
     let allowed = sb.exe(&[
@@ -617,7 +618,7 @@ fn changes_to_secrets_are_named_never_shown_nor_recorded() {
     let changed = apply("pw2", "hunter33", true);
     assert_eq!(changed.code, 2, "{}", changed.stderr);
     changed.assert_stderr_has("job `a` changed: command\n");
-    changed.assert_stderr_has("job `a` changed: env `DB_PASSWORD` changed\n");
+    changed.assert_stderr_has("the pipeline's env `DB_PASSWORD` changed\n");
     for secret in ["pw1", "pw2", "hunter22", "hunter33"] {
         changed.assert_stderr_lacks(secret);
     }
@@ -636,6 +637,53 @@ fn changes_to_secrets_are_named_never_shown_nor_recorded() {
 }
 
 #[test]
+fn the_environment_compared_is_what_the_pipeline_sets() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "inherit_env = \"default\"\nenv = { PATH = \"/opt/tools/bin:${PATH}\" }\n\
+         [jobs.a]\ncommand = \"exit 1\"\n[jobs.b]\ncommand = \"true\"\n",
+    );
+    assert_eq!(sb.sh(r#"LC_TERMINAL=a "$0" apply -q p.toml"#).code, 1);
+    // Inherited only: not the pipeline's.
+    let inherited = sb.sh(r#"LC_TERMINAL=iTerm2 "$0" apply p.toml --resume 1"#);
+    assert_eq!(inherited.code, 1, "{}", inherited.stderr);
+    inherited.assert_stderr_lacks("changed");
+    // Named by the pipeline: compared with the value the job gets, said once.
+    let path = sb.sh(r#"PATH="/usr/local/sbin:$PATH" "$0" apply p.toml --resume 1"#);
+    assert_eq!(path.code, 2, "{}", path.stderr);
+    path.assert_stderr_has("the pipeline's env `PATH` changed\n");
+    path.assert_stderr_lacks("job `a`");
+    // Which variables are inherited is a setting; what is inherited still is not.
+    let all = sb.exe(&[
+        "apply",
+        "p.toml",
+        "--set",
+        "inherit_env=true",
+        "--resume",
+        "1",
+    ]);
+    assert_eq!(all.code, 2, "{}", all.stderr);
+    all.assert_stderr_has(
+        "the pipeline changed since run 1:\n  │   the pipeline's inherit_env \"default\" → true\n",
+    );
+    all.assert_stderr_lacks("removed");
+    all.assert_stderr_lacks("added");
+    sb.file("q.toml", "[jobs.a]\ncommand = \"exit 1\"\n");
+    assert_eq!(sb.exe(&["apply", "-q", "q.toml"]).code, 1);
+    let none = sb.exe(&[
+        "apply",
+        "q.toml",
+        "--set",
+        "inherit_env=false",
+        "--resume",
+        &newest_run(&sb),
+    ]);
+    assert_eq!(none.code, 2, "{}", none.stderr);
+    none.assert_stderr_has("the pipeline's inherit_env true → false\n");
+}
+
+#[test]
 fn a_run_recorded_by_an_older_exe_is_resumed_with_what_it_recorded() {
     let sb = Sandbox::new();
     sb.file(
@@ -643,18 +691,22 @@ fn a_run_recorded_by_an_older_exe_is_resumed_with_what_it_recorded() {
         "[jobs.a]\ncommand = \"exit 1\"\ntimeout = \"1m\"\n",
     );
     assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
-    // As the exe of this morning recorded it: the command as text, the checks counted.
+    // As the exe of this morning recorded it: the command as text, the checks counted,
+    // every variable the job saw.
     sb.sql(
         ".exe/history.db",
         r#"UPDATE plans SET json = json_set(json_remove(json,
-               '$.jobs[0].command_hash', '$.jobs[0].pre_checks_hash', '$.jobs[0].post_checks_hash'),
-             '$.jobs[0].command', 'exit 1', '$.jobs[0].checks', json('{"pre": 0, "post": 0}'));
+               '$.pipeline.inherit_env', '$.pipeline.set_env_hashes',
+               '$.jobs[0].command_hash', '$.jobs[0].set_env_hashes',
+               '$.jobs[0].pre_checks_hash', '$.jobs[0].post_checks_hash'),
+             '$.jobs[0].command', 'exit 1', '$.jobs[0].checks', json('{"pre": 0, "post": 0}'),
+             '$.jobs[0].env_hashes', json('{"HOME": "1"}'));
            UPDATE runs SET digest = 'older';"#,
     );
     let resumed = sb.exe(&["apply", "p.toml", "--resume", "1"]);
     assert_eq!(resumed.code, 1, "{}", resumed.stderr);
     resumed.assert_stderr_has(
-        "which did not record command, post_checks, pre_checks as this one compares them: changes to those cannot be checked\n",
+        "which did not record command, env, inherit_env, post_checks, pre_checks as this one compares them: changes to those cannot be checked\n",
     );
     resumed.assert_stderr_lacks("changed since");
     // What it recorded as now is still compared, by the file's names.
