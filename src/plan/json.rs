@@ -4,7 +4,7 @@
 //! must happen). Durations are seconds as numbers, layers are 1-based like the text, and
 //! every text that could hold a secret is masked.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
@@ -53,10 +53,23 @@ pub fn definition(plan: &Plan<'_>, view: &View<'_>) -> String {
         "inherit_env": p.inherit_env,
         "set_env_hashes": env_hashes(set.chain(&p.env_overrides)),
     });
-    write(plan, view, pipeline, Some(&p.working_dir))
+    // A check's path is kept relative to the working folder, whether it was written
+    // relative (so it starts with the folder as given), or absolute by the folder's path
+    // as given or as resolved.
+    let folders = [
+        p.working_dir.clone(),
+        std::path::absolute(&p.working_dir).unwrap_or_else(|_| p.working_dir.clone()),
+        working_dir,
+    ];
+    write(plan, view, pipeline, Some(&folders))
 }
 
-fn write(plan: &Plan<'_>, view: &View<'_>, pipeline: Value, definition: Option<&Path>) -> String {
+fn write(
+    plan: &Plan<'_>,
+    view: &View<'_>,
+    pipeline: Value,
+    definition: Option<&[PathBuf]>,
+) -> String {
     let p = plan.pipeline;
     let ids =
         |list: &[usize]| -> Vec<&str> { list.iter().map(|&j| p.jobs[j].id.0.as_str()).collect() };
@@ -95,9 +108,9 @@ struct Document<'a> {
 struct Jobs<'a> {
     plan: &'a Plan<'a>,
     view: &'a View<'a>,
-    /// For [`definition`]: each job with what it adds, its checks' paths relative to this
-    /// working directory.
-    definition: Option<&'a Path>,
+    /// For [`definition`]: each job with what it adds, its checks' paths relative to the
+    /// first of these folders they are in.
+    definition: Option<&'a [PathBuf]>,
 }
 
 impl Serialize for Jobs<'_> {
@@ -105,8 +118,8 @@ impl Serialize for Jobs<'_> {
         let (plan, view) = (self.plan, self.view);
         serializer.collect_seq(plan.steps.iter().map(|s| {
             let mut job = job(plan, s, view, self.definition.is_none());
-            if let Some(working_dir) = self.definition {
-                job.extend(defined(plan, s, working_dir));
+            if let Some(folders) = self.definition {
+                job.extend(defined(plan, s, folders));
             }
             Value::Object(job)
         }))
@@ -130,10 +143,10 @@ fn env_hashes<'e>(env: impl Iterator<Item = &'e (String, String)>) -> Map<String
 }
 
 /// What [`definition`] adds to a job.
-fn defined(plan: &Plan<'_>, step: &Step, working_dir: &Path) -> Map<String, Value> {
+fn defined(plan: &Plan<'_>, step: &Step, folders: &[PathBuf]) -> Map<String, Value> {
     let job = plan.job(step);
     let checks = |list: &[Check]| -> String {
-        let list: Vec<Value> = list.iter().map(|c| check(c, working_dir)).collect();
+        let list: Vec<Value> = list.iter().map(|c| check(c, folders)).collect();
         fingerprint::short(&fingerprint::text_hash(&Value::Array(list).to_string()))
     };
     let command = fingerprint::short(&fingerprint::command_hash(job));
@@ -155,11 +168,13 @@ fn defined(plan: &Plan<'_>, step: &Step, working_dir: &Path) -> Map<String, Valu
     out
 }
 
-/// A check as the file writes it, its path relative to the working directory again.
-fn check(check: &Check, working_dir: &Path) -> Value {
+/// A check as the file writes it, its path relative to the working folder again.
+fn check(check: &Check, folders: &[PathBuf]) -> Value {
     let relative = |path: &Path| -> String {
-        let path = path.strip_prefix(working_dir).unwrap_or(path);
-        path.display().to_string()
+        // An empty folder (`p.toml`'s) is a prefix of every path, absolute ones too.
+        let inside = (folders.iter())
+            .find_map(|f| path.strip_prefix(f).ok().filter(|rest| rest.is_relative()));
+        inside.unwrap_or(path).display().to_string()
     };
     match check {
         Check::FileExists(path) => json!({ "check": "file_exists", "path": relative(path) }),
@@ -349,5 +364,22 @@ mod tests {
         assert_eq!(more, plain);
         let moved = doc(&[("PATH", "/usr/bin"), ("HOME", "/h")]);
         assert_ne!(moved["pipeline"]["set_env_hashes"], *set);
+    }
+
+    #[test]
+    fn a_check_path_is_relative_to_the_working_folder_however_it_is_written() {
+        // The folder as written (`src/..`) is not the folder's path (the manifest's).
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let hashes = |path: &str| {
+            let text = format!(
+                "working_dir = \"src/..\"\n[jobs.a]\ncommand = \"true\"\n\
+                 post_checks = [{{ check = \"file_exists\", path = \"{path}\" }}]\n"
+            );
+            let doc: Value = serde_json::from_str(&recorded(&text)).unwrap();
+            doc["jobs"][0]["post_checks_hash"].clone()
+        };
+        let absolute = here.join("out.txt");
+        assert_eq!(hashes("out.txt"), hashes(&absolute.display().to_string()));
+        assert_ne!(hashes("out.txt"), hashes("other.txt"));
     }
 }

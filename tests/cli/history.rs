@@ -684,6 +684,25 @@ fn the_environment_compared_is_what_the_pipeline_sets() {
 }
 
 #[test]
+fn an_absolute_check_path_in_the_working_folder_is_the_same_however_the_file_is_named() {
+    let sb = Sandbox::new();
+    let folder = std::fs::canonicalize(sb.path()).unwrap();
+    sb.file(
+        "p.toml",
+        format!(
+            "[jobs.a]\ncommand = \"touch out.txt\"\n\
+             post_checks = [{{ check = \"file_exists\", path = \"{}/out.txt\" }}]\n\
+             [jobs.b]\nneeds = [\"a\"]\ncommand = \"test -e fixed\"\n",
+            folder.display()
+        ),
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "p.toml"]).code, 1);
+    let resumed = sb.sh(r#""$0" apply "$PWD/p.toml" --resume 1"#);
+    assert_eq!(resumed.code, 1, "{}", resumed.stderr);
+    resumed.assert_stderr_lacks("changed");
+}
+
+#[test]
 fn a_run_recorded_by_an_older_exe_is_resumed_with_what_it_recorded() {
     let sb = Sandbox::new();
     sb.file(
