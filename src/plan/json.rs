@@ -157,10 +157,10 @@ fn defined(plan: &Plan<'_>, step: &Step, folders: &[PathBuf]) -> Map<String, Val
         "timeout_grace_seconds".into(),
         json!(job.timeout_grace.as_secs_f64()),
     );
-    out.insert(
-        "set_env_hashes".into(),
-        Value::Object(env_hashes(job.env.iter())),
-    );
+    // A variable `--env` sets too is the pipeline's: the job gets that value, not its own.
+    let overridden = |name: &str| plan.pipeline.env_overrides.iter().any(|(k, _)| k == name);
+    let own = job.env.iter().filter(|(name, _)| !overridden(name));
+    out.insert("set_env_hashes".into(), Value::Object(env_hashes(own)));
     out.insert("pre_checks_hash".into(), json!(checks(&job.pre_checks)));
     out.insert("post_checks_hash".into(), json!(checks(&job.post_checks)));
     out.insert("inputs".into(), json!(job.inputs));
@@ -364,6 +364,24 @@ mod tests {
         assert_eq!(more, plain);
         let moved = doc(&[("PATH", "/usr/bin"), ("HOME", "/h")]);
         assert_ne!(moved["pipeline"]["set_env_hashes"], *set);
+    }
+
+    #[test]
+    fn a_jobs_variable_that_env_overrides_is_the_pipelines() {
+        let with_env = Options {
+            cli_env: vec![("MODE".to_owned(), "cli".to_owned())],
+            ..Options::default()
+        };
+        let job = |mode: &str| -> Value {
+            let text =
+                format!("[jobs.a]\ncommand = \"true\"\nenv = {{ MODE = \"{mode}\", X = \"1\" }}\n");
+            serde_json::from_str(&recorded_with(&text, &with_env)).unwrap()
+        };
+        let (fast, slow) = (job("fast"), job("slow"));
+        assert_eq!(fast, slow, "the job gets MODE=cli either way");
+        let names = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&fast["jobs"][0]["set_env_hashes"]), ["X"]);
+        assert_eq!(names(&fast["pipeline"]["set_env_hashes"]), ["MODE"]);
     }
 
     #[test]
