@@ -387,10 +387,10 @@ pub fn run(
     );
     end_adopted(pipeline, progress);
     drop(signals);
-    let recorded = runner.flush_last();
+    runner.force_next_commit = true;
+    runner.flush();
     if let Some(error) = runner.history_error.take() {
-        let recorded_as = recorded.then(|| runner.scheduler.run_state());
-        return Err(RunError::History { error, recorded_as });
+        return Err(RunError::History(error));
     }
     let states = (0..pipeline.jobs.len())
         .map(|j| runner.scheduler.state(j))
@@ -526,13 +526,8 @@ pub enum RunError {
     #[error("cannot wait for jobs: {0}")]
     Wakeup(std::io::Error),
     /// The history could not be written; the run was stopped so nothing runs unrecorded.
-    #[error("the run was stopped because its history could not be written: {error}")]
-    History {
-        error: StoreError,
-        /// The run's state, when its last commit (after the run stopped) recorded all of it
-        /// after all; its end is still to be recorded.
-        recorded_as: Option<RunState>,
-    },
+    #[error("the run was stopped because its history could not be written: {0}")]
+    History(StoreError),
 }
 
 impl<'a> Runner<'a> {
@@ -554,12 +549,15 @@ impl<'a> Runner<'a> {
     }
 
     /// Commits what is pending in one transaction, then shows it. If the history cannot be
-    /// written, the run stops: nothing may run that is not recorded. What is pending then
-    /// (the failed batch first) waits for the run's last commit ([`Runner::flush_last`]):
-    /// one more wait for a lock, not one each turn.
+    /// written, the run stops: nothing may run that is not recorded. Nothing is recorded
+    /// after a failed commit either (its records, and all that follow, are dropped): the
+    /// history keeps what was committed before it, as a whole, and the next exe closes the
+    /// run as one whose exe stopped recording, rather than hold a later part of it without
+    /// what came between.
     fn flush(&mut self) {
         if self.history_error.is_some() {
             // Not recorded, so not shown: the terminal never says more than the history.
+            self.pending.clear();
             self.to_show.clear();
             return;
         }
@@ -585,7 +583,7 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Commits everything pending in one transaction; on failure, keeps it pending.
+    /// Commits everything pending in one transaction.
     fn commit(&mut self) -> Result<(), StoreError> {
         self.force_next_commit = false;
         self.groups_due = None;
@@ -598,26 +596,11 @@ impl<'a> Runner<'a> {
             tracing::trace!(records = records.len(), us, "committed");
         }
         drop(records);
-        if result.is_ok() {
-            // The buffer is kept: a run commits once per event, and regrowing it each time
-            // showed in profiles.
-            pending.clear();
-        }
+        // The buffer is kept: a run commits once per event, and regrowing it each time
+        // showed in profiles.
+        pending.clear();
         self.pending = pending;
         result
-    }
-
-    /// The run's last commit. After a failed one, it tries once more, with everything that
-    /// has been pending since: a lock released or space freed meanwhile leaves the whole run
-    /// recorded. Returns whether it is.
-    fn flush_last(&mut self) -> bool {
-        self.force_next_commit = true;
-        if self.history_error.is_none() {
-            self.flush();
-            return self.history_error.is_none();
-        }
-        self.to_show.clear();
-        self.commit().is_ok()
     }
 
     fn to_record<'p>(&self, pending: &'p Pending) -> Record<'p> {
@@ -701,10 +684,8 @@ impl<'a> Runner<'a> {
             "cannot write the run history: {error}; stopping the run"
         ));
         self.history_error = Some(error);
-        // Recorded, with what follows, only if the run's last commit gets through.
-        if let Some(transitions) = self.start_cancelling("the run history could not be written") {
-            self.record_all(&transitions);
-        }
+        // Nothing more is recorded (see `flush`), so the cancellations are not kept.
+        let _ = self.start_cancelling("the run history could not be written");
         let mut groups = Vec::new();
         for (job, live) in &mut self.live {
             if live.stop.is_none() {
@@ -1122,7 +1103,7 @@ impl<'a> Runner<'a> {
     /// Starts the stop of attempts past their timeout; KILLs those past their grace.
     fn enforce_deadlines(&mut self) {
         let now = Instant::now();
-        // After a failed commit nothing is written until the last one (see `flush`).
+        // After a failed commit nothing more is written (see `flush`).
         if now >= self.next_heartbeat && self.history_error.is_none() {
             self.next_heartbeat = now + HEARTBEAT;
             let at = self.at_ms(self.now());

@@ -259,21 +259,7 @@ pub(super) fn execute(
     // space); the display has already said that the run was stopped.
     let ended = report
         .map_err(|e| match e {
-            runner::RunError::History { error, recorded_as } => {
-                let error = Error::History(error);
-                // Its last commit got through after all (the lock was released, or space
-                // freed): the run's end is recorded too, with the code exe exits with.
-                let state = recorded_as.map(RunState::as_str);
-                if let Some(state) = state
-                    && (store.finish_run(run_id, state, error.exit_code(), now_ms())).is_ok()
-                {
-                    stderrln!(
-                        "the history could be written again: run {run_id} is recorded in full, \
-                         as {state}"
-                    );
-                }
-                error
-            }
+            runner::RunError::History(e) => Error::History(e),
             e => Error::Run(e.to_string()),
         })
         .and_then(|report| {
