@@ -169,7 +169,9 @@ struct RunDocument<'a> {
 }
 
 pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Error> {
-    if !db.exists() {
+    // Only a missing file: any other reason it cannot be looked at (a file where a folder of
+    // its path should be, a folder this user may not enter) is the open's to say.
+    if std::fs::metadata(db).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
         return Err(no_history(db));
     }
     let mut store = Store::open(db, Access::ReadWrite, Durability::Normal)?;

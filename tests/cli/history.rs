@@ -917,7 +917,8 @@ fn a_db_that_is_not_a_file_is_refused_at_once() {
     device.assert_stderr_has("/dev/null is a device, not a file");
     // `.exe` made a file by hand: the default history's folder cannot be made.
     sb.file(".exe", "");
-    for command in [&["runs"][..], &["apply", "p.toml"]] {
+    let mark = ["mark-success", "1", "a", "--reason", "r", "--yes"];
+    for command in [&["runs"][..], &["apply", "p.toml"], &mark] {
         let run = sb.exe(command);
         assert_eq!(run.code, 2, "{command:?}: {}", run.stderr);
         run.assert_stderr_has(
