@@ -157,6 +157,12 @@ pub fn printable(text: &str) -> Cow<'_, str> {
     escaped(text, |c| c.is_control() && c != '\t')
 }
 
+/// [`printable`], tab escaped too: for a name or a path on a line of its own after a
+/// label, where a tab would only look like spaces.
+pub fn printable_name(text: &str) -> Cow<'_, str> {
+    escaped(text, char::is_control)
+}
+
 /// `text` with the characters `control` picks written as escapes.
 fn escaped(text: &str, control: impl Fn(char) -> bool) -> Cow<'_, str> {
     if !text.chars().any(&control) {
@@ -261,17 +267,17 @@ pub fn run_detail(
         out,
         "Run {}: {} {}",
         run.id,
-        printable(&run.name),
+        printable_name(&run.name),
         run.state
     );
-    let _ = writeln!(out, "  file:     {}", printable(&run.file));
+    let _ = writeln!(out, "  file:     {}", printable_name(&run.file));
     let by = if run.imported() {
         "the older executioner (imported)".to_owned()
     } else {
         format!(
             "{}@{} (pid {})",
-            printable(&run.user),
-            printable(&run.host),
+            printable_name(&run.user),
+            printable_name(&run.host),
             run.pid
         )
     };
@@ -420,6 +426,7 @@ mod tests {
             printable("\u{7}\u{1b}[31mred\tx"),
             "\\u{7}\\u{1b}[31mred\tx"
         );
+        assert_eq!(printable_name("X\tZ"), "X\\tZ");
     }
 
     #[test]

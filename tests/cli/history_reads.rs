@@ -288,4 +288,22 @@ fn pipeline_names_are_escaped_and_aligned_by_their_width_in_text() {
         "{}",
         shown.stdout
     );
+    // A tab in a header's name or path would only look like spaces: it is escaped too.
+    sb.file(
+        "tab.toml",
+        "name = \"X\\tZ\"\n[jobs.a]\ncommand = \"true\"\n",
+    );
+    assert_eq!(sb.exe(&["apply", "-q", "tab.toml"]).code, 0);
+    let shown = sb.exe(&["show", "3"]);
+    assert!(
+        shown.stdout.starts_with("Run 3: X\\tZ SUCCESS\n"),
+        "{}",
+        shown.stdout
+    );
+    let planned = sb.exe(&["plan", "tab.toml"]);
+    assert!(
+        planned.stdout.starts_with("Pipeline:     X\\tZ\n"),
+        "{}",
+        planned.stdout
+    );
 }
