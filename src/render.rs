@@ -157,9 +157,9 @@ pub fn printable(text: &str) -> Cow<'_, str> {
     escaped(text, |c| c.is_control() && c != '\t')
 }
 
-/// [`printable`], tab escaped too: for a name or a path on a line of its own after a
-/// label, where a tab would only look like spaces.
-pub fn printable_name(text: &str) -> Cow<'_, str> {
+/// [`printable`], tab escaped too: for what must stay one line with its neighbours in place
+/// (a name or a path after a label, a table cell), where a tab would only look like spaces.
+pub fn printable_line(text: &str) -> Cow<'_, str> {
     escaped(text, char::is_control)
 }
 
@@ -187,7 +187,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let all: Vec<Vec<Cow<'_, str>>> = std::iter::once(header.iter().map(|h| (*h).into()).collect())
         .chain(
             rows.iter()
-                .map(|row| row.iter().map(|c| escaped(c, char::is_control)).collect()),
+                .map(|row| row.iter().map(|c| printable_line(c)).collect()),
         )
         .collect();
     let mut widths = vec![0; header.len()];
@@ -267,17 +267,17 @@ pub fn run_detail(
         out,
         "Run {}: {} {}",
         run.id,
-        printable_name(&run.name),
+        printable_line(&run.name),
         run.state
     );
-    let _ = writeln!(out, "  file:     {}", printable_name(&run.file));
+    let _ = writeln!(out, "  file:     {}", printable_line(&run.file));
     let by = if run.imported() {
         "the older executioner (imported)".to_owned()
     } else {
         format!(
             "{}@{} (pid {})",
-            printable_name(&run.user),
-            printable_name(&run.host),
+            printable_line(&run.user),
+            printable_line(&run.host),
             run.pid
         )
     };
@@ -426,7 +426,7 @@ mod tests {
             printable("\u{7}\u{1b}[31mred\tx"),
             "\\u{7}\\u{1b}[31mred\tx"
         );
-        assert_eq!(printable_name("X\tZ"), "X\\tZ");
+        assert_eq!(printable_line("X\tZ"), "X\\tZ");
     }
 
     #[test]

@@ -129,9 +129,8 @@ pub fn changes(before: &str, now: &str) -> Changes {
     let (before, now) = (parse(before), parse(now));
     let mut out = Changes::default();
     let mut unrecorded = BTreeSet::new();
-    let empty = Map::new();
-    let object = |v: Option<&Value>| v.and_then(Value::as_object).unwrap_or(&empty).clone();
-    let (was, is) = (object(before.get("pipeline")), object(now.get("pipeline")));
+    let pipeline = |doc: &Value| doc.get("pipeline").map(object).unwrap_or_default();
+    let (was, is) = (pipeline(&before), pipeline(&now));
     for field in compare(&was, &is, NOT_COMPARED, &mut unrecorded) {
         out.listed.push(format!("the pipeline's {field}"));
     }
@@ -141,7 +140,7 @@ pub fn changes(before: &str, now: &str) -> Changes {
             .flatten()
             .map(|j| {
                 let id = j.get("id").and_then(Value::as_str).unwrap_or_default();
-                (id.to_owned(), object(Some(j)))
+                (id.to_owned(), object(j))
             })
             .collect()
     };

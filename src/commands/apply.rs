@@ -29,7 +29,7 @@ pub(super) fn run(args: &ApplyArgs, out: super::Output, db: &Path) -> Result<i32
     show_warnings(&warnings, out);
     let dispositions = select(&pipeline, args)?;
     if let Some(id) = args.resume
-        && std::fs::metadata(db).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        && super::history::missing(db)
     {
         // No history, so no such run: say so without creating one.
         return Err(crate::store::StoreError::UnknownRun { id }.into());

@@ -14,16 +14,19 @@ use crate::store::{
     Access, AttemptRow, Durability, JobRow, RunFilter, RunRow, Store, StoreError, TransitionRow,
 };
 
+/// Whether there is no file at `db`. Only that: any other reason it cannot be looked at (a
+/// file where a folder of its path should be, a folder this user may not enter) is the
+/// open's to say.
+pub(super) fn missing(db: &Path) -> bool {
+    std::fs::metadata(db).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
 /// The history at `db` opened read-only; `None` when there is none yet.
 pub(super) fn open_read(db: &Path) -> Result<Option<Store>, Error> {
     match Store::open(db, Access::ReadOnly, Durability::Normal) {
         Ok(store) => Ok(Some(store)),
         // Missing (with no WAL of its own left: the open checks that first).
-        Err(StoreError::Open { .. })
-            if std::fs::metadata(db).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
-        {
-            Ok(None)
-        }
+        Err(StoreError::Open { .. }) if missing(db) => Ok(None),
         // An exe stopped while creating the file left no schema at all: no run is in it, and
         // the next `apply` creates the schema.
         Err(StoreError::NeedsUpgrade { found: 0, .. }) => Ok(None),
@@ -169,9 +172,7 @@ struct RunDocument<'a> {
 }
 
 pub(super) fn mark_success(args: &MarkSuccessArgs, db: &Path) -> Result<i32, Error> {
-    // Only a missing file: any other reason it cannot be looked at (a file where a folder of
-    // its path should be, a folder this user may not enter) is the open's to say.
-    if std::fs::metadata(db).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+    if missing(db) {
         return Err(no_history(db));
     }
     let mut store = Store::open(db, Access::ReadWrite, Durability::Normal)?;

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use crate::model::{Job, RetryPolicy};
 use crate::plan::{Plan, Step, View, duration_text, explain, shown_env, size_text, tidy_path};
-use crate::render::{printable, printable_name};
+use crate::render::{printable, printable_line};
 use crate::spec::RetryStatus;
 
 /// Where the details under a job line start.
@@ -43,13 +43,13 @@ pub fn render(plan: &Plan<'_>, view: &View<'_>) -> String {
 
 fn header(plan: &Plan<'_>, out: &mut String) {
     let p = plan.pipeline;
-    let _ = writeln!(out, "Pipeline:     {}", printable_name(&p.name));
+    let _ = writeln!(out, "Pipeline:     {}", printable_line(&p.name));
     let file = p.file.display().to_string();
-    let _ = writeln!(out, "File:         {}", printable_name(&file));
+    let _ = writeln!(out, "File:         {}", printable_line(&file));
     let _ = writeln!(
         out,
         "Working dir:  {}",
-        printable_name(&tidy_path(&p.working_dir))
+        printable_line(&tidy_path(&p.working_dir))
     );
     let _ = writeln!(out, "Max parallel: {}", plan.max_parallel);
     let _ = writeln!(
