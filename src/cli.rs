@@ -284,8 +284,8 @@ pub struct ApplyArgs {
     /// With --resume: run even though the pipeline changed since that run.
     #[arg(long, requires = "resume")]
     pub allow_changes: bool,
-    /// `full` makes the history fsync every commit; `normal` survives a crash of exe, and a
-    /// power loss may lose the last few transitions.
+    /// `full` makes the history fsync every batch of records before acting on it; `normal`
+    /// survives a crash of exe, and a power loss may lose the last few transitions.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Normal)]
     pub durability: DurabilityArg,
 }
@@ -323,9 +323,9 @@ pub enum OnBusy {
 /// `exe apply --durability`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DurabilityArg {
-    /// WAL with synchronous=NORMAL.
+    /// Survives a crash of exe (WAL with synchronous=NORMAL, the run's journal unsynced).
     Normal,
-    /// fsync every commit.
+    /// fsync every batch of records (and commit) before acting on it.
     Full,
 }
 

@@ -97,7 +97,7 @@ pub struct Finished {
 /// What the kernel counted for a finished process (`wait4`): the process itself and every
 /// child it waited for (a `sh -c 'a | b'` counts `a` and `b`), but not children it left
 /// running or did not wait for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     /// Peak resident memory of the largest of those processes, in KiB; `None` when it is
     /// not above exe's own peak, which the kernel folds into it (see [`peak`]).

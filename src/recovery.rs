@@ -14,10 +14,11 @@
 //! Only runs of this host have their groups looked at: a pgid recorded on another machine
 //! names nothing here.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::process::members::Member;
-use crate::store::{AttemptRow, Record, RunFilter, RunRow, Store, StoreError};
+use crate::store::{Access, AttemptRow, Durability, Record, RunFilter, RunRow, Store, StoreError};
 
 /// A run silent for this long is taken as dead, whatever host it ran on (heartbeats come
 /// every 5 s).
@@ -82,19 +83,26 @@ fn started_ms(member: &Member, booted_ms: i64) -> i64 {
     booted_ms + member.start_ticks * 1000 / ticks
 }
 
-/// Closes every orphaned run; returns the ids closed and the process groups still running.
-pub fn close_orphans(
-    store: &mut Store,
-    host: &str,
-    now_ms: i64,
-) -> Result<(Vec<i64>, Vec<Leftover>), StoreError> {
+/// What [`close_orphans`] did.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// The runs closed.
+    pub closed: Vec<i64>,
+    /// Process groups of theirs still running.
+    pub leftovers: Vec<Leftover>,
+    /// Runs whose journal could not be folded whole, and why: each journal is kept.
+    pub damaged: Vec<(i64, String)>,
+}
+
+/// Closes every orphaned run, after folding what its journal holds beyond its tables (see
+/// [`crate::store::Journal`]).
+pub fn close_orphans(store: &mut Store, host: &str, now_ms: i64) -> Result<Recovered, StoreError> {
     let running = store.runs(&RunFilter {
         state: Some("RUNNING".to_owned()),
         limit: usize::MAX,
         ..RunFilter::default()
     })?;
-    let mut closed = Vec::new();
-    let mut leftovers = Vec::new();
+    let mut recovered = Recovered::default();
     for listed in running.iter().filter(|r| orphaned(r, host, now_ms)) {
         // The owner may have finished the run (and exited) since the list was read: look
         // again right before closing, and leave a run someone else finished alone.
@@ -103,12 +111,46 @@ pub fn close_orphans(
             continue;
         }
         tracing::info!(run = run.id, host = %run.host, pid = run.pid, "closing a run whose exe died");
-        if let Some(left) = close(store, &run, run.host == host)? {
-            leftovers.extend(left);
-            closed.push(run.id);
+        let left = store.fold_left(run.id)?;
+        tracing::info!(
+            run = run.id,
+            records = left.records,
+            "folded the journal of a dead run"
+        );
+        let Some(groups) = close(store, &run, run.host == host)? else {
+            continue;
+        };
+        recovered.leftovers.extend(groups);
+        recovered.closed.push(run.id);
+        match left.damaged {
+            Some(why) => recovered.damaged.push((run.id, why)),
+            None => store.remove_journal(run.id),
         }
     }
-    Ok((closed, leftovers))
+    store.remove_finished_journals();
+    Ok(recovered)
+}
+
+/// Folds the journals of runs whose exe died into the tables of the history at `db`, so the
+/// reading commands show each such run up to where its exe got. (Closing it is `apply`'s.)
+/// Nothing is done when no journal is beside the database, or when it cannot be written:
+/// the reader then shows what the tables hold.
+pub fn fold_dead_journals(db: &Path, host: &str, now_ms: i64) {
+    let journals = crate::store::journals_beside(db);
+    if journals.is_empty() {
+        return;
+    }
+    let Ok(mut store) = Store::open(db, Access::ReadWrite, Durability::Normal) else {
+        return;
+    };
+    for (id, _) in journals {
+        let dead = store
+            .run(id)
+            .is_ok_and(|run| run.ended_at_ms.is_none() && orphaned(&run, host, now_ms));
+        if dead && let Err(e) = store.fold_left(id) {
+            tracing::debug!(run = id, error = %e, "a dead run's journal was not folded");
+        }
+    }
 }
 
 /// Whether a RUNNING run's owner is gone.
@@ -308,7 +350,9 @@ mod tests {
     fn only_runs_of_this_host_have_their_groups_reported() {
         let now = 100_000;
         let (mut store, group) = dead_run_with_a_live_group("here");
-        let (closed, leftovers) = close_orphans(&mut store, "here", now).unwrap();
+        let Recovered {
+            closed, leftovers, ..
+        } = close_orphans(&mut store, "here", now).unwrap();
         assert_eq!(closed.len(), 1);
         assert_eq!(leftovers.len(), 1);
         // Ended when last known alive (the attempt's start, at 0), not at this recovery.
@@ -320,7 +364,9 @@ mod tests {
         assert!(!leftovers[0].provably_ours());
         // The same pgid recorded on another machine names nothing here.
         let (mut store, _) = dead_run_with_a_live_group("elsewhere");
-        let (closed, leftovers) = close_orphans(&mut store, "here", now).unwrap();
+        let Recovered {
+            closed, leftovers, ..
+        } = close_orphans(&mut store, "here", now).unwrap();
         assert_eq!((closed.len(), leftovers.len()), (1, 0));
     }
 

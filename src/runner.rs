@@ -43,7 +43,7 @@ use crate::selection::Disposition;
 use crate::signals;
 use crate::spec::format_duration;
 use crate::state::{JobState, RunState, Transition};
-use crate::store::{JobFingerprint, Record, Store, StoreError};
+use crate::store::{FOLD_EVERY, JobFingerprint, Journal, Record, Store, StoreError};
 
 /// One attempt, ready to start once its RUNNING transition is committed.
 struct Work<'a> {
@@ -243,6 +243,7 @@ pub fn run(
     options: &Options<'_>,
     progress: &Progress,
     store: &mut Store,
+    journal: &mut Journal,
 ) -> Result<Report, RunError> {
     let (tx, rx) = mpsc::channel();
     let waker = Arc::new(Waker::new().map_err(RunError::Wakeup)?);
@@ -275,7 +276,10 @@ pub fn run(
         signals: 0,
         rng: seed(),
         store,
+        journal,
         pending: Vec::new(),
+        unfolded: Vec::new(),
+        fold_due: None,
         to_show: Vec::new(),
         history_error: None,
         next_heartbeat: Instant::now() + HEARTBEAT,
@@ -389,6 +393,7 @@ pub fn run(
     drop(signals);
     runner.force_next_commit = true;
     runner.flush();
+    runner.fold();
     if let Some(error) = runner.history_error.take() {
         return Err(RunError::History(error));
     }
@@ -449,8 +454,14 @@ struct Runner<'a> {
     signals: u32,
     rng: u64,
     store: &'a mut Store,
-    /// Facts not yet committed; committed (in one transaction) before they are acted on.
+    /// The run's journal: each batch of facts is appended to it before it is acted on.
+    journal: &'a mut Journal,
+    /// Facts not yet journaled; journaled (in one frame) before they are acted on.
     pending: Vec<Pending>,
+    /// Facts journaled and not yet folded into the history's tables.
+    unfolded: Vec<Pending>,
+    /// When the facts journaled first since the last fold must be folded, at the latest.
+    fold_due: Option<Instant>,
     /// What to show once committed, in order.
     to_show: Vec<Shown>,
     /// Set when the history could not be written: the run stops.
@@ -548,12 +559,12 @@ impl<'a> Runner<'a> {
         self.options.started_at_ms + i64::try_from(at.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// Commits what is pending in one transaction, then shows it. If the history cannot be
+    /// Journals what is pending in one frame, then shows it. If the history cannot be
     /// written, the run stops: nothing may run that is not recorded. Nothing is recorded
-    /// after a failed commit either (its records, and all that follow, are dropped): the
-    /// history keeps what was committed before it, as a whole, and the next exe closes the
-    /// run as one whose exe stopped recording, rather than hold a later part of it without
-    /// what came between.
+    /// after a failed write either (its records, and all that follow, are dropped): the
+    /// history keeps what was journaled before it, as a whole, and the next exe folds that
+    /// and closes the run as one whose exe stopped recording, rather than hold a later part
+    /// of it without what came between.
     fn flush(&mut self) {
         if self.history_error.is_some() {
             // Not recorded, so not shown: the terminal never says more than the history.
@@ -583,24 +594,53 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Commits everything pending in one transaction.
+    /// Journals everything pending in one frame; it joins the facts to fold.
     fn commit(&mut self) -> Result<(), StoreError> {
         self.force_next_commit = false;
         self.groups_due = None;
         let mut pending = std::mem::take(&mut self.pending);
         let records: Vec<Record<'_>> = pending.iter().map(|p| self.to_record(p)).collect();
         let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
-        let result = self.store.record(self.options.run_id, &records);
+        let result = self.journal.append(&records);
         if let Some(started) = started {
             let us = started.elapsed().as_micros();
-            tracing::trace!(records = records.len(), us, "committed");
+            tracing::trace!(records = records.len(), us, "journaled");
         }
         drop(records);
-        // The buffer is kept: a run commits once per event, and regrowing it each time
-        // showed in profiles.
+        if result.is_ok() {
+            self.unfolded.append(&mut pending);
+        }
         pending.clear();
+        // The buffer is kept: a run journals once per event, and regrowing it each time
+        // showed in profiles.
         self.pending = pending;
+        self.fold_due
+            .get_or_insert_with(|| Instant::now() + FOLD_EVERY);
         result
+    }
+
+    /// Folds the journaled facts into the history's tables (see [`Journal`]): at most
+    /// [`FOLD_EVERY`] after they were journaled, and at the end of the run. If that fails,
+    /// the run stops, as when journaling fails; what was journaled stays for the next exe.
+    fn fold(&mut self) {
+        self.fold_due = None;
+        if self.unfolded.is_empty() || self.history_error.is_some() {
+            return;
+        }
+        let mut unfolded = std::mem::take(&mut self.unfolded);
+        let records: Vec<Record<'_>> = unfolded.iter().map(|p| self.to_record(p)).collect();
+        let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
+        let result = self.store.fold(self.journal, &records);
+        if let Some(started) = started {
+            let us = started.elapsed().as_micros();
+            tracing::trace!(records = records.len(), us, "folded");
+        }
+        drop(records);
+        unfolded.clear();
+        self.unfolded = unfolded;
+        if let Err(e) = result {
+            self.stop_for_history(e);
+        }
     }
 
     fn to_record<'p>(&self, pending: &'p Pending) -> Record<'p> {
@@ -1097,6 +1137,7 @@ impl<'a> Runner<'a> {
         live.chain(wakeup)
             .chain(Some(self.next_heartbeat))
             .chain(self.groups_due)
+            .chain(self.fold_due)
             .min()
     }
 
@@ -1112,6 +1153,9 @@ impl<'a> Runner<'a> {
             }
             self.force_next_commit = true;
             self.flush();
+        }
+        if self.fold_due.is_some_and(|due| due <= now) {
+            self.fold();
         }
         if self.groups_due.is_some_and(|due| due <= now) {
             self.groups_due = None;

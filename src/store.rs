@@ -1,17 +1,20 @@
 //! The run history in `SQLite` (rusqlite, bundled). Only this module uses rusqlite.
 //!
-//! It owns the database file: its schema (ordered migrations in [`schema`]), its
-//! pragmas (WAL, busy timeout, foreign keys, `synchronous`), and every statement run on
-//! it. The engine hands it [`Record`]s; the commands read [`RunRow`]s and friends.
+//! It owns the database file and the run journals beside it: its schema (ordered
+//! migrations in [`schema`]), its pragmas (WAL, busy timeout, foreign keys,
+//! `synchronous`), and every statement run on it. The engine hands it [`Record`]s, which a
+//! run appends to its [`Journal`] and folds into the tables; the commands read
+//! [`RunRow`]s and friends.
 //!
 //! Invariants:
 //! - No statement erases or overwrites an earlier fact. Transitions and attempts are
 //!   inserted; an attempt's end and a run's end are filled in once (`WHERE ended_at IS
-//!   NULL`); there is no DELETE. Only `runs.heartbeat_at`, which is liveness and not a
-//!   fact, is updated in place.
+//!   NULL`); there is no DELETE. Only `runs.heartbeat_at` (liveness) and `runs.journal_at`
+//!   (how far the run's journal is in the tables), which are not facts, are updated in place.
 //! - A job's current state is derived: the `to` of its last transition, PENDING if none.
 //! - Each call that writes is one transaction, so a batch of records is all there or
-//!   not at all (group commit: one fsync, at most, for many transitions).
+//!   not at all (group commit: one fsync, at most, for many transitions). A run's batches
+//!   are journaled first, one `write` each, and reach the tables in folds.
 //! - Values are always bound parameters, never formatted into SQL.
 //! - A database newer than this code is never written to.
 
@@ -20,6 +23,7 @@ mod checkpoint;
 mod error;
 mod fingerprints;
 mod immediate;
+mod journal;
 mod legacy;
 mod read;
 mod schema;
@@ -32,7 +36,7 @@ use std::time::Duration;
 
 use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, OpenFlags};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::process::Usage;
 
@@ -40,6 +44,7 @@ pub use self::busy::stop_waiting;
 pub use self::checkpoint::Checkpointer;
 use self::error::classify;
 pub use self::error::{NotAFileKind, StoreError};
+pub use self::journal::{FOLD_EVERY, Journal, Left, journals_beside};
 pub use self::legacy::{Imported, OldHistory};
 use self::schema::{CURRENT, MIGRATIONS, Migrated, READABLE_FROM};
 
@@ -69,6 +74,8 @@ pub struct Store {
     /// The schema version of the open database: what a read-only open found, or what a
     /// read-write open migrated it to. Queries for later columns check it.
     version: i64,
+    /// How hard commits, and run journals, try to reach the disk.
+    durability: Durability,
 }
 
 /// Whether the store may write.
@@ -83,11 +90,12 @@ pub enum Access {
 /// How hard each commit tries to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// `synchronous=NORMAL` with WAL: survives a crash of exe; a power loss may lose the
-    /// last few commits.
+    /// `synchronous=NORMAL` with WAL, run journals not synced: survives a crash of exe; a
+    /// power loss may lose the last few commits and batches.
     #[default]
     Normal,
-    /// `synchronous=FULL`: every commit is fsynced before it returns.
+    /// `synchronous=FULL`, and each journal batch `fdatasync`ed: every commit and batch is
+    /// on the disk before it returns.
     Full,
 }
 
@@ -119,8 +127,8 @@ pub struct NewRun<'a> {
 }
 
 /// One fact the engine records. Times are milliseconds since the Unix epoch; `job` is the
-/// job's index in [`NewRun::jobs`].
-#[derive(Debug, Clone, Copy)]
+/// job's index in [`NewRun::jobs`]. Serialized as a run's journal holds it (see [`Journal`]).
+#[derive(Debug, Clone, Copy, Serialize)]
 pub enum Record<'a> {
     /// A job changed state (actor `exe`).
     Transition {
@@ -193,17 +201,22 @@ pub enum Record<'a> {
 /// A job's fingerprint as the history keeps it: the digests of its command, environment
 /// and inputs, and the manifests (names with hashes) the last two are digests of. What
 /// they contain is `fingerprint`'s business; the store keeps bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobFingerprint {
     /// Digest of the rendered command.
+    #[serde(with = "journal::hex")]
     pub command: Vec<u8>,
     /// Digest of the environment manifest.
+    #[serde(with = "journal::hex")]
     pub env: Vec<u8>,
     /// The environment manifest.
+    #[serde(with = "journal::hex")]
     pub env_manifest: Vec<u8>,
     /// Digest of the inputs manifest.
+    #[serde(with = "journal::hex")]
     pub inputs: Vec<u8>,
     /// The inputs manifest.
+    #[serde(with = "journal::hex")]
     pub inputs_manifest: Vec<u8>,
 }
 
@@ -496,6 +509,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             version: 0,
+            durability,
         };
         store
             .conn
@@ -631,6 +645,7 @@ impl Store {
             conn,
             path,
             version: 0,
+            durability: Durability::Normal,
         };
         store.migrate()?;
         store
@@ -643,6 +658,11 @@ impl Store {
     /// The database file (`:memory:` for an in-memory store).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether this is a database in memory ([`Store::open_in_memory`]).
+    fn in_memory(&self) -> bool {
+        self.path == Path::new(":memory:")
     }
 
     fn configure(&self, durability: Durability) -> Result<(), StoreError> {
@@ -1363,7 +1383,7 @@ mod tests {
         assert_eq!(ro.attempts(runs[0].id).unwrap().len(), old.len());
     }
 
-    /// v3.db to v6.db were made by `exe apply` of the release with that schema, on a
+    /// v3.db to v7.db were made by `exe apply` of the release with that schema, on a
     /// three-job pipeline (`load` with inputs, `flaky` failing twice with one retry,
     /// `report` needing both), then `exe mark-success 1 flaky` and `exe apply --resume 1`,
     /// then checkpointed.
@@ -1385,6 +1405,11 @@ mod tests {
     #[test]
     fn the_checked_in_v6_database_upgrades_and_reads() {
         upgrades_three_job_fixture("v6.db", "v6-fixture", 6);
+    }
+
+    #[test]
+    fn the_checked_in_v7_database_upgrades_and_reads() {
+        upgrades_three_job_fixture("v7.db", "v7-fixture", 7);
     }
 
     /// Schema 5 clustered attempts and transitions and moved plans, and schema 6 keyed

@@ -219,6 +219,7 @@ pub(super) fn execute(
     );
     // The plan is recorded; a 2,000-job plan's text need not stay in memory for the run.
     drop(definition);
+    let mut journal = store.journal(run_id)?;
     let log_dirs = pipeline.jobs.iter().map(|j| j.log_dir.as_path());
     let log_folder = crate::logs::run_folder(run_id, log_dirs);
     if log_folder != run_id.to_string() && !out.quiet {
@@ -252,7 +253,14 @@ pub(super) fn execute(
     // threshold is then checkpointed in that commit, which measured faster than moving it
     // while the first jobs run (docs/performance.md, "tried and not kept").
     let checkpointer = store.checkpoint_in_background().ok();
-    let report = runner::run(pipeline, &dispositions, &options, &progress, store);
+    let report = runner::run(
+        pipeline,
+        &dispositions,
+        &options,
+        &progress,
+        store,
+        &mut journal,
+    );
     progress.finish();
     fingerprinter.save_cache();
     // A history that could not be written keeps its own message and help (a full disk: free
@@ -279,6 +287,9 @@ pub(super) fn execute(
             Ok((report, code))
         });
     let stopped = checkpointer.map_or(Ok(()), |c| store.stop_background_checkpoints(c));
+    if ended.is_ok() && journal.is_folded() {
+        journal.remove();
+    }
     let (report, code) = ended?;
     stopped?;
     if !out.quiet || report.run_state != RunState::Success {
@@ -386,13 +397,22 @@ fn resume_command(args: &ApplyArgs, db: &Path, file: &str, run_id: i64) -> Strin
 /// Closes runs left RUNNING by an exe that died, and says so (with any process group of
 /// theirs still alive, and how to end it).
 pub(super) fn close_orphans(store: &mut Store, quiet: bool) -> Result<(), Error> {
-    let (closed, leftovers) = recovery::close_orphans(store, &hostname(), now_ms())?;
+    let recovery::Recovered {
+        closed,
+        leftovers,
+        damaged,
+    } = recovery::close_orphans(store, &hostname(), now_ms())?;
     if !quiet {
         for run in closed {
             stderrln!(
                 "run {run} was left RUNNING by an exe that died; it is now CANCELLED (resume it with --resume {run})"
             );
         }
+    }
+    for (run, why) in damaged {
+        stderrln!(
+            "warning: run {run}: {why}; what came before is recorded, the file is kept as it was"
+        );
     }
     let interactive = !quiet && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     for l in leftovers {

@@ -221,6 +221,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (run, job) REFERENCES jobs(run, idx)
     ) WITHOUT ROWID;
     ",
+    // 8: how much of a run's journal (the file its exe appends each batch of facts to before
+    // acting on it, see `journal`) is in these tables, in bytes. Moved in the transaction
+    // that adds those facts, so a journal is folded exactly once, by its exe or, after a
+    // crash, by the next. NULL for runs recorded without a journal, and before the first fold.
+    "
+    ALTER TABLE runs ADD COLUMN journal_at INTEGER;
+    ",
 ];
 
 /// The schema version this code writes.

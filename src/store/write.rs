@@ -42,7 +42,9 @@ impl Store {
         Ok(id)
     }
 
-    /// Records a batch of facts about `run` in one transaction.
+    /// Records a batch of facts about `run` in one transaction, straight into the tables
+    /// (as a fold does): how tests set a run up. A run itself journals and folds (`journal`).
+    #[cfg(test)]
     pub fn record(&mut self, run: i64, batch: &[Record]) -> Result<(), StoreError> {
         let Store { conn, path, .. } = self;
         let tx = begin(conn, path, "recording")?;
@@ -140,6 +142,7 @@ impl Store {
             conn,
             path,
             version,
+            ..
         } = self;
         let tx = begin(conn, path, "marking a job successful")?;
         let found = tx
@@ -180,7 +183,7 @@ impl Store {
     }
 
     /// The error for a batch [`write_batch`] refused.
-    fn refused(&self, run: i64, refused: Refused) -> StoreError {
+    pub(super) fn refused(&self, run: i64, refused: Refused) -> StoreError {
         match refused {
             Refused::Attempt { job, number } => StoreError::UnknownAttempt { run, job, number },
             Refused::Job(job) => self.unknown(run, &job),
@@ -201,7 +204,7 @@ impl Store {
 }
 
 /// Why a batch was not written.
-enum Refused {
+pub(super) enum Refused {
     /// An attempt's end or group matched no open attempt.
     Attempt { job: usize, number: u32 },
     /// A job (by index) the run does not have.
@@ -212,7 +215,7 @@ enum Refused {
 
 /// Writes a batch of facts about `run` in the caller's transaction: each record, then the
 /// transitions together ([`transitions::insert`]).
-fn write_batch(tx: &Connection, run: i64, batch: &[Record]) -> Result<(), Refused> {
+pub(super) fn write_batch(tx: &Connection, run: i64, batch: &[Record]) -> Result<(), Refused> {
     let mut transitions = Vec::new();
     for record in batch {
         match insert_record(tx, run, record, &mut transitions) {

@@ -814,7 +814,8 @@ fn verbose_flags_show_what_exe_does() {
     debug.assert_stderr_has("attempt ended job=a attempt=1 state=\"SUCCESS\"");
     debug.assert_stderr_lacks("TRACE");
     let trace = sb.exe(&["-vvv", "apply", "-q", "p.toml"]);
-    trace.assert_stderr_has("committed records=");
+    trace.assert_stderr_has("journaled records=");
+    trace.assert_stderr_has("folded records=");
 }
 
 #[test]

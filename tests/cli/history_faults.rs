@@ -300,7 +300,11 @@ fn the_history_runs_out_of_room(limit: &Limit) {
     );
     let mut chain = String::from("name = \"chain\"\n");
     for i in 0..CHAIN {
-        chain.push_str(&format!("[jobs.j{i}]\ncommand = \"echo j{i} >> ran\"\n"));
+        // Long enough for the run's facts to reach the tables in several folds (every
+        // 100 ms), not all at its end: the room runs out part of the way through.
+        chain.push_str(&format!(
+            "[jobs.j{i}]\ncommand = \"echo j{i} >> ran; sleep 0.03\"\n"
+        ));
         if i > 0 {
             chain.push_str(&format!("needs = [\"j{}\"]\n", i - 1));
         }
@@ -628,15 +632,15 @@ fn ctrl_c_while_another_process_keeps_the_history_locked_stops_in_seconds() {
 }
 
 #[test]
-fn a_run_stopped_by_a_lock_records_nothing_after_the_failed_commit() {
+fn a_run_stopped_by_a_lock_keeps_what_it_journaled_and_nothing_after() {
     let sb = Sandbox::new();
     sb.file(
         "p.toml",
         "[jobs.a]\ncommand = \"sleep 2\"\n\
-         [jobs.b]\ncommand = \"touch b\"\nneeds = [\"a\"]\n",
+         [jobs.b]\ncommand = \"test -f b && exit 0; touch b; sleep 30\"\nneeds = [\"a\"]\n",
     );
     let exe = sb.spawn(&["apply", "p.toml"]);
-    // Once `a`'s start is recorded in full (its process group too, 0.2 s after)...
+    // Once `a`'s start is in the tables (its process group too, 0.2 s after)...
     let due = std::time::Instant::now() + Duration::from_secs(10);
     while !serde_json::from_str::<serde_json::Value>(
         &sb.exe(&["show", "1", "--format", "json"]).stdout,
@@ -646,24 +650,22 @@ fn a_run_stopped_by_a_lock_records_nothing_after_the_failed_commit() {
         assert!(std::time::Instant::now() < due, "a's start recorded");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // ... the lock is held for 13 s: past the busy timeout (10 s) from `a`'s end, so
-    // recording that end fails and the run stops; it is released after exe has exited.
+    // ... the lock is held for 13 s. `a`'s end and `b`'s start are journaled, so `b` starts;
+    // folding them into the tables waits past the busy timeout (10 s) and fails, and the run
+    // stops while `b` runs. The lock is released after exe has exited.
     let mut holder = hold_the_write_lock(&sb, 13);
     let out = exe.wait_with_output().unwrap();
-    let transitions_then = json(&sb.exe(&["show", "1", "--format", "json"]))["transitions"].clone();
-    assert!(holder.wait().unwrap().success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("stayed locked by another process"),
         "{stderr}"
     );
-    assert!(!sb.path().join("b").exists());
-    // The history holds what was committed before the failed commit, and nothing after it:
-    // not the cancellations once the lock was free, nor a part of the run without what came
-    // between.
+    assert!(sb.path().join("b").exists(), "b started once journaled");
+    assert!(holder.wait().unwrap().success());
+    // What was journaled before the failure is recorded (a reader folds a dead run's
+    // journal); nothing after it is: not `b`'s end, nor the cancellation of the stop.
     let shown = json(&sb.exe(&["show", "1", "--format", "json"]));
-    assert_eq!(shown["transitions"], transitions_then, "{shown}");
     let trail: Vec<(&str, &str, &str)> = (shown["transitions"].as_array().unwrap().iter())
         .map(|t| {
             (
@@ -675,15 +677,104 @@ fn a_run_stopped_by_a_lock_records_nothing_after_the_failed_commit() {
         .collect();
     assert_eq!(
         trail,
-        [("a", "PENDING", "QUEUED"), ("a", "QUEUED", "RUNNING")],
+        [
+            ("a", "PENDING", "QUEUED"),
+            ("a", "QUEUED", "RUNNING"),
+            ("a", "RUNNING", "SUCCESS"),
+            ("b", "PENDING", "QUEUED"),
+            ("b", "QUEUED", "RUNNING"),
+        ],
         "{shown}"
     );
-    assert_eq!(shown["attempts"].as_array().unwrap().len(), 1, "{shown}");
-    // The next exe closes it as a run whose exe stopped recording, and it can be resumed.
+    let attempts = shown["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{shown}");
+    assert!(attempts[1]["ended_at_ms"].is_null(), "{shown}");
+    assert!(attempts[0]["ended_at_ms"].is_i64(), "{shown}");
+    // The next apply closes it as a run whose exe stopped recording, and it can be resumed.
     let resumed = sb.exe(&["apply", "-q", "p.toml", "--resume", "1"]);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-    assert!(sb.path().join("b").exists());
     let closed = json(&sb.exe(&["show", "1", "--format", "json"]));
     assert_eq!(closed["run"]["state"], "CANCELLED", "{closed}");
-    assert_eq!(closed["jobs"][0]["reason"], "exe died", "{closed}");
+    assert_eq!(closed["jobs"][1]["reason"], "exe died", "{closed}");
+    assert!(
+        !sb.path().join(".exe/history.db-run-1").exists(),
+        "the journal, all folded, is removed"
+    );
+}
+
+/// The number of `job`'s transitions to `to` in run 1, read from the tables directly.
+fn transitions_in_tables(sb: &Sandbox, job: &str, to: &str) -> u32 {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+             print(c.execute(\"SELECT count(*) FROM transitions t JOIN jobs j \
+             ON j.run = t.run AND j.idx = t.job WHERE t.run = 1 AND j.job_id = ? \
+             AND t.to_state = ?\", (sys.argv[2], sys.argv[3])).fetchone()[0])",
+            ".exe/history.db",
+            job,
+            to,
+        ])
+        .current_dir(sb.path())
+        .output()
+        .expect("python3 runs");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn what_a_killed_exe_journaled_is_shown_by_readers_and_folded_by_the_next_apply() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"touch started; sleep 1\"\n\
+         [jobs.b]\ncommand = \"test -f b && exit 0; echo $$ > b; sleep 30\"\nneeds = [\"a\"]\n",
+    );
+    let mut exe = sb.spawn(&["apply", "p.toml"]);
+    // Once `a`'s start is in the tables (a fold waiting for the lock would hold exe up)...
+    let due = Instant::now() + Duration::from_secs(10);
+    while transitions_in_tables(&sb, "a", "RUNNING") == 0 {
+        assert!(Instant::now() < due, "a's start folded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ... the lock is held: `a`'s end and `b`'s start are journaled (so `b` starts) but
+    // cannot reach the tables; exe is killed then.
+    let mut holder = hold_the_write_lock(&sb, 30);
+    sb.wait_for("b");
+    let _ = exe.kill();
+    let _ = exe.wait();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let journal = sb.path().join(".exe/history.db-run-1");
+    assert!(journal.exists());
+    assert_eq!(
+        transitions_in_tables(&sb, "b", "RUNNING"),
+        0,
+        "only in the journal"
+    );
+
+    // A reader folds the dead run's journal: the run as far as its exe got.
+    let shown = json(&sb.exe(&["show", "1", "--format", "json"]));
+    let states: Vec<&str> = (shown["jobs"].as_array().unwrap().iter())
+        .map(|j| j["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["SUCCESS", "RUNNING"], "{shown}");
+    assert_eq!(transitions_in_tables(&sb, "b", "RUNNING"), 1, "folded once");
+    assert!(journal.exists(), "a reader does not close the run");
+
+    // The next apply closes it (its journal, all folded, goes) and resumes it.
+    let resumed = sb.exe(&["apply", "-q", "p.toml", "--resume", "1"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(!journal.exists());
+    assert_eq!(
+        transitions_in_tables(&sb, "b", "RUNNING"),
+        1,
+        "not folded again"
+    );
+    let closed = json(&sb.exe(&["show", "1", "--format", "json"]));
+    assert_eq!(closed["run"]["state"], "CANCELLED", "{closed}");
+    assert_eq!(closed["jobs"][1]["reason"], "exe died", "{closed}");
+    let group = std::fs::read_to_string(sb.path().join("b")).unwrap();
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", group.trim())])
+        .status();
 }
