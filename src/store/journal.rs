@@ -121,11 +121,22 @@ impl Store {
         let file = if self.in_memory() {
             None
         } else {
-            let file = File::options()
-                .append(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| io_error(&self.path, &path, &e))?;
+            let create = || File::options().append(true).create_new(true).open(&path);
+            let file = match create() {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // A run id is handed out once per history, so this is the journal of a
+                    // history deleted since: moved aside, neither mixed into this run nor lost.
+                    let aside = side_file(&path, ".old");
+                    tracing::warn!(
+                        path = %path.display(),
+                        aside = %aside.display(),
+                        "a journal of another history was in the way; moved aside"
+                    );
+                    std::fs::rename(&path, &aside).and_then(|()| create())
+                }
+                created => created,
+            }
+            .map_err(|e| io_error(&self.path, &path, &e))?;
             if self.durability == Durability::Full {
                 // The file's name must reach the disk too.
                 let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
@@ -744,6 +755,23 @@ mod tests {
         drop(journal);
         assert_eq!(store.fold_left(run).unwrap().records, 1);
         assert_eq!(trail(&store, run), ["a PENDING>QUEUED", "a QUEUED>RUNNING"]);
+    }
+
+    #[test]
+    fn a_journal_of_a_deleted_history_in_the_way_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join("history.db-run-1");
+        std::fs::write(&stale, "[]\n").unwrap();
+        let mut store = store_in(dir.path());
+        let run = new_run(&mut store, &["a".to_owned()]);
+        let mut journal = store.journal(run).unwrap();
+        journal.append(&[queued(0)]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("history.db-run-1.old")).unwrap(),
+            "[]\n"
+        );
+        assert_eq!(std::fs::read_to_string(&stale).unwrap().lines().count(), 1);
+        assert!(std::fs::read_to_string(&stale).unwrap().contains("QUEUED"));
     }
 
     #[test]
