@@ -25,6 +25,8 @@ enum Frame {
         anchor: usize,
         entries: MapBuilder,
         key: Option<Key>,
+        /// The key is YAML's merge key: a plain `<<` (a quoted `"<<"` is a key like any other).
+        merging: bool,
         merges: Vec<Node>,
     },
 }
@@ -84,9 +86,12 @@ impl Builder<'_> {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 if let Some(Frame::Map {
-                    key: key @ None, ..
+                    key: key @ None,
+                    merging,
+                    ..
                 }) = self.stack.last_mut()
                 {
+                    *merging = style == ScalarStyle::Plain && text == "<<";
                     *key = Some(Key {
                         name: text.into_owned(),
                         span: range,
@@ -139,6 +144,7 @@ impl Builder<'_> {
                     anchor,
                     entries: MapBuilder::default(),
                     key: None,
+                    merging: false,
                     merges: Vec::new(),
                 });
             }
@@ -214,11 +220,12 @@ impl Builder<'_> {
             Some(Frame::Map {
                 entries,
                 key,
+                merging,
                 merges,
                 ..
             }) => {
                 let key = key.take().expect("a map value always follows its key");
-                if key.name == "<<" {
+                if std::mem::take(merging) {
                     // Like any key, once per map; several maps are merged as a list.
                     if !merges.is_empty() {
                         return Err(SyntaxError::at(
@@ -355,6 +362,16 @@ mod tests {
                 "{key}"
             );
         }
+    }
+
+    #[test]
+    fn only_a_plain_double_angle_is_the_merge_key() {
+        let tree = parse("base: &b {x: 1}\nmerged:\n  <<: *b\nquoted:\n  \"<<\": *b\n").unwrap();
+        let merged = tree.get("merged").unwrap();
+        assert!(merged.get("x").is_some() && merged.get("<<").is_none());
+        let quoted = tree.get("quoted").unwrap();
+        assert!(quoted.get("x").is_none());
+        assert!(matches!(quoted.get("<<").unwrap().value, Value::Map(_)));
     }
 
     #[test]
