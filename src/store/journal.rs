@@ -44,7 +44,7 @@ pub const FOLD_EVERY: Duration = Duration::from_millis(100);
 const RESTART_AT: u64 = 4 << 20;
 
 /// The journal of `run` in the history at `db`.
-pub fn path_of(db: &Path, run: i64) -> PathBuf {
+fn path_of(db: &Path, run: i64) -> PathBuf {
     side_file(db, &format!("-run-{run}"))
 }
 
@@ -66,11 +66,6 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// The run it is the journal of.
-    pub fn run(&self) -> i64 {
-        self.run
-    }
-
     /// Appends `batch` as one frame. Once this returns, the batch survives a crash of exe.
     pub fn append(&mut self, batch: &[Record<'_>]) -> Result<(), StoreError> {
         let Some(file) = &mut self.file else {
