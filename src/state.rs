@@ -58,6 +58,11 @@ impl JobState {
         }
     }
 
+    /// The state named `name` (as [`JobState::as_str`] writes it), if it is one.
+    pub fn from_name(name: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// Whether the job is finished in this state. FAILED and TIMEOUT count as final: a
     /// retry leaves them again, but only in the same step that entered them.
     pub fn is_final(self) -> bool {

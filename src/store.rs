@@ -660,11 +660,6 @@ impl Store {
         &self.path
     }
 
-    /// Whether this is a database in memory ([`Store::open_in_memory`]).
-    fn in_memory(&self) -> bool {
-        self.path == Path::new(":memory:")
-    }
-
     fn configure(&self, durability: Durability) -> Result<(), StoreError> {
         let sync = match durability {
             Durability::Normal => "NORMAL",

@@ -197,7 +197,7 @@ pub(super) fn execute(
     let ids: Vec<String> = pipeline.jobs.iter().map(|j| j.id.0.clone()).collect();
     let started_at_ms = now_ms();
     let file = pipeline.file.display().to_string();
-    let run_id = store.create_run(&NewRun {
+    let (run_id, mut journal) = store.start_run(&NewRun {
         name: &pipeline.name,
         file: &file,
         digest: &digest,
@@ -219,7 +219,6 @@ pub(super) fn execute(
     );
     // The plan is recorded; a 2,000-job plan's text need not stay in memory for the run.
     drop(definition);
-    let mut journal = store.journal(run_id)?;
     let log_dirs = pipeline.jobs.iter().map(|j| j.log_dir.as_path());
     let log_folder = crate::logs::run_folder(run_id, log_dirs);
     if log_folder != run_id.to_string() && !out.quiet {

@@ -180,6 +180,22 @@ pub enum StoreError {
         /// What `SQLite` reported.
         detail: String,
     },
+    /// Something is where a new run's journal goes, and could not be moved aside.
+    #[error(
+        "{} is in the way of run {run}'s journal and could not be moved aside to {}: {source}",
+        path.display(),
+        aside.display()
+    )]
+    JournalInTheWay {
+        /// The run being started (not recorded).
+        run: i64,
+        /// Where its journal goes.
+        path: PathBuf,
+        /// Where exe tried to move what is there.
+        aside: PathBuf,
+        /// Why it could not.
+        source: std::io::Error,
+    },
     /// No run has this id.
     #[error("there is no run {id} in the history")]
     UnknownRun {
@@ -353,6 +369,11 @@ impl StoreError {
             StoreError::Io { .. } => "check that disk: a quota or file-size limit (ulimit -f) \
                 may be reached, or the disk may be failing; what was recorded before is intact"
                 .into(),
+            StoreError::JournalInTheWay { path, .. } => format!(
+                "move {} away: it is not this history's (run ids start from 1 again in a new \
+                 history); nothing was recorded",
+                path.display()
+            ),
             StoreError::UnknownRun { .. } => "`exe runs` lists the runs".into(),
             StoreError::BeingResumed { by, .. } => {
                 format!("wait for run {by} to end; if it fails, resume it (`--resume {by}`)")

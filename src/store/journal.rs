@@ -34,6 +34,7 @@ use super::immediate::Immediate;
 use super::write::write_batch;
 use super::{Durability, JobFingerprint, Record, Store, StoreError, side_file};
 use crate::process::Usage;
+use crate::state::{self, JobState};
 
 /// The longest a journaled fact waits for the tables while its run goes on: what `exe show`
 /// and `exe runs` may be behind a running exe.
@@ -66,6 +67,44 @@ pub struct Journal {
 }
 
 impl Journal {
+    /// Creates the journal of `run`, being recorded in the history at `db` (see
+    /// [`Store::start_run`]). A history in memory gets a journal without a file.
+    pub(super) fn create(
+        db: &Path,
+        durability: Durability,
+        run: i64,
+    ) -> Result<Journal, StoreError> {
+        let path = path_of(db, run);
+        let file = if db == Path::new(":memory:") {
+            None
+        } else {
+            move_aside(db, &path, run)?;
+            let file = File::options()
+                .append(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| io_error(db, &path, &e))?;
+            if durability == Durability::Full {
+                // The file's name must reach the disk too.
+                let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+                File::open(dir.unwrap_or(Path::new(".")))
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| io_error(db, &path, &e))?;
+            }
+            Some(file)
+        };
+        Ok(Journal {
+            run,
+            path,
+            db: db.to_path_buf(),
+            file,
+            sync: durability == Durability::Full,
+            written: 0,
+            folded: 0,
+            frame: Vec::new(),
+        })
+    }
+
     /// Appends `batch` as one frame. Once this returns, the batch survives a crash of exe.
     pub fn append(&mut self, batch: &[Record<'_>]) -> Result<(), StoreError> {
         let Some(file) = &mut self.file else {
@@ -110,49 +149,6 @@ pub struct Left {
 }
 
 impl Store {
-    /// Creates the journal of `run`, a run this exe has just recorded.
-    pub fn journal(&self, run: i64) -> Result<Journal, StoreError> {
-        let path = path_of(&self.path, run);
-        let file = if self.in_memory() {
-            None
-        } else {
-            let create = || File::options().append(true).create_new(true).open(&path);
-            let file = match create() {
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    // A run id is handed out once per history, so this is the journal of a
-                    // history deleted since: moved aside, neither mixed into this run nor lost.
-                    let aside = side_file(&path, ".old");
-                    tracing::warn!(
-                        path = %path.display(),
-                        aside = %aside.display(),
-                        "a journal of another history was in the way; moved aside"
-                    );
-                    std::fs::rename(&path, &aside).and_then(|()| create())
-                }
-                created => created,
-            }
-            .map_err(|e| io_error(&self.path, &path, &e))?;
-            if self.durability == Durability::Full {
-                // The file's name must reach the disk too.
-                let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-                File::open(dir.unwrap_or(Path::new(".")))
-                    .and_then(|d| d.sync_all())
-                    .map_err(|e| io_error(&self.path, &path, &e))?;
-            }
-            Some(file)
-        };
-        Ok(Journal {
-            run,
-            path,
-            db: self.path.clone(),
-            file,
-            sync: self.durability == Durability::Full,
-            written: 0,
-            folded: 0,
-            frame: Vec::new(),
-        })
-    }
-
     /// Adds `batch`, the records appended to `journal` since its last fold, to the tables,
     /// and moves the run's `journal_at` past them, in one transaction. Fails with
     /// [`StoreError::RunFinished`] when another exe closed the run meanwhile (it took this
@@ -220,10 +216,25 @@ impl Store {
     /// `journal_at` under the write lock, so each record goes in once.
     pub(crate) fn fold_left(&mut self, run: i64) -> Result<Left, StoreError> {
         let journal = path_of(&self.path, run);
+        // Looked at before it is opened: a named pipe there would block the open for good.
+        let unreadable = |why: String| {
+            Ok(Left {
+                records: 0,
+                damaged: Some(format!(
+                    "its journal {} cannot be read: {why}",
+                    journal.display()
+                )),
+            })
+        };
+        match std::fs::metadata(&journal) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Left::default()),
+            Err(e) => return unreadable(e.to_string()),
+            Ok(meta) if !meta.is_file() => return unreadable("it is not a file".to_owned()),
+            Ok(_) => {}
+        }
         let mut file = match File::open(&journal) {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Left::default()),
-            Err(e) => return Err(io_error(&self.path, &journal, &e)),
+            Err(e) => return unreadable(e.to_string()),
         };
         let Store { conn, path, .. } = self;
         let tx = Immediate::begin(conn).map_err(|e| classify(path, "closing a run", e))?;
@@ -242,9 +253,13 @@ impl Store {
             return Ok(Left::default());
         };
         let mut bytes = Vec::new();
-        file.seek(SeekFrom::Start(u64::try_from(from).unwrap_or(0)))
+        if let Err(e) = file
+            .seek(SeekFrom::Start(u64::try_from(from).unwrap_or(0)))
             .and_then(|_| file.read_to_end(&mut bytes))
-            .map_err(|e| io_error(path, &journal, &e))?;
+        {
+            drop(tx);
+            return unreadable(e.to_string());
+        }
         let frames = Frames::read(&bytes);
         let records: Vec<Record<'_>> = frames.entries.iter().map(Entry::record).collect();
         let mut damaged = frames.damaged;
@@ -325,6 +340,48 @@ pub fn journals_beside(db: &Path) -> Vec<(i64, PathBuf)> {
         .collect()
 }
 
+/// Moves whatever is at `path`, where run `run`'s journal goes, aside: a run id is handed
+/// out once per history, so it is the journal of a history deleted since, or something
+/// else. It is neither mixed into this run nor lost: it goes to the first free name of
+/// `<path>.old`, `<path>.old2`, ...
+fn move_aside(db: &Path, path: &Path, run: i64) -> Result<(), StoreError> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(db, path, &e)),
+        Ok(_) => {}
+    }
+    let name = |n: u32| {
+        side_file(
+            path,
+            &if n == 1 {
+                ".old".to_owned()
+            } else {
+                format!(".old{n}")
+            },
+        )
+    };
+    let in_the_way = |aside: PathBuf, source| StoreError::JournalInTheWay {
+        run,
+        path: path.to_path_buf(),
+        aside,
+        source,
+    };
+    let Some(aside) = (1..=1000)
+        .map(name)
+        .find(|aside| std::fs::symlink_metadata(aside).is_err())
+    else {
+        let taken = std::io::Error::other("it and the next 999 names are taken");
+        return Err(in_the_way(name(1), taken));
+    };
+    std::fs::rename(path, &aside).map_err(|source| in_the_way(aside.clone(), source))?;
+    tracing::warn!(
+        path = %path.display(),
+        aside = %aside.display(),
+        "a file in the way of a run's journal was moved aside"
+    );
+    Ok(())
+}
+
 /// A byte count as `SQLite` stores it.
 fn offset(bytes: u64) -> i64 {
     i64::try_from(bytes).unwrap_or(i64::MAX)
@@ -371,10 +428,16 @@ impl Frames {
                 frames.torn = true;
                 break;
             };
-            match serde_json::from_slice::<Vec<Entry>>(&rest[..end]) {
+            let batch = serde_json::from_slice::<Vec<Entry>>(&rest[..end])
+                .map_err(|e| e.to_string())
+                .and_then(|batch| match batch.iter().find_map(Entry::impossible) {
+                    Some(why) => Err(why),
+                    None => Ok(batch),
+                });
+            match batch {
                 Ok(batch) => frames.entries.extend(batch),
-                Err(e) => {
-                    frames.damaged = Some(format!("the run journal is damaged: {e}"));
+                Err(why) => {
+                    frames.damaged = Some(format!("the run journal is damaged: {why}"));
                     break;
                 }
             }
@@ -425,6 +488,29 @@ enum Entry {
 }
 
 impl Entry {
+    /// What makes this entry one exe never writes, if anything: a transition the state
+    /// table does not have, or an attempt's outcome that is not a final state.
+    fn impossible(&self) -> Option<String> {
+        match self {
+            Entry::Transition { from, to, .. } => {
+                match (JobState::from_name(from), JobState::from_name(to)) {
+                    (Some(f), Some(t)) if state::allowed(f, t) => None,
+                    _ => Some(format!(
+                        "a transition from {from:?} to {to:?}, which no job makes"
+                    )),
+                }
+            }
+            Entry::AttemptEnded { outcome, .. }
+                if !JobState::from_name(outcome).is_some_and(JobState::is_final) =>
+            {
+                Some(format!(
+                    "an attempt that ended {outcome:?}, which is no final state"
+                ))
+            }
+            _ => None,
+        }
+    }
+
     fn record(&self) -> Record<'_> {
         match self {
             Entry::Transition {
@@ -534,9 +620,9 @@ mod tests {
         .unwrap()
     }
 
-    fn new_run(store: &mut Store, jobs: &[String]) -> i64 {
+    fn new_run(store: &mut Store, jobs: &[String]) -> (i64, Journal) {
         store
-            .create_run(&NewRun {
+            .start_run(&NewRun {
                 name: "p",
                 file: "p.toml",
                 digest: "",
@@ -651,6 +737,19 @@ mod tests {
         assert_eq!((frames.entries.len(), frames.used), (1, whole.len()));
         assert!(frames.torn && frames.damaged.is_none());
 
+        let mut impossible = whole.to_vec();
+        impossible.extend_from_slice(
+            b"[{\"Transition\":{\"job\":0,\"from\":\"RUNNING\",\"to\":\"BOGUS\",\"at_ms\":1,\"reason\":\"\"}}]\n",
+        );
+        let frames = Frames::read(&impossible);
+        assert_eq!((frames.entries.len(), frames.used), (1, whole.len()));
+        assert!(
+            frames
+                .damaged
+                .unwrap()
+                .contains("\"BOGUS\", which no job makes")
+        );
+
         let mut damaged = whole.to_vec();
         damaged.extend_from_slice(b"not json\n");
         damaged.extend_from_slice(whole);
@@ -665,8 +764,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = store_in(dir.path());
         let jobs = ["a".to_owned(), "b".to_owned()];
-        let run = new_run(&mut store, &jobs);
-        let mut journal = store.journal(run).unwrap();
+        let (run, mut journal) = new_run(&mut store, &jobs);
         journal.append(&[queued(0)]).unwrap();
         store.fold(&mut journal, &[queued(0)]).unwrap();
         assert!(journal.is_folded());
@@ -702,8 +800,7 @@ mod tests {
     fn a_fold_into_a_run_another_exe_closed_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = store_in(dir.path());
-        let run = new_run(&mut store, &["a".to_owned()]);
-        let mut journal = store.journal(run).unwrap();
+        let (run, mut journal) = new_run(&mut store, &["a".to_owned()]);
         journal.append(&[queued(0)]).unwrap();
         // Another exe took this one for dead and closed the run.
         let mut other = store_in(dir.path());
@@ -724,8 +821,7 @@ mod tests {
     fn a_long_runs_journal_is_emptied_once_folded_and_goes_on_from_0() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = store_in(dir.path());
-        let run = new_run(&mut store, &["a".to_owned()]);
-        let mut journal = store.journal(run).unwrap();
+        let (run, mut journal) = new_run(&mut store, &["a".to_owned()]);
         let long = "x".repeat(usize::try_from(RESTART_AT).unwrap());
         let big = Record::Transition {
             job: 0,
@@ -753,20 +849,50 @@ mod tests {
     }
 
     #[test]
-    fn a_journal_of_a_deleted_history_in_the_way_is_moved_aside() {
+    fn what_is_in_the_way_of_a_new_journal_is_moved_aside_to_a_free_name() {
         let dir = tempfile::tempdir().unwrap();
         let stale = dir.path().join("history.db-run-1");
         std::fs::write(&stale, "[]\n").unwrap();
+        // An earlier one moved aside already stays as it is.
+        std::fs::create_dir(dir.path().join("history.db-run-1.old")).unwrap();
         let mut store = store_in(dir.path());
-        let run = new_run(&mut store, &["a".to_owned()]);
-        let mut journal = store.journal(run).unwrap();
+        let (run, mut journal) = new_run(&mut store, &["a".to_owned()]);
         journal.append(&[queued(0)]).unwrap();
+        assert!(dir.path().join("history.db-run-1.old").is_dir());
         assert_eq!(
-            std::fs::read_to_string(dir.path().join("history.db-run-1.old")).unwrap(),
+            std::fs::read_to_string(dir.path().join("history.db-run-1.old2")).unwrap(),
             "[]\n"
         );
-        assert_eq!(std::fs::read_to_string(&stale).unwrap().lines().count(), 1);
-        assert!(std::fs::read_to_string(&stale).unwrap().contains("QUEUED"));
+        let text = std::fs::read_to_string(&stale).unwrap();
+        assert!(
+            text.lines().count() == 1 && text.contains("QUEUED"),
+            "{text}"
+        );
+        assert_eq!(journals_beside(store.path()), [(run, stale)]);
+    }
+
+    #[test]
+    fn a_dead_runs_journal_that_cannot_be_read_closes_nothing_and_blocks_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store_in(dir.path());
+        let jobs = ["a".to_owned()];
+        let (folder, journal) = new_run(&mut store, &jobs);
+        journal.remove();
+        std::fs::create_dir(path_of(store.path(), folder)).unwrap();
+        let (pipe, journal) = new_run(&mut store, &jobs);
+        journal.remove();
+        let made = std::process::Command::new("mkfifo")
+            .arg(path_of(store.path(), pipe))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for (run, why) in [(folder, "it is not a file"), (pipe, "it is not a file")] {
+            // A named pipe is not opened: that would wait for a writer for good.
+            let left = store.fold_left(run).unwrap();
+            assert_eq!(left.records, 0);
+            assert!(left.damaged.unwrap().contains(why));
+            assert!(trail(&store, run).is_empty());
+        }
     }
 
     #[test]
@@ -774,14 +900,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = store_in(dir.path());
         let jobs = ["a".to_owned()];
-        let finished = new_run(&mut store, &jobs);
-        let mut journal = store.journal(finished).unwrap();
+        let (finished, mut journal) = new_run(&mut store, &jobs);
         journal.append(&[queued(0)]).unwrap();
         store.fold(&mut journal, &[queued(0)]).unwrap();
         store.finish_run(finished, "SUCCESS", 0, 3).unwrap();
         // An exe stopped between the run's end and removing its journal; another run is going.
-        let going = new_run(&mut store, &jobs);
-        let mut other = store.journal(going).unwrap();
+        let (going, mut other) = new_run(&mut store, &jobs);
         other.append(&[queued(0)]).unwrap();
         store.remove_finished_journals();
         let left: Vec<i64> = journals_beside(store.path())

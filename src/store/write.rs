@@ -12,31 +12,37 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use super::error::classify;
 use super::immediate::Immediate;
 use super::transitions::{self, NewTransition};
-use super::{ENGINE_ACTOR, NewRun, Record, Store, StoreError, index_sql};
+use super::{ENGINE_ACTOR, Journal, NewRun, Record, Store, StoreError, index_sql};
 
 /// `SQLite`'s extended code for a failed foreign key: the run or the job index is unknown.
 const CONSTRAINT_FOREIGNKEY: i32 = 787;
 
 impl Store {
-    /// Records a new run and its jobs; returns its id.
+    /// Records a new run and its jobs, and creates its journal (see [`Journal`]), in one
+    /// transaction: a journal that cannot be made leaves no run behind. Returns the run's id.
+    pub fn start_run(&mut self, run: &NewRun) -> Result<(i64, Journal), StoreError> {
+        let Store {
+            conn,
+            path,
+            durability,
+            ..
+        } = self;
+        let tx = begin(conn, path, "starting a run")?;
+        let id = new_run(&tx, path, run)?;
+        let journal = Journal::create(path, *durability, id)?;
+        if let Err(e) = tx.commit() {
+            journal.remove();
+            return Err(classify(path, "committing a new run", e));
+        }
+        Ok((id, journal))
+    }
+
+    /// Records a new run and its jobs, without a journal: how tests set a run up.
+    #[cfg(test)]
     pub fn create_run(&mut self, run: &NewRun) -> Result<i64, StoreError> {
         let Store { conn, path, .. } = self;
         let tx = begin(conn, path, "starting a run")?;
-        // Checked under the write lock: two resumes of one run starting at once would both
-        // run its jobs, and so would two resumes of one chain (run 3 resuming run 2 while run
-        // 1, which run 2 resumed, is resumed again). (Runs whose exe died were closed before.)
-        if let Some(resumed) = run.resumed_from {
-            let going = resume_going_in_chain(&tx, resumed)
-                .map_err(|e| classify(path, "reading runs", e))?;
-            if let Some((by, of)) = going {
-                return Err(StoreError::BeingResumed {
-                    run: resumed,
-                    by,
-                    of,
-                });
-            }
-        }
-        let id = insert_run(&tx, run).map_err(|e| classify(path, "recording a new run", e))?;
+        let id = new_run(&tx, path, run)?;
         tx.commit()
             .map_err(|e| classify(path, "committing a new run", e))?;
         Ok(id)
@@ -249,6 +255,25 @@ pub(super) fn write_batch(tx: &Connection, run: i64, batch: &[Record]) -> Result
             .map_or_else(Refused::Sql, |job| Refused::Job(job.to_string()))),
         Err(e) => Err(Refused::Sql(e)),
     }
+}
+
+/// Records `run` in the caller's write transaction; returns its id.
+fn new_run(tx: &Connection, path: &Path, run: &NewRun) -> Result<i64, StoreError> {
+    // Checked under the write lock: two resumes of one run starting at once would both
+    // run its jobs, and so would two resumes of one chain (run 3 resuming run 2 while run
+    // 1, which run 2 resumed, is resumed again). (Runs whose exe died were closed before.)
+    if let Some(resumed) = run.resumed_from {
+        let going =
+            resume_going_in_chain(tx, resumed).map_err(|e| classify(path, "reading runs", e))?;
+        if let Some((by, of)) = going {
+            return Err(StoreError::BeingResumed {
+                run: resumed,
+                by,
+                of,
+            });
+        }
+    }
+    insert_run(tx, run).map_err(|e| classify(path, "recording a new run", e))
 }
 
 /// A resume still going in the resume chain of `run` (what it resumed, what resumed that,
