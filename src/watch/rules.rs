@@ -2,8 +2,9 @@
 //!
 //! A change counts when it is to a pipeline file (always), or when it matches a job's
 //! `inputs` and nothing ignores it. Ignored: anything in `.git`, the history database and
-//! its `-wal`/`-shm`/`-journal` files, every `log_dir`, every job's `outputs` (and what is
-//! below them), and what the repository's `.gitignore` files ignore. So a job that writes
+//! its `-wal`/`-shm`/`-journal` files and run journals, every `log_dir` and the folders exe
+//! makes to hold them and the history, every job's `outputs` (and what is below them), and
+//! what the repository's `.gitignore` files ignore. So a job that writes
 //! its outputs, or exe writing logs and history, never starts a rerun.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -39,6 +40,8 @@ pub struct Rules {
     missing: Vec<PathBuf>,
     /// Where `.gitignore` files are looked for, from a changed path up to here.
     repo: PathBuf,
+    /// The working folder (or the pipeline file's): the folders exe makes are below it.
+    root: PathBuf,
     gitignores: HashMap<PathBuf, Option<Gitignore>>,
     folders: Vec<Folder>,
 }
@@ -110,6 +113,7 @@ impl Rules {
             db,
             missing,
             repo: repository_root(&start),
+            root: start,
             gitignores: HashMap::new(),
         }
     }
@@ -139,6 +143,7 @@ impl Rules {
     fn ignored(&mut self, path: &Path) -> bool {
         path.components().any(|c| c.as_os_str() == ".git")
             || self.is_history(path)
+            || self.made_by_exe(path)
             || self.log_dirs.iter().any(|d| path.starts_with(d))
             || path.ancestors().any(|p| {
                 self.outputs
@@ -146,6 +151,17 @@ impl Rules {
                     .any(|pattern| pattern.matches_path_with(p, MATCH))
             })
             || self.gitignored(path)
+    }
+
+    /// Whether `path` is a folder exe makes to hold its logs or its history (`.exe` itself,
+    /// made at a run's start when the history is elsewhere): a folder above a `log_dir`, or
+    /// the history's folder or one above it, below the working folder. Not when an input
+    /// folder that did not exist is below it: making that counts.
+    fn made_by_exe(&self, path: &Path) -> bool {
+        path.starts_with(&self.root)
+            && path != self.root
+            && (self.log_dirs.iter().any(|d| d.starts_with(path)) || self.db.0.starts_with(path))
+            && !self.missing.iter().any(|m| m.starts_with(path))
     }
 
     fn is_history(&self, path: &Path) -> bool {
@@ -234,6 +250,11 @@ mod tests {
 
     /// A sandbox with a pipeline of `text` in it, and the rules for it.
     fn rules(text: &str) -> (tempfile::TempDir, PathBuf, Rules) {
+        rules_with_history(text, ".exe/history.db")
+    }
+
+    /// [`rules`] with the history at `db`, under the sandbox.
+    fn rules_with_history(text: &str, db: &str) -> (tempfile::TempDir, PathBuf, Rules) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
         std::fs::create_dir_all(root.join("src/deep")).unwrap();
@@ -248,7 +269,7 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
         let pipeline = validate(&doc, &Options::default()).0.unwrap();
-        let rules = Rules::new(Some(&pipeline), &[file], &root.join(".exe/history.db"));
+        let rules = Rules::new(Some(&pipeline), &[file], &root.join(db));
         (dir, root, rules)
     }
 
@@ -292,6 +313,8 @@ outputs = ["src/gen.txt", "src/out"]
         }
         assert!(rules.triggers(&root.join(".exe/history.dbx")));
         assert!(!rules.triggers(&root.join(".git/index")));
+        // The folder exe makes for its logs and history, made at a run's start.
+        assert!(!rules.triggers(&root.join(".exe")));
         assert_eq!(
             rules.folders(),
             [Folder {
@@ -299,6 +322,30 @@ outputs = ["src/gen.txt", "src/out"]
                 recursive: true
             }]
         );
+    }
+
+    #[test]
+    fn folders_exe_makes_for_logs_and_history_are_ignored_unless_an_input_awaits_below() {
+        let text = "log_dir = \"data/logs\"\n[jobs.a]\ncommand = \"true\"\n\
+                    inputs = [\"**/*\", \"data/in/**\"]\n";
+        let (_dir, root, mut rules) = rules_with_history(text, "h/x.db");
+        assert!(rules.triggers(&root.join("src/a.c")));
+        assert!(
+            rules.triggers(&root.join("stuff")),
+            "a folder of the user's"
+        );
+        // The history's folder, made when it is opened.
+        assert!(!rules.triggers(&root.join("h")));
+        // `data` is above the log folder, but also above `data/in`, an input folder that
+        // does not exist yet: making it counts.
+        assert!(rules.triggers(&root.join("data")));
+        let (_dir, root, mut rules) = rules_with_history(
+            "[jobs.a]\ncommand = \"true\"\ninputs = [\"**/*\"]\n",
+            "h/x.db",
+        );
+        // `.exe`, made at a run's start for the logs when the history is elsewhere.
+        assert!(!rules.triggers(&root.join(".exe")));
+        assert!(rules.triggers(&root.join("exe")));
     }
 
     #[test]
