@@ -80,7 +80,8 @@ enum Source<'a> {
     Tree(usize, Vec<String>),
     /// In a legacy file's tree, through its job index.
     Legacy(usize, &'a HashMap<String, usize>),
-    Env,
+    /// The `EXE_*` variables that set it (see [`env_names`]).
+    Env(String),
     Flag(&'a str),
 }
 
@@ -89,7 +90,7 @@ impl Provenance {
     pub fn origin(&self, path: &[String]) -> Option<Origin> {
         Some(match self.source(path)? {
             Source::Tree(i, _) | Source::Legacy(i, _) => Origin::File(self.trees[i].0.clone()),
-            Source::Env => Origin::Env(env_var_name(path)),
+            Source::Env(names) => Origin::Env(names),
             Source::Flag(flag) => Origin::Flag(flag.to_owned()),
         })
     }
@@ -120,7 +121,7 @@ impl Provenance {
         Some(match path? {
             (_, Source::Tree(i, at)) => in_file(i, Some(at)),
             (path, Source::Legacy(i, jobs)) => in_file(i, legacy::source_path(path, jobs)),
-            (path, Source::Env) => At::Env(env_var_name(path)),
+            (_, Source::Env(names)) => At::Env(names),
             (_, Source::Flag(flag)) => At::Flag(flag.to_owned()),
         })
     }
@@ -139,17 +140,54 @@ impl Provenance {
     /// Where the value in force at `path` was written, if the merged document has one.
     fn source(&self, path: &[String]) -> Option<Source<'_>> {
         let all: Vec<usize> = (0..self.layers.len()).collect();
-        let layer = self.supplier(&all, path)?;
+        let layer = self.base(&self.contributors(&all, path))?;
         if matches!(self.layers[layer], Layer::Profile) {
             let full = self.in_profile(path)?;
             let layer = self.supplier(&self.file_layers(), &full)?;
             return Some(self.file_source(layer, full));
         }
         Some(match &self.layers[layer] {
-            Layer::Env(_) => Source::Env,
+            Layer::Env(value) => Source::Env(env_names(value, path)),
             Layer::Flag { flag, .. } => Source::Flag(flag),
             _ => self.file_source(layer, path.to_vec()),
         })
+    }
+
+    /// Of the layers in play at a path (see [`Provenance::contributors`]), the one that
+    /// wrote it: the last, unless that is an `EXE_*` variable or a `--set` adding to a map
+    /// an earlier layer wrote. Then it is the last of those earlier layers, and the others
+    /// are [`Provenance::overlays`].
+    fn base(&self, live: &[usize]) -> Option<usize> {
+        let last = *live.last()?;
+        let overlay =
+            |layer: usize| matches!(self.layers[layer], Layer::Env(_) | Layer::Flag { .. });
+        if !overlay(last) {
+            return Some(last);
+        }
+        Some(
+            live.iter()
+                .rev()
+                .copied()
+                .find(|&l| !overlay(l))
+                .unwrap_or(last),
+        )
+    }
+
+    /// The `EXE_*` variables and `--set` flags that add to the map at `path` over the layer
+    /// that wrote it, in the order they were merged: none for a value that one layer set.
+    pub fn overlays(&self, path: &[String]) -> Vec<String> {
+        let all: Vec<usize> = (0..self.layers.len()).collect();
+        let live = self.contributors(&all, path);
+        let Some(base) = self.base(&live) else {
+            return Vec::new();
+        };
+        (live.iter().skip_while(|&&l| l != base).skip(1))
+            .filter_map(|&l| match &self.layers[l] {
+                Layer::Env(value) => Some(env_names(value, path)),
+                Layer::Flag { flag, .. } => Some(flag.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     fn file_source(&self, layer: usize, path: Vec<String>) -> Source<'_> {
@@ -178,12 +216,18 @@ impl Provenance {
     }
 
     /// Which of `layers` (indexes in merge order) supplies the merged value at `path`.
+    fn supplier(&self, layers: &[usize], path: &[String]) -> Option<usize> {
+        self.contributors(layers, path).last().copied()
+    }
+
+    /// Which of `layers` (indexes in merge order) the merged value at `path` comes from, in
+    /// merge order: one for a value, each that merges into it for a map.
     ///
     /// Walking down the path, the layers still in play at each depth are those holding a
     /// value there, from the last one back to (not including) the first that holds a
     /// non-map under a later map: that value was replaced. A non-map in the last layer in
     /// play replaces everything before it.
-    fn supplier(&self, layers: &[usize], path: &[String]) -> Option<usize> {
+    fn contributors(&self, layers: &[usize], path: &[String]) -> Vec<usize> {
         let mut live = layers.to_vec();
         for depth in 0..=path.len() {
             let mut next = Vec::new();
@@ -202,7 +246,7 @@ impl Provenance {
             next.reverse();
             live = next;
         }
-        live.last().copied()
+        live
     }
 
     /// What `layer` holds at `path`, if anything.
@@ -288,6 +332,30 @@ impl Provenance {
     }
 }
 
+/// The `EXE_*` variables that set what the environment layer `env` holds at `path`: the
+/// one variable for a value, each one below it for a map (`EXE_VARS__DB__PORT,
+/// EXE_VARS__REGION`, where `EXE_VARS` itself was never set).
+fn env_names(env: &FValue, path: &[String]) -> String {
+    fn leaves(value: &FValue, path: &mut Vec<String>, names: &mut Vec<String>) {
+        match value {
+            FValue::Dict(_, dict) if !dict.is_empty() => {
+                for (key, value) in dict {
+                    path.push(key.clone());
+                    leaves(value, path, names);
+                    path.pop();
+                }
+            }
+            _ => names.push(env_var_name(path)),
+        }
+    }
+    let mut names = Vec::new();
+    match find(env, path) {
+        Some(value) => leaves(value, &mut path.to_vec(), &mut names),
+        None => names.push(env_var_name(path)),
+    }
+    names.join(", ")
+}
+
 pub(super) fn find<'a>(root: &'a FValue, path: &[String]) -> Option<&'a FValue> {
     let mut value = root;
     for part in path {
@@ -366,10 +434,13 @@ from_profile = 2
         ));
         // The map the flag replaced is gone from the merged document.
         assert!(p.origin(&path("vars.replaced.inner")).is_none());
-        // The `vars` map itself is last merged by the flags.
-        assert!(
-            matches!(p.origin(&path("vars")), Some(Origin::Flag(f)) if f == "--set vars.added=6")
+        // The `vars` map itself was written in the file; the flags add to it.
+        assert!(matches!(p.origin(&path("vars")), Some(Origin::File(_))));
+        assert_eq!(
+            p.overlays(&path("vars")),
+            ["--set vars.replaced=5", "--set vars.added=6"]
         );
+        assert!(p.overlays(&path("vars.kept")).is_empty());
         assert_eq!(written(&p, "vars.kept").as_deref(), Some("1"));
         assert!(p.origin(&path("vars.missing")).is_none());
     }

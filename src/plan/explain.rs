@@ -67,6 +67,9 @@ pub struct Explanation {
     /// The templates and `defaults` whose same map was merged under a map value, in the
     /// order of precedence.
     pub merged_with: Vec<Via>,
+    /// The `EXE_*` variables and `--set` flags that add to a map value over where it was
+    /// written, in the order they were merged.
+    pub overlaid_by: Vec<String>,
 }
 
 /// Answers `--explain` questions about one loaded document.
@@ -194,6 +197,7 @@ impl<'a> Explainer<'a> {
                 profile,
                 via: via.clone(),
                 merged_with,
+                overlaid_by: self.doc.provenance.overlays(candidate),
             });
         }
         Ok(Explanation {
@@ -203,6 +207,7 @@ impl<'a> Explainer<'a> {
             profile: None,
             via: None,
             merged_with: Vec::new(),
+            overlaid_by: Vec::new(),
         })
     }
 
@@ -557,6 +562,7 @@ fn origin_text(e: &Explanation) -> String {
             };
             format!("from {kind}{at}")
         }
+        Source::Env(var) if var.contains(", ") => format!("from environment variables {var}"),
         Source::Env(var) => format!("from environment variable {var}"),
         Source::Flag(flag) => format!("from {flag}"),
         Source::Default => return "default (nothing sets it)".to_owned(),
@@ -577,6 +583,9 @@ fn origin_text(e: &Explanation) -> String {
             })
             .collect();
         text.push_str(&format!(", merged with {}", under.join(" and ")));
+    }
+    if !e.overlaid_by.is_empty() {
+        text.push_str(&format!(", with {} added", e.overlaid_by.join(" and ")));
     }
     text
 }
@@ -624,6 +633,7 @@ pub fn to_json(e: &Explanation) -> Value {
         })
         .collect();
     out.insert("merged_with".into(), json!(merged));
+    out.insert("overlaid_by".into(), json!(e.overlaid_by));
     Value::Object(out)
 }
 
@@ -680,10 +690,30 @@ mod tests {
             profile: Some("ci".into()),
             via: Some(Via::Template("base".into())),
             merged_with: Vec::new(),
+            overlaid_by: Vec::new(),
         };
         assert_eq!(
             render_text(&e),
             "  jobs.a.timeout = \"5m\"\n    from included file common/t.toml:3:11 (profile `ci`), via template `base`\n"
+        );
+        let e = Explanation {
+            path: "vars".into(),
+            value: json!({ "db": { "host": "h", "port": 1 } }),
+            source: Source::File {
+                file: "p.toml".into(),
+                position: Some((1, 1)),
+                included: false,
+            },
+            profile: None,
+            via: None,
+            merged_with: Vec::new(),
+            overlaid_by: vec!["EXE_VARS__DB__PORT".into(), "--set vars.x=1".into()],
+        };
+        assert!(
+            render_text(&e)
+                .ends_with("from p.toml:1:1, with EXE_VARS__DB__PORT and --set vars.x=1 added\n"),
+            "{}",
+            render_text(&e)
         );
     }
 }

@@ -818,3 +818,23 @@ fn include_cannot_be_set_by_a_flag_or_the_environment() {
     assert_eq!(env.code, 2, "{}", env.stderr);
     env.assert_stderr_has("set by environment variable EXE_INCLUDE");
 }
+
+#[test]
+fn explain_names_the_variables_that_add_to_a_map_not_one_that_was_never_set() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[vars]\nregion = \"eu\"\n[vars.db]\nhost = \"h1\"\n\
+         [jobs.a]\ncommand = \"echo {{ vars.db.host }}\"\n",
+    );
+    let out = sb.sh(
+        "EXE_VARS__DB__PORT=5432 EXE_VARS__REGION=us \"$0\" plan p.toml --explain vars \
+         --explain vars.db.port",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.assert_stdout_has("from p.toml:1:1, with EXE_VARS__DB__PORT, EXE_VARS__REGION added");
+    out.assert_stdout_has(
+        "vars.db.port = 5432\n    from environment variable EXE_VARS__DB__PORT\n",
+    );
+    out.assert_stdout_lacks("variable EXE_VARS\n");
+}
