@@ -630,7 +630,8 @@ impl<'a> Runner<'a> {
         let mut unfolded = std::mem::take(&mut self.unfolded);
         let records: Vec<Record<'_>> = unfolded.iter().map(|p| self.to_record(p)).collect();
         let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
-        let result = self.store.fold(self.journal, &records);
+        let at = self.at_ms(self.now());
+        let result = self.store.fold(self.journal, &records, at);
         if let Some(started) = started {
             let us = started.elapsed().as_micros();
             tracing::trace!(records = records.len(), us, "folded");

@@ -150,23 +150,31 @@ pub struct Left {
 
 impl Store {
     /// Adds `batch`, the records appended to `journal` since its last fold, to the tables,
-    /// and moves the run's `journal_at` past them, in one transaction. Fails with
+    /// and moves the run's `journal_at` past them, in one transaction. The fold, at `at_ms`,
+    /// is also the run's latest sign of life (`heartbeat_at`): what a listing shows a run
+    /// whose exe died as lasting until, between heartbeats. Fails with
     /// [`StoreError::RunFinished`] when another exe closed the run meanwhile (it took this
     /// exe for dead), writing nothing.
-    pub fn fold(&mut self, journal: &mut Journal, batch: &[Record<'_>]) -> Result<(), StoreError> {
+    pub fn fold(
+        &mut self,
+        journal: &mut Journal,
+        batch: &[Record<'_>],
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
         let run = journal.run;
         let Store { conn, path, .. } = self;
         let tx = Immediate::begin(conn).map_err(|e| classify(path, "recording", e))?;
         let moved = tx
             .prepare_cached(
-                "UPDATE runs SET journal_at = ?3
+                "UPDATE runs SET journal_at = ?3, heartbeat_at = ?4
                  WHERE id = ?1 AND ended_at IS NULL AND COALESCE(journal_at, 0) = ?2",
             )
             .and_then(|mut st| {
                 st.execute(params![
                     run,
                     offset(journal.folded),
-                    offset(journal.written)
+                    offset(journal.written),
+                    at_ms
                 ])
             })
             .map_err(|e| classify(path, "recording", e))?;
@@ -766,7 +774,7 @@ mod tests {
         let jobs = ["a".to_owned(), "b".to_owned()];
         let (run, mut journal) = new_run(&mut store, &jobs);
         journal.append(&[queued(0)]).unwrap();
-        store.fold(&mut journal, &[queued(0)]).unwrap();
+        store.fold(&mut journal, &[queued(0)], 1).unwrap();
         assert!(journal.is_folded());
         // Journaled, not folded, when its exe died; then a frame cut short by the kill.
         journal.append(&[queued(1)]).unwrap();
@@ -805,7 +813,7 @@ mod tests {
         // Another exe took this one for dead and closed the run.
         let mut other = store_in(dir.path());
         assert!(other.close_dead_run(run, &[], "CANCELLED", 137, 5).unwrap());
-        let err = store.fold(&mut journal, &[queued(0)]).unwrap_err();
+        let err = store.fold(&mut journal, &[queued(0)], 1).unwrap_err();
         assert!(
             matches!(err, StoreError::RunFinished { id } if id == run),
             "{err}"
@@ -831,7 +839,7 @@ mod tests {
             reason: &long,
         };
         journal.append(&[big]).unwrap();
-        store.fold(&mut journal, &[big]).unwrap();
+        store.fold(&mut journal, &[big], 1).unwrap();
         let path = path_of(store.path(), run);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "emptied");
         // What follows is journaled from the start of the file, and folded from there.
@@ -902,7 +910,7 @@ mod tests {
         let jobs = ["a".to_owned()];
         let (finished, mut journal) = new_run(&mut store, &jobs);
         journal.append(&[queued(0)]).unwrap();
-        store.fold(&mut journal, &[queued(0)]).unwrap();
+        store.fold(&mut journal, &[queued(0)], 1).unwrap();
         store.finish_run(finished, "SUCCESS", 0, 3).unwrap();
         // An exe stopped between the run's end and removing its journal; another run is going.
         let (going, mut other) = new_run(&mut store, &jobs);

@@ -1975,3 +1975,29 @@ fn logs_and_mark_success_name_matrix_jobs_by_their_pairs() {
         .collect();
     assert_eq!(states, ["SUCCESS"; 4]);
 }
+
+#[test]
+fn a_dead_run_is_listed_as_lasting_until_its_last_fold_between_heartbeats() {
+    let sb = Sandbox::new();
+    sb.file(
+        "p.toml",
+        "[jobs.a]\ncommand = \"sleep 1\"\n\
+         [jobs.b]\ncommand = \"echo $$ > b; sleep 30\"\nneeds = [\"a\"]\n",
+    );
+    let mut exe = sb.spawn(&["apply", "p.toml"]);
+    sb.wait_for("b");
+    // `b`'s start is folded within 0.1 s (the first heartbeat would come at 5 s).
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    exe.kill().unwrap();
+    exe.wait().unwrap();
+    let listed = sb.exe(&["runs"]).stdout;
+    let line = listed.lines().find(|l| l.contains("exe gone")).unwrap();
+    let took: f64 = (line.split_whitespace())
+        .find_map(|w| w.strip_suffix("s+"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1.0..5.0).contains(&took), "{listed}");
+    let group = std::fs::read_to_string(sb.path().join("b")).unwrap();
+    kill_group(group.trim());
+}
