@@ -2,9 +2,9 @@
 
 The target: `exe apply` of the engine workloads (bench.RUN_WORKLOADS) with history
 on within 10% of their time without the store. exe has no way to run without its
-history, so this builds one: `no_store.patch` makes `Store::create_run`, `fold`,
-`heartbeat` and `finish_run` return at once, and `Store::journal` give a journal
-without a file (whose appends do nothing), when EXE_BENCH_NO_STORE is set (a new run id
+history, so this builds one: `no_store.patch` makes `Store::start_run`, `fold`,
+`heartbeat` and `finish_run` return at once (`start_run` with a journal without a file,
+whose appends do nothing), when EXE_BENCH_NO_STORE is set (a new run id
 each time, so each run still writes its logs to a new folder, as with the store).
 The patched binary is built from this source tree with the release profile, and the
 same binary is timed with and without the variable, interleaved run by run, with

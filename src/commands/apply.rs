@@ -248,7 +248,7 @@ pub(super) fn execute(
         masker: &masker,
     };
     // Without the thread, SQLite checkpoints inside the commit that crosses the threshold,
-    // while the next job waits. Started after `create_run` on purpose: a WAL left over the
+    // while the next job waits. Started after `start_run` on purpose: a WAL left over the
     // threshold is then checkpointed in that commit, which measured faster than moving it
     // while the first jobs run (docs/performance.md, "tried and not kept").
     let checkpointer = store.checkpoint_in_background().ok();
