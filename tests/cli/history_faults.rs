@@ -730,9 +730,14 @@ fn what_a_killed_exe_journaled_is_shown_by_readers_and_folded_by_the_next_apply(
          [jobs.b]\ncommand = \"test -f b && exit 0; echo $$ > b; sleep 30\"\nneeds = [\"a\"]\n",
     );
     let mut exe = sb.spawn(&["apply", "p.toml"]);
-    // Once `a`'s start is in the tables (a fold waiting for the lock would hold exe up)...
+    // Once all of `a`'s start is in the tables, its process group too (journaled up to 0.2 s
+    // after it, and folded 0.1 s after that; a fold waiting for the lock would hold exe up)...
     let due = Instant::now() + Duration::from_secs(10);
-    while transitions_in_tables(&sb, "a", "RUNNING") == 0 {
+    while !serde_json::from_str::<serde_json::Value>(
+        &sb.exe(&["show", "1", "--format", "json"]).stdout,
+    )
+    .is_ok_and(|shown| shown["attempts"][0]["pgid"].is_i64())
+    {
         assert!(Instant::now() < due, "a's start folded");
         std::thread::sleep(Duration::from_millis(20));
     }
