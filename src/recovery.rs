@@ -14,7 +14,6 @@
 //! Only runs of this host have their groups looked at: a pgid recorded on another machine
 //! names nothing here.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::process::members::Member;
@@ -131,23 +130,26 @@ pub fn close_orphans(store: &mut Store, host: &str, now_ms: i64) -> Result<Recov
     Ok(recovered)
 }
 
-/// Folds the journals of runs whose exe died into the tables of the history at `db`, so the
-/// reading commands show each such run up to where its exe got. (Closing it is `apply`'s.)
-/// Nothing is done when no journal is beside the database, or when it cannot be written:
-/// the reader then shows what the tables hold.
-pub fn fold_dead_journals(db: &Path, host: &str, now_ms: i64) {
-    let journals = crate::store::journals_beside(db);
-    if journals.is_empty() {
+/// Folds the journals of runs whose exe died into the tables of the history `reader` reads,
+/// so the reading commands show each such run up to where its exe got. (Closing it is
+/// `apply`'s.) The history is opened for writing only when such a journal is there; when it
+/// cannot be written, the reader shows what the tables hold.
+pub fn fold_dead_journals(reader: &Store, host: &str, now_ms: i64) {
+    let dead: Vec<i64> = (crate::store::journals_beside(reader.path()).into_iter())
+        .map(|(id, _)| id)
+        .filter(|&id| {
+            (reader.run(id))
+                .is_ok_and(|run| run.ended_at_ms.is_none() && orphaned(&run, host, now_ms))
+        })
+        .collect();
+    if dead.is_empty() {
         return;
     }
-    let Ok(mut store) = Store::open(db, Access::ReadWrite, Durability::Normal) else {
+    let Ok(mut store) = Store::open(reader.path(), Access::ReadWrite, Durability::Normal) else {
         return;
     };
-    for (id, _) in journals {
-        let dead = store
-            .run(id)
-            .is_ok_and(|run| run.ended_at_ms.is_none() && orphaned(&run, host, now_ms));
-        if dead && let Err(e) = store.fold_left(id) {
+    for id in dead {
+        if let Err(e) = store.fold_left(id) {
             tracing::debug!(run = id, error = %e, "a dead run's journal was not folded");
         }
     }

@@ -23,10 +23,12 @@ pub(super) fn missing(db: &Path) -> bool {
 
 /// The history at `db` opened read-only; `None` when there is none yet.
 pub(super) fn open_read(db: &Path) -> Result<Option<Store>, Error> {
-    // Runs whose exe died are shown up to where that exe got, journal included.
-    crate::recovery::fold_dead_journals(db, &super::apply::hostname(), now_ms());
     match Store::open(db, Access::ReadOnly, Durability::Normal) {
-        Ok(store) => Ok(Some(store)),
+        Ok(store) => {
+            // Runs whose exe died are shown up to where that exe got, journal included.
+            crate::recovery::fold_dead_journals(&store, &super::apply::hostname(), now_ms());
+            Ok(Some(store))
+        }
         // Missing (with no WAL of its own left: the open checks that first).
         Err(StoreError::Open { .. }) if missing(db) => Ok(None),
         // An exe stopped while creating the file left no schema at all: no run is in it, and

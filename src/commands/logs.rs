@@ -311,9 +311,7 @@ fn gone(path: &Path) -> Error {
 
 /// Whether the job's current state is final: it starts no more attempts.
 fn job_is_final(job: &JobRow) -> bool {
-    JobState::ALL
-        .iter()
-        .any(|s| s.as_str() == job.state && s.is_final())
+    JobState::from_name(&job.state).is_some_and(JobState::is_final)
 }
 
 /// The error for an attempt `number` of `job` that `run` does not record, listing those it

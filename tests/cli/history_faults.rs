@@ -576,6 +576,24 @@ fn a_new_history_in_a_folder_this_user_cannot_write_is_read_only() {
 
 /// Another program (python3's sqlite3) takes the write lock of the sandbox's default history
 /// and keeps it for `seconds`; returns once it has it.
+/// Waits until run 1's first attempt is in the tables with its process group (journaled up
+/// to 0.2 s after the attempt, and folded 0.1 s after that): a fold still to come would wait
+/// for a lock the test then holds, and hold the run up.
+fn wait_until_first_group_is_in_the_tables(sb: &Sandbox) {
+    let due = Instant::now() + Duration::from_secs(10);
+    while !serde_json::from_str::<serde_json::Value>(
+        &sb.exe(&["show", "1", "--format", "json"]).stdout,
+    )
+    .is_ok_and(|shown| shown["attempts"][0]["pgid"].is_i64())
+    {
+        assert!(
+            Instant::now() < due,
+            "run 1's first attempt and group recorded"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn hold_the_write_lock(sb: &Sandbox, seconds: u32) -> std::process::Child {
     let holder = Command::new("python3")
         .args([
@@ -641,15 +659,7 @@ fn a_run_stopped_by_a_lock_keeps_what_it_journaled_and_nothing_after() {
     );
     let exe = sb.spawn(&["apply", "p.toml"]);
     // Once `a`'s start is in the tables (its process group too, 0.2 s after)...
-    let due = std::time::Instant::now() + Duration::from_secs(10);
-    while !serde_json::from_str::<serde_json::Value>(
-        &sb.exe(&["show", "1", "--format", "json"]).stdout,
-    )
-    .is_ok_and(|shown| shown["attempts"][0]["pgid"].is_i64())
-    {
-        assert!(std::time::Instant::now() < due, "a's start recorded");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_first_group_is_in_the_tables(&sb);
     // ... the lock is held for 13 s. `a`'s end and `b`'s start are journaled, so `b` starts;
     // folding them into the tables waits past the busy timeout (10 s) and fails, and the run
     // stops while `b` runs. The lock is released after exe has exited.
@@ -730,17 +740,8 @@ fn what_a_killed_exe_journaled_is_shown_by_readers_and_folded_by_the_next_apply(
          [jobs.b]\ncommand = \"test -f b && exit 0; echo $$ > b; sleep 30\"\nneeds = [\"a\"]\n",
     );
     let mut exe = sb.spawn(&["apply", "p.toml"]);
-    // Once all of `a`'s start is in the tables, its process group too (journaled up to 0.2 s
-    // after it, and folded 0.1 s after that; a fold waiting for the lock would hold exe up)...
-    let due = Instant::now() + Duration::from_secs(10);
-    while !serde_json::from_str::<serde_json::Value>(
-        &sb.exe(&["show", "1", "--format", "json"]).stdout,
-    )
-    .is_ok_and(|shown| shown["attempts"][0]["pgid"].is_i64())
-    {
-        assert!(Instant::now() < due, "a's start folded");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Once all of `a`'s start is in the tables...
+    wait_until_first_group_is_in_the_tables(&sb);
     // ... the lock is held: `a`'s end and `b`'s start are journaled (so `b` starts) but
     // cannot reach the tables; exe is killed then.
     let mut holder = hold_the_write_lock(&sb, 30);
